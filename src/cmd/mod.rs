@@ -1,0 +1,283 @@
+//! The command table: every Redis command kvd knows, how it is checked, and where it runs.
+//!
+//! A command is one `Spec` in `TABLE` (the registry line) pointing at functions in one file of
+//! this module. Its `Kind` says where it runs:
+//! - `Local`: answered by the connection from its own or the server's state (PING, INFO, ...);
+//! - `Read`: answered from this node's applied state (GET, EXISTS, ...);
+//! - `Write`: checked on the node the client talks to, then proposed to raft; `apply` runs on every
+//!   node when the entry commits, and the proposing node answers its client with that result.
+//!
+//! `apply` must be deterministic: it may look only at its arguments and the replicated state.
+
+mod cluster;
+mod connection;
+mod glob;
+mod keys;
+mod server;
+mod strings;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+
+use crate::kv::{ApplyCtx, ReadView, WriteView};
+use crate::resp::Reply;
+use crate::session::Session;
+use crate::store::StoreError;
+
+/// Where and how a command runs (see the module docs).
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Local(fn(&mut Session, &[Bytes]) -> Reply),
+    Read(fn(&ReadView, &[Bytes]) -> Result<Reply, StoreError>),
+    Write {
+        /// Validates (and may rewrite) the arguments before proposing; an `Err` is the reply.
+        prepare: fn(Vec<Bytes>) -> Result<Vec<Bytes>, Reply>,
+        apply: fn(&mut WriteView, &ApplyCtx, &[Bytes]) -> Result<Reply, StoreError>,
+    },
+}
+
+/// One command's registry entry; the metadata follows Redis's COMMAND reply.
+pub struct Spec {
+    /// Lower-case name, as Redis prints it in errors and COMMAND.
+    pub name: &'static str,
+    /// Redis arity: N means exactly N arguments (name included), -N means at least N.
+    pub arity: i32,
+    pub kind: Kind,
+    /// Redis command flags, for COMMAND.
+    pub flags: &'static [&'static str],
+    /// Key positions (first, last, step); last -1 means "to the end". (0, 0, 0): no keys.
+    pub keys: (i32, i32, i32),
+}
+
+impl Spec {
+    pub fn is_write(&self) -> bool {
+        matches!(self.kind, Kind::Write { .. })
+    }
+
+    /// Checks the argument count; the error is Redis's text.
+    pub fn check_arity(&self, argc: usize) -> Result<(), Reply> {
+        let argc = argc as i64;
+        let arity = self.arity as i64;
+        if (arity > 0 && argc != arity) || (arity < 0 && argc < -arity) {
+            return Err(wrong_arity(self.name));
+        }
+        Ok(())
+    }
+
+    /// The arguments that are keys, by the (first, last, step) positions.
+    pub fn key_args<'a>(&self, argv: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> {
+        let (first, last, step) = self.keys;
+        let len = argv.len() as i32;
+        let last = if last < 0 { len + last } else { last.min(len - 1) };
+        let (first, step) = (first.max(1), step.max(1));
+        let count = if self.keys.0 == 0 || last < first {
+            0
+        } else {
+            ((last - first) / step + 1) as usize
+        };
+        argv.iter()
+            .skip(first as usize)
+            .step_by(step as usize)
+            .take(count)
+    }
+}
+
+/// Every command. Adding one: write its functions in the file for its group, add a line here.
+pub static TABLE: &[Spec] = &[
+    // connection
+    connection::PING,
+    connection::ECHO,
+    connection::QUIT,
+    connection::SELECT,
+    connection::HELLO,
+    connection::CLIENT,
+    connection::CONSISTENCY,
+    // server
+    server::INFO,
+    server::CONFIG,
+    server::COMMAND,
+    server::DBSIZE,
+    server::FLUSHDB,
+    server::FLUSHALL,
+    server::TIME,
+    server::DIGEST,
+    // keys
+    keys::DEL,
+    keys::UNLINK,
+    keys::EXISTS,
+    keys::TYPE,
+    keys::KEYS,
+    // strings
+    strings::GET,
+    strings::SET,
+    strings::SETNX,
+    strings::GETSET,
+    strings::GETDEL,
+    strings::MGET,
+    strings::MSET,
+    strings::MSETNX,
+    strings::STRLEN,
+    strings::APPEND,
+    strings::INCR,
+    strings::DECR,
+    strings::INCRBY,
+    strings::DECRBY,
+    // cluster
+    cluster::JOIN,
+    cluster::LEAVE,
+    cluster::REMOVE,
+    cluster::CLUSTER,
+    cluster::ROLE,
+];
+
+pub use server::storage_error;
+
+/// Finds a command by name, case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    static INDEX: OnceLock<HashMap<&'static str, &'static Spec>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| TABLE.iter().map(|s| (s.name, s)).collect());
+    if name.len() > 32 {
+        return None;
+    }
+    let mut buf = [0u8; 32];
+    let lower = &mut buf[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    std::str::from_utf8(lower).ok().and_then(|n| index.get(n).copied())
+}
+
+/// Redis's reply for a command it does not know.
+pub fn unknown_command(argv: &[Bytes]) -> Reply {
+    let name = argv.first().map(|n| lossy(n, 128)).unwrap_or_default();
+    let mut args = String::new();
+    for a in argv.iter().skip(1) {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        args.push('\'');
+        args.push_str(&lossy(a, room));
+        args.push_str("' ");
+    }
+    Reply::error(format!(
+        "ERR unknown command '{name}', with args beginning with: {args}"
+    ))
+}
+
+pub fn wrong_arity(name: &str) -> Reply {
+    Reply::error(format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
+}
+
+pub fn syntax_error() -> Reply {
+    Reply::error("ERR syntax error")
+}
+
+pub fn not_an_integer() -> Reply {
+    Reply::error("ERR value is not an integer or out of range")
+}
+
+/// The first `max` bytes of an argument as text, for error messages.
+pub fn lossy(b: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned()
+}
+
+/// Parses a Redis integer argument (strict: no spaces, no leading '+', fits i64).
+pub fn parse_i64(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 20 || b[0] == b'+' {
+        return None;
+    }
+    if b.len() > 1 && (b[0] == b'0' || (b[0] == b'-' && b[1] == b'0')) {
+        return None;
+    }
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// Case-insensitive comparison of an argument with an ASCII keyword.
+pub fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(words: &[&str]) -> Vec<Bytes> {
+        words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn lookup_is_case_insensitive() {
+        assert_eq!(lookup(b"GeT").unwrap().name, "get");
+        assert!(lookup(b"nosuch").is_none());
+        assert!(lookup(&[b'a'; 100]).is_none());
+    }
+
+    #[test]
+    fn names_are_unique_and_lower_case() {
+        let mut seen = std::collections::HashSet::new();
+        for s in TABLE {
+            assert!(seen.insert(s.name), "duplicate {}", s.name);
+            assert_eq!(s.name, s.name.to_ascii_lowercase());
+        }
+    }
+
+    #[test]
+    fn arity_messages_match_redis() {
+        let get = lookup(b"get").unwrap();
+        assert!(get.check_arity(2).is_ok());
+        assert_eq!(
+            get.check_arity(1).unwrap_err(),
+            Reply::error("ERR wrong number of arguments for 'get' command")
+        );
+        let del = lookup(b"del").unwrap();
+        assert!(del.check_arity(5).is_ok());
+        assert!(del.check_arity(1).is_err());
+    }
+
+    #[test]
+    fn unknown_command_text_matches_redis() {
+        assert_eq!(
+            unknown_command(&argv(&["foo", "a", "b"])),
+            Reply::error("ERR unknown command 'foo', with args beginning with: 'a' 'b' ")
+        );
+        assert_eq!(
+            unknown_command(&argv(&["foo"])),
+            Reply::error("ERR unknown command 'foo', with args beginning with: ")
+        );
+    }
+
+    #[test]
+    fn key_positions() {
+        let keys = |cmd: &str, words: &[&str]| {
+            let a = argv(words);
+            lookup(cmd.as_bytes())
+                .unwrap()
+                .key_args(&a)
+                .map(|k| k.to_vec())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys("get", &["get", "k"]), vec![b"k".to_vec()]);
+        assert_eq!(keys("del", &["del", "a", "b"]).len(), 2);
+        assert_eq!(
+            keys("mset", &["mset", "a", "1", "b", "2"]),
+            vec![b"a".to_vec(), b"b".to_vec()]
+        );
+        assert!(keys("ping", &["ping"]).is_empty());
+    }
+
+    #[test]
+    fn integers_are_parsed_strictly() {
+        assert_eq!(parse_i64(b"-12"), Some(-12));
+        assert_eq!(parse_i64(b"0"), Some(0));
+        for bad in [&b""[..], b"+1", b"01", b" 1", b"1.0", b"99999999999999999999", b"-0"] {
+            assert_eq!(parse_i64(bad), None, "{bad:?}");
+        }
+    }
+}

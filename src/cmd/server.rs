@@ -1,0 +1,372 @@
+//! Server commands: INFO, CONFIG, COMMAND, DBSIZE, FLUSHDB/FLUSHALL, TIME, DIGEST.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use super::{Kind, Spec, TABLE, glob, is, lookup, lossy, wrong_arity};
+use crate::kv::{ApplyCtx, ReadView, WriteView};
+use crate::resp::Reply;
+use crate::session::Session;
+use crate::store::StoreError;
+
+pub const INFO: Spec = Spec {
+    name: "info",
+    arity: -1,
+    kind: Kind::Local(info),
+    flags: &["loading", "stale"],
+    keys: (0, 0, 0),
+};
+
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "keyspace",
+    "raft",
+];
+
+/// Redis-style INFO text: `# Section` headers, `key:value` lines, CRLF line ends.
+fn info(s: &mut Session, argv: &[Bytes]) -> Reply {
+    let mut wanted: Vec<String> = argv[1..]
+        .iter()
+        .map(|a| lossy(a, 64).to_ascii_lowercase())
+        .collect();
+    if wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| w == "all" || w == "everything" || w == "default")
+    {
+        wanted = DEFAULT_SECTIONS.iter().map(|s| s.to_string()).collect();
+    }
+    let mut out = String::new();
+    for section in DEFAULT_SECTIONS {
+        if !wanted.iter().any(|w| w == section) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        match info_section(s, section, &mut out) {
+            Ok(()) => {}
+            Err(e) => return storage_error(e),
+        }
+    }
+    Reply::bulk(out)
+}
+
+fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), StoreError> {
+    let shared = &s.shared;
+    let cfg = &shared.config;
+    let stats = &shared.stats;
+    let raft = shared.raft.status();
+    macro_rules! line {
+        ($($arg:tt)*) => {{ let _ = write!(out, $($arg)*); out.push_str("\r\n"); }};
+    }
+    match section {
+        "server" => {
+            let up = shared.started.elapsed().as_secs();
+            line!("# Server");
+            line!("redis_version:{}", crate::server::REDIS_VERSION);
+            line!("kvd_version:{}", env!("CARGO_PKG_VERSION"));
+            line!("redis_mode:standalone");
+            line!("os:{} {}", std::env::consts::OS, std::env::consts::ARCH);
+            line!("arch_bits:{}", usize::BITS);
+            line!("process_id:{}", std::process::id());
+            line!("tcp_port:{}", cfg.addr.port());
+            line!("uptime_in_seconds:{up}");
+            line!("uptime_in_days:{}", up / 86400);
+        }
+        "clients" => {
+            line!("# Clients");
+            line!("connected_clients:{}", stats.connected_clients.load(Relaxed));
+            line!("maxclients:{}", cfg.max_clients);
+            line!("blocked_clients:0");
+        }
+        "memory" => {
+            let rss = crate::server::rss_bytes().unwrap_or(0);
+            line!("# Memory");
+            line!("used_memory:{rss}");
+            line!("used_memory_human:{:.2}M", rss as f64 / 1048576.0);
+            line!("used_memory_rss:{rss}");
+            line!("maxmemory:0");
+        }
+        "persistence" => {
+            line!("# Persistence");
+            line!("loading:0");
+            line!("aof_enabled:0");
+            line!("kvd_fsync:every_raft_ready");
+        }
+        "stats" => {
+            line!("# Stats");
+            line!(
+                "total_connections_received:{}",
+                stats.connections_received.load(Relaxed)
+            );
+            line!(
+                "total_commands_processed:{}",
+                stats.commands_processed.load(Relaxed)
+            );
+            line!(
+                "rejected_connections:{}",
+                stats.rejected_connections.load(Relaxed)
+            );
+            line!("total_writes_proposed:{}", stats.writes_proposed.load(Relaxed));
+        }
+        "replication" => {
+            line!("# Replication");
+            line!(
+                "role:{}",
+                if raft.is_leader() { "master" } else { "slave" }
+            );
+            line!("connected_slaves:0");
+        }
+        "keyspace" => {
+            line!("# Keyspace");
+            let keys = ReadView::open(&shared.db)?.len()?;
+            if keys > 0 {
+                line!("db0:keys={keys},expires=0,avg_ttl=0");
+            }
+        }
+        "raft" => {
+            line!("# Raft");
+            out.push_str(&raft.info_lines());
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+pub const CONFIG: Spec = Spec {
+    name: "config",
+    arity: -2,
+    kind: Kind::Local(config),
+    flags: &["admin", "noscript", "loading", "stale"],
+    keys: (0, 0, 0),
+};
+
+/// `CONFIG GET pattern [pattern ...]` over the settings clients and tools ask about.
+/// redis-benchmark reads `save` and `appendonly` at start.
+fn config(s: &mut Session, argv: &[Bytes]) -> Reply {
+    let sub = &argv[1];
+    if is(sub, "get") {
+        if argv.len() < 3 {
+            return wrong_arity("config|get");
+        }
+        let cfg = &s.shared.config;
+        let params: Vec<(&str, String)> = vec![
+            ("save", String::new()),
+            ("appendonly", "no".into()),
+            ("appendfsync", "always".into()),
+            ("databases", "1".into()),
+            ("maxmemory", "0".into()),
+            ("maxclients", cfg.max_clients.to_string()),
+            ("port", cfg.addr.port().to_string()),
+            ("bind", cfg.addr.ip().to_string()),
+            ("timeout", "0".into()),
+            ("proto-max-bulk-len", cfg.proto_max_bulk_len.to_string()),
+            ("dir", cfg.data_dir.display().to_string()),
+            (
+                "read-consistency",
+                format!("{:?}", cfg.read_consistency).to_ascii_lowercase(),
+            ),
+            ("cluster-enabled", "no".into()),
+        ];
+        let mut out = Vec::new();
+        for (name, value) in &params {
+            if argv[2..]
+                .iter()
+                .any(|p| glob::matches(p, name.as_bytes(), true))
+            {
+                out.push(Reply::bulk(name.to_string()));
+                out.push(Reply::bulk(value.clone()));
+            }
+        }
+        return Reply::Array(out);
+    }
+    if is(sub, "set") {
+        if argv.len() < 4 || argv.len() % 2 != 0 {
+            return wrong_arity("config|set");
+        }
+        return Reply::error(format!(
+            "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+            lossy(&argv[2], 128)
+        ));
+    }
+    if is(sub, "resetstat") && argv.len() == 2 {
+        let st = &s.shared.stats;
+        st.commands_processed.store(0, Relaxed);
+        st.connections_received.store(0, Relaxed);
+        st.rejected_connections.store(0, Relaxed);
+        return Reply::ok();
+    }
+    if is(sub, "rewrite") && argv.len() == 2 {
+        return Reply::error("ERR The server is running without a config file");
+    }
+    Reply::error(format!(
+        "ERR unknown subcommand '{}'. Try CONFIG HELP.",
+        lossy(sub, 128)
+    ))
+}
+
+pub const COMMAND: Spec = Spec {
+    name: "command",
+    arity: -1,
+    kind: Kind::Local(command),
+    flags: &["loading", "stale"],
+    keys: (0, 0, 0),
+};
+
+/// Enough of COMMAND for redis-cli and client libraries: the table, COUNT, INFO, LIST, and an
+/// empty DOCS (redis-cli then uses its built-in help).
+fn command(_: &mut Session, argv: &[Bytes]) -> Reply {
+    if argv.len() == 1 {
+        return Reply::Array(TABLE.iter().map(command_entry).collect());
+    }
+    let sub = &argv[1];
+    if is(sub, "count") && argv.len() == 2 {
+        return Reply::Integer(TABLE.len() as i64);
+    }
+    if is(sub, "docs") {
+        return Reply::Array(vec![]);
+    }
+    if is(sub, "info") {
+        return Reply::Array(
+            argv[2..]
+                .iter()
+                .map(|n| lookup(n).map(command_entry).unwrap_or(Reply::NilArray))
+                .collect(),
+        );
+    }
+    if is(sub, "list") {
+        return Reply::Array(TABLE.iter().map(|s| Reply::bulk(s.name)).collect());
+    }
+    Reply::error(format!(
+        "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+        lossy(sub, 128)
+    ))
+}
+
+/// One COMMAND entry in Redis 7's shape: name, arity, flags, first/last/step key, ACL
+/// categories, tips, key specs, subcommands.
+fn command_entry(spec: &Spec) -> Reply {
+    let mut flags: Vec<Reply> = spec.flags.iter().map(|f| Reply::status(*f)).collect();
+    let category = match spec.kind {
+        Kind::Write { .. } => {
+            flags.insert(0, Reply::status("write"));
+            "@write"
+        }
+        Kind::Read(_) => {
+            flags.insert(0, Reply::status("readonly"));
+            "@read"
+        }
+        Kind::Local(_) => "@connection",
+    };
+    let (first, last, step) = spec.keys;
+    Reply::Array(vec![
+        Reply::bulk(spec.name),
+        Reply::Integer(spec.arity as i64),
+        Reply::Array(flags),
+        Reply::Integer(first as i64),
+        Reply::Integer(last as i64),
+        Reply::Integer(step as i64),
+        Reply::Array(vec![Reply::status(category)]),
+        Reply::Array(vec![]),
+        Reply::Array(vec![]),
+        Reply::Array(vec![]),
+    ])
+}
+
+pub const DBSIZE: Spec = Spec {
+    name: "dbsize",
+    arity: 1,
+    kind: Kind::Read(|view, _| Ok(Reply::Integer(view.len()? as i64))),
+    flags: &["fast"],
+    keys: (0, 0, 0),
+};
+
+pub const FLUSHDB: Spec = Spec {
+    name: "flushdb",
+    arity: -1,
+    kind: Kind::Write {
+        prepare: prepare_flush,
+        apply: apply_flush,
+    },
+    flags: &[],
+    keys: (0, 0, 0),
+};
+
+pub const FLUSHALL: Spec = Spec {
+    name: "flushall",
+    ..FLUSHDB
+};
+
+fn prepare_flush(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
+    match argv.len() {
+        1 => Ok(argv),
+        2 if is(&argv[1], "async") || is(&argv[1], "sync") => Ok(argv),
+        _ => Err(super::syntax_error()),
+    }
+}
+
+fn apply_flush(w: &mut WriteView, _: &ApplyCtx, _: &[Bytes]) -> Result<Reply, StoreError> {
+    w.clear()?;
+    Ok(Reply::ok())
+}
+
+pub const TIME: Spec = Spec {
+    name: "time",
+    arity: 1,
+    kind: Kind::Local(|_, _| {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Reply::Array(vec![
+            Reply::bulk(now.as_secs().to_string()),
+            Reply::bulk(now.subsec_micros().to_string()),
+        ])
+    }),
+    flags: &["fast", "stale"],
+    keys: (0, 0, 0),
+};
+
+pub const DIGEST: Spec = Spec {
+    name: "digest",
+    arity: 1,
+    kind: Kind::Read(digest),
+    flags: &[],
+    keys: (0, 0, 0),
+};
+
+/// kvd's own: a digest of every key and value (FNV-1a over length-prefixed pairs, in key order)
+/// and the key count, as "<hex digest> <keys>". Equal digests on two nodes mean equal data; the
+/// fault tests use it to check that replicas converge.
+fn digest(view: &ReadView, _: &[Bytes]) -> Result<Reply, StoreError> {
+    let mut h: u64 = 0xcbf29ce484222325;
+    let mut feed = |b: &[u8]| {
+        for &x in b {
+            h ^= x as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    };
+    let mut n = 0u64;
+    view.scan(|k, v| {
+        feed(&(k.len() as u64).to_be_bytes());
+        feed(k);
+        feed(&(v.len() as u64).to_be_bytes());
+        feed(v);
+        n += 1;
+        true
+    })?;
+    Ok(Reply::bulk(format!("{h:016x} {n}")))
+}
+
+/// Storage errors as a client sees them.
+pub fn storage_error(e: StoreError) -> Reply {
+    Reply::error(format!("ERR storage error: {e}"))
+}

@@ -1,0 +1,284 @@
+//! One client connection: read bytes, decode every complete command, execute them in order,
+//! write all their replies with one write.
+//!
+//! Writes in a pipeline are proposed together (so they can share one raft Ready and one fsync)
+//! and their replies are awaited in order. A read waits for the writes before it on the same
+//! connection, so a client always reads its own writes.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use slog::debug;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{oneshot, watch};
+
+use crate::cmd::{self, Kind, Spec};
+use crate::config::ReadConsistency;
+use crate::kv::ReadView;
+use crate::resp::{Decoded, Decoder, Limits, Reply};
+use crate::server::Shared;
+use crate::session::Session;
+
+/// Commands taken from the input buffer before replies are written: bounds the work (and the
+/// reply memory) of one round while keeping pipelines batched.
+const MAX_BATCH: usize = 1024;
+/// Replies are written out once this much is buffered, even mid-batch.
+const FLUSH_AT: usize = 256 * 1024;
+/// A client that does not take our replies for this long is disconnected.
+const WRITE_STALL: Duration = Duration::from_secs(60);
+const READ_CHUNK: usize = 16 * 1024;
+
+/// A reply in its place in the pipeline.
+enum Slot {
+    Ready(Reply),
+    Waiting(oneshot::Receiver<Reply>),
+}
+
+/// Why the connection ends.
+enum Close {
+    Quit,
+    Peer,
+    Protocol,
+    Shutdown,
+    OutputLimit,
+}
+
+pub async fn serve(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let id = shared.next_client_id.fetch_add(1, Relaxed);
+    let (mut rd, mut wr) = stream.into_split();
+    let cfg = &shared.config;
+    let mut decoder = Decoder::new(Limits {
+        max_bulk_len: cfg.proto_max_bulk_len,
+        max_arg_len: cfg.max_value_size.max(cfg.max_key_size),
+        ..Limits::default()
+    });
+    let mut conn = Conn {
+        session: Session::new(shared.clone(), id, peer),
+        out: BytesMut::new(),
+        queue: VecDeque::new(),
+    };
+    let mut inbuf = BytesMut::new();
+    let reason = loop {
+        let mut batch = Vec::new();
+        let mut protocol_error = None;
+        while batch.len() < MAX_BATCH {
+            match decoder.decode(&mut inbuf) {
+                Ok(Some(d)) => batch.push(d),
+                Ok(None) => break,
+                Err(e) => {
+                    protocol_error = Some(e);
+                    break;
+                }
+            }
+        }
+        let more_buffered = batch.len() == MAX_BATCH;
+        if !batch.is_empty() {
+            shared
+                .stats
+                .commands_processed
+                .fetch_add(batch.len() as u64, Relaxed);
+            if let Err(reason) = conn.execute(batch, &mut wr).await {
+                break reason;
+            }
+        }
+        if let Some(e) = protocol_error {
+            Reply::error(format!("ERR {e}")).encode(&mut conn.out);
+            let _ = write_out(&mut wr, &mut conn.out).await;
+            break Close::Protocol;
+        }
+        if write_out(&mut wr, &mut conn.out).await.is_err() {
+            break Close::Peer;
+        }
+        if conn.session.quit {
+            break Close::Quit;
+        }
+        if more_buffered {
+            continue;
+        }
+        let want = decoder.bytes_needed().unwrap_or(0).clamp(READ_CHUNK, 64 * 1024 * 1024);
+        if inbuf.capacity() - inbuf.len() < READ_CHUNK {
+            inbuf.reserve(want);
+        }
+        tokio::select! {
+            r = rd.read_buf(&mut inbuf) => match r {
+                Ok(0) | Err(_) => break Close::Peer,
+                Ok(_) => {}
+            },
+            _ = shutdown.changed() => break Close::Shutdown,
+        }
+    };
+    if let Close::Shutdown = reason {
+        let _ = wr.shutdown().await;
+    }
+    if let Close::OutputLimit = reason {
+        debug!(shared.logger, "client disconnected: output buffer limit"; "client" => %peer);
+    }
+    shared.stats.connected_clients.fetch_sub(1, Relaxed);
+}
+
+/// Writes and clears the buffered replies; a client that stalls too long is dropped.
+async fn write_out(wr: &mut OwnedWriteHalf, out: &mut BytesMut) -> Result<(), ()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    match tokio::time::timeout(WRITE_STALL, wr.write_all(out)).await {
+        Ok(Ok(())) => {
+            out.clear();
+            if out.capacity() > 4 * FLUSH_AT {
+                *out = BytesMut::new();
+            }
+            Ok(())
+        }
+        _ => Err(()),
+    }
+}
+
+struct Conn {
+    session: Session,
+    out: BytesMut,
+    queue: VecDeque<Slot>,
+}
+
+impl Conn {
+    /// Runs a batch of decoded commands in order, leaving their replies in `out` (flushing
+    /// early when it grows large).
+    async fn execute(&mut self, batch: Vec<Decoded>, wr: &mut OwnedWriteHalf) -> Result<(), Close> {
+        let shared = self.session.shared.clone();
+        let timeout = shared.config.write_timeout;
+        // One read view serves a run of reads; a write or a barrier ends the run.
+        let mut view: Option<ReadView> = None;
+        let mut barrier_done = false;
+        for d in batch {
+            let argv = match d {
+                Decoded::Command(argv) => argv,
+                Decoded::TooLarge { len, .. } => {
+                    self.queue.push_back(Slot::Ready(Reply::error(format!(
+                        "ERR argument of {len} bytes exceeds the limit of {} bytes",
+                        shared.config.max_value_size
+                    ))));
+                    continue;
+                }
+            };
+            let spec = match self.check(&argv) {
+                Ok(spec) => spec,
+                Err(reply) => {
+                    self.queue.push_back(Slot::Ready(reply));
+                    continue;
+                }
+            };
+            match spec.kind {
+                Kind::Local(f) => {
+                    let reply = f(&mut self.session, &argv);
+                    self.queue.push_back(Slot::Ready(reply));
+                    if self.session.quit {
+                        break;
+                    }
+                }
+                Kind::Read(f) => {
+                    if self.has_waiting() {
+                        self.drain(wr).await?;
+                        view = None;
+                        barrier_done = false;
+                    }
+                    if self.session.consistency == ReadConsistency::Linearizable && !barrier_done {
+                        view = None;
+                        if let Err(reply) = shared.raft.read_barrier(timeout).await {
+                            self.queue.push_back(Slot::Ready(reply));
+                            continue;
+                        }
+                        barrier_done = true;
+                    }
+                    if view.is_none() {
+                        match ReadView::open(&shared.db) {
+                            Ok(v) => view = Some(v),
+                            Err(e) => {
+                                self.queue
+                                    .push_back(Slot::Ready(cmd::storage_error(e)));
+                                continue;
+                            }
+                        }
+                    }
+                    let reply = match view.as_ref().map(|v| f(v, &argv)) {
+                        Some(Ok(r)) => r,
+                        Some(Err(e)) => cmd::storage_error(e),
+                        None => Reply::error("ERR no read view"),
+                    };
+                    self.queue.push_back(Slot::Ready(reply));
+                }
+                Kind::Write { prepare, .. } => match prepare(argv) {
+                    Err(reply) => self.queue.push_back(Slot::Ready(reply)),
+                    Ok(argv) => {
+                        shared.stats.writes_proposed.fetch_add(1, Relaxed);
+                        self.queue
+                            .push_back(Slot::Waiting(shared.raft.propose_later(argv, timeout)));
+                        view = None;
+                        barrier_done = false;
+                    }
+                },
+            }
+            if self.queue.len() >= MAX_BATCH || self.out.len() >= FLUSH_AT {
+                self.drain(wr).await?;
+            }
+        }
+        self.drain(wr).await
+    }
+
+    /// Finds the command and checks what every command must satisfy: arity, key sizes.
+    fn check(&self, argv: &[Bytes]) -> Result<&'static Spec, Reply> {
+        let Some(name) = argv.first() else {
+            return Err(Reply::error("ERR empty command"));
+        };
+        let spec = cmd::lookup(name).ok_or_else(|| cmd::unknown_command(argv))?;
+        spec.check_arity(argv.len())?;
+        let max_key = self.session.shared.config.max_key_size;
+        if spec.key_args(argv).any(|k| k.len() > max_key) {
+            return Err(Reply::error(format!(
+                "ERR key exceeds the limit of {max_key} bytes"
+            )));
+        }
+        let max_value = self.session.shared.config.max_value_size;
+        if argv.iter().any(|a| a.len() > max_value) {
+            return Err(Reply::error(format!(
+                "ERR argument exceeds the limit of {max_value} bytes"
+            )));
+        }
+        Ok(spec)
+    }
+
+    fn has_waiting(&self) -> bool {
+        self.queue.iter().any(|s| matches!(s, Slot::Waiting(_)))
+    }
+
+    /// Resolves every queued reply in order into `out`, writing out as it grows.
+    async fn drain(&mut self, wr: &mut OwnedWriteHalf) -> Result<(), Close> {
+        let limit = self.session.shared.config.client_output_limit;
+        while let Some(slot) = self.queue.pop_front() {
+            let reply = match slot {
+                Slot::Ready(r) => r,
+                Slot::Waiting(rx) => rx
+                    .await
+                    .unwrap_or_else(|_| Reply::error("ERR raft loop stopped")),
+            };
+            reply.encode(&mut self.out);
+            if self.out.len() > limit {
+                return Err(Close::OutputLimit);
+            }
+            if self.out.len() >= FLUSH_AT {
+                write_out(wr, &mut self.out).await.map_err(|_| Close::Peer)?;
+            }
+        }
+        Ok(())
+    }
+}

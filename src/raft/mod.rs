@@ -1,0 +1,137 @@
+//! Consensus: one thread owns the raft-rs `RawNode` (`node.rs`), persists through redb
+//! (`storage.rs`), talks to peers (`transport.rs`, `snapshot.rs`) and applies committed entries to
+//! the state machine. Everything else reaches it through a `RaftHandle`.
+
+pub mod identity;
+pub mod membership;
+mod node;
+pub mod proposal;
+pub mod snapshot;
+pub mod status;
+pub mod storage;
+pub mod transport;
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use raft::eraftpb::Message;
+use tokio::sync::{oneshot, watch};
+
+use crate::resp::Reply;
+pub use node::{StartMode, start};
+use status::RaftStatus;
+
+/// What the raft thread is asked to do.
+pub enum Input {
+    /// Replicate a write; `reply` gets the result of applying it (or why it was not).
+    Propose {
+        argv: Vec<Bytes>,
+        deadline: Instant,
+        reply: oneshot::Sender<Reply>,
+    },
+    /// Confirm leadership for a linearizable read; `reply` gets the index to wait for.
+    ReadIndex {
+        deadline: Instant,
+        reply: oneshot::Sender<Result<u64, Reply>>,
+    },
+    /// A message from a peer.
+    Message(Box<Message>),
+    /// A snapshot message whose data is staged (see `snapshot::receive`); `done` fires once the
+    /// raft thread has handled it, so the next transfer cannot overwrite the staging tables early.
+    InstallSnapshot {
+        msg: Box<Message>,
+        done: oneshot::Sender<()>,
+    },
+    /// A peer could not be reached; raft-rs stops optimistic replication to it.
+    Unreachable(u64),
+    /// A snapshot stream to a peer finished (or failed).
+    SnapshotDone { to: u64, ok: bool },
+    /// A peer from another cluster asked this pristine node to join it (see `node::adopt`).
+    Adopt {
+        cluster_id: u64,
+        reply: oneshot::Sender<bool>,
+    },
+    /// Stop after the current step: everything acknowledged is already durable.
+    Shutdown,
+}
+
+/// The way into the raft thread, cheap to clone for every connection.
+#[derive(Clone)]
+pub struct RaftHandle {
+    tx: mpsc::Sender<Input>,
+    status: Arc<Mutex<Arc<RaftStatus>>>,
+    applied: watch::Receiver<u64>,
+}
+
+impl RaftHandle {
+    /// The latest published status.
+    pub fn status(&self) -> Arc<RaftStatus> {
+        match self.status.lock() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn send(&self, input: Input) -> bool {
+        self.tx.send(input).is_ok()
+    }
+
+    /// Proposes a write and waits for its outcome, at most `timeout` (plus a tick) in the raft
+    /// thread's hands: it answers every proposal by its deadline.
+    pub async fn propose(&self, argv: Vec<Bytes>, timeout: Duration) -> Reply {
+        let (reply, rx) = oneshot::channel();
+        let deadline = Instant::now() + timeout;
+        if self
+            .tx
+            .send(Input::Propose {
+                argv,
+                deadline,
+                reply,
+            })
+            .is_err()
+        {
+            return stopped();
+        }
+        rx.await.unwrap_or_else(|_| stopped())
+    }
+
+    /// Starts a proposal without waiting; the receiver yields the outcome.
+    pub fn propose_later(&self, argv: Vec<Bytes>, timeout: Duration) -> oneshot::Receiver<Reply> {
+        let (reply, rx) = oneshot::channel();
+        let deadline = Instant::now() + timeout;
+        if let Err(mpsc::SendError(Input::Propose { reply, .. })) = self.tx.send(Input::Propose {
+            argv,
+            deadline,
+            reply,
+        }) {
+            let _ = reply.send(stopped());
+        }
+        rx
+    }
+
+    /// Waits until this node has applied everything the cluster had committed when the read
+    /// arrived (raft ReadIndex), so a read served afterwards is linearizable.
+    pub async fn read_barrier(&self, timeout: Duration) -> Result<(), Reply> {
+        let (reply, rx) = oneshot::channel();
+        let deadline = Instant::now() + timeout;
+        if self.tx.send(Input::ReadIndex { deadline, reply }).is_err() {
+            return Err(stopped());
+        }
+        let index = rx.await.unwrap_or_else(|_| Err(stopped()))?;
+        let mut applied = self.applied.clone();
+        let wait = applied.wait_for(|&a| a >= index);
+        match tokio::time::timeout_at(deadline.into(), wait).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(stopped()),
+            Err(_) => Err(Reply::error(
+                "TRYAGAIN read not served: this node did not catch up in time",
+            )),
+        }
+    }
+}
+
+fn stopped() -> Reply {
+    Reply::error("ERR raft loop stopped")
+}

@@ -1,0 +1,479 @@
+//! raft-rs `Storage` over redb: the persisted log, hard state and conf state.
+//!
+//! The raft loop owns this value (inside `RawNode`) and is the only writer. It writes through the
+//! `*_in` methods, which take the loop's open write transaction so that a whole Ready lands in one
+//! commit; the in-memory bounds (`first`, `last`) are updated as it goes and are only trusted
+//! because a failed commit stops the node.
+//!
+//! Log rows are `term (8 bytes BE) ++ Entry protobuf`, so `term()` never decodes an entry.
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+use raft::{GetEntriesContext, RaftState, StorageError as RaftStorageError};
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+
+use crate::raft::snapshot::SnapshotRegistry;
+use crate::store::{self, Db, LOG, RAFT_STATE, StoreError, meta};
+
+/// The persisted raft state of this node, as raft-rs sees it.
+pub struct RaftStorage {
+    db: Db,
+    hard_state: HardState,
+    conf_state: ConfState,
+    /// Index and term of the entry before the first one in the log (compaction/snapshot point).
+    truncated: (u64, u64),
+    /// Index of the last entry in the log (== truncated.0 when the log is empty).
+    last: u64,
+    snapshots: SnapshotRegistry,
+}
+
+impl RaftStorage {
+    /// Loads the bounds and states from the database.
+    pub fn load(db: Db, snapshots: SnapshotRegistry) -> Result<Self, StoreError> {
+        let txn = db.begin_read()?;
+        let state = txn.open_table(RAFT_STATE)?;
+        let hard_state = match state.get(meta::HARD_STATE)? {
+            Some(v) => decode_pb::<HardState>("hard state", v.value())?,
+            None => HardState::default(),
+        };
+        let conf_state = match state.get(meta::CONF_STATE)? {
+            Some(v) => decode_pb::<ConfState>("conf state", v.value())?,
+            None => ConfState::default(),
+        };
+        let truncated = store::read_pair(&state, meta::TRUNCATED)?.unwrap_or((0, 0));
+        let log = txn.open_table(LOG)?;
+        let last = match log.last()? {
+            Some((k, _)) => k.value(),
+            None => truncated.0,
+        };
+        if let Some((k, _)) = log.first()?
+            && k.value() != truncated.0 + 1
+        {
+            return Err(StoreError::corrupt(
+                "raft log",
+                format!(
+                    "first entry is {} but the log was truncated at {}",
+                    k.value(),
+                    truncated.0
+                ),
+            ));
+        }
+        if hard_state.commit > last {
+            return Err(StoreError::corrupt(
+                "raft state",
+                format!(
+                    "commit index {} is past the last log entry {}",
+                    hard_state.commit, last
+                ),
+            ));
+        }
+        Ok(RaftStorage {
+            db,
+            hard_state,
+            conf_state,
+            truncated,
+            last,
+            snapshots,
+        })
+    }
+
+    pub fn snapshots(&self) -> SnapshotRegistry {
+        self.snapshots.clone()
+    }
+
+    pub fn hard_state(&self) -> &HardState {
+        &self.hard_state
+    }
+
+    pub fn conf_state(&self) -> &ConfState {
+        &self.conf_state
+    }
+
+    pub fn first_index_now(&self) -> u64 {
+        self.truncated.0 + 1
+    }
+
+    pub fn last_index_now(&self) -> u64 {
+        self.last
+    }
+
+    /// Appends entries, first dropping any conflicting suffix (entries at or after the first new
+    /// index were never committed, or raft-rs would not overwrite them).
+    pub fn append_in(&mut self, txn: &WriteTransaction, entries: &[Entry]) -> Result<(), StoreError> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        let mut log = txn.open_table(LOG)?;
+        if first.index <= self.last {
+            log.retain_in(first.index.., |_, _| false)?;
+        }
+        let mut row = Vec::new();
+        for e in entries {
+            row.clear();
+            row.extend_from_slice(&e.term.to_be_bytes());
+            e.write_to_vec(&mut row)
+                .map_err(|err| StoreError::corrupt("raft entry", err.to_string()))?;
+            log.insert(e.index, row.as_slice())?;
+        }
+        self.last = entries[entries.len() - 1].index;
+        Ok(())
+    }
+
+    pub fn set_hard_state_in(
+        &mut self,
+        txn: &WriteTransaction,
+        hs: &HardState,
+    ) -> Result<(), StoreError> {
+        let bytes = encode_pb(hs)?;
+        txn.open_table(RAFT_STATE)?
+            .insert(meta::HARD_STATE, bytes.as_slice())?;
+        self.hard_state = hs.clone();
+        Ok(())
+    }
+
+    /// Records the conf state in force after applying a conf change (same transaction as the
+    /// applied index that covers it).
+    pub fn set_conf_state_in(
+        &mut self,
+        txn: &WriteTransaction,
+        cs: &ConfState,
+    ) -> Result<(), StoreError> {
+        let bytes = encode_pb(cs)?;
+        txn.open_table(RAFT_STATE)?
+            .insert(meta::CONF_STATE, bytes.as_slice())?;
+        self.conf_state = cs.clone();
+        Ok(())
+    }
+
+    /// Drops log entries up to and including `index`, which must already be applied: the state
+    /// machine (and so any snapshot) covers them.
+    pub fn compact_in(&mut self, txn: &WriteTransaction, index: u64) -> Result<(), StoreError> {
+        if index <= self.truncated.0 {
+            return Ok(());
+        }
+        if index > self.last {
+            return Err(StoreError::corrupt(
+                "raft log",
+                format!("compaction to {index} past last entry {}", self.last),
+            ));
+        }
+        let term = self
+            .term_of(index)
+            .map_err(|e| StoreError::corrupt("raft log", e.to_string()))?;
+        let mut log = txn.open_table(LOG)?;
+        log.retain_in(..=index, |_, _| false)?;
+        txn.open_table(RAFT_STATE)?
+            .insert(meta::TRUNCATED, store::encode_pair(index, term).as_slice())?;
+        self.truncated = (index, term);
+        Ok(())
+    }
+
+    /// Resets the log to start after an installed snapshot (the caller replaces the state
+    /// machine's tables and the applied index in the same transaction).
+    pub fn install_snapshot_in(
+        &mut self,
+        txn: &WriteTransaction,
+        meta_: &SnapshotMetadata,
+    ) -> Result<(), StoreError> {
+        let mut log = txn.open_table(LOG)?;
+        log.retain(|_, _| false)?;
+        drop(log);
+        txn.open_table(RAFT_STATE)?.insert(
+            meta::TRUNCATED,
+            store::encode_pair(meta_.index, meta_.term).as_slice(),
+        )?;
+        self.truncated = (meta_.index, meta_.term);
+        self.last = meta_.index;
+        self.set_conf_state_in(txn, meta_.get_conf_state())?;
+        if self.hard_state.commit < meta_.index {
+            let mut hs = self.hard_state.clone();
+            hs.commit = meta_.index;
+            if hs.term < meta_.term {
+                hs.term = meta_.term;
+            }
+            self.set_hard_state_in(txn, &hs)?;
+        }
+        Ok(())
+    }
+
+    /// Term of a log entry, for compaction bookkeeping and for raft-rs.
+    fn term_of(&self, idx: u64) -> raft::Result<u64> {
+        if idx == self.truncated.0 {
+            return Ok(self.truncated.1);
+        }
+        if idx < self.truncated.0 {
+            return Err(RaftStorageError::Compacted.into());
+        }
+        if idx > self.last {
+            return Err(RaftStorageError::Unavailable.into());
+        }
+        let txn = self.db.begin_read().map_err(other)?;
+        let log = txn.open_table(LOG).map_err(other)?;
+        let row = log
+            .get(idx)
+            .map_err(other)?
+            .ok_or(RaftStorageError::Unavailable)?;
+        let v = row.value();
+        if v.len() < 8 {
+            return Err(other(StoreError::corrupt("raft log", format!("short row {idx}"))));
+        }
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&v[..8]);
+        Ok(u64::from_be_bytes(t))
+    }
+}
+
+impl raft::Storage for RaftStorage {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        Ok(RaftState::new(
+            self.hard_state.clone(),
+            self.conf_state.clone(),
+        ))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        if low <= self.truncated.0 {
+            return Err(RaftStorageError::Compacted.into());
+        }
+        if high > self.last + 1 {
+            return Err(RaftStorageError::Unavailable.into());
+        }
+        let max_size = max_size.into();
+        let txn = self.db.begin_read().map_err(other)?;
+        let log = txn.open_table(LOG).map_err(other)?;
+        let mut out = Vec::with_capacity((high - low).min(1024) as usize);
+        let mut size = 0u64;
+        for row in log.range(low..high).map_err(other)? {
+            let (k, v) = row.map_err(other)?;
+            let bytes = v.value();
+            if bytes.len() < 8 {
+                return Err(other(StoreError::corrupt(
+                    "raft log",
+                    format!("short row {}", k.value()),
+                )));
+            }
+            let e = Entry::parse_from_bytes(&bytes[8..]).map_err(|e| {
+                other(StoreError::corrupt(
+                    "raft entry",
+                    format!("{}: {e}", k.value()),
+                ))
+            })?;
+            size += bytes.len() as u64;
+            // raft-rs's rule: always return at least one entry, then stop before exceeding the limit.
+            if !out.is_empty() && max_size.is_some_and(|m| size > m) {
+                break;
+            }
+            out.push(e);
+        }
+        if out.is_empty() && low < high {
+            return Err(RaftStorageError::Unavailable.into());
+        }
+        Ok(out)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        self.term_of(idx)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.truncated.0 + 1)
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.last)
+    }
+
+    /// A snapshot of the state machine as of its applied index, which is always at or past any
+    /// index raft-rs asks for (we compact only applied entries). The data is only a handle: the
+    /// transport streams the tables from the read transaction registered here.
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        let txn = self.db.begin_read().map_err(other)?;
+        let (index, term, conf_state) = {
+            let state = txn.open_table(RAFT_STATE).map_err(other)?;
+            let (index, term) = store::read_pair(&state, meta::APPLIED)
+                .map_err(other)?
+                .unwrap_or((0, 0));
+            let conf_state = match state.get(meta::CONF_STATE).map_err(other)? {
+                Some(v) => decode_pb::<ConfState>("conf state", v.value()).map_err(other)?,
+                None => ConfState::default(),
+            };
+            (index, term, conf_state)
+        };
+        if index < request_index || index == 0 {
+            return Err(RaftStorageError::SnapshotTemporarilyUnavailable.into());
+        }
+        let id = self.snapshots.register(txn, index, term);
+        let mut snap = Snapshot::default();
+        snap.set_data(id.to_be_bytes().to_vec().into());
+        let m = snap.mut_metadata();
+        m.index = index;
+        m.term = term;
+        m.set_conf_state(conf_state);
+        Ok(snap)
+    }
+}
+
+fn other(e: impl Into<StoreError>) -> raft::Error {
+    let e: StoreError = e.into();
+    raft::Error::Store(RaftStorageError::Other(Box::new(e)))
+}
+
+pub fn encode_pb(m: &impl protobuf::Message) -> Result<Vec<u8>, StoreError> {
+    m.write_to_bytes()
+        .map_err(|e| StoreError::corrupt("protobuf", e.to_string()))
+}
+
+pub fn decode_pb<M: protobuf::Message>(what: &'static str, b: &[u8]) -> Result<M, StoreError> {
+    M::parse_from_bytes(b).map_err(|e| StoreError::corrupt(what, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft::Storage;
+    use redb::Durability;
+
+    fn setup() -> (tempfile::TempDir, Db, RaftStorage) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = store::open(dir.path(), 4 << 20).unwrap();
+        let s = RaftStorage::load(db.clone(), SnapshotRegistry::default()).unwrap();
+        (dir, db, s)
+    }
+
+    fn entry(index: u64, term: u64) -> Entry {
+        let mut e = Entry::default();
+        e.index = index;
+        e.term = term;
+        e.data = vec![index as u8; 10].into();
+        e
+    }
+
+    fn append(db: &Db, s: &mut RaftStorage, es: &[Entry]) {
+        let mut txn = db.begin_write().unwrap();
+        txn.set_durability(Durability::Immediate).unwrap();
+        s.append_in(&txn, es).unwrap();
+        txn.commit().unwrap();
+    }
+
+    #[test]
+    fn empty_storage_has_empty_log() {
+        let (_d, _db, s) = setup();
+        assert_eq!(s.first_index().unwrap(), 1);
+        assert_eq!(s.last_index().unwrap(), 0);
+        assert_eq!(s.term(0).unwrap(), 0);
+        assert!(s.term(1).is_err());
+        assert!(s.initial_state().unwrap().hard_state == HardState::default());
+    }
+
+    #[test]
+    fn append_read_and_truncate_conflicts() {
+        let (_d, db, mut s) = setup();
+        append(&db, &mut s, &[entry(1, 1), entry(2, 1), entry(3, 2)]);
+        assert_eq!(s.last_index().unwrap(), 3);
+        assert_eq!(s.term(3).unwrap(), 2);
+        let es = s.entries(1, 4, None, GetEntriesContext::empty(false)).unwrap();
+        assert_eq!(es.iter().map(|e| e.index).collect::<Vec<_>>(), vec![1, 2, 3]);
+        // A new leader overwrites the suffix from index 2.
+        append(&db, &mut s, &[entry(2, 3)]);
+        assert_eq!(s.last_index().unwrap(), 2);
+        assert_eq!(s.term(2).unwrap(), 3);
+        assert!(s.term(3).is_err());
+        // The size limit still returns at least one entry.
+        let es = s.entries(1, 3, 1, GetEntriesContext::empty(false)).unwrap();
+        assert_eq!(es.len(), 1);
+    }
+
+    #[test]
+    fn compaction_keeps_term_of_truncation_point_and_survives_restart() {
+        let (_d, db, mut s) = setup();
+        append(&db, &mut s, &(1..=10).map(|i| entry(i, 1 + i / 5)).collect::<Vec<_>>());
+        let txn = db.begin_write().unwrap();
+        s.compact_in(&txn, 6).unwrap();
+        let mut hs = HardState::default();
+        hs.term = 3;
+        hs.commit = 8;
+        hs.vote = 1;
+        s.set_hard_state_in(&txn, &hs).unwrap();
+        txn.commit().unwrap();
+        assert_eq!(s.first_index().unwrap(), 7);
+        assert_eq!(s.term(6).unwrap(), 2);
+        assert_eq!(
+            s.entries(5, 8, None, GetEntriesContext::empty(false)),
+            Err(raft::Error::Store(RaftStorageError::Compacted))
+        );
+
+        let s2 = RaftStorage::load(db.clone(), SnapshotRegistry::default()).unwrap();
+        assert_eq!(s2.first_index().unwrap(), 7);
+        assert_eq!(s2.last_index().unwrap(), 10);
+        assert_eq!(s2.term(6).unwrap(), 2);
+        assert_eq!(s2.initial_state().unwrap().hard_state, hs);
+    }
+
+    #[test]
+    fn installing_a_snapshot_resets_the_log() {
+        let (_d, db, mut s) = setup();
+        append(&db, &mut s, &[entry(1, 1), entry(2, 1)]);
+        let mut m = SnapshotMetadata::default();
+        m.index = 50;
+        m.term = 4;
+        m.mut_conf_state().voters = vec![1, 2, 3];
+        let txn = db.begin_write().unwrap();
+        s.install_snapshot_in(&txn, &m).unwrap();
+        txn.commit().unwrap();
+        assert_eq!(s.first_index().unwrap(), 51);
+        assert_eq!(s.last_index().unwrap(), 50);
+        assert_eq!(s.term(50).unwrap(), 4);
+        assert_eq!(s.hard_state().commit, 50);
+        let s2 = RaftStorage::load(db.clone(), SnapshotRegistry::default()).unwrap();
+        assert_eq!(s2.conf_state().voters, vec![1, 2, 3]);
+        assert_eq!(s2.last_index().unwrap(), 50);
+    }
+
+    #[test]
+    fn snapshot_is_unavailable_until_something_is_applied() {
+        let (_d, _db, s) = setup();
+        assert_eq!(
+            s.snapshot(0, 2),
+            Err(raft::Error::Store(
+                RaftStorageError::SnapshotTemporarilyUnavailable
+            ))
+        );
+    }
+
+    #[test]
+    fn snapshot_carries_applied_index_and_conf_state() {
+        let (_d, db, mut s) = setup();
+        append(&db, &mut s, &[entry(1, 1), entry(2, 1)]);
+        let txn = db.begin_write().unwrap();
+        let mut cs = ConfState::default();
+        cs.voters = vec![7];
+        s.set_conf_state_in(&txn, &cs).unwrap();
+        txn.open_table(RAFT_STATE)
+            .unwrap()
+            .insert(meta::APPLIED, store::encode_pair(2, 1).as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+        let snap = s.snapshot(1, 2).unwrap();
+        assert_eq!(snap.get_metadata().index, 2);
+        assert_eq!(snap.get_metadata().term, 1);
+        assert_eq!(snap.get_metadata().get_conf_state().voters, vec![7]);
+    }
+
+    #[test]
+    fn a_log_with_a_hole_at_the_front_is_refused() {
+        let (_d, db, mut s) = setup();
+        append(&db, &mut s, &[entry(1, 1), entry(2, 1)]);
+        // Lose the truncation record: the log now starts at 1 but claims nothing truncated -> fine;
+        // drop entry 1 instead and the mismatch must be caught.
+        let txn = db.begin_write().unwrap();
+        txn.open_table(LOG).unwrap().remove(1u64).unwrap();
+        txn.commit().unwrap();
+        assert!(RaftStorage::load(db.clone(), SnapshotRegistry::default()).is_err());
+    }
+}

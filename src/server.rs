@@ -1,0 +1,285 @@
+//! Process lifecycle: open the database, bind both listeners, start the raft thread and the
+//! transport, accept clients, join a cluster when asked to, and shut down cleanly on
+//! SIGTERM/SIGINT (stop accepting, let connections finish what they started, stop raft, exit 0).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use slog::{Logger, info, warn};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::raft::snapshot::SnapshotRegistry;
+use crate::raft::status::Role;
+use crate::raft::transport::Transport;
+use crate::raft::{self, Input, RaftHandle, StartMode};
+use crate::resp::Reply;
+use crate::store::{self, Db};
+
+/// The Redis version kvd reports, so clients enable the Redis 7 features it speaks.
+pub const REDIS_VERSION: &str = "7.0.0";
+
+/// How long `--join` keeps asking before giving up.
+const JOIN_GIVE_UP: Duration = Duration::from_secs(600);
+
+/// Counters for INFO.
+#[derive(Default)]
+pub struct Stats {
+    pub connections_received: AtomicU64,
+    pub commands_processed: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub connected_clients: AtomicUsize,
+    pub writes_proposed: AtomicU64,
+}
+
+/// What every connection shares.
+pub struct Shared {
+    pub config: Config,
+    pub db: Db,
+    pub raft: RaftHandle,
+    pub stats: Stats,
+    pub started: Instant,
+    pub next_client_id: AtomicU64,
+    pub logger: Logger,
+}
+
+/// Runs the node until SIGTERM/SIGINT. Startup errors come back as one line.
+pub fn run(config: Config) -> Result<(), String> {
+    let logger = crate::logging::logger(config.log_level, &config.name);
+    let db = store::open(&config.data_dir, config.cache_bytes)?;
+    // Bind before anything starts, so a port in use is reported plainly.
+    let client_listener = bind(config.addr, "client")?;
+    let raft_listener = bind(config.raft_addr, "raft")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("kvd-io")
+        .build()
+        .map_err(|e| format!("cannot start runtime: {e}"))?;
+    let (tx, rx) = std::sync::mpsc::channel::<Input>();
+    let snapshots = SnapshotRegistry::default();
+    let transport = Transport::new(
+        config.cluster.clone(),
+        config.raft_addr,
+        tx.clone(),
+        snapshots.clone(),
+        db.clone(),
+        runtime.handle().clone(),
+        logger.clone(),
+    );
+    let (raft, mode, raft_thread) = raft::start(
+        &config,
+        db.clone(),
+        rx,
+        tx,
+        transport.clone(),
+        snapshots,
+        &logger,
+    )?;
+    let shared = Arc::new(Shared {
+        config,
+        db,
+        raft,
+        stats: Stats::default(),
+        started: Instant::now(),
+        next_client_id: AtomicU64::new(1),
+        logger: logger.clone(),
+    });
+    let result = runtime.block_on(serve(shared.clone(), client_listener, raft_listener, transport, mode));
+    shared.raft.send(Input::Shutdown);
+    let _ = raft_thread.join();
+    info!(logger, "stopped");
+    drop(shared);
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    // Let the async logger drain.
+    drop(logger);
+    std::thread::sleep(Duration::from_millis(50));
+    result
+}
+
+fn bind(addr: SocketAddr, what: &str) -> Result<std::net::TcpListener, String> {
+    let l = std::net::TcpListener::bind(addr)
+        .map_err(|e| format!("cannot listen for {what} connections on {addr}: {e}"))?;
+    l.set_nonblocking(true)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    Ok(l)
+}
+
+async fn serve(
+    shared: Arc<Shared>,
+    client_listener: std::net::TcpListener,
+    raft_listener: std::net::TcpListener,
+    transport: Transport,
+    mode: StartMode,
+) -> Result<(), String> {
+    let logger = shared.logger.clone();
+    let clients = TcpListener::from_std(client_listener).map_err(|e| e.to_string())?;
+    let peers = TcpListener::from_std(raft_listener).map_err(|e| e.to_string())?;
+    info!(logger, "listening"; "addr" => %shared.config.addr, "raft_addr" => %shared.config.raft_addr,
+          "data_dir" => %shared.config.data_dir.display());
+    tokio::spawn(transport.serve(peers));
+    if mode == StartMode::Join
+        && let Some(seed) = shared.config.join
+    {
+        tokio::spawn(join_cluster(shared.clone(), seed));
+    } else if mode == StartMode::Join {
+        info!(logger, "waiting to be added to a cluster (JOIN from a member)");
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut conns = JoinSet::new();
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            accepted = clients.accept() => match accepted {
+                Ok((stream, peer)) => accept(&shared, &mut conns, stream, peer, stop_rx.clone()).await,
+                Err(e) => {
+                    warn!(logger, "accept failed"; "error" => %e);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = &mut signal => break,
+        }
+    }
+    info!(logger, "shutting down"; "connections" => conns.len());
+    drop(clients);
+    let _ = stop_tx.send(true);
+    // Connections finish the batch in hand (its writes are answered by their deadline).
+    let grace = shared.config.write_timeout + Duration::from_secs(1);
+    let _ = tokio::time::timeout(grace, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    Ok(())
+}
+
+async fn accept(
+    shared: &Arc<Shared>,
+    conns: &mut JoinSet<()>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+) {
+    let stats = &shared.stats;
+    stats.connections_received.fetch_add(1, Relaxed);
+    if stats.connected_clients.load(Relaxed) >= shared.config.max_clients {
+        stats.rejected_connections.fetch_add(1, Relaxed);
+        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+        return;
+    }
+    stats.connected_clients.fetch_add(1, Relaxed);
+    conns.spawn(crate::connection::serve(shared.clone(), stream, peer, stop));
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}
+
+/// `--join`: ask a member to add this node, retrying with capped backoff until this node is in
+/// the configuration or `JOIN_GIVE_UP` passes. A refusal that retrying cannot fix (name taken)
+/// stops the process with the reason.
+async fn join_cluster(shared: Arc<Shared>, seed: SocketAddr) {
+    let logger = shared.logger.clone();
+    let cfg = &shared.config;
+    let args = [
+        "JOIN".to_string(),
+        cfg.name.clone(),
+        cfg.raft_addr.to_string(),
+        cfg.addr.to_string(),
+    ];
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(100);
+    let mut asked_at: Option<Instant> = None;
+    loop {
+        if shared.raft.status().role != Role::Joining {
+            info!(logger, "joined the cluster"; "seed" => %seed, "ms" => started.elapsed().as_millis() as u64);
+            return;
+        }
+        if started.elapsed() > JOIN_GIVE_UP {
+            eprintln!(
+                "kvd: could not join the cluster through {seed} within {}s",
+                JOIN_GIVE_UP.as_secs()
+            );
+            std::process::exit(1);
+        }
+        // Once accepted, give the leader time to add us before asking again.
+        let due = asked_at.is_none_or(|t| t.elapsed() > Duration::from_secs(5));
+        if due {
+            match resp_call(seed, &args).await {
+                Ok(Reply::Status(_)) => {
+                    info!(logger, "join accepted, waiting to be added"; "seed" => %seed);
+                    asked_at = Some(Instant::now());
+                    backoff = Duration::from_millis(100);
+                }
+                Ok(Reply::Error(e)) if e.contains("cannot be reused") || e.contains("already used") || e.contains("maps to the same") => {
+                    eprintln!("kvd: the cluster refused to add this node: {e}");
+                    std::process::exit(1);
+                }
+                Ok(other) => {
+                    warn!(logger, "join not accepted yet"; "seed" => %seed, "reply" => ?other);
+                }
+                Err(e) => {
+                    warn!(logger, "cannot reach join seed"; "seed" => %seed, "error" => %e);
+                }
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Sends one command to a Redis-protocol server and reads a status or error reply.
+async fn resp_call(addr: SocketAddr, args: &[String]) -> std::io::Result<Reply> {
+    let io = async {
+        let mut s = TcpStream::connect(addr).await?;
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{}\r\n", a.len(), a));
+        }
+        s.write_all(req.as_bytes()).await?;
+        let mut line = Vec::new();
+        loop {
+            let b = s.read_u8().await?;
+            if b == b'\n' {
+                break;
+            }
+            if line.len() > 4096 {
+                return Err(std::io::Error::other("reply too long"));
+            }
+            line.push(b);
+        }
+        let text = String::from_utf8_lossy(&line).trim_end().to_string();
+        Ok(match text.chars().next() {
+            Some('+') => Reply::status(text[1..].to_string()),
+            Some('-') => Reply::error(text[1..].to_string()),
+            _ => Reply::error(format!("unexpected reply {text}")),
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(10), io)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no reply"))?
+}
+
+/// Resident set size of this process, for INFO memory.
+pub fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}

@@ -1,0 +1,37 @@
+//! Per-connection state that commands may read or change.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::config::ReadConsistency;
+use crate::server::Shared;
+
+/// One client connection's state.
+pub struct Session {
+    pub shared: Arc<Shared>,
+    /// CLIENT ID: unique per process, increasing.
+    pub id: u64,
+    pub peer: SocketAddr,
+    /// CLIENT SETNAME.
+    pub name: Option<Bytes>,
+    /// How this connection's reads are served (CONSISTENCY).
+    pub consistency: ReadConsistency,
+    /// Set by QUIT: reply, then close.
+    pub quit: bool,
+}
+
+impl Session {
+    pub fn new(shared: Arc<Shared>, id: u64, peer: SocketAddr) -> Self {
+        let consistency = shared.config.read_consistency;
+        Session {
+            shared,
+            id,
+            peer,
+            name: None,
+            consistency,
+            quit: false,
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The node's one database file (`DATA_DIR/kvd.redb`) and the tables in it.
+//!
+//! Raft state and the key-value state live in the same redb file so that one transaction can cover
+//! "these entries are applied" and "these are their effects" (design rule 2). Only the raft loop
+//! writes; client connections read through their own read transactions.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, TableDefinition};
+
+/// Raft log: index -> protobuf-encoded `Entry`.
+pub const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
+/// Raft bookkeeping, keyed by the `meta::*` names below.
+pub const RAFT_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_state");
+/// User data: key -> encoded value (see `kv::value`).
+pub const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
+/// Cluster members: name -> encoded `Member` (replicated state, part of every snapshot).
+pub const MEMBERS: TableDefinition<&str, &[u8]> = TableDefinition::new("members");
+/// A snapshot being received: filled chunk by chunk, then renamed over `KV` in one transaction.
+pub const STAGED_KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("staged_kv");
+/// Members of a snapshot being received.
+pub const STAGED_MEMBERS: TableDefinition<&str, &[u8]> = TableDefinition::new("staged_members");
+
+/// Keys of the `RAFT_STATE` table.
+pub mod meta {
+    /// `HardState` (term, vote, commit), protobuf.
+    pub const HARD_STATE: &str = "hard_state";
+    /// `ConfState` as of the applied index, protobuf; written with the apply that changed it.
+    pub const CONF_STATE: &str = "conf_state";
+    /// Index and term (2 x u64 BE) of the last applied entry; same transaction as its effects.
+    pub const APPLIED: &str = "applied";
+    /// Index and term (2 x u64 BE) of the entry just before the first one in the log: the point
+    /// the log was compacted to, or the last snapshot installed.
+    pub const TRUNCATED: &str = "truncated";
+    /// This node's identity: the cluster it belongs to (see `raft::identity`).
+    pub const IDENTITY: &str = "identity";
+    /// Which snapshot the staged tables hold (snapshot index and term, 2 x u64 BE), once complete.
+    pub const STAGED: &str = "staged";
+}
+
+/// Errors of the storage layer. Anything here means the disk or the file is in trouble: the raft
+/// loop stops the node rather than serve from a state it cannot trust.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] redb::Error),
+    #[error("corrupt {what}: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+macro_rules! redb_error_into_store {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Db(e.into()) }
+        }
+    )*};
+}
+redb_error_into_store!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+impl StoreError {
+    pub fn corrupt(what: &'static str, detail: impl Into<String>) -> Self {
+        StoreError::Corrupt {
+            what,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The open database, shared by the raft loop (writer) and connections (readers).
+pub type Db = Arc<Database>;
+
+/// Path of the database file inside a data dir.
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("kvd.redb")
+}
+
+/// Opens (or creates) the database, checking that the data dir is usable first so the error names
+/// the real problem. Creates every table so readers never see "table does not exist".
+pub fn open(data_dir: &Path, cache_bytes: usize) -> Result<Db, String> {
+    fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create data dir '{}': {e}", data_dir.display()))?;
+    let probe = data_dir.join(".kvd-write-test");
+    fs::write(&probe, b"ok")
+        .map_err(|e| format!("data dir '{}' is not writable: {e}", data_dir.display()))?;
+    let _ = fs::remove_file(&probe);
+
+    let path = db_path(data_dir);
+    let existed = path.exists();
+    if existed {
+        let len = fs::metadata(&path)
+            .map_err(|e| format!("cannot stat '{}': {e}", path.display()))?
+            .len();
+        if len == 0 {
+            return Err(format!(
+                "database '{}' is empty (truncated?): refusing to start; move it away to start afresh",
+                path.display()
+            ));
+        }
+    }
+    let mut builder = Database::builder();
+    builder.set_cache_size(cache_bytes.max(1024 * 1024));
+    let db = if existed {
+        builder.open(&path)
+    } else {
+        builder.create(&path)
+    }
+    .map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => format!(
+            "database '{}' is in use by another process",
+            path.display()
+        ),
+        other => format!(
+            "cannot open database '{}': {other} (corrupted? refusing to start)",
+            path.display()
+        ),
+    })?;
+    create_tables(&db).map_err(|e| format!("cannot initialise '{}': {e}", path.display()))?;
+    Ok(Arc::new(db))
+}
+
+fn create_tables(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    txn.open_table(LOG)?;
+    txn.open_table(RAFT_STATE)?;
+    txn.open_table(KV)?;
+    txn.open_table(MEMBERS)?;
+    txn.open_table(STAGED_KV)?;
+    txn.open_table(STAGED_MEMBERS)?;
+    txn.commit()?;
+    Ok(())
+}
+
+/// Encodes two u64s as 16 big-endian bytes (index/term pairs).
+pub fn encode_pair(a: u64, b: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&a.to_be_bytes());
+    out[8..].copy_from_slice(&b.to_be_bytes());
+    out
+}
+
+/// Decodes `encode_pair`'s output; anything else is corruption.
+pub fn decode_pair(what: &'static str, bytes: &[u8]) -> Result<(u64, u64), StoreError> {
+    if bytes.len() != 16 {
+        return Err(StoreError::corrupt(
+            what,
+            format!("expected 16 bytes, found {}", bytes.len()),
+        ));
+    }
+    let mut a = [0u8; 8];
+    let mut b = [0u8; 8];
+    a.copy_from_slice(&bytes[..8]);
+    b.copy_from_slice(&bytes[8..]);
+    Ok((u64::from_be_bytes(a), u64::from_be_bytes(b)))
+}
+
+/// Reads an index/term pair from `RAFT_STATE` in any transaction kind.
+pub fn read_pair(
+    table: &impl redb::ReadableTable<&'static str, &'static [u8]>,
+    key: &'static str,
+) -> Result<Option<(u64, u64)>, StoreError> {
+    match table.get(key)? {
+        Some(v) => Ok(Some(decode_pair(key, v.value())?)),
+        None => Ok(None),
+    }
+}
