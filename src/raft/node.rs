@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use raft::eraftpb::{
-    ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType,
+    ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType,
     HardState, Message, Snapshot,
 };
 use raft::{RawNode, SnapshotStatus, StateRole};
@@ -200,8 +200,9 @@ pub fn start(
     raft_config
         .validate()
         .map_err(|e| format!("raft config: {e}"))?;
-    let raw = RawNode::new(&raft_config, storage, &raft_logger)
+    let mut raw = RawNode::new(&raft_config, storage, &raft_logger)
         .map_err(|e| format!("cannot start raft: {e}"))?;
+    campaign_if_alone(&mut raw, id);
 
     let status = Arc::new(Mutex::new(Arc::new(RaftStatus::initial(
         id,
@@ -249,6 +250,14 @@ pub fn start(
     Ok((handle, mode, thread))
 }
 
+/// The only voter need not wait out an election timeout to lead its own cluster.
+fn campaign_if_alone(raw: &mut RawNode<RaftStorage>, id: u64) {
+    let cs = raw.store().conf_state();
+    if cs.voters == [id] && cs.learners.is_empty() && raw.raft.state != StateRole::Leader {
+        let _ = raw.campaign();
+    }
+}
+
 fn raft_config(id: u64, applied: u64) -> raft::Config {
     raft::Config {
         id,
@@ -265,25 +274,38 @@ fn raft_config(id: u64, applied: u64) -> raft::Config {
     }
 }
 
-/// Writes the state of a brand-new one-voter cluster: this node as the only voter, and a first
-/// committed entry that records it in the member list, so nodes that join later learn it from the
-/// log like any other member.
+/// Writes the state of a brand-new one-voter cluster as its first two committed log entries:
+/// the configuration change that makes this node the only voter, and the JOIN that records it
+/// in the member list. Being in the log (not only in local state), both reach every node that
+/// joins later, so all nodes agree on the configuration from index 1 on.
 fn bootstrap(
     db: &Db,
     ident: &Identity,
     raft_addr: SocketAddr,
     client_addr: SocketAddr,
 ) -> Result<(), StoreError> {
+    let mut single = ConfChangeSingle::default();
+    single.set_change_type(ConfChangeType::AddNode);
+    single.node_id = ident.id;
+    let mut cc = ConfChangeV2::default();
+    cc.set_changes(vec![single].into());
+    let mut conf_entry = Entry::default();
+    conf_entry.set_entry_type(EntryType::EntryConfChangeV2);
+    conf_entry.index = 1;
+    conf_entry.term = 1;
+    conf_entry.data = encode_pb(&cc)?.into();
+    conf_entry.context = ident.name.clone().into_bytes().into();
+
     let argv = vec![
         Bytes::from_static(b"join"),
         Bytes::from(ident.name.clone()),
         Bytes::from(raft_addr.to_string()),
         Bytes::from(client_addr.to_string()),
     ];
-    let mut entry = Entry::default();
-    entry.index = 1;
-    entry.term = 1;
-    entry.data = Proposal {
+    let mut join_entry = Entry::default();
+    join_entry.index = 2;
+    join_entry.term = 1;
+    join_entry.data = Proposal {
         origin: 0,
         request_id: 0,
         term: 1,
@@ -291,19 +313,20 @@ fn bootstrap(
     }
     .encode()
     .into();
-    let mut cs = ConfState::default();
-    cs.voters = vec![ident.id];
+
     let mut hs = HardState::default();
     hs.term = 1;
-    hs.commit = 1;
-    let mut row = entry.term.to_be_bytes().to_vec();
-    row.extend_from_slice(&encode_pb(&entry)?);
+    hs.commit = 2;
     let txn = db.begin_write()?;
     {
-        txn.open_table(LOG)?.insert(1u64, row.as_slice())?;
+        let mut log = txn.open_table(LOG)?;
+        for e in [&conf_entry, &join_entry] {
+            let mut row = e.term.to_be_bytes().to_vec();
+            row.extend_from_slice(&encode_pb(e)?);
+            log.insert(e.index, row.as_slice())?;
+        }
         let mut state = txn.open_table(RAFT_STATE)?;
         state.insert(meta::HARD_STATE, encode_pb(&hs)?.as_slice())?;
-        state.insert(meta::CONF_STATE, encode_pb(&cs)?.as_slice())?;
         state.insert(meta::IDENTITY, ident.encode().as_bytes())?;
     }
     txn.commit()?;
@@ -546,6 +569,8 @@ impl Node {
         self.retry_read_rounds(now);
         if self.raw.raft.state == StateRole::Leader {
             self.reconcile_membership();
+        } else if self.raw.raft.leader_id == 0 && !self.removed {
+            campaign_if_alone(&mut self.raw, self.identity.id);
         }
     }
 
@@ -1051,7 +1076,7 @@ impl Node {
     }
 
     /// A bootstrapped node that never held anything but itself: no user data, no other member,
-    /// no entry beyond its own bootstrap record and empty leader entries.
+    /// no entry beyond its two bootstrap entries and empty leader entries.
     fn is_pristine(&self) -> bool {
         let check = || -> Result<bool, StoreError> {
             let txn = self.db.begin_read()?;
@@ -1063,7 +1088,7 @@ impl Node {
                 return Ok(false);
             }
             let log = txn.open_table(LOG)?;
-            for row in log.range(2u64..)? {
+            for row in log.range(3u64..)? {
                 let (_, v) = row?;
                 let e: Entry = decode_pb("raft entry", v.value().get(8..).unwrap_or(&[]))?;
                 if !e.data.is_empty() {
