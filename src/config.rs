@@ -41,7 +41,12 @@ pub struct Args {
 
     /// Reads served from the local state (local, may be stale on a lagging follower) or after a
     /// raft ReadIndex round (linearizable). Each connection can switch with CONSISTENCY.
-    #[arg(long, env = "KVD_READ_CONSISTENCY", value_enum, default_value = "local")]
+    #[arg(
+        long,
+        env = "KVD_READ_CONSISTENCY",
+        value_enum,
+        default_value = "local"
+    )]
     pub read_consistency: ReadConsistency,
 
     /// Longest a write waits for a raft leader and for its entry to commit, in milliseconds, before
@@ -180,7 +185,10 @@ impl Args {
             compact_entries: self.compact_entries,
             compact_keep: self.compact_keep,
             cache_bytes: self.cache_mb.saturating_mul(1024 * 1024),
-            client_output_limit: self.client_output_limit_mb.saturating_mul(1024 * 1024).max(1),
+            client_output_limit: self
+                .client_output_limit_mb
+                .saturating_mul(1024 * 1024)
+                .max(1),
             max_clients: self.max_clients.max(1),
             cluster: self.cluster,
         })
@@ -239,7 +247,9 @@ mod tests {
     fn args(extra: &[&str]) -> Result<Config, String> {
         let mut v = vec!["kvd"];
         v.extend_from_slice(extra);
-        Args::try_parse_from(v).map_err(|e| e.to_string())?.validate()
+        Args::try_parse_from(v)
+            .map_err(|e| e.to_string())?
+            .validate()
     }
 
     #[test]

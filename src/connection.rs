@@ -107,7 +107,10 @@ pub async fn serve(
         if more_buffered {
             continue;
         }
-        let want = decoder.bytes_needed().unwrap_or(0).clamp(READ_CHUNK, 64 * 1024 * 1024);
+        let want = decoder
+            .bytes_needed()
+            .unwrap_or(0)
+            .clamp(READ_CHUNK, 64 * 1024 * 1024);
         if inbuf.capacity() - inbuf.len() < READ_CHUNK {
             inbuf.reserve(want);
         }
@@ -204,8 +207,7 @@ impl Conn {
                         match ReadView::open(&shared.db) {
                             Ok(v) => view = Some(v),
                             Err(e) => {
-                                self.queue
-                                    .push_back(Slot::Ready(cmd::storage_error(e)));
+                                self.queue.push_back(Slot::Ready(cmd::storage_error(e)));
                                 continue;
                             }
                         }
@@ -276,7 +278,9 @@ impl Conn {
                 return Err(Close::OutputLimit);
             }
             if self.out.len() >= FLUSH_AT {
-                write_out(wr, &mut self.out).await.map_err(|_| Close::Peer)?;
+                write_out(wr, &mut self.out)
+                    .await
+                    .map_err(|_| Close::Peer)?;
             }
         }
         Ok(())

@@ -20,7 +20,11 @@ impl<D: Drain> Drain for Filter<D> {
         values: &slog::OwnedKVList,
     ) -> Result<Self::Ok, Self::Err> {
         let from_raft = record.module().starts_with("raft::") || record.module() == "raft";
-        let min = if from_raft { self.raft_level } else { self.level };
+        let min = if from_raft {
+            self.raft_level
+        } else {
+            self.level
+        };
         if record.level().is_at_least(min) {
             self.drain.log(record, values).map(Some)
         } else {

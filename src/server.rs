@@ -89,7 +89,13 @@ pub fn run(config: Config) -> Result<(), String> {
         next_client_id: AtomicU64::new(1),
         logger: logger.clone(),
     });
-    let result = runtime.block_on(serve(shared.clone(), client_listener, raft_listener, transport, mode));
+    let result = runtime.block_on(serve(
+        shared.clone(),
+        client_listener,
+        raft_listener,
+        transport,
+        mode,
+    ));
     shared.raft.send(Input::Shutdown);
     let _ = raft_thread.join();
     info!(logger, "stopped");
@@ -127,7 +133,10 @@ async fn serve(
     {
         tokio::spawn(join_cluster(shared.clone(), seed));
     } else if mode == StartMode::Join {
-        info!(logger, "waiting to be added to a cluster (JOIN from a member)");
+        info!(
+            logger,
+            "waiting to be added to a cluster (JOIN from a member)"
+        );
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -152,10 +161,7 @@ async fn serve(
     let _ = stop_tx.send(true);
     // Connections finish the batch in hand (its writes are answered by their deadline).
     let grace = shared.config.write_timeout + Duration::from_secs(1);
-    let _ = tokio::time::timeout(grace, async {
-        while conns.join_next().await.is_some() {}
-    })
-    .await;
+    let _ = tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
     Ok(())
 }
 
@@ -170,7 +176,9 @@ async fn accept(
     stats.connections_received.fetch_add(1, Relaxed);
     if stats.connected_clients.load(Relaxed) >= shared.config.max_clients {
         stats.rejected_connections.fetch_add(1, Relaxed);
-        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+        let _ = stream
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await;
         return;
     }
     stats.connected_clients.fetch_add(1, Relaxed);
@@ -228,7 +236,11 @@ async fn join_cluster(shared: Arc<Shared>, seed: SocketAddr) {
                     asked_at = Some(Instant::now());
                     backoff = Duration::from_millis(100);
                 }
-                Ok(Reply::Error(e)) if e.contains("cannot be reused") || e.contains("already used") || e.contains("maps to the same") => {
+                Ok(Reply::Error(e))
+                    if e.contains("cannot be reused")
+                        || e.contains("already used")
+                        || e.contains("maps to the same") =>
+                {
                     eprintln!("kvd: the cluster refused to add this node: {e}");
                     std::process::exit(1);
                 }

@@ -116,10 +116,9 @@ pub fn open(data_dir: &Path, cache_bytes: usize) -> Result<Db, String> {
         builder.create(&path)
     }
     .map_err(|e| match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => format!(
-            "database '{}' is in use by another process",
-            path.display()
-        ),
+        redb::DatabaseError::DatabaseAlreadyOpen => {
+            format!("database '{}' is in use by another process", path.display())
+        }
         other => format!(
             "cannot open database '{}': {other} (corrupted? refusing to start)",
             path.display()

@@ -41,8 +41,8 @@ fn parse_join(argv: &[Bytes]) -> Result<JoinArgs, Reply> {
     }
     let name = text(&argv[1])?.to_string();
     check_name(&name).map_err(|e| Reply::error(format!("ERR {e}")))?;
-    let raft_addr =
-        parse_addr("raft address", text(&argv[2])?).map_err(|e| Reply::error(format!("ERR {e}")))?;
+    let raft_addr = parse_addr("raft address", text(&argv[2])?)
+        .map_err(|e| Reply::error(format!("ERR {e}")))?;
     let client_addr = match argv.get(3) {
         Some(a) => Some(
             parse_addr("client address", text(a)?).map_err(|e| Reply::error(format!("ERR {e}")))?,

@@ -87,9 +87,7 @@ fn hello(s: &mut Session, argv: &[Bytes]) -> Reply {
             }
             i += 2;
         } else if is(&argv[i], "auth") && i + 2 < argv.len() {
-            return Reply::error(
-                "WRONGPASS invalid username-password pair or user is disabled.",
-            );
+            return Reply::error("WRONGPASS invalid username-password pair or user is disabled.");
         } else {
             return Reply::error(format!(
                 "ERR Syntax error in HELLO option '{}'",

@@ -70,7 +70,11 @@ impl Spec {
     pub fn key_args<'a>(&self, argv: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> {
         let (first, last, step) = self.keys;
         let len = argv.len() as i32;
-        let last = if last < 0 { len + last } else { last.min(len - 1) };
+        let last = if last < 0 {
+            len + last
+        } else {
+            last.min(len - 1)
+        };
         let (first, step) = (first.max(1), step.max(1));
         let count = if self.keys.0 == 0 || last < first {
             0
@@ -145,7 +149,9 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
     let lower = &mut buf[..name.len()];
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
-    std::str::from_utf8(lower).ok().and_then(|n| index.get(n).copied())
+    std::str::from_utf8(lower)
+        .ok()
+        .and_then(|n| index.get(n).copied())
 }
 
 /// Redis's reply for a command it does not know.
@@ -276,7 +282,15 @@ mod tests {
     fn integers_are_parsed_strictly() {
         assert_eq!(parse_i64(b"-12"), Some(-12));
         assert_eq!(parse_i64(b"0"), Some(0));
-        for bad in [&b""[..], b"+1", b"01", b" 1", b"1.0", b"99999999999999999999", b"-0"] {
+        for bad in [
+            &b""[..],
+            b"+1",
+            b"01",
+            b" 1",
+            b"1.0",
+            b"99999999999999999999",
+            b"-0",
+        ] {
             assert_eq!(parse_i64(bad), None, "{bad:?}");
         }
     }

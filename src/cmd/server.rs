@@ -84,7 +84,10 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
         }
         "clients" => {
             line!("# Clients");
-            line!("connected_clients:{}", stats.connected_clients.load(Relaxed));
+            line!(
+                "connected_clients:{}",
+                stats.connected_clients.load(Relaxed)
+            );
             line!("maxclients:{}", cfg.max_clients);
             line!("blocked_clients:0");
         }
@@ -116,14 +119,14 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
                 "rejected_connections:{}",
                 stats.rejected_connections.load(Relaxed)
             );
-            line!("total_writes_proposed:{}", stats.writes_proposed.load(Relaxed));
+            line!(
+                "total_writes_proposed:{}",
+                stats.writes_proposed.load(Relaxed)
+            );
         }
         "replication" => {
             line!("# Replication");
-            line!(
-                "role:{}",
-                if raft.is_leader() { "master" } else { "slave" }
-            );
+            line!("role:{}", if raft.is_leader() { "master" } else { "slave" });
             line!("connected_slaves:0");
         }
         "keyspace" => {

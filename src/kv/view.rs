@@ -21,10 +21,7 @@ impl ReadView {
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
-        Ok(self
-            .kv
-            .get(key)?
-            .map(|v| Bytes::copy_from_slice(v.value())))
+        Ok(self.kv.get(key)?.map(|v| Bytes::copy_from_slice(v.value())))
     }
 
     /// Length of a value without copying it.
@@ -76,10 +73,7 @@ impl<'t> WriteView<'t> {
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
-        Ok(self
-            .kv
-            .get(key)?
-            .map(|v| Bytes::copy_from_slice(v.value())))
+        Ok(self.kv.get(key)?.map(|v| Bytes::copy_from_slice(v.value())))
     }
 
     pub fn exists(&self, key: &[u8]) -> Result<bool, StoreError> {

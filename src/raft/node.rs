@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use raft::eraftpb::{
-    ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType,
-    HardState, Message, Snapshot,
+    ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType, HardState,
+    Message, Snapshot,
 };
 use raft::{RawNode, SnapshotStatus, StateRole};
 use redb::{Durability, ReadableDatabase, WriteTransaction};
@@ -498,9 +498,7 @@ impl Node {
         fenced: bool,
     ) {
         if self.removed {
-            let _ = reply.send(Reply::error(
-                "ERR this node was removed from the cluster",
-            ));
+            let _ = reply.send(Reply::error("ERR this node was removed from the cluster"));
             return;
         }
         if self.identity.cluster_id == 0 || self.raw.raft.leader_id == 0 {
@@ -547,8 +545,7 @@ impl Node {
     }
 
     fn propose_parked(&mut self) {
-        if self.parked.is_empty() || self.raw.raft.leader_id == 0 || self.identity.cluster_id == 0
-        {
+        if self.parked.is_empty() || self.raw.raft.leader_id == 0 || self.identity.cluster_id == 0 {
             return;
         }
         let n = self.parked.len();
@@ -934,7 +931,11 @@ impl Node {
 
     /// Replaces the state machine with a received snapshot (already staged by the transport)
     /// and resets the log, all in `txn`.
-    fn install_snapshot(&mut self, txn: &WriteTransaction, snap: &Snapshot) -> Result<(), StoreError> {
+    fn install_snapshot(
+        &mut self,
+        txn: &WriteTransaction,
+        snap: &Snapshot,
+    ) -> Result<(), StoreError> {
         let m = snap.get_metadata();
         let staged = store::read_pair(&txn.open_table(RAFT_STATE)?, meta::STAGED)?;
         if staged != Some((m.index, m.term)) {
@@ -955,7 +956,10 @@ impl Node {
         {
             let mut state = txn.open_table(RAFT_STATE)?;
             state.remove(meta::STAGED)?;
-            state.insert(meta::APPLIED, store::encode_pair(m.index, m.term).as_slice())?;
+            state.insert(
+                meta::APPLIED,
+                store::encode_pair(m.index, m.term).as_slice(),
+            )?;
         }
         self.raw.mut_store().install_snapshot_in(txn, m)?;
         self.applied_index = m.index;
@@ -1014,7 +1018,13 @@ impl Node {
                 return;
             }
             if cs.learners.contains(&m.id) {
-                let matched = self.raw.raft.prs().get(m.id).map(|p| p.matched).unwrap_or(0);
+                let matched = self
+                    .raw
+                    .raft
+                    .prs()
+                    .get(m.id)
+                    .map(|p| p.matched)
+                    .unwrap_or(0);
                 if matched + PROMOTE_LAG >= commit && matched > 0 {
                     self.propose_conf_change(ConfChangeType::AddNode, m);
                     return;
@@ -1030,7 +1040,10 @@ impl Node {
         let mut cc = ConfChangeV2::default();
         cc.set_changes(vec![single].into());
         info!(self.logger, "proposing membership change"; "change" => ?kind, "member" => &m.name);
-        if let Err(e) = self.raw.propose_conf_change(m.name.clone().into_bytes(), cc) {
+        if let Err(e) = self
+            .raw
+            .propose_conf_change(m.name.clone().into_bytes(), cc)
+        {
             warn!(self.logger, "membership change not proposed"; "error" => %e);
         }
     }

@@ -130,7 +130,11 @@ mod tests {
             origin: 7,
             request_id: u64::MAX - 3,
             term: 42,
-            argv: vec![Bytes::from_static(b"SET"), Bytes::from_static(b"k"), Bytes::new()],
+            argv: vec![
+                Bytes::from_static(b"SET"),
+                Bytes::from_static(b"k"),
+                Bytes::new(),
+            ],
         };
         let enc = Bytes::from(p.encode());
         assert_eq!(Proposal::decode(&enc).unwrap(), p);

@@ -116,9 +116,7 @@ pub async fn send(stream: TcpStream, m: Message, registry: &SnapshotRegistry) ->
     }
     let (mut rd, wr) = stream.into_split();
     let mut wr = BufWriter::with_capacity(256 * 1024, wr);
-    let header = m
-        .write_to_bytes()
-        .map_err(|e| invalid(&e.to_string()))?;
+    let header = m.write_to_bytes().map_err(|e| invalid(&e.to_string()))?;
     write_frame(&mut wr, 0, &header).await?;
 
     // Reading redb blocks: a blocking task produces chunks into a small queue (bounded memory).
@@ -281,9 +279,7 @@ pub async fn receive(
             done,
         })
         .map_err(|_| invalid("raft loop stopped"))?;
-    installed
-        .await
-        .map_err(|_| invalid("raft loop stopped"))?;
+    installed.await.map_err(|_| invalid("raft loop stopped"))?;
     wr.write_u8(0).await?;
     wr.flush().await?;
     Ok(stats)

@@ -99,7 +99,11 @@ impl RaftStorage {
 
     /// Appends entries, first dropping any conflicting suffix (entries at or after the first new
     /// index were never committed, or raft-rs would not overwrite them).
-    pub fn append_in(&mut self, txn: &WriteTransaction, entries: &[Entry]) -> Result<(), StoreError> {
+    pub fn append_in(
+        &mut self,
+        txn: &WriteTransaction,
+        entries: &[Entry],
+    ) -> Result<(), StoreError> {
         let Some(first) = entries.first() else {
             return Ok(());
         };
@@ -215,7 +219,10 @@ impl RaftStorage {
             .ok_or(RaftStorageError::Unavailable)?;
         let v = row.value();
         if v.len() < 8 {
-            return Err(other(StoreError::corrupt("raft log", format!("short row {idx}"))));
+            return Err(other(StoreError::corrupt(
+                "raft log",
+                format!("short row {idx}"),
+            )));
         }
         let mut t = [0u8; 8];
         t.copy_from_slice(&v[..8]);
@@ -377,8 +384,13 @@ mod tests {
         append(&db, &mut s, &[entry(1, 1), entry(2, 1), entry(3, 2)]);
         assert_eq!(s.last_index().unwrap(), 3);
         assert_eq!(s.term(3).unwrap(), 2);
-        let es = s.entries(1, 4, None, GetEntriesContext::empty(false)).unwrap();
-        assert_eq!(es.iter().map(|e| e.index).collect::<Vec<_>>(), vec![1, 2, 3]);
+        let es = s
+            .entries(1, 4, None, GetEntriesContext::empty(false))
+            .unwrap();
+        assert_eq!(
+            es.iter().map(|e| e.index).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
         // A new leader overwrites the suffix from index 2.
         append(&db, &mut s, &[entry(2, 3)]);
         assert_eq!(s.last_index().unwrap(), 2);
@@ -392,7 +404,11 @@ mod tests {
     #[test]
     fn compaction_keeps_term_of_truncation_point_and_survives_restart() {
         let (_d, db, mut s) = setup();
-        append(&db, &mut s, &(1..=10).map(|i| entry(i, 1 + i / 5)).collect::<Vec<_>>());
+        append(
+            &db,
+            &mut s,
+            &(1..=10).map(|i| entry(i, 1 + i / 5)).collect::<Vec<_>>(),
+        );
         let txn = db.begin_write().unwrap();
         s.compact_in(&txn, 6).unwrap();
         let mut hs = HardState::default();

@@ -118,7 +118,10 @@ pub fn invalid(msg: &str) -> io::Error {
 }
 
 /// The handshake answer: 0 = accepted, anything else = refused with a reason.
-pub async fn write_verdict<W: AsyncWriteExt + Unpin>(w: &mut W, refusal: Option<&str>) -> io::Result<()> {
+pub async fn write_verdict<W: AsyncWriteExt + Unpin>(
+    w: &mut W,
+    refusal: Option<&str>,
+) -> io::Result<()> {
     let mut b = Vec::new();
     match refusal {
         None => b.push(0),
@@ -250,7 +253,10 @@ impl Transport {
                 match addr {
                     Some(addr) => self.spawn_snapshot_sender(to, addr, m),
                     None => {
-                        let _ = self.inner.raft_tx.send(Input::SnapshotDone { to, ok: false });
+                        let _ = self
+                            .inner
+                            .raft_tx
+                            .send(Input::SnapshotDone { to, ok: false });
                     }
                 }
                 continue;
@@ -369,7 +375,12 @@ impl Transport {
     }
 
     /// Opens and authenticates a connection to a peer.
-    pub async fn connect(&self, id: u64, addr: SocketAddr, purpose: Purpose) -> io::Result<TcpStream> {
+    pub async fn connect(
+        &self,
+        id: u64,
+        addr: SocketAddr,
+        purpose: Purpose,
+    ) -> io::Result<TcpStream> {
         let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
@@ -465,7 +476,10 @@ impl Transport {
             ));
         }
         if hs.to_id != me.id {
-            return Err(format!("this is node '{}', not the node you meant", me.name));
+            return Err(format!(
+                "this is node '{}', not the node you meant",
+                me.name
+            ));
         }
         if hs.cluster_id == me.cluster_id {
             return Ok(());
@@ -509,9 +523,16 @@ impl Transport {
             stream.read_exact(&mut buf).await?;
             let m = Message::parse_from_bytes(&buf).map_err(|e| invalid(&e.to_string()))?;
             if m.from != from || m.to != me {
-                return Err(invalid("message addressed inconsistently with the handshake"));
+                return Err(invalid(
+                    "message addressed inconsistently with the handshake",
+                ));
             }
-            if self.inner.raft_tx.send(Input::Message(Box::new(m))).is_err() {
+            if self
+                .inner
+                .raft_tx
+                .send(Input::Message(Box::new(m)))
+                .is_err()
+            {
                 return Ok(());
             }
         }
