@@ -160,8 +160,15 @@ fn leave(w: &mut WriteView, ctx: &ApplyCtx, argv: &[Bytes]) -> Result<Reply, Sto
                     "ERR cannot remove the last voter of the cluster",
                 ));
             }
+            // Not in the configuration yet (still joining): nothing to take out of it. If an
+            // add is already in flight, the leader removes the node again once it lands.
+            let in_conf = voters.contains(&m.id) || ctx.conf_state.learners.contains(&m.id);
             let updated = Member {
-                state: MemberState::Leaving,
+                state: if in_conf {
+                    MemberState::Leaving
+                } else {
+                    MemberState::Removed
+                },
                 ..m.clone()
             };
             membership::save(&mut w.members, &updated)?;

@@ -182,18 +182,25 @@ fn config(s: &mut Session, argv: &[Bytes]) -> Reply {
         ];
         let mut out = Vec::new();
         for (name, value) in &params {
-            if argv[2..]
+            let Some(pattern) = argv[2..]
                 .iter()
-                .any(|p| glob::matches(p, name.as_bytes(), true))
-            {
-                out.push(Reply::bulk(name.to_string()));
-                out.push(Reply::bulk(value.clone()));
-            }
+                .find(|p| glob::matches(p, name.as_bytes(), true))
+            else {
+                continue;
+            };
+            // Like Redis, a plain name (no glob characters) is echoed as the client spelled it.
+            let shown = if pattern.iter().any(|b| b"*?[".contains(b)) {
+                Bytes::from_static(name.as_bytes())
+            } else {
+                pattern.clone()
+            };
+            out.push(Reply::Bulk(shown));
+            out.push(Reply::bulk(value.clone()));
         }
         return Reply::Array(out);
     }
     if is(sub, "set") {
-        if argv.len() < 4 || argv.len() % 2 != 0 {
+        if argv.len() < 4 || !argv.len().is_multiple_of(2) {
             return wrong_arity("config|set");
         }
         return Reply::error(format!(
@@ -232,7 +239,10 @@ fn command(_: &mut Session, argv: &[Bytes]) -> Reply {
         return Reply::Array(TABLE.iter().map(command_entry).collect());
     }
     let sub = &argv[1];
-    if is(sub, "count") && argv.len() == 2 {
+    if is(sub, "count") {
+        if argv.len() != 2 {
+            return wrong_arity("command|count");
+        }
         return Reply::Integer(TABLE.len() as i64);
     }
     if is(sub, "docs") {
@@ -242,7 +252,7 @@ fn command(_: &mut Session, argv: &[Bytes]) -> Reply {
         return Reply::Array(
             argv[2..]
                 .iter()
-                .map(|n| lookup(n).map(command_entry).unwrap_or(Reply::NilArray))
+                .map(|n| lookup(n).map(command_entry).unwrap_or(Reply::Nil))
                 .collect(),
         );
     }

@@ -194,7 +194,7 @@ pub const MSETNX: Spec = Spec {
 
 /// MSET-style commands take key/value pairs; an odd count is an arity error in Redis.
 fn pairs(argv: Vec<Bytes>, name: &str) -> Result<Vec<Bytes>, Reply> {
-    if argv.len() % 2 == 0 {
+    if argv.len().is_multiple_of(2) {
         return Err(wrong_arity(name));
     }
     Ok(argv)

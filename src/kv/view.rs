@@ -37,6 +37,10 @@ impl ReadView {
         Ok(self.kv.len()?)
     }
 
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.kv.is_empty()?)
+    }
+
     /// Visits every key in order with its value; `f` returns false to stop.
     pub fn scan(&self, mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError> {
         for row in self.kv.iter()? {

@@ -6,7 +6,10 @@ pub mod identity;
 pub mod membership;
 mod node;
 pub mod proposal;
+mod read_index;
+mod reconfigure;
 pub mod snapshot;
+mod startup;
 pub mod status;
 pub mod storage;
 pub mod transport;
@@ -20,7 +23,7 @@ use raft::eraftpb::Message;
 use tokio::sync::{oneshot, watch};
 
 use crate::resp::Reply;
-pub use node::{StartMode, start};
+pub use startup::{StartMode, start};
 use status::RaftStatus;
 
 /// What the raft thread is asked to do.

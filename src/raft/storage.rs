@@ -354,11 +354,12 @@ mod tests {
     }
 
     fn entry(index: u64, term: u64) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e.data = vec![index as u8; 10].into();
-        e
+        Entry {
+            index,
+            term,
+            data: vec![index as u8; 10].into(),
+            ..Default::default()
+        }
     }
 
     fn append(db: &Db, s: &mut RaftStorage, es: &[Entry]) {
@@ -411,10 +412,12 @@ mod tests {
         );
         let txn = db.begin_write().unwrap();
         s.compact_in(&txn, 6).unwrap();
-        let mut hs = HardState::default();
-        hs.term = 3;
-        hs.commit = 8;
-        hs.vote = 1;
+        let hs = HardState {
+            term: 3,
+            commit: 8,
+            vote: 1,
+            ..Default::default()
+        };
         s.set_hard_state_in(&txn, &hs).unwrap();
         txn.commit().unwrap();
         assert_eq!(s.first_index().unwrap(), 7);
@@ -435,9 +438,11 @@ mod tests {
     fn installing_a_snapshot_resets_the_log() {
         let (_d, db, mut s) = setup();
         append(&db, &mut s, &[entry(1, 1), entry(2, 1)]);
-        let mut m = SnapshotMetadata::default();
-        m.index = 50;
-        m.term = 4;
+        let mut m = SnapshotMetadata {
+            index: 50,
+            term: 4,
+            ..Default::default()
+        };
         m.mut_conf_state().voters = vec![1, 2, 3];
         let txn = db.begin_write().unwrap();
         s.install_snapshot_in(&txn, &m).unwrap();
@@ -467,8 +472,10 @@ mod tests {
         let (_d, db, mut s) = setup();
         append(&db, &mut s, &[entry(1, 1), entry(2, 1)]);
         let txn = db.begin_write().unwrap();
-        let mut cs = ConfState::default();
-        cs.voters = vec![7];
+        let cs = ConfState {
+            voters: vec![7],
+            ..Default::default()
+        };
         s.set_conf_state_in(&txn, &cs).unwrap();
         txn.open_table(RAFT_STATE)
             .unwrap()

@@ -220,9 +220,7 @@ impl Transport {
         let mut map = lock(&self.inner.peers);
         map.retain(|id, p| peers.iter().any(|(pid, a)| pid == id && *a == p.addr));
         for (id, addr) in peers {
-            if !map.contains_key(&id) {
-                map.insert(id, self.spawn_peer(id, addr));
-            }
+            map.entry(id).or_insert_with(|| self.spawn_peer(id, addr));
         }
     }
 

@@ -1,0 +1,311 @@
+//! Starting the raft node: decide between bootstrapping a new cluster, waiting to join one, and
+//! restarting from disk; prepare the storage for it; build the `Node` and spawn its thread.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType, HardState};
+use raft::{RawNode, StateRole};
+use redb::ReadableDatabase;
+use slog::{Logger, info, o};
+use tokio::sync::watch;
+
+use super::identity::{Identity, random_u64};
+use super::membership::{self, Member, MemberState, node_id};
+use super::node::Node;
+use super::proposal::Proposal;
+use super::read_index::ReadRounds;
+use super::snapshot::SnapshotRegistry;
+use super::status::RaftStatus;
+use super::storage::{RaftStorage, encode_pb};
+use super::transport::Transport;
+use super::{Input, RaftHandle};
+use crate::config::Config;
+use crate::store::{
+    self, Db, LOG, MEMBERS, RAFT_STATE, STAGED_KV, STAGED_MEMBERS, StoreError, meta,
+};
+
+/// Ticks without hearing from a leader before an election (randomised up to twice this).
+const ELECTION_TICKS: usize = 10;
+const HEARTBEAT_TICKS: usize = 2;
+/// How this process starts its raft node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartMode {
+    /// Empty data dir, no --join: a one-voter cluster of its own.
+    Bootstrap,
+    /// Empty data dir with --join: wait to be added by an existing cluster.
+    Join,
+    /// Raft state on disk: carry on from it.
+    Restart,
+}
+
+/// Decides how to start, prepares the storage for it, and spawns the raft thread.
+pub fn start(
+    cfg: &Config,
+    db: Db,
+    rx: mpsc::Receiver<Input>,
+    tx: mpsc::Sender<Input>,
+    transport: Transport,
+    snapshots: SnapshotRegistry,
+    logger: &Logger,
+) -> Result<(RaftHandle, StartMode, JoinHandle<()>), String> {
+    let id = node_id(&cfg.name);
+    let err = |e: StoreError| format!("cannot load raft state: {e}");
+    clear_staged(&db).map_err(err)?;
+    let existing = load_identity(&db).map_err(err)?;
+    let storage = RaftStorage::load(db.clone(), snapshots.clone()).map_err(err)?;
+    let empty = existing.is_none()
+        && storage.last_index_now() == 0
+        && storage.conf_state().voters.is_empty();
+    let mode = match (&existing, empty, cfg.join) {
+        (Some(ident), _, _) => {
+            if ident.name != cfg.name {
+                return Err(format!(
+                    "data dir '{}' belongs to node '{}', not '{}': pass --id {} or use another data dir",
+                    cfg.data_dir.display(),
+                    ident.name,
+                    cfg.name,
+                    ident.name
+                ));
+            }
+            if ident.cluster_id == 0 {
+                StartMode::Join
+            } else {
+                StartMode::Restart
+            }
+        }
+        (None, true, None) => StartMode::Bootstrap,
+        (None, true, Some(_)) => StartMode::Join,
+        (None, false, _) => {
+            return Err(format!(
+                "database in '{}' has raft state but no identity: refusing to start (corrupted?)",
+                cfg.data_dir.display()
+            ));
+        }
+    };
+    let identity = match mode {
+        StartMode::Bootstrap => {
+            let ident = Identity {
+                name: cfg.name.clone(),
+                id,
+                cluster_id: random_u64(),
+            };
+            bootstrap(&db, &ident, cfg.raft_addr, cfg.addr).map_err(err)?;
+            ident
+        }
+        StartMode::Join if existing.is_none() => {
+            let ident = Identity {
+                name: cfg.name.clone(),
+                id,
+                cluster_id: 0,
+            };
+            save_identity(&db, &ident).map_err(err)?;
+            ident
+        }
+        _ => existing.unwrap_or(Identity {
+            name: cfg.name.clone(),
+            id,
+            cluster_id: 0,
+        }),
+    };
+    // Reload: bootstrap wrote the first entry and the initial configuration.
+    let storage = RaftStorage::load(db.clone(), snapshots).map_err(err)?;
+    let (applied_index, applied_term) = load_applied(&db).map_err(err)?;
+    let members = load_members(&db).map_err(err)?;
+    transport.set_identity(identity.clone());
+    transport.set_peers(peer_addrs(&members, id));
+
+    let raft_logger = logger.new(o!("raft" => true));
+    let raft_config = raft_config(id, applied_index);
+    raft_config
+        .validate()
+        .map_err(|e| format!("raft config: {e}"))?;
+    let mut raw = RawNode::new(&raft_config, storage, &raft_logger)
+        .map_err(|e| format!("cannot start raft: {e}"))?;
+    campaign_if_alone(&mut raw, id);
+
+    let status = Arc::new(Mutex::new(Arc::new(RaftStatus::initial(
+        id,
+        cfg.name.clone(),
+    ))));
+    let (applied_tx, applied_rx) = watch::channel(applied_index);
+    let handle = RaftHandle {
+        tx,
+        status: status.clone(),
+        applied: applied_rx,
+    };
+    let mut node = Node {
+        raw,
+        db,
+        identity,
+        compact_entries: cfg.compact_entries,
+        compact_keep: cfg.compact_keep,
+        rx,
+        transport,
+        logger: logger.clone(),
+        tick: cfg.tick,
+        ticks: 0,
+        waiters: HashMap::new(),
+        parked: VecDeque::new(),
+        next_request: random_u64(),
+        applied_term,
+        applied_index,
+        members,
+        reads: ReadRounds::default(),
+        status,
+        applied_tx,
+        last_role: None,
+        last_leader: 0,
+        removed: false,
+        snapshot_acks: Vec::new(),
+    };
+    node.removed = node
+        .members
+        .iter()
+        .any(|m| m.id == id && m.state == MemberState::Removed);
+    node.publish_status();
+    info!(logger, "raft node started"; "mode" => ?mode, "applied" => applied_index,
+          "last_index" => node.raw.store().last_index_now(), "term" => node.raw.raft.term);
+    let thread = std::thread::Builder::new()
+        .name("raft".into())
+        .spawn(move || node.run())
+        .map_err(|e| format!("cannot spawn raft thread: {e}"))?;
+    Ok((handle, mode, thread))
+}
+
+/// The only voter need not wait out an election timeout to lead its own cluster.
+pub(super) fn campaign_if_alone(raw: &mut RawNode<RaftStorage>, id: u64) {
+    let cs = raw.store().conf_state();
+    if cs.voters == [id] && cs.learners.is_empty() && raw.raft.state != StateRole::Leader {
+        let _ = raw.campaign();
+    }
+}
+
+pub(super) fn raft_config(id: u64, applied: u64) -> raft::Config {
+    raft::Config {
+        id,
+        election_tick: ELECTION_TICKS,
+        heartbeat_tick: HEARTBEAT_TICKS,
+        applied,
+        max_size_per_msg: 1024 * 1024,
+        max_inflight_msgs: 256,
+        check_quorum: true,
+        pre_vote: true,
+        max_uncommitted_size: 256 * 1024 * 1024,
+        max_committed_size_per_ready: 16 * 1024 * 1024,
+        ..Default::default()
+    }
+}
+
+/// Writes the state of a brand-new one-voter cluster as its first two committed log entries:
+/// the configuration change that makes this node the only voter, and the JOIN that records it
+/// in the member list. Being in the log (not only in local state), both reach every node that
+/// joins later, so all nodes agree on the configuration from index 1 on.
+fn bootstrap(
+    db: &Db,
+    ident: &Identity,
+    raft_addr: SocketAddr,
+    client_addr: SocketAddr,
+) -> Result<(), StoreError> {
+    let mut single = ConfChangeSingle::default();
+    single.set_change_type(ConfChangeType::AddNode);
+    single.node_id = ident.id;
+    let mut cc = ConfChangeV2::default();
+    cc.set_changes(vec![single].into());
+    let mut conf_entry = Entry::default();
+    conf_entry.set_entry_type(EntryType::EntryConfChangeV2);
+    conf_entry.index = 1;
+    conf_entry.term = 1;
+    conf_entry.data = encode_pb(&cc)?.into();
+    conf_entry.context = ident.name.clone().into_bytes().into();
+
+    let argv = vec![
+        Bytes::from_static(b"join"),
+        Bytes::from(ident.name.clone()),
+        Bytes::from(raft_addr.to_string()),
+        Bytes::from(client_addr.to_string()),
+    ];
+    let join_entry = Entry {
+        index: 2,
+        term: 1,
+        data: Proposal {
+            origin: 0,
+            request_id: 0,
+            term: 1,
+            argv,
+        }
+        .encode()
+        .into(),
+        ..Default::default()
+    };
+
+    let hs = HardState {
+        term: 1,
+        commit: 2,
+        ..Default::default()
+    };
+    let txn = db.begin_write()?;
+    {
+        let mut log = txn.open_table(LOG)?;
+        for e in [&conf_entry, &join_entry] {
+            let mut row = e.term.to_be_bytes().to_vec();
+            row.extend_from_slice(&encode_pb(e)?);
+            log.insert(e.index, row.as_slice())?;
+        }
+        let mut state = txn.open_table(RAFT_STATE)?;
+        state.insert(meta::HARD_STATE, encode_pb(&hs)?.as_slice())?;
+        state.insert(meta::IDENTITY, ident.encode().as_bytes())?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+fn load_identity(db: &Db) -> Result<Option<Identity>, StoreError> {
+    let txn = db.begin_read()?;
+    let t = txn.open_table(RAFT_STATE)?;
+    match t.get(meta::IDENTITY)? {
+        Some(v) => Ok(Some(Identity::decode(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn save_identity(db: &Db, ident: &Identity) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    txn.open_table(RAFT_STATE)?
+        .insert(meta::IDENTITY, ident.encode().as_bytes())?;
+    txn.commit()?;
+    Ok(())
+}
+
+fn load_applied(db: &Db) -> Result<(u64, u64), StoreError> {
+    let txn = db.begin_read()?;
+    let t = txn.open_table(RAFT_STATE)?;
+    Ok(store::read_pair(&t, meta::APPLIED)?.unwrap_or((0, 0)))
+}
+
+pub(super) fn load_members(db: &Db) -> Result<Vec<Member>, StoreError> {
+    let txn = db.begin_read()?;
+    membership::load_all(&txn.open_table(MEMBERS)?)
+}
+
+/// A half-received snapshot from before a crash is useless: start the next one clean.
+fn clear_staged(db: &Db) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    txn.open_table(STAGED_KV)?.retain(|_, _| false)?;
+    txn.open_table(STAGED_MEMBERS)?.retain(|_, _| false)?;
+    txn.open_table(RAFT_STATE)?.remove(meta::STAGED)?;
+    txn.commit()?;
+    Ok(())
+}
+
+pub(super) fn peer_addrs(members: &[Member], self_id: u64) -> Vec<(u64, SocketAddr)> {
+    members
+        .iter()
+        .filter(|m| m.id != self_id && m.state != MemberState::Removed)
+        .map(|m| (m.id, m.raft_addr))
+        .collect()
+}
