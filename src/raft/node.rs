@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use raft::eraftpb::{
-    ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType, Message, Snapshot,
+    ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType, Message,
+    MessageType, Snapshot,
 };
 use raft::{RawNode, SnapshotStatus, StateRole};
 use redb::{Durability, WriteTransaction};
@@ -27,7 +28,7 @@ use super::membership::{self, Member, MemberState};
 use super::proposal::Proposal;
 use super::read_index::ReadRounds;
 use super::startup::{campaign_if_alone, load_members, peer_addrs};
-use super::status::{MemberStatus, RaftStatus, Role, member_role};
+use super::status::{MemberStatus, RaftCounters, RaftStatus, Role, member_role};
 use super::storage::{RaftStorage, decode_pb};
 use super::transport::Transport;
 use crate::cmd::{self, Kind};
@@ -79,6 +80,10 @@ pub struct Node {
     pub(super) ticks: u64,
     pub(super) waiters: HashMap<u64, Waiter>,
     pub(super) parked: VecDeque<Parked>,
+    /// Writes to propose together before the next Ready.
+    pub(super) batch: Vec<Parked>,
+    /// Parked writes are retried on a tick or when a leader appears, not on every input.
+    pub(super) retry_parked: bool,
     pub(super) next_request: u64,
     /// Highest term of any applied entry: proposals from older terms can no longer commit.
     pub(super) applied_term: u64,
@@ -92,6 +97,7 @@ pub struct Node {
     pub(super) removed: bool,
     /// Receivers of staged snapshots waiting for the Ready that installs them to be handled.
     pub(super) snapshot_acks: Vec<oneshot::Sender<()>>,
+    pub(super) counters: RaftCounters,
 }
 
 impl Node {
@@ -135,8 +141,13 @@ impl Node {
                     next_tick + self.tick
                 };
                 self.on_tick(now);
+                self.retry_parked = true;
             }
-            self.propose_parked();
+            if self.retry_parked {
+                self.retry_parked = false;
+                self.propose_parked();
+            }
+            self.flush_proposals();
             self.start_read_round();
             if self.raw.has_ready()
                 && let Err(e) = self.handle_ready()
@@ -231,37 +242,61 @@ impl Node {
             });
             return;
         }
-        self.next_request = self.next_request.wrapping_add(1);
-        let request_id = self.next_request;
-        let term = self.raw.raft.term;
-        let p = Proposal {
-            origin: self.identity.id,
-            request_id,
-            term,
+        self.batch.push(Parked {
             argv,
-        };
-        match self.raw.propose(vec![], p.encode()) {
+            deadline,
+            reply,
+            fenced,
+        });
+    }
+
+    /// Proposes every write gathered since the last Ready as one `MsgPropose`, so raft-rs sends
+    /// one append per follower for the whole batch instead of one per write.
+    fn flush_proposals(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let term = self.raw.raft.term;
+        let batch = std::mem::take(&mut self.batch);
+        let mut entries = Vec::with_capacity(batch.len());
+        let mut ids = Vec::with_capacity(batch.len());
+        for p in &batch {
+            self.next_request = self.next_request.wrapping_add(1);
+            ids.push(self.next_request);
+            let data = Proposal {
+                origin: self.identity.id,
+                request_id: self.next_request,
+                term,
+                argv: p.argv.clone(),
+            }
+            .encode();
+            entries.push(Entry {
+                data: data.into(),
+                ..Default::default()
+            });
+        }
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgPropose);
+        m.from = self.identity.id;
+        m.set_entries(entries.into());
+        self.counters.proposals += batch.len() as u64;
+        match self.raw.raft.step(m) {
             Ok(()) => {
-                self.waiters.insert(
-                    request_id,
-                    Waiter {
-                        argv: p.argv,
-                        term,
-                        deadline,
-                        reply,
-                    },
-                );
+                for (p, request_id) in batch.into_iter().zip(ids) {
+                    self.waiters.insert(
+                        request_id,
+                        Waiter {
+                            argv: p.argv,
+                            term,
+                            deadline: p.deadline,
+                            reply: p.reply,
+                        },
+                    );
+                }
             }
-            Err(_) => {
-                // Dropped by raft-rs (leader stepping down, transfer in progress, no leader):
-                // it never entered the log, so trying again later is safe.
-                self.parked.push_back(Parked {
-                    argv: p.argv,
-                    deadline,
-                    reply,
-                    fenced,
-                });
-            }
+            // Dropped by raft-rs (leader stepping down, transfer in progress, no leader): it
+            // never entered the log, so trying again later is safe.
+            Err(_) => self.parked.extend(batch),
         }
     }
 
@@ -336,6 +371,8 @@ impl Node {
     /// The Ready cycle, in the order raft-rs requires (design rule 1).
     fn handle_ready(&mut self) -> Result<(), StoreError> {
         let mut rd = self.raw.ready();
+        self.counters.readies += 1;
+        self.counters.entries_appended += rd.entries().len() as u64;
         if let Some(ss) = rd.ss() {
             self.on_soft_state(ss.raft_state, ss.leader_id);
         }
@@ -399,7 +436,12 @@ impl Node {
         Ok(())
     }
 
-    fn commit(&self, mut txn: WriteTransaction, durable: bool) -> Result<(), StoreError> {
+    fn commit(&mut self, mut txn: WriteTransaction, durable: bool) -> Result<(), StoreError> {
+        if durable {
+            self.counters.durable_commits += 1;
+        } else {
+            self.counters.apply_commits += 1;
+        }
         txn.set_durability(if durable {
             Durability::Immediate
         } else {
@@ -441,6 +483,7 @@ impl Node {
                     }
                 }
                 self.applied_index = e.index;
+                self.counters.entries_applied += 1;
                 if e.term > self.applied_term {
                     self.applied_term = e.term;
                     self.fence_older_proposals(outcomes);
@@ -585,12 +628,15 @@ impl Node {
                         "TIMEOUT write outcome unknown: this node caught up from a snapshot that may include it",
                     ));
                 }
-                Outcome::Fenced => self.parked.push_back(Parked {
-                    argv: w.argv,
-                    deadline: w.deadline,
-                    reply: w.reply,
-                    fenced: true,
-                }),
+                Outcome::Fenced => {
+                    self.counters.proposals_fenced += 1;
+                    self.parked.push_back(Parked {
+                        argv: w.argv,
+                        deadline: w.deadline,
+                        reply: w.reply,
+                        fenced: true,
+                    });
+                }
             }
         }
         self.applied_tx.send_replace(self.applied_index);
@@ -670,6 +716,7 @@ impl Node {
     fn on_soft_state(&mut self, state: StateRole, leader: u64) {
         if leader != self.last_leader {
             self.last_leader = leader;
+            self.retry_parked = leader != 0;
             let name = self
                 .members
                 .iter()
@@ -690,6 +737,7 @@ impl Node {
         if msgs.is_empty() {
             return;
         }
+        self.counters.messages_sent += msgs.len() as u64;
         for id in self.transport.send(msgs) {
             self.raw.report_unreachable(id);
         }
@@ -747,6 +795,7 @@ impl Node {
             first_index: store.first_index_now(),
             last_index: raft.raft_log.last_index(),
             members,
+            counters: self.counters,
         };
         if self.last_role != Some(role) {
             if self.last_role.is_some() {

@@ -151,6 +151,8 @@ pub fn start(
         ticks: 0,
         waiters: HashMap::new(),
         parked: VecDeque::new(),
+        batch: Vec::new(),
+        retry_parked: false,
         next_request: random_u64(),
         applied_term,
         applied_index,
@@ -162,6 +164,7 @@ pub fn start(
         last_leader: 0,
         removed: false,
         snapshot_acks: Vec::new(),
+        counters: Default::default(),
     };
     node.removed = node
         .members

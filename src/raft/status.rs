@@ -44,6 +44,20 @@ pub struct MemberStatus {
     pub matched: Option<u64>,
 }
 
+/// Work counters of the raft thread, for INFO and for understanding throughput: entries per
+/// Ready is the group-commit batch size, durable commits are fsyncs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RaftCounters {
+    pub readies: u64,
+    pub entries_appended: u64,
+    pub entries_applied: u64,
+    pub durable_commits: u64,
+    pub apply_commits: u64,
+    pub proposals: u64,
+    pub proposals_fenced: u64,
+    pub messages_sent: u64,
+}
+
 #[derive(Clone, Debug)]
 pub struct RaftStatus {
     pub id: u64,
@@ -56,6 +70,7 @@ pub struct RaftStatus {
     pub first_index: u64,
     pub last_index: u64,
     pub members: Vec<MemberStatus>,
+    pub counters: RaftCounters,
 }
 
 impl RaftStatus {
@@ -71,6 +86,7 @@ impl RaftStatus {
             first_index: 0,
             last_index: 0,
             members: Vec::new(),
+            counters: RaftCounters::default(),
         }
     }
 
@@ -121,6 +137,15 @@ impl RaftStatus {
         line("raft_applied_index", &self.applied);
         line("raft_first_index", &self.first_index);
         line("raft_last_index", &self.last_index);
+        let c = &self.counters;
+        line("raft_readies", &c.readies);
+        line("raft_entries_appended", &c.entries_appended);
+        line("raft_entries_applied", &c.entries_applied);
+        line("raft_durable_commits", &c.durable_commits);
+        line("raft_apply_commits", &c.apply_commits);
+        line("raft_proposals", &c.proposals);
+        line("raft_proposals_fenced", &c.proposals_fenced);
+        line("raft_messages_sent", &c.messages_sent);
         line("raft_members", &self.members.len());
         for (i, m) in self.members.iter().enumerate() {
             let _ = write!(
