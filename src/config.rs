@@ -30,6 +30,11 @@ pub struct Args {
     #[arg(long, env = "KVD_RAFT_ADDR", default_value = "127.0.0.1:19000")]
     pub raft_addr: String,
 
+    /// Raft address the other nodes should use to reach this one, if not --raft-addr (behind a
+    /// proxy or NAT).
+    #[arg(long, env = "KVD_ADVERTISE_RAFT_ADDR")]
+    pub advertise_raft_addr: Option<String>,
+
     /// Client address (HOST:PORT) of any cluster member: an empty node asks it to be added instead of
     /// bootstrapping a cluster of its own. Ignored once the node holds raft state.
     #[arg(long, env = "KVD_JOIN")]
@@ -112,6 +117,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub addr: SocketAddr,
     pub raft_addr: SocketAddr,
+    /// What peers are told to dial (defaults to `raft_addr`).
+    pub advertise_raft_addr: SocketAddr,
     pub join: Option<SocketAddr>,
     pub log_level: slog::Level,
     pub read_consistency: ReadConsistency,
@@ -148,6 +155,10 @@ impl Args {
         check_name(&name)?;
         let addr = parse_addr("--addr", &self.addr)?;
         let raft_addr = parse_addr("--raft-addr", &self.raft_addr)?;
+        let advertise_raft_addr = match &self.advertise_raft_addr {
+            Some(a) => parse_addr("--advertise-raft-addr", a)?,
+            None => raft_addr,
+        };
         let join = self
             .join
             .as_deref()
@@ -174,6 +185,7 @@ impl Args {
             data_dir: self.data_dir,
             addr,
             raft_addr,
+            advertise_raft_addr,
             join,
             log_level,
             read_consistency: self.read_consistency,

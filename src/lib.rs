@@ -20,3 +20,21 @@ pub mod resp;
 pub mod server;
 pub mod session;
 pub mod store;
+
+thread_local! {
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic into `Err` without the panic hook printing it (the caller reports
+/// the failure in its own words).
+pub fn quiet_panics<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    QUIET.with(|q| q.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(false));
+    r
+}
+
+/// True while inside `quiet_panics` on this thread.
+pub fn panics_are_quiet() -> bool {
+    QUIET.with(|q| q.get())
+}

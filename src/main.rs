@@ -3,6 +3,29 @@
 use clap::Parser;
 
 fn main() {
+    // One line, never a backtrace; a panic in the raft thread stops the node (it cannot go on
+    // without it), elsewhere (a client task) the task ends and the node carries on.
+    std::panic::set_hook(Box::new(|info| {
+        if kvd::panics_are_quiet() {
+            return;
+        }
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("?");
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("kvd: internal error in thread '{name}': {msg}{at}");
+        if name == "raft" {
+            std::process::exit(70);
+        }
+    }));
     let args = kvd::config::Args::parse();
     let config = match args.validate() {
         Ok(c) => c,

@@ -51,7 +51,15 @@ pub struct Shared {
 /// Runs the node until SIGTERM/SIGINT. Startup errors come back as one line.
 pub fn run(config: Config) -> Result<(), String> {
     let logger = crate::logging::logger(config.log_level, &config.name);
-    let db = store::open(&config.data_dir, config.cache_bytes)?;
+    raise_fd_limit(&logger);
+    // redb may panic on a file damaged in ways its checks miss: still one line, not a backtrace.
+    let db = crate::quiet_panics(|| store::open(&config.data_dir, config.cache_bytes))
+        .map_err(|_| {
+            format!(
+                "database in '{}' is damaged (the storage engine panicked opening it): refusing to start",
+                config.data_dir.display()
+            )
+        })??;
     // Bind before anything starts, so a port in use is reported plainly.
     let client_listener = bind(config.addr, "client")?;
     let raft_listener = bind(config.raft_addr, "raft")?;
@@ -64,7 +72,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let snapshots = SnapshotRegistry::default();
     let transport = Transport::new(
         config.cluster.clone(),
-        config.raft_addr,
+        config.advertise_raft_addr,
         tx.clone(),
         snapshots.clone(),
         db.clone(),
@@ -105,6 +113,25 @@ pub fn run(config: Config) -> Result<(), String> {
     drop(logger);
     std::thread::sleep(Duration::from_millis(50));
     result
+}
+
+/// Raises the open-file limit to its hard maximum so that `--max-clients` connections (10,000 by
+/// default) do not run into the usual soft limit of 1024.
+fn raise_fd_limit(logger: &Logger) {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let wanted = lim.rlim_max;
+            lim.rlim_cur = wanted;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                warn!(logger, "cannot raise the open file limit"; "hard" => wanted);
+            }
+        }
+    }
 }
 
 fn bind(addr: SocketAddr, what: &str) -> Result<std::net::TcpListener, String> {
@@ -209,7 +236,7 @@ async fn join_cluster(shared: Arc<Shared>, seed: SocketAddr) {
     let args = [
         "JOIN".to_string(),
         cfg.name.clone(),
-        cfg.raft_addr.to_string(),
+        cfg.advertise_raft_addr.to_string(),
         cfg.addr.to_string(),
     ];
     let started = Instant::now();

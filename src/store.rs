@@ -80,6 +80,11 @@ impl StoreError {
 /// The open database, shared by the raft loop (writer) and connections (readers).
 pub type Db = Arc<Database>;
 
+/// A file written next to the database when it is created: if the database later disappears
+/// while this remains, the node refuses to start instead of silently bootstrapping a new cluster
+/// (which could split the old one).
+const MARKER: &str = "kvd.dir";
+
 /// Path of the database file inside a data dir.
 pub fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join("kvd.redb")
@@ -97,6 +102,15 @@ pub fn open(data_dir: &Path, cache_bytes: usize) -> Result<Db, String> {
 
     let path = db_path(data_dir);
     let existed = path.exists();
+    let marker = data_dir.join(MARKER);
+    if !existed && marker.exists() {
+        return Err(format!(
+            "raft state missing: '{}' exists but '{}' does not; refusing to start as a new node \
+             (restore the database, or empty the data dir to start afresh)",
+            marker.display(),
+            path.display()
+        ));
+    }
     if existed {
         let len = fs::metadata(&path)
             .map_err(|e| format!("cannot stat '{}': {e}", path.display()))?
@@ -110,6 +124,8 @@ pub fn open(data_dir: &Path, cache_bytes: usize) -> Result<Db, String> {
     }
     let mut builder = Database::builder();
     builder.set_cache_size(cache_bytes.max(1024 * 1024));
+    // Verify every page's checksum on open: a damaged file must be refused, not served.
+    builder.set_check_integrity_on_open(true);
     let db = if existed {
         builder.open(&path)
     } else {
@@ -120,11 +136,18 @@ pub fn open(data_dir: &Path, cache_bytes: usize) -> Result<Db, String> {
             format!("database '{}' is in use by another process", path.display())
         }
         other => format!(
-            "cannot open database '{}': {other} (corrupted? refusing to start)",
+            "database '{}' is damaged or unreadable ({other}): refusing to start",
             path.display()
         ),
     })?;
     create_tables(&db).map_err(|e| format!("cannot initialise '{}': {e}", path.display()))?;
+    if !marker.exists() {
+        fs::write(
+            &marker,
+            b"kvd data dir: kvd.redb holds this node's raft state; do not delete it alone\n",
+        )
+        .map_err(|e| format!("cannot write '{}': {e}", marker.display()))?;
+    }
     Ok(Arc::new(db))
 }
 

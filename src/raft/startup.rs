@@ -94,7 +94,7 @@ pub fn start(
                 id,
                 cluster_id: random_u64(),
             };
-            bootstrap(&db, &ident, cfg.raft_addr, cfg.addr).map_err(err)?;
+            bootstrap(&db, &ident, cfg.advertise_raft_addr, cfg.addr).map_err(err)?;
             ident
         }
         StartMode::Join if existing.is_none() => {
@@ -115,6 +115,16 @@ pub fn start(
     // Reload: bootstrap wrote the first entry and the initial configuration.
     let storage = RaftStorage::load(db.clone(), snapshots).map_err(err)?;
     let (applied_index, applied_term) = load_applied(&db).map_err(err)?;
+    let hs = storage.hard_state();
+    if applied_index > hs.commit || (storage.last_index_now() > 0 && hs.term == 0) {
+        return Err(format!(
+            "raft state in '{}' is inconsistent (applied {applied_index}, commit {}, term {}, last index {}): refusing to start",
+            cfg.data_dir.display(),
+            hs.commit,
+            hs.term,
+            storage.last_index_now()
+        ));
+    }
     let members = load_members(&db).map_err(err)?;
     transport.set_identity(identity.clone());
     transport.set_peers(peer_addrs(&members, id));
