@@ -2,6 +2,12 @@
 
 use clap::Parser;
 
+/// clap's first error line without its "error: " prefix.
+fn one_line(msg: &str) -> String {
+    let first = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or(msg);
+    first.trim().trim_start_matches("error:").trim().to_string()
+}
+
 fn main() {
     // One line, never a backtrace; a panic in the raft thread stops the node (it cannot go on
     // without it), elsewhere (a client task) the task ends and the node carries on.
@@ -26,7 +32,18 @@ fn main() {
             std::process::exit(70);
         }
     }));
-    let args = kvd::config::Args::parse();
+    let args = match kvd::config::Args::try_parse() {
+        Ok(a) => a,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: clap's own output, exit 0.
+            let _ = e.print();
+            std::process::exit(0);
+        }
+        Err(e) => {
+            eprintln!("kvd: {} (see kvd --help)", one_line(&e.to_string()));
+            std::process::exit(2);
+        }
+    };
     let config = match args.validate() {
         Ok(c) => c,
         Err(e) => {

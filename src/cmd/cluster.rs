@@ -187,7 +187,7 @@ pub const CLUSTER: Spec = Spec {
 
 /// CLUSTER MEMBERS | INFO | MYID | LEADER: this node's view, in forms a script can parse.
 fn cluster(s: &mut Session, argv: &[Bytes]) -> Reply {
-    let st = s.shared.raft.status();
+    let st = s.shared.raft.fresh_status();
     let sub = &argv[1];
     if argv.len() != 2 {
         return super::wrong_arity(&format!("cluster|{}", lossy(sub, 32).to_ascii_lowercase()));
@@ -222,7 +222,7 @@ pub const ROLE: Spec = Spec {
 /// Redis's ROLE shape: the leader answers like a master listing its replicas with their match
 /// index; others like a replica naming the leader.
 fn role(s: &mut Session, _: &[Bytes]) -> Reply {
-    let st = s.shared.raft.status();
+    let st = s.shared.raft.fresh_status();
     if st.is_leader() {
         let replicas = st
             .members

@@ -64,7 +64,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
     let shared = &s.shared;
     let cfg = &shared.config;
     let stats = &shared.stats;
-    let raft = shared.raft.status();
+    let raft = shared.raft.fresh_status();
     macro_rules! line {
         ($($arg:tt)*) => {{ let _ = write!(out, $($arg)*); out.push_str("\r\n"); }};
     }

@@ -77,6 +77,15 @@ impl RaftHandle {
         }
     }
 
+    /// The status with the applied index as of now (the published status can trail the replies
+    /// already sent by a moment).
+    pub fn fresh_status(&self) -> RaftStatus {
+        let mut s = (*self.status()).clone();
+        s.applied = s.applied.max(*self.applied.borrow());
+        s.commit = s.commit.max(s.applied);
+        s
+    }
+
     pub fn send(&self, input: Input) -> bool {
         self.tx.send(input).is_ok()
     }

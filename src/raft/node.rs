@@ -399,12 +399,16 @@ impl Node {
             }
         }
         let committed = rd.take_committed_entries();
+        let applies = !committed.is_empty();
         self.apply_committed(&txn, committed, &mut outcomes)?;
         self.raw.mut_store().append_in(&txn, rd.entries())?;
         if let Some(hs) = rd.hs() {
             self.raw.mut_store().set_hard_state_in(&txn, hs)?;
         }
-        let durable = rd.must_sync() || snapshot_installed;
+        // Durable when raft needs it (new entries, term, vote) and whenever entries were applied:
+        // an applied state that a crash could roll back would let a restarted node serve reads
+        // older than writes it already acknowledged.
+        let durable = rd.must_sync() || snapshot_installed || applies;
         self.commit(txn, durable)?;
         if snapshot_installed {
             self.after_snapshot()?;
@@ -426,10 +430,11 @@ impl Node {
                 self.raw.mut_store().set_hard_state_in(&txn, &hs)?;
             }
             let mut outcomes = Vec::new();
+            let applies = !committed.is_empty();
             self.apply_committed(&txn, committed, &mut outcomes)?;
-            // The entries applied here are already durable in the log; if this commit is lost
-            // in a crash they are applied again from the log on restart.
-            self.commit(txn, false)?;
+            // A commit-index-only change may be lost in a crash (raft relearns it); applied
+            // state may not (see above).
+            self.commit(txn, applies)?;
             self.finish_apply(outcomes);
         }
         self.raw.advance_apply();
@@ -615,6 +620,8 @@ impl Node {
 
     /// Sends the results of applied entries to their clients (after the transaction committed).
     fn finish_apply(&mut self, outcomes: Vec<(u64, Outcome)>) {
+        // Publish progress first, so INFO never shows less than what a client was told.
+        self.applied_tx.send_replace(self.applied_index);
         for (id, outcome) in outcomes {
             let Some(w) = self.waiters.remove(&id) else {
                 continue;
@@ -639,7 +646,6 @@ impl Node {
                 }
             }
         }
-        self.applied_tx.send_replace(self.applied_index);
     }
 
     /// Drops applied log entries once the log is long, keeping a tail for slow followers.
