@@ -164,6 +164,8 @@ struct Inner {
     raft_tx: mpsc::Sender<Input>,
     snapshots: SnapshotRegistry,
     db: crate::store::Db,
+    /// Senders refused since they were last admitted (to log each refusal once).
+    refused: Mutex<std::collections::HashSet<u64>>,
     receiving_snapshot: Semaphore,
     runtime: tokio::runtime::Handle,
     logger: Logger,
@@ -199,6 +201,7 @@ impl Transport {
                 raft_tx,
                 snapshots,
                 db,
+                refused: Mutex::new(Default::default()),
                 receiving_snapshot: Semaphore::new(1),
                 runtime,
                 logger,
@@ -443,9 +446,15 @@ impl Transport {
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "handshake timed out"))??;
         if let Err(reason) = self.admit(&hs).await {
+            // Once per sender until it is admitted: it retries every second.
+            if lock(&self.inner.refused).insert(hs.from_id) {
+                warn!(self.inner.logger, "refused peer connection"; "from" => &hs.from_name,
+                      "addr" => &hs.from_addr, "reason" => &reason);
+            }
             let _ = write_verdict(&mut stream, Some(&reason)).await;
             return Err(io::Error::new(io::ErrorKind::PermissionDenied, reason));
         }
+        lock(&self.inner.refused).remove(&hs.from_id);
         if let Ok(addr) = hs.from_addr.parse::<SocketAddr>() {
             lock(&self.inner.learned).insert(hs.from_id, addr);
         }
