@@ -92,6 +92,10 @@ pub struct Args {
     #[arg(long, env = "KVD_CLIENT_OUTPUT_LIMIT_MB", default_value_t = 64)]
     pub client_output_limit_mb: usize,
 
+    /// A client that does not take its replies for this long (milliseconds) is disconnected.
+    #[arg(long, env = "KVD_CLIENT_STALL_TIMEOUT_MS", default_value_t = 60_000)]
+    pub client_stall_timeout_ms: u64,
+
     /// Most client connections served at once; more are refused with an error.
     #[arg(long, env = "KVD_MAX_CLIENTS", default_value_t = 10_000)]
     pub max_clients: usize,
@@ -131,6 +135,7 @@ pub struct Config {
     pub compact_keep: u64,
     pub cache_bytes: usize,
     pub client_output_limit: usize,
+    pub client_stall_timeout: Duration,
     pub max_clients: usize,
     pub cluster: String,
 }
@@ -201,6 +206,7 @@ impl Args {
                 .client_output_limit_mb
                 .saturating_mul(1024 * 1024)
                 .max(1),
+            client_stall_timeout: Duration::from_millis(self.client_stall_timeout_ms.max(1)),
             max_clients: self.max_clients.max(1),
             cluster: self.cluster,
         })

@@ -30,8 +30,6 @@ use crate::session::Session;
 const MAX_BATCH: usize = 1024;
 /// Replies are written out once this much is buffered, even mid-batch.
 const FLUSH_AT: usize = 256 * 1024;
-/// A client that does not take our replies for this long is disconnected.
-const WRITE_STALL: Duration = Duration::from_secs(60);
 const READ_CHUNK: usize = 16 * 1024;
 
 /// A reply in its place in the pipeline.
@@ -70,6 +68,7 @@ pub async fn serve(
         queue: VecDeque::new(),
     };
     let mut inbuf = BytesMut::new();
+    let stall = cfg.client_stall_timeout;
     let reason = loop {
         let mut batch = Vec::new();
         let mut protocol_error = None;
@@ -95,10 +94,10 @@ pub async fn serve(
         }
         if let Some(e) = protocol_error {
             Reply::error(format!("ERR {e}")).encode(&mut conn.out);
-            let _ = write_out(&mut wr, &mut conn.out).await;
+            let _ = write_out(&mut wr, &mut conn.out, stall).await;
             break Close::Protocol;
         }
-        if write_out(&mut wr, &mut conn.out).await.is_err() {
+        if write_out(&mut wr, &mut conn.out, stall).await.is_err() {
             break Close::Peer;
         }
         if conn.session.quit {
@@ -132,11 +131,11 @@ pub async fn serve(
 }
 
 /// Writes and clears the buffered replies; a client that stalls too long is dropped.
-async fn write_out(wr: &mut OwnedWriteHalf, out: &mut BytesMut) -> Result<(), ()> {
+async fn write_out(wr: &mut OwnedWriteHalf, out: &mut BytesMut, stall: Duration) -> Result<(), ()> {
     if out.is_empty() {
         return Ok(());
     }
-    match tokio::time::timeout(WRITE_STALL, wr.write_all(out)).await {
+    match tokio::time::timeout(stall, wr.write_all(out)).await {
         Ok(Ok(())) => {
             out.clear();
             if out.capacity() > 4 * FLUSH_AT {
@@ -167,24 +166,24 @@ impl Conn {
             let argv = match d {
                 Decoded::Command(argv) => argv,
                 Decoded::TooLarge { len, .. } => {
-                    self.queue.push_back(Slot::Ready(Reply::error(format!(
+                    self.ready(Reply::error(format!(
                         "ERR argument of {len} bytes exceeds the limit of {} bytes",
                         shared.config.max_value_size
-                    ))));
+                    )))?;
                     continue;
                 }
             };
             let spec = match self.check(&argv) {
                 Ok(spec) => spec,
                 Err(reply) => {
-                    self.queue.push_back(Slot::Ready(reply));
+                    self.ready(reply)?;
                     continue;
                 }
             };
             match spec.kind {
                 Kind::Local(f) => {
                     let reply = f(&mut self.session, &argv);
-                    self.queue.push_back(Slot::Ready(reply));
+                    self.ready(reply)?;
                     if self.session.quit {
                         break;
                     }
@@ -198,7 +197,7 @@ impl Conn {
                     if self.session.consistency == ReadConsistency::Linearizable && !barrier_done {
                         view = None;
                         if let Err(reply) = shared.raft.read_barrier(timeout).await {
-                            self.queue.push_back(Slot::Ready(reply));
+                            self.ready(reply)?;
                             continue;
                         }
                         barrier_done = true;
@@ -207,7 +206,7 @@ impl Conn {
                         match ReadView::open(&shared.db) {
                             Ok(v) => view = Some(v),
                             Err(e) => {
-                                self.queue.push_back(Slot::Ready(cmd::storage_error(e)));
+                                self.ready(cmd::storage_error(e))?;
                                 continue;
                             }
                         }
@@ -217,10 +216,10 @@ impl Conn {
                         Some(Err(e)) => cmd::storage_error(e),
                         None => Reply::error("ERR no read view"),
                     };
-                    self.queue.push_back(Slot::Ready(reply));
+                    self.ready(reply)?;
                 }
                 Kind::Write { prepare, .. } => match prepare(argv) {
-                    Err(reply) => self.queue.push_back(Slot::Ready(reply)),
+                    Err(reply) => self.ready(reply)?,
                     Ok(argv) => {
                         shared.stats.writes_proposed.fetch_add(1, Relaxed);
                         self.queue
@@ -230,8 +229,14 @@ impl Conn {
                     }
                 },
             }
-            if self.queue.len() >= MAX_BATCH || self.out.len() >= FLUSH_AT {
+            if self.queue.len() >= MAX_BATCH {
                 self.drain(wr).await?;
+            }
+            if self.out.len() >= FLUSH_AT {
+                let stall = shared.config.client_stall_timeout;
+                write_out(wr, &mut self.out, stall)
+                    .await
+                    .map_err(|_| Close::Peer)?;
             }
         }
         self.drain(wr).await
@@ -259,8 +264,22 @@ impl Conn {
         Ok(spec)
     }
 
+    /// True while a write's reply is outstanding (the queue only ever starts with one).
     fn has_waiting(&self) -> bool {
-        self.queue.iter().any(|s| matches!(s, Slot::Waiting(_)))
+        !self.queue.is_empty()
+    }
+
+    /// Takes a reply that is known now: encoded at once unless it must wait behind a write.
+    fn ready(&mut self, reply: Reply) -> Result<(), Close> {
+        if self.queue.is_empty() {
+            reply.encode(&mut self.out);
+            if self.out.len() > self.session.shared.config.client_output_limit {
+                return Err(Close::OutputLimit);
+            }
+        } else {
+            self.queue.push_back(Slot::Ready(reply));
+        }
+        Ok(())
     }
 
     /// Resolves every queued reply in order into `out`, writing out as it grows.
@@ -278,9 +297,13 @@ impl Conn {
                 return Err(Close::OutputLimit);
             }
             if self.out.len() >= FLUSH_AT {
-                write_out(wr, &mut self.out)
-                    .await
-                    .map_err(|_| Close::Peer)?;
+                write_out(
+                    wr,
+                    &mut self.out,
+                    self.session.shared.config.client_stall_timeout,
+                )
+                .await
+                .map_err(|_| Close::Peer)?;
             }
         }
         Ok(())
