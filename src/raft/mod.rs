@@ -2,9 +2,11 @@
 //! (`storage.rs`), talks to peers (`transport.rs`, `snapshot.rs`) and applies committed entries to
 //! the state machine. Everything else reaches it through a `RaftHandle`.
 
+mod apply;
 pub mod identity;
 pub mod membership;
 mod node;
+mod persist;
 pub mod proposal;
 mod read_index;
 mod reconfigure;
@@ -56,6 +58,8 @@ pub enum Input {
         cluster_id: u64,
         reply: oneshot::Sender<bool>,
     },
+    /// The persistence worker made these Readies durable (and applied what they committed).
+    Persisted(Box<persist::Done>),
     /// Stop after the current step: everything acknowledged is already durable.
     Shutdown,
 }

@@ -1,11 +1,16 @@
 //! The raft loop: one thread owns the `RawNode` and does every step of the protocol in the order
 //! raft-rs requires (see `handle_ready`). Clients and peers reach it only through `Input`s.
 //!
-//! A write's life here: `propose` encodes it with a request id and the current term, raft-rs
-//! appends it (or forwards it to the leader), `handle_ready` persists it in one redb transaction
-//! with everything else in that Ready (group commit: one fsync for many writes), and once it is
-//! committed `apply_committed` runs the command on the state machine in the same transaction as
-//! the applied index; the node that proposed it then answers its waiting client with the result.
+//! A write's life here: `propose` gathers it into the current batch, `flush_proposals` hands the
+//! batch to raft-rs as one proposal (each entry carrying a request id and the current term),
+//! raft-rs appends it (or forwards it to the leader), and `handle_ready` stages each Ready in
+//! memory and hands its disk work to the persistence worker (`persist.rs`), which writes many
+//! Readies in one durable redb transaction (group commit). Entries raft-rs reports committed are
+//! applied by the worker in that same kind of transaction, with the applied index; when it reports
+//! back (`on_persisted`), the node that proposed a write answers its waiting client with the result.
+//!
+//! Readies that carry a snapshot or a committed conf change take the synchronous path
+//! (`handle_ready_sync`): the worker is drained first, then the Ready is handled here, in order.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -19,20 +24,21 @@ use raft::eraftpb::{
 };
 use raft::{RawNode, SnapshotStatus, StateRole};
 use redb::{Durability, WriteTransaction};
-use slog::{Logger, crit, error, info, warn};
+use slog::{Logger, crit, info, warn};
 use tokio::sync::{oneshot, watch};
 
 use super::Input;
+use super::apply::{self, Outcome, Summary};
 use super::identity::{Identity, random_u64};
 use super::membership::{self, Member, MemberState};
+use super::persist::{Done, Job};
 use super::proposal::Proposal;
 use super::read_index::ReadRounds;
 use super::startup::{campaign_if_alone, load_members, peer_addrs};
 use super::status::{MemberStatus, RaftCounters, RaftStatus, Role, member_role};
-use super::storage::{RaftStorage, decode_pb};
+use super::storage::{RaftStorage, decode_pb, write_compaction};
 use super::transport::Transport;
-use crate::cmd::{self, Kind};
-use crate::kv::{ApplyCtx, WriteView};
+use crate::kv::WriteView;
 use crate::resp::Reply;
 use crate::store::{
     self, Db, KV, MEMBERS, RAFT_STATE, STAGED_KV, STAGED_MEMBERS, StoreError, meta,
@@ -56,15 +62,6 @@ pub(super) struct Parked {
     reply: oneshot::Sender<Reply>,
     /// It was proposed once and fenced out by a leader change (definitely not applied).
     fenced: bool,
-}
-
-/// What applying one committed entry produced for this node's clients.
-pub(super) enum Outcome {
-    Applied(Reply),
-    /// Definitely not applied (see `proposal`): safe to propose again.
-    Fenced,
-    /// Maybe applied, and this node cannot tell (a snapshot covered it).
-    Unknown,
 }
 
 pub struct Node {
@@ -98,38 +95,58 @@ pub struct Node {
     /// Receivers of staged snapshots waiting for the Ready that installs them to be handled.
     pub(super) snapshot_acks: Vec<oneshot::Sender<()>>,
     pub(super) counters: RaftCounters,
+    /// Disk work for the persistence worker.
+    pub(super) jobs: mpsc::Sender<Job>,
+    /// Readies handed on and not yet reported durable, oldest first.
+    pub(super) outstanding: VecDeque<InFlight>,
+    /// Inputs that arrived while the raft thread waited for the worker (`drain_worker`).
+    pub(super) deferred: VecDeque<Input>,
+    /// A compaction decided after an apply, to ride with the next job.
+    pub(super) pending_compaction: Option<(u64, u64)>,
+}
+
+/// A Ready whose disk work is with the worker.
+pub(super) struct InFlight {
+    number: u64,
+    /// Messages raft-rs allows out only once this Ready is durable (votes, append responses).
+    messages: Vec<Message>,
+    /// It had disk work (a job); otherwise it only waits for the ones before it.
+    job: bool,
+    /// Its entries replace the log from this index on.
+    cut: Option<u64>,
 }
 
 impl Node {
     /// The loop: wait for input or the next tick, feed raft, handle what raft has ready.
     pub(super) fn run(mut self) {
         let mut next_tick = Instant::now() + self.tick;
-        loop {
+        'outer: loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(wait) {
-                Ok(input) => {
-                    if !self.handle_input(input) {
-                        break;
-                    }
-                    // Take whatever else is queued so one Ready (one fsync) covers it all.
-                    let mut stop = false;
-                    for _ in 0..MAX_INPUTS_PER_STEP {
-                        match self.rx.try_recv() {
-                            Ok(input) => {
-                                if !self.handle_input(input) {
-                                    stop = true;
-                                    break;
-                                }
-                            }
+            let first = match self.deferred.pop_front() {
+                Some(input) => Some(input),
+                None => match self.rx.recv_timeout(wait) {
+                    Ok(input) => Some(input),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+            };
+            if let Some(input) = first {
+                if !self.handle_input(input) {
+                    break;
+                }
+                // Take whatever else is queued so one Ready covers it all.
+                for _ in 0..MAX_INPUTS_PER_STEP {
+                    let next = match self.deferred.pop_front() {
+                        Some(input) => input,
+                        None => match self.rx.try_recv() {
+                            Ok(input) => input,
                             Err(_) => break,
-                        }
-                    }
-                    if stop {
-                        break;
+                        },
+                    };
+                    if !self.handle_input(next) {
+                        break 'outer;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
             }
             let now = Instant::now();
             if now >= next_tick {
@@ -161,6 +178,8 @@ impl Node {
             }
             self.publish_status();
         }
+        // Let the worker finish what it holds, so every write it makes durable is answered.
+        self.drain_worker();
         self.fail_all("ERR server is shutting down");
         info!(self.logger, "raft loop stopped");
     }
@@ -195,6 +214,7 @@ impl Node {
                 let ok = self.adopt(cluster_id);
                 let _ = reply.send(ok);
             }
+            Input::Persisted(done) => self.on_persisted(*done),
             Input::Shutdown => return false,
         }
         true
@@ -368,7 +388,14 @@ impl Node {
         }
     }
 
-    /// The Ready cycle, in the order raft-rs requires (design rule 1).
+    /// The Ready cycle, in the order raft-rs requires (design rule 1), with the disk work done
+    /// by the persistence worker:
+    /// 1. messages a leader may send before persisting go out at once;
+    /// 2. entries and hard state are staged in memory (raft-rs reads them back from there) and,
+    ///    with the committed entries to apply, handed to the worker as one job;
+    /// 3. `advance_append_async` lets raft-rs go on; messages that must follow persistence wait
+    ///    in `outstanding` until the worker reports the job durable (`on_persisted`), which is also
+    ///    when clients are answered and `advance_apply_to` is called.
     fn handle_ready(&mut self) -> Result<(), StoreError> {
         let mut rd = self.raw.ready();
         self.counters.readies += 1;
@@ -376,6 +403,157 @@ impl Node {
         if let Some(ss) = rd.ss() {
             self.on_soft_state(ss.raft_state, ss.leader_id);
         }
+        let sync = !rd.snapshot().is_empty()
+            || rd
+                .committed_entries()
+                .iter()
+                .any(|e| e.get_entry_type() != EntryType::EntryNormal);
+        if sync {
+            return self.handle_ready_sync(rd);
+        }
+        self.send(rd.take_messages());
+        for rs in rd.take_read_states() {
+            self.reads.finish(&rs.request_ctx, rs.index);
+        }
+        let store = self.raw.mut_store();
+        let cut = store.stage_entries(rd.entries());
+        if let Some(hs) = rd.hs() {
+            store.stage_hard_state(hs);
+        }
+        let job = Job {
+            number: rd.number(),
+            cut,
+            entries: rd.take_entries(),
+            hard_state: rd.hs().cloned(),
+            committed: rd.take_committed_entries(),
+            conf_state: store.conf_state().clone(),
+            compaction: self.pending_compaction.take(),
+        };
+        let messages = rd.take_persisted_messages();
+        let number = rd.number();
+        self.raw.advance_append_async(rd);
+        let has_job = !job.is_empty();
+        if !has_job && self.outstanding.is_empty() {
+            // Nothing to write and nothing ahead of it: done already.
+            self.raw.on_persist_ready(number);
+            self.send(messages);
+            return Ok(());
+        }
+        if has_job && self.jobs.send(job).is_err() {
+            return Err(StoreError::corrupt(
+                "persistence",
+                "the persistence worker stopped",
+            ));
+        }
+        self.outstanding.push_back(InFlight {
+            number,
+            messages,
+            job: has_job,
+            cut,
+        });
+        Ok(())
+    }
+
+    /// The worker made every Ready up to `done.number` durable: release what waited on them.
+    fn on_persisted(&mut self, done: Done) {
+        self.counters.durable_commits += 1;
+        let mut released = Vec::new();
+        let mut last_number = None;
+        while let Some(f) = self.outstanding.front() {
+            if f.number > done.number && f.job {
+                break;
+            }
+            let f = self.outstanding.pop_front().expect("front exists");
+            last_number = Some(f.number);
+            released.extend(f.messages);
+        }
+        // Entries a later, still pending job replaces are not durable in their new form.
+        let floor = self
+            .outstanding
+            .iter()
+            .filter_map(|f| f.cut)
+            .min()
+            .map(|c| c - 1)
+            .unwrap_or(u64::MAX);
+        if let Some(last) = done.last_entry {
+            self.raw.mut_store().mark_durable(last.min(floor));
+        }
+        if let Some(n) = last_number {
+            self.raw.on_persist_ready(n);
+        }
+        self.send(released);
+        self.finish_summary(done.applied);
+    }
+
+    /// Records what the worker applied: progress, replies, fencing, membership, compaction.
+    fn finish_summary(&mut self, summary: Summary) {
+        let Some((index, term)) = summary.last else {
+            return;
+        };
+        self.applied_index = index;
+        self.counters.entries_applied += summary.count;
+        let mut outcomes = summary.mine;
+        if term > self.applied_term {
+            self.applied_term = term;
+            self.fence_older_proposals(&mut outcomes);
+        }
+        if summary.members_changed {
+            match load_members(&self.db) {
+                Ok(m) => self.members = m,
+                Err(e) => warn!(self.logger, "cannot reload members"; "error" => %e),
+            }
+            self.transport
+                .set_peers(peer_addrs(&self.members, self.identity.id));
+        }
+        self.raw.advance_apply_to(index);
+        self.schedule_compaction();
+        self.finish_apply(outcomes);
+    }
+
+    /// Waits until the worker has made everything handed to it durable (before the raft thread
+    /// writes itself, or stops). Other inputs arriving meanwhile are kept for later, in order.
+    pub(super) fn drain_worker(&mut self) {
+        while self.outstanding.iter().any(|f| f.job) {
+            match self.rx.recv() {
+                Ok(Input::Persisted(done)) => self.on_persisted(*done),
+                Ok(other) => self.deferred.push_back(other),
+                Err(_) => return,
+            }
+        }
+        // Readies without disk work that queued behind the last job.
+        let rest: Vec<InFlight> = self.outstanding.drain(..).collect();
+        if let Some(last) = rest.last() {
+            self.raw.on_persist_ready(last.number);
+        }
+        for f in rest {
+            self.send(f.messages);
+        }
+    }
+
+    /// After applying, compact the log once it holds more than `compact_entries` applied
+    /// entries, keeping `compact_keep` of them for slow followers. The disk part rides with the
+    /// next job.
+    fn schedule_compaction(&mut self) {
+        let store = self.raw.store();
+        let first = store.first_index_now();
+        if self.applied_index < first || self.applied_index - first < self.compact_entries {
+            return;
+        }
+        let upto = self.applied_index.saturating_sub(self.compact_keep);
+        if upto < first {
+            return;
+        }
+        match self.raw.mut_store().stage_compaction(upto) {
+            Ok(Some(point)) => self.pending_compaction = Some(point),
+            Ok(None) => {}
+            Err(e) => warn!(self.logger, "log compaction skipped"; "error" => %e),
+        }
+    }
+
+    /// The synchronous Ready cycle, for Readies with a snapshot or a conf change to apply:
+    /// drain the worker, then write and apply here, in raft-rs's order.
+    fn handle_ready_sync(&mut self, mut rd: raft::Ready) -> Result<(), StoreError> {
+        self.drain_worker();
         // 1. Messages to followers go out before our own write, so the leader's fsync overlaps
         //    theirs (raft-rs only puts messages here that are safe to send before persisting).
         self.send(rd.take_messages());
@@ -386,6 +564,9 @@ impl Node {
         // 2-4. One transaction: an incoming snapshot, the committed entries with the applied
         //      index, then the new entries and hard state. Durable before anything below.
         let txn = self.db.begin_write()?;
+        if let Some(point) = self.pending_compaction.take() {
+            write_compaction(&txn, point)?;
+        }
         let mut outcomes = Vec::new();
         let snapshot_installed = !rd.snapshot().is_empty();
         if snapshot_installed {
@@ -410,6 +591,8 @@ impl Node {
         // older than writes it already acknowledged.
         let durable = rd.must_sync() || snapshot_installed || applies;
         self.commit(txn, durable)?;
+        let last = self.raw.store().last_index_now();
+        self.raw.mut_store().mark_durable(last);
         if snapshot_installed {
             self.after_snapshot()?;
         }
@@ -456,9 +639,9 @@ impl Node {
         Ok(())
     }
 
-    /// Applies committed entries to the state machine inside `txn` and records the applied
-    /// index there too. Replies for this node's clients are collected in `outcomes` and sent only
-    /// after the transaction commits.
+    /// Applies committed entries (conf changes among them) inside `txn` on the raft thread, and
+    /// records the applied index there too. Replies for this node's clients are collected in
+    /// `outcomes` and sent only after the transaction commits.
     fn apply_committed(
         &mut self,
         txn: &WriteTransaction,
@@ -478,9 +661,16 @@ impl Node {
                 }
                 match e.get_entry_type() {
                     EntryType::EntryNormal => {
-                        if !e.data.is_empty() {
-                            members_changed |= self.apply_normal(&mut view, e, outcomes)?;
-                        }
+                        let conf_state = self.raw.store().conf_state().clone();
+                        let (outcome, members) = apply::apply_entry(
+                            &mut view,
+                            &conf_state,
+                            self.identity.id,
+                            e,
+                            &self.logger,
+                        )?;
+                        outcomes.extend(outcome);
+                        members_changed |= members;
                     }
                     EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
                         self.apply_conf_change(txn, &mut view, e)?;
@@ -495,10 +685,7 @@ impl Node {
                 }
             }
         }
-        txn.open_table(RAFT_STATE)?.insert(
-            meta::APPLIED,
-            store::encode_pair(last_index, last_term).as_slice(),
-        )?;
+        apply::record_applied(txn, last_index, last_term)?;
         self.maybe_compact(txn)?;
         if members_changed {
             self.members = membership::load_all(&txn.open_table(MEMBERS)?)?;
@@ -506,49 +693,6 @@ impl Node {
                 .set_peers(peer_addrs(&self.members, self.identity.id));
         }
         Ok(())
-    }
-
-    /// Applies one client write; true if it changed the member list.
-    fn apply_normal(
-        &mut self,
-        view: &mut WriteView,
-        e: &Entry,
-        outcomes: &mut Vec<(u64, Outcome)>,
-    ) -> Result<bool, StoreError> {
-        let p = match Proposal::decode(&e.data) {
-            Ok(p) => p,
-            Err(err) => {
-                // Deterministic on every node: skip it, loudly.
-                error!(self.logger, "skipping undecodable entry"; "index" => e.index, "error" => %err);
-                return Ok(false);
-            }
-        };
-        let mine = p.origin == self.identity.id;
-        if p.term != e.term {
-            if mine {
-                outcomes.push((p.request_id, Outcome::Fenced));
-            }
-            return Ok(false);
-        }
-        let conf_state = self.raw.store().conf_state().clone();
-        let ctx = ApplyCtx {
-            index: e.index,
-            conf_state: &conf_state,
-        };
-        let (reply, membership) = match p.argv.first().and_then(|n| cmd::lookup(n)) {
-            Some(spec) => match spec.kind {
-                Kind::Write { apply, .. } => (
-                    apply(view, &ctx, &p.argv)?,
-                    matches!(spec.name, "join" | "leave" | "remove"),
-                ),
-                _ => (Reply::error("ERR not a write command"), false),
-            },
-            None => (cmd::unknown_command(&p.argv), false),
-        };
-        if mine {
-            outcomes.push((p.request_id, Outcome::Applied(reply)));
-        }
-        Ok(membership)
     }
 
     /// Applies a configuration change and records the new configuration in the same

@@ -103,6 +103,7 @@ impl Node {
     /// A node started with --join (or a pristine bootstrapped one, see `Input::Adopt`) becomes
     /// part of the cluster whose peer contacted it.
     pub(super) fn adopt(&mut self, cluster_id: u64) -> bool {
+        self.drain_worker();
         if self.identity.cluster_id == cluster_id {
             return true;
         }

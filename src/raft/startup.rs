@@ -143,6 +143,9 @@ pub fn start(
         cfg.name.clone(),
     ))));
     let (applied_tx, applied_rx) = watch::channel(applied_index);
+    let (jobs, jobs_rx) = mpsc::channel();
+    super::persist::spawn(db.clone(), id, jobs_rx, tx.clone(), logger.clone())
+        .map_err(|e| format!("cannot spawn the persistence thread: {e}"))?;
     let handle = RaftHandle {
         tx,
         status: status.clone(),
@@ -175,6 +178,10 @@ pub fn start(
         removed: false,
         snapshot_acks: Vec::new(),
         counters: Default::default(),
+        jobs,
+        outstanding: VecDeque::new(),
+        deferred: VecDeque::new(),
+        pending_compaction: None,
     };
     node.removed = node
         .members

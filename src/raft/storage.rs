@@ -1,11 +1,15 @@
-//! raft-rs `Storage` over redb: the persisted log, hard state and conf state.
+//! raft-rs `Storage` over redb: the log, hard state and conf state.
 //!
-//! The raft loop owns this value (inside `RawNode`) and is the only writer. It writes through the
-//! `*_in` methods, which take the loop's open write transaction so that a whole Ready lands in one
-//! commit; the in-memory bounds (`first`, `last`) are updated as it goes and are only trusted
-//! because a failed commit stops the node.
+//! The raft thread owns this value (inside `RawNode`). It stages each Ready's entries and hard
+//! state here in memory first (`stage_*`), so raft-rs can read them back at once, while the
+//! persistence worker (`persist.rs`) writes them to redb with the free `write_*` functions; once
+//! a write is durable the raft thread calls `mark_durable`. The tail of the log is kept in memory:
+//! every entry not yet known durable, plus the most recent durable ones, so replicating to
+//! followers rarely touches the disk.
 //!
 //! Log rows are `term (8 bytes BE) ++ Entry protobuf`, so `term()` never decodes an entry.
+
+use std::collections::VecDeque;
 
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
@@ -15,7 +19,10 @@ use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use crate::raft::snapshot::SnapshotRegistry;
 use crate::store::{self, Db, LOG, RAFT_STATE, StoreError, meta};
 
-/// The persisted raft state of this node, as raft-rs sees it.
+/// Durable entries kept in memory beyond those still being written.
+const TAIL_KEEP: usize = 4096;
+
+/// The raft state of this node, as raft-rs sees it.
 pub struct RaftStorage {
     db: Db,
     hard_state: HardState,
@@ -24,6 +31,10 @@ pub struct RaftStorage {
     truncated: (u64, u64),
     /// Index of the last entry in the log (== truncated.0 when the log is empty).
     last: u64,
+    /// Entries `last - tail.len() + 1 ..= last`, in order.
+    tail: VecDeque<Entry>,
+    /// Highest index known to be durable in redb.
+    durable: u64,
     snapshots: SnapshotRegistry,
 }
 
@@ -73,6 +84,8 @@ impl RaftStorage {
             conf_state,
             truncated,
             last,
+            tail: VecDeque::new(),
+            durable: last,
             snapshots,
         })
     }
@@ -97,30 +110,75 @@ impl RaftStorage {
         self.last
     }
 
-    /// Appends entries, first dropping any conflicting suffix (entries at or after the first new
-    /// index were never committed, or raft-rs would not overwrite them).
+    fn tail_start(&self) -> u64 {
+        self.last + 1 - self.tail.len() as u64
+    }
+
+    /// Adds entries to the in-memory log (a Ready's new entries). Returns the index from which
+    /// the on-disk log must be cut first, when they replace a conflicting suffix (entries at or
+    /// after that index were never committed, or raft-rs would not overwrite them).
+    pub fn stage_entries(&mut self, entries: &[Entry]) -> Option<u64> {
+        let first = entries.first()?.index;
+        let cut = (first <= self.last).then_some(first);
+        if cut.is_some() {
+            let start = self.tail_start();
+            if first >= start {
+                self.tail.truncate((first - start) as usize);
+            } else {
+                self.tail.clear();
+            }
+            self.durable = self.durable.min(first - 1);
+        }
+        self.tail.extend(entries.iter().cloned());
+        self.last = entries[entries.len() - 1].index;
+        cut
+    }
+
+    pub fn stage_hard_state(&mut self, hs: &HardState) {
+        self.hard_state = hs.clone();
+    }
+
+    /// Entries up to `index` are now durable: the memory copy of older ones may go.
+    pub fn mark_durable(&mut self, index: u64) {
+        self.durable = self.durable.max(index.min(self.last));
+        while self.tail.len() > TAIL_KEEP
+            && self.tail.front().is_some_and(|e| e.index <= self.durable)
+        {
+            self.tail.pop_front();
+        }
+    }
+
+    /// Drops log entries up to and including `index`, which must already be applied (so the
+    /// state machine, and any snapshot, covers them). Returns the new truncation point for
+    /// `write_compaction`.
+    pub fn stage_compaction(&mut self, index: u64) -> Result<Option<(u64, u64)>, StoreError> {
+        if index <= self.truncated.0 {
+            return Ok(None);
+        }
+        if index > self.durable {
+            return Err(StoreError::corrupt(
+                "raft log",
+                format!("compaction to {index} past durable entry {}", self.durable),
+            ));
+        }
+        let term = self
+            .term_of(index)
+            .map_err(|e| StoreError::corrupt("raft log", e.to_string()))?;
+        while self.tail.front().is_some_and(|e| e.index <= index) {
+            self.tail.pop_front();
+        }
+        self.truncated = (index, term);
+        Ok(Some((index, term)))
+    }
+
+    /// Stages and writes entries in one go (the raft thread's own transactions).
     pub fn append_in(
         &mut self,
         txn: &WriteTransaction,
         entries: &[Entry],
     ) -> Result<(), StoreError> {
-        let Some(first) = entries.first() else {
-            return Ok(());
-        };
-        let mut log = txn.open_table(LOG)?;
-        if first.index <= self.last {
-            log.retain_in(first.index.., |_, _| false)?;
-        }
-        let mut row = Vec::new();
-        for e in entries {
-            row.clear();
-            row.extend_from_slice(&e.term.to_be_bytes());
-            e.write_to_vec(&mut row)
-                .map_err(|err| StoreError::corrupt("raft entry", err.to_string()))?;
-            log.insert(e.index, row.as_slice())?;
-        }
-        self.last = entries[entries.len() - 1].index;
-        Ok(())
+        let cut = self.stage_entries(entries);
+        write_entries(txn, cut, entries)
     }
 
     pub fn set_hard_state_in(
@@ -128,11 +186,8 @@ impl RaftStorage {
         txn: &WriteTransaction,
         hs: &HardState,
     ) -> Result<(), StoreError> {
-        let bytes = encode_pb(hs)?;
-        txn.open_table(RAFT_STATE)?
-            .insert(meta::HARD_STATE, bytes.as_slice())?;
-        self.hard_state = hs.clone();
-        Ok(())
+        self.stage_hard_state(hs);
+        write_hard_state(txn, hs)
     }
 
     /// Records the conf state in force after applying a conf change (same transaction as the
@@ -149,26 +204,10 @@ impl RaftStorage {
         Ok(())
     }
 
-    /// Drops log entries up to and including `index`, which must already be applied: the state
-    /// machine (and so any snapshot) covers them.
     pub fn compact_in(&mut self, txn: &WriteTransaction, index: u64) -> Result<(), StoreError> {
-        if index <= self.truncated.0 {
-            return Ok(());
+        if let Some(point) = self.stage_compaction(index)? {
+            write_compaction(txn, point)?;
         }
-        if index > self.last {
-            return Err(StoreError::corrupt(
-                "raft log",
-                format!("compaction to {index} past last entry {}", self.last),
-            ));
-        }
-        let term = self
-            .term_of(index)
-            .map_err(|e| StoreError::corrupt("raft log", e.to_string()))?;
-        let mut log = txn.open_table(LOG)?;
-        log.retain_in(..=index, |_, _| false)?;
-        txn.open_table(RAFT_STATE)?
-            .insert(meta::TRUNCATED, store::encode_pair(index, term).as_slice())?;
-        self.truncated = (index, term);
         Ok(())
     }
 
@@ -182,12 +221,11 @@ impl RaftStorage {
         let mut log = txn.open_table(LOG)?;
         log.retain(|_, _| false)?;
         drop(log);
-        txn.open_table(RAFT_STATE)?.insert(
-            meta::TRUNCATED,
-            store::encode_pair(meta_.index, meta_.term).as_slice(),
-        )?;
+        write_compaction(txn, (meta_.index, meta_.term))?;
         self.truncated = (meta_.index, meta_.term);
         self.last = meta_.index;
+        self.durable = meta_.index;
+        self.tail.clear();
         self.set_conf_state_in(txn, meta_.get_conf_state())?;
         if self.hard_state.commit < meta_.index {
             let mut hs = self.hard_state.clone();
@@ -211,6 +249,10 @@ impl RaftStorage {
         if idx > self.last {
             return Err(RaftStorageError::Unavailable.into());
         }
+        let start = self.tail_start();
+        if idx >= start {
+            return Ok(self.tail[(idx - start) as usize].term);
+        }
         let txn = self.db.begin_read().map_err(other)?;
         let log = txn.open_table(LOG).map_err(other)?;
         let row = log
@@ -228,6 +270,69 @@ impl RaftStorage {
         t.copy_from_slice(&v[..8]);
         Ok(u64::from_be_bytes(t))
     }
+
+    /// Reads `[low, high)` from redb (entries before the in-memory tail).
+    fn read_entries(&self, low: u64, high: u64, out: &mut Vec<Entry>) -> raft::Result<()> {
+        let txn = self.db.begin_read().map_err(other)?;
+        let log = txn.open_table(LOG).map_err(other)?;
+        for row in log.range(low..high).map_err(other)? {
+            let (k, v) = row.map_err(other)?;
+            let bytes = v.value();
+            if bytes.len() < 8 {
+                return Err(other(StoreError::corrupt(
+                    "raft log",
+                    format!("short row {}", k.value()),
+                )));
+            }
+            let e = Entry::parse_from_bytes(&bytes[8..]).map_err(|e| {
+                other(StoreError::corrupt(
+                    "raft entry",
+                    format!("{}: {e}", k.value()),
+                ))
+            })?;
+            out.push(e);
+        }
+        Ok(())
+    }
+}
+
+/// Writes entries to the on-disk log, first cutting the conflicting suffix from `cut` on.
+pub fn write_entries(
+    txn: &WriteTransaction,
+    cut: Option<u64>,
+    entries: &[Entry],
+) -> Result<(), StoreError> {
+    let mut log = txn.open_table(LOG)?;
+    if let Some(from) = cut {
+        log.retain_in(from.., |_, _| false)?;
+    }
+    let mut row = Vec::new();
+    for e in entries {
+        row.clear();
+        row.extend_from_slice(&e.term.to_be_bytes());
+        e.write_to_vec(&mut row)
+            .map_err(|err| StoreError::corrupt("raft entry", err.to_string()))?;
+        log.insert(e.index, row.as_slice())?;
+    }
+    Ok(())
+}
+
+pub fn write_hard_state(txn: &WriteTransaction, hs: &HardState) -> Result<(), StoreError> {
+    let bytes = encode_pb(hs)?;
+    txn.open_table(RAFT_STATE)?
+        .insert(meta::HARD_STATE, bytes.as_slice())?;
+    Ok(())
+}
+
+/// Drops the log up to the truncation point and records it.
+pub fn write_compaction(
+    txn: &WriteTransaction,
+    (index, term): (u64, u64),
+) -> Result<(), StoreError> {
+    txn.open_table(LOG)?.retain_in(..=index, |_, _| false)?;
+    txn.open_table(RAFT_STATE)?
+        .insert(meta::TRUNCATED, store::encode_pair(index, term).as_slice())?;
+    Ok(())
 }
 
 impl raft::Storage for RaftStorage {
@@ -251,35 +356,37 @@ impl raft::Storage for RaftStorage {
         if high > self.last + 1 {
             return Err(RaftStorageError::Unavailable.into());
         }
-        let max_size = max_size.into();
-        let txn = self.db.begin_read().map_err(other)?;
-        let log = txn.open_table(LOG).map_err(other)?;
+        let start = self.tail_start();
         let mut out = Vec::with_capacity((high - low).min(1024) as usize);
-        let mut size = 0u64;
-        for row in log.range(low..high).map_err(other)? {
-            let (k, v) = row.map_err(other)?;
-            let bytes = v.value();
-            if bytes.len() < 8 {
-                return Err(other(StoreError::corrupt(
-                    "raft log",
-                    format!("short row {}", k.value()),
-                )));
-            }
-            let e = Entry::parse_from_bytes(&bytes[8..]).map_err(|e| {
-                other(StoreError::corrupt(
-                    "raft entry",
-                    format!("{}: {e}", k.value()),
-                ))
-            })?;
-            size += bytes.len() as u64;
-            // raft-rs's rule: always return at least one entry, then stop before exceeding the limit.
-            if !out.is_empty() && max_size.is_some_and(|m| size > m) {
-                break;
-            }
-            out.push(e);
+        if low < start {
+            self.read_entries(low, high.min(start), &mut out)?;
         }
-        if out.is_empty() && low < high {
+        let from = low.max(start);
+        if from < high {
+            let skip = (from - start) as usize;
+            out.extend(
+                self.tail
+                    .iter()
+                    .skip(skip)
+                    .take((high - from) as usize)
+                    .cloned(),
+            );
+        }
+        if out.len() as u64 != high - low {
             return Err(RaftStorageError::Unavailable.into());
+        }
+        // raft-rs's rule: at least one entry, then stop before exceeding the limit.
+        if let Some(max) = max_size.into() {
+            let mut size = 0u64;
+            let keep = out
+                .iter()
+                .take_while(|e| {
+                    size += e.compute_size() as u64;
+                    size <= max
+                })
+                .count()
+                .max(1);
+            out.truncate(keep);
         }
         Ok(out)
     }
@@ -367,6 +474,7 @@ mod tests {
         txn.set_durability(Durability::Immediate).unwrap();
         s.append_in(&txn, es).unwrap();
         txn.commit().unwrap();
+        s.mark_durable(s.last_index_now());
     }
 
     #[test]

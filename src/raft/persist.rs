@@ -1,0 +1,126 @@
+//! The persistence worker: writes what raft Readies hand it (new entries, hard state, committed
+//! entries to apply, log compaction) to redb, off the raft thread.
+//!
+//! While the worker waits for the disk, the raft thread keeps stepping messages and taking
+//! proposals, so the next Readies form meanwhile; the worker then writes everything queued in
+//! ONE durable transaction (group commit across Readies). Jobs are written strictly in order, and
+//! the raft thread learns of each commit through `Input::Persisted` before it sends the messages
+//! that must follow persistence or answers any client.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use raft::eraftpb::{ConfState, Entry, HardState};
+use redb::Durability;
+use slog::{Logger, crit};
+
+use super::Input;
+use super::apply::{Summary, apply_entries};
+use super::storage::{write_compaction, write_entries, write_hard_state};
+use crate::store::{Db, StoreError};
+
+/// Jobs folded into one transaction at most.
+const MAX_JOBS_PER_COMMIT: usize = 256;
+
+/// One Ready's share of disk work.
+pub struct Job {
+    /// The Ready's number, reported back once durable.
+    pub number: u64,
+    /// Cut the on-disk log from this index before appending (a conflicting suffix).
+    pub cut: Option<u64>,
+    pub entries: Vec<Entry>,
+    pub hard_state: Option<HardState>,
+    /// Committed normal entries to apply (conf changes never come this way).
+    pub committed: Vec<Entry>,
+    /// The configuration in force for `committed` (for JOIN/LEAVE checks).
+    pub conf_state: ConfState,
+    /// Compact the log to this (index, term).
+    pub compaction: Option<(u64, u64)>,
+}
+
+impl Job {
+    /// True if the Ready needs no disk work at all.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+            && self.hard_state.is_none()
+            && self.committed.is_empty()
+            && self.compaction.is_none()
+    }
+}
+
+/// What the worker made durable.
+pub struct Done {
+    /// Every job up to this Ready number is durable.
+    pub number: u64,
+    /// Highest log index written.
+    pub last_entry: Option<u64>,
+    pub applied: Summary,
+}
+
+pub fn spawn(
+    db: Db,
+    self_id: u64,
+    jobs: mpsc::Receiver<Job>,
+    raft: mpsc::Sender<Input>,
+    logger: Logger,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("persist".into())
+        .spawn(move || {
+            while let Ok(first) = jobs.recv() {
+                let mut batch = vec![first];
+                while batch.len() < MAX_JOBS_PER_COMMIT {
+                    match jobs.try_recv() {
+                        Ok(j) => batch.push(j),
+                        Err(_) => break,
+                    }
+                }
+                match write_batch(&db, self_id, batch, &logger) {
+                    Ok(done) => {
+                        if raft.send(Input::Persisted(Box::new(done))).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        crit!(logger, "storage failure, stopping the node"; "error" => %e);
+                        eprintln!("kvd: storage failure, stopping: {e}");
+                        std::process::exit(1);
+                    }
+                }
+            }
+        })
+}
+
+/// Writes a batch of jobs in one durable transaction, in order.
+fn write_batch(
+    db: &Db,
+    self_id: u64,
+    batch: Vec<Job>,
+    logger: &Logger,
+) -> Result<Done, StoreError> {
+    let mut txn = db.begin_write()?;
+    let mut done = Done {
+        number: 0,
+        last_entry: None,
+        applied: Summary::default(),
+    };
+    for job in batch {
+        // Committed entries were durable before this Ready (raft-rs hands out only those).
+        let summary = apply_entries(&txn, &job.conf_state, self_id, &job.committed, logger)?;
+        done.applied.merge(summary);
+        write_entries(&txn, job.cut, &job.entries)?;
+        if let Some(e) = job.entries.last() {
+            done.last_entry = Some(e.index);
+        }
+        if let Some(hs) = &job.hard_state {
+            write_hard_state(&txn, hs)?;
+        }
+        if let Some(point) = job.compaction {
+            write_compaction(&txn, point)?;
+        }
+        done.number = job.number;
+    }
+    txn.set_durability(Durability::Immediate)?;
+    txn.commit()?;
+    Ok(done)
+}
