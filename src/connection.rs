@@ -194,12 +194,21 @@ impl Conn {
                         view = None;
                         barrier_done = false;
                     }
-                    if self.session.consistency == ReadConsistency::Linearizable && !barrier_done {
+                    let catching_up = shared.raft.catching_up();
+                    let linearizable = self.session.consistency == ReadConsistency::Linearizable;
+                    if (linearizable || catching_up) && !barrier_done {
                         view = None;
                         if let Err(reply) = shared.raft.read_barrier(timeout).await {
-                            self.ready(reply)?;
+                            self.ready(if catching_up && !linearizable {
+                                Reply::error(
+                                    "LOADING kvd is catching up with its cluster after a restart",
+                                )
+                            } else {
+                                reply
+                            })?;
                             continue;
                         }
+                        shared.raft.caught_up();
                         barrier_done = true;
                     }
                     if view.is_none() {

@@ -16,6 +16,7 @@ pub mod status;
 pub mod storage;
 pub mod transport;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -70,9 +71,23 @@ pub struct RaftHandle {
     tx: mpsc::Sender<Input>,
     status: Arc<Mutex<Arc<RaftStatus>>>,
     applied: watch::Receiver<u64>,
+    /// Set from start until one read barrier succeeds (see `catching_up`).
+    catching_up: Arc<AtomicBool>,
 }
 
 impl RaftHandle {
+    /// True until this process has confirmed with the cluster that it applied everything
+    /// committed: applying is not fsynced on its own (the log is), so after a crash the applied
+    /// state may be older than writes this node acknowledged. Until then reads take a ReadIndex
+    /// round, as linearizable reads do.
+    pub fn catching_up(&self) -> bool {
+        self.catching_up.load(Ordering::Relaxed)
+    }
+
+    pub fn caught_up(&self) {
+        self.catching_up.store(false, Ordering::Relaxed);
+    }
+
     /// The latest published status.
     pub fn status(&self) -> Arc<RaftStatus> {
         match self.status.lock() {

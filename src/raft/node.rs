@@ -428,6 +428,7 @@ impl Node {
             committed: rd.take_committed_entries(),
             conf_state: store.conf_state().clone(),
             compaction: self.pending_compaction.take(),
+            sync: rd.must_sync(),
         };
         let messages = rd.take_persisted_messages();
         let number = rd.number();
@@ -456,7 +457,11 @@ impl Node {
 
     /// The worker made every Ready up to `done.number` durable: release what waited on them.
     fn on_persisted(&mut self, done: Done) {
-        self.counters.durable_commits += 1;
+        if done.sync {
+            self.counters.durable_commits += 1;
+        } else {
+            self.counters.apply_commits += 1;
+        }
         let mut released = Vec::new();
         let mut last_number = None;
         while let Some(f) = self.outstanding.front() {

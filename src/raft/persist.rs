@@ -36,6 +36,8 @@ pub struct Job {
     pub conf_state: ConfState,
     /// Compact the log to this (index, term).
     pub compaction: Option<(u64, u64)>,
+    /// raft-rs needs this durable before anything depends on it (new entries, term or vote).
+    pub sync: bool,
 }
 
 impl Job {
@@ -50,6 +52,8 @@ impl Job {
 
 /// What the worker made durable.
 pub struct Done {
+    /// The commit was fsynced.
+    pub sync: bool,
     /// Every job up to this Ready number is durable.
     pub number: u64,
     /// Highest log index written.
@@ -99,7 +103,12 @@ fn write_batch(
     logger: &Logger,
 ) -> Result<Done, StoreError> {
     let mut txn = db.begin_write()?;
+    // Only log entries, term and vote must be fsynced: applying and commit-index updates can be
+    // redone from the log after a crash, and a restarted node takes a ReadIndex round before it
+    // serves reads (`RaftHandle::catching_up`), so a lost apply is never visible.
+    let sync = batch.iter().any(|j| j.sync);
     let mut done = Done {
+        sync,
         number: 0,
         last_entry: None,
         applied: Summary::default(),
@@ -120,7 +129,11 @@ fn write_batch(
         }
         done.number = job.number;
     }
-    txn.set_durability(Durability::Immediate)?;
+    txn.set_durability(if sync {
+        Durability::Immediate
+    } else {
+        Durability::None
+    })?;
     txn.commit()?;
     Ok(done)
 }

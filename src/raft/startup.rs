@@ -150,6 +150,10 @@ pub fn start(
         tx,
         status: status.clone(),
         applied: applied_rx,
+        // Only a node that held state before can have acknowledged writes it has not applied.
+        catching_up: Arc::new(std::sync::atomic::AtomicBool::new(
+            mode == StartMode::Restart,
+        )),
     };
     let mut node = Node {
         raw,
