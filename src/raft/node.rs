@@ -457,6 +457,12 @@ impl Node {
 
     /// The worker made every Ready up to `done.number` durable: release what waited on them.
     fn on_persisted(&mut self, done: Done) {
+        let Some(number) = done.number else {
+            // Only applied so far; the writes of the same batch follow.
+            self.counters.apply_commits += 1;
+            self.finish_summary(done.applied);
+            return;
+        };
         if done.sync {
             self.counters.durable_commits += 1;
         } else {
@@ -465,7 +471,7 @@ impl Node {
         let mut released = Vec::new();
         let mut last_number = None;
         while let Some(f) = self.outstanding.front() {
-            if f.number > done.number && f.job {
+            if f.number > number && f.job {
                 break;
             }
             let f = self.outstanding.pop_front().expect("front exists");

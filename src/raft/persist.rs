@@ -54,8 +54,8 @@ impl Job {
 pub struct Done {
     /// The commit was fsynced.
     pub sync: bool,
-    /// Every job up to this Ready number is durable.
-    pub number: u64,
+    /// Every job up to this Ready number is written (None: only applied entries so far).
+    pub number: Option<u64>,
     /// Highest log index written.
     pub last_entry: Option<u64>,
     pub applied: Summary,
@@ -79,12 +79,24 @@ pub fn spawn(
                         Err(_) => break,
                     }
                 }
-                match write_batch(&db, self_id, batch, &logger) {
-                    Ok(done) => {
-                        if raft.send(Input::Persisted(Box::new(done))).is_err() {
-                            return;
+                // Applying needs no fsync: when this batch must also be fsynced, apply and answer
+                // first, so replies do not wait behind the next writes' fsync. Safe to reorder:
+                // raft-rs hands out only entries that are already durable.
+                let split =
+                    batch.iter().any(|j| j.sync) && batch.iter().any(|j| !j.committed.is_empty());
+                let result = (|| {
+                    if split {
+                        let applied = apply_batch(&db, self_id, &mut batch, &logger)?;
+                        if raft.send(Input::Persisted(Box::new(applied))).is_err() {
+                            return Ok(false);
                         }
                     }
+                    let done = write_batch(&db, self_id, batch, &logger)?;
+                    Ok::<bool, StoreError>(raft.send(Input::Persisted(Box::new(done))).is_ok())
+                })();
+                match result {
+                    Ok(true) => {}
+                    Ok(false) => return,
                     Err(e) => {
                         crit!(logger, "storage failure, stopping the node"; "error" => %e);
                         eprintln!("kvd: storage failure, stopping: {e}");
@@ -95,7 +107,32 @@ pub fn spawn(
         })
 }
 
-/// Writes a batch of jobs in one durable transaction, in order.
+/// Applies the committed entries of a batch (taking them out of the jobs) in one unsynced
+/// transaction.
+fn apply_batch(
+    db: &Db,
+    self_id: u64,
+    batch: &mut [Job],
+    logger: &Logger,
+) -> Result<Done, StoreError> {
+    let mut txn = db.begin_write()?;
+    let mut done = Done {
+        sync: false,
+        number: None,
+        last_entry: None,
+        applied: Summary::default(),
+    };
+    for job in batch.iter_mut() {
+        let committed = std::mem::take(&mut job.committed);
+        let summary = apply_entries(&txn, &job.conf_state, self_id, &committed, logger)?;
+        done.applied.merge(summary);
+    }
+    txn.set_durability(Durability::None)?;
+    txn.commit()?;
+    Ok(done)
+}
+
+/// Writes a batch of jobs in one transaction, in order, fsynced if any of them needs it.
 fn write_batch(
     db: &Db,
     self_id: u64,
@@ -109,7 +146,7 @@ fn write_batch(
     let sync = batch.iter().any(|j| j.sync);
     let mut done = Done {
         sync,
-        number: 0,
+        number: None,
         last_entry: None,
         applied: Summary::default(),
     };
@@ -127,7 +164,7 @@ fn write_batch(
         if let Some(point) = job.compaction {
             write_compaction(&txn, point)?;
         }
-        done.number = job.number;
+        done.number = Some(job.number);
     }
     txn.set_durability(if sync {
         Durability::Immediate
