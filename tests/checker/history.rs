@@ -283,7 +283,10 @@ impl Recorder {
 
     /// A client thread that panicked holding the lock has still pushed whole ops only.
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Op>> {
-        self.shared.ops.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared
+            .ops
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
