@@ -46,6 +46,8 @@ use crate::store::{
 
 /// Inputs handled between two Readies: bounds latency while still batching proposals.
 const MAX_INPUTS_PER_STEP: usize = 4096;
+/// Writes proposed at once even while an fsync is in flight.
+const MAX_BATCH: usize = 4096;
 
 /// A client write waiting for its entry to be applied.
 pub(super) struct Waiter {
@@ -114,6 +116,8 @@ pub(super) struct InFlight {
     job: bool,
     /// Its entries replace the log from this index on.
     cut: Option<u64>,
+    /// Its job must be fsynced.
+    sync: bool,
 }
 
 impl Node {
@@ -164,7 +168,11 @@ impl Node {
                 self.retry_parked = false;
                 self.propose_parked();
             }
-            self.flush_proposals();
+            // Group commit: while an fsync is in flight, let writes gather; they go out as one
+            // batch (one append per follower, one fsync each) when it completes.
+            if !self.fsync_in_flight() || self.batch.len() >= MAX_BATCH {
+                self.flush_proposals();
+            }
             self.start_read_round();
             if self.raw.has_ready()
                 && let Err(e) = self.handle_ready()
@@ -429,11 +437,13 @@ impl Node {
             conf_state: store.conf_state().clone(),
             compaction: self.pending_compaction.take(),
             sync: rd.must_sync(),
+            answers_clients: !self.waiters.is_empty(),
         };
         let messages = rd.take_persisted_messages();
         let number = rd.number();
         self.raw.advance_append_async(rd);
         let has_job = !job.is_empty();
+        let sync = job.sync;
         if !has_job && self.outstanding.is_empty() {
             // Nothing to write and nothing ahead of it: done already.
             self.raw.on_persist_ready(number);
@@ -451,8 +461,14 @@ impl Node {
             messages,
             job: has_job,
             cut,
+            sync,
         });
         Ok(())
+    }
+
+    /// True while the worker holds a job that must be fsynced.
+    fn fsync_in_flight(&self) -> bool {
+        self.outstanding.iter().any(|f| f.sync)
     }
 
     /// The worker made every Ready up to `done.number` durable: release what waited on them.

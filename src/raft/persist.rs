@@ -38,6 +38,9 @@ pub struct Job {
     pub compaction: Option<(u64, u64)>,
     /// raft-rs needs this durable before anything depends on it (new entries, term or vote).
     pub sync: bool,
+    /// Clients of this node wait on some write: apply in a transaction of its own, ahead of
+    /// the fsync (otherwise one transaction for all is cheaper).
+    pub answers_clients: bool,
 }
 
 impl Job {
@@ -82,8 +85,10 @@ pub fn spawn(
                 // Applying needs no fsync: when this batch must also be fsynced, apply and answer
                 // first, so replies do not wait behind the next writes' fsync. Safe to reorder:
                 // raft-rs hands out only entries that are already durable.
-                let split =
-                    batch.iter().any(|j| j.sync) && batch.iter().any(|j| !j.committed.is_empty());
+                let split = batch.iter().any(|j| j.sync)
+                    && batch
+                        .iter()
+                        .any(|j| j.answers_clients && !j.committed.is_empty());
                 let result = (|| {
                     if split {
                         let applied = apply_batch(&db, self_id, &mut batch, &logger)?;
