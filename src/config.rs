@@ -96,6 +96,11 @@ pub struct Args {
     #[arg(long, env = "KVD_CLIENT_STALL_TIMEOUT_MS", default_value_t = 60_000)]
     pub client_stall_timeout_ms: u64,
 
+    /// Threads serving client and peer connections (the raft loop and the disk writer have
+    /// their own).
+    #[arg(long, env = "KVD_IO_THREADS", default_value_t = 2)]
+    pub io_threads: usize,
+
     /// Most client connections served at once; more are refused with an error.
     #[arg(long, env = "KVD_MAX_CLIENTS", default_value_t = 10_000)]
     pub max_clients: usize,
@@ -137,6 +142,7 @@ pub struct Config {
     pub client_output_limit: usize,
     pub client_stall_timeout: Duration,
     pub max_clients: usize,
+    pub io_threads: usize,
     pub cluster: String,
 }
 
@@ -208,6 +214,7 @@ impl Args {
                 .max(1),
             client_stall_timeout: Duration::from_millis(self.client_stall_timeout_ms.max(1)),
             max_clients: self.max_clients.max(1),
+            io_threads: self.io_threads.clamp(1, 64),
             cluster: self.cluster,
         })
     }

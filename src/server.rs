@@ -64,12 +64,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let client_listener = bind(config.addr, "client")?;
     let raft_listener = bind(config.raft_addr, "raft")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(
-            std::env::var("KVD_IO_THREADS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(2),
-        )
+        .worker_threads(config.io_threads)
         .enable_all()
         .thread_name("kvd-io")
         .build()
