@@ -662,6 +662,8 @@ impl Node {
         } else {
             Durability::None
         })?;
+        // See `persist::write_batch`: a damaged header must be refused, not rolled back.
+        txn.set_two_phase_commit(durable);
         txn.commit()?;
         Ok(())
     }

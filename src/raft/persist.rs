@@ -176,6 +176,10 @@ fn write_batch(
     } else {
         Durability::None
     })?;
+    // Two-phase commit: with one phase, redb takes a damaged header slot for a torn commit and
+    // silently falls back to the previous one, losing acknowledged entries (or a vote). With two,
+    // it refuses the file instead. Costs a second fsync per durable commit.
+    txn.set_two_phase_commit(sync);
     txn.commit()?;
     Ok(done)
 }

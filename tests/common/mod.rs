@@ -790,3 +790,70 @@ pub fn try_q<T: redis::FromRedisValue>(
     }
     c.query(con)
 }
+
+/// A child process killed (and reaped) when dropped.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// How a start of `kvd` that may be refused ended (see [`start_or_exit`]).
+pub enum Started {
+    /// The process exited on its own, with this status and output (stderr and stdout).
+    Exited { status: ExitStatus, output: String },
+    /// The process answers PING; it is killed when this is dropped.
+    Serving(KillOnDrop),
+}
+
+/// Runs `kvd args` with its output in `output_path` (truncated first) and waits until it either
+/// exits or answers PING on `addr`; panics if neither happens within `timeout`. For tests of
+/// what kvd refuses at start.
+pub fn start_or_exit(
+    args: &[String],
+    addr: &str,
+    output_path: &Path,
+    timeout: Duration,
+) -> Started {
+    let out = File::create(output_path).expect("create output file");
+    let mut cmd = Command::new(kvd_bin());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("clone output handle"))
+        .stderr(out);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("KVD_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = KillOnDrop(cmd.spawn().expect("spawn kvd"));
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.0.try_wait() {
+            let output = fs::read(output_path)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            return Started::Exited { status, output };
+        }
+        if ping(addr) {
+            return Started::Serving(child);
+        }
+        if Instant::now() >= deadline {
+            panic!("kvd {args:?} neither exited nor answered PING within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+impl Node {
+    /// Runs this node's command line once with [`start_or_exit`] (output in `<log>.attempt`),
+    /// outside the node's own process slot: the node must be stopped.
+    pub fn start_or_exit(&mut self, timeout: Duration) -> Started {
+        assert!(!self.is_running(), "node {} is running", self.name);
+        let path = self.log_path.with_extension("attempt.log");
+        start_or_exit(&self.command_args(), &self.client_addr(), &path, timeout)
+    }
+}

@@ -1,0 +1,14 @@
+//! Support for the fault-injection tests (`tests/nemesis.rs`, `tests/crash.rs`): a seeded RNG,
+//! a cuttable proxy network, a fault-tolerant client, a cluster with fault primitives, client
+//! workloads and the nemesis run itself.
+
+#![allow(dead_code)]
+
+pub mod appendlog;
+pub mod client;
+pub mod net;
+pub mod rng;
+pub mod run;
+pub mod verify;
+pub mod workload;
+pub mod world;
