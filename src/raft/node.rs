@@ -31,7 +31,7 @@ use super::Input;
 use super::apply::{self, Outcome, Summary};
 use super::identity::{Identity, random_u64};
 use super::membership::{self, Member, MemberState};
-use super::persist::{Done, Job};
+use super::persist::{self, Done, Job};
 use super::proposal::Proposal;
 use super::read_index::ReadRounds;
 use super::startup::{campaign_if_alone, load_members, peer_addrs};
@@ -450,12 +450,13 @@ impl Node {
             self.send(messages);
             return Ok(());
         }
-        if has_job && self.jobs.send(job).is_err() {
-            return Err(StoreError::corrupt(
-                "persistence",
-                "the persistence worker stopped",
-            ));
-        }
+        // No fsync and an idle worker: write here rather than pay two thread hand-offs on the
+        // path of every reply (the leader applying a commit, a follower learning one).
+        // A follower may also fsync here: it has nothing to overlap with its own persistence, and
+        // the next appends simply gather in the channel meanwhile.
+        let inline = has_job
+            && self.outstanding.is_empty()
+            && (!sync || self.raw.raft.state != StateRole::Leader);
         self.outstanding.push_back(InFlight {
             number,
             messages,
@@ -463,6 +464,15 @@ impl Node {
             cut,
             sync,
         });
+        if inline {
+            let done = persist::write_batch(&self.db, self.identity.id, vec![job], &self.logger)?;
+            self.on_persisted(done);
+        } else if has_job && self.jobs.send(job).is_err() {
+            return Err(StoreError::corrupt(
+                "persistence",
+                "the persistence worker stopped",
+            ));
+        }
         Ok(())
     }
 

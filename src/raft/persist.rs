@@ -138,7 +138,7 @@ fn apply_batch(
 }
 
 /// Writes a batch of jobs in one transaction, in order, fsynced if any of them needs it.
-fn write_batch(
+pub(super) fn write_batch(
     db: &Db,
     self_id: u64,
     batch: Vec<Job>,
