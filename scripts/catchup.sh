@@ -36,6 +36,19 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
 rcli() { timeout 10 redis-cli -p "$@" 2>/dev/null || true; }
+# until_ok SECONDS WHAT COMMAND...: polls COMMAND until it succeeds; gives up after SECONDS.
+until_ok() {
+    local deadline=$((SECONDS + $1)) what=$2
+    shift 2
+    until "$@"; do
+        ((SECONDS < deadline)) || { log "gave up waiting for: $what"; exit 1; }
+        sleep 0.05
+    done
+}
+is_leader() { [[ $(rcli "$1" info raft | tr -d '\r' | grep -c 'raft_role:leader') == 1 ]]; }
+voters_are() { [[ $(rcli "$1" cluster members | grep -c ' voter ') == "$2" ]]; }
+digest_is() { [[ $(rcli "$1" digest) == "$2" ]]; }
+node3_voter() { rcli "$1" cluster members | grep -q '^node3 .* voter '; }
 
 [[ -x $KVD ]] || (cd "$ROOT" && cargo build --release)
 read -r -a P <<<"$(free_ports 8)"
@@ -49,10 +62,10 @@ start() { # start NAME CLIENT RAFT [ARGS...]
 }
 
 start node0 "${P[0]}" "${P[1]}"
-until [[ $(rcli "${P[0]}" info raft | tr -d '\r' | grep -c 'raft_role:leader') == 1 ]]; do sleep 0.1; done
+until_ok 30 "node0 leads" is_leader "${P[0]}"
 start node1 "${P[2]}" "${P[3]}" --join "127.0.0.1:${P[0]}"
 start node2 "${P[4]}" "${P[5]}" --join "127.0.0.1:${P[0]}"
-until [[ $(rcli "${P[0]}" cluster members | grep -c ' voter ') == 3 ]]; do sleep 0.1; done
+until_ok 60 "three voters" voters_are "${P[0]}" 3
 
 log "loading $KEYS keys of $VALUE bytes"
 python3 - "$KEYS" "$VALUE" <<'EOF' | redis-cli -p "${P[0]}" --pipe >/dev/null
@@ -70,9 +83,9 @@ log "leader digest: $target, log starts at index $first (compacted if > 1)"
 
 t0=$(now_ms)
 start node3 "${P[6]}" "${P[7]}" --join "127.0.0.1:${P[2]}"
-until [[ $(rcli "${P[6]}" digest) == "$target" ]]; do sleep 0.05; done
+until_ok 600 "node3 has the leader's data" digest_is "${P[6]}" "$target"
 t1=$(now_ms)
-until rcli "${P[0]}" cluster members | grep -q '^node3 .* voter '; do sleep 0.05; done
+until_ok 120 "node3 is a voter" node3_voter "${P[0]}"
 t2=$(now_ms)
 bytes=$((KEYS * (VALUE + 10)))
 snap=$(grep -c 'installed snapshot' "$TMP/node3.log" || true)
