@@ -20,7 +20,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::cmd::{self, Kind, Spec};
 use crate::config::ReadConsistency;
-use crate::kv::ReadView;
+use crate::kv::Reader;
 use crate::resp::{Decoded, Decoder, Limits, Reply};
 use crate::server::Shared;
 use crate::session::Session;
@@ -160,7 +160,7 @@ impl Conn {
         let shared = self.session.shared.clone();
         let timeout = shared.config.write_timeout;
         // One read view serves a run of reads; a write or a barrier ends the run.
-        let mut view: Option<ReadView> = None;
+        let mut view: Option<Reader> = None;
         let mut barrier_done = false;
         for d in batch {
             let argv = match d {
@@ -211,19 +211,11 @@ impl Conn {
                         shared.raft.caught_up();
                         barrier_done = true;
                     }
-                    if view.is_none() {
-                        match ReadView::open(&shared.db) {
-                            Ok(v) => view = Some(v),
-                            Err(e) => {
-                                self.ready(cmd::storage_error(e))?;
-                                continue;
-                            }
-                        }
-                    }
-                    let reply = match view.as_ref().map(|v| f(v, &argv)) {
-                        Some(Ok(r)) => r,
-                        Some(Err(e)) => cmd::storage_error(e),
-                        None => Reply::error("ERR no read view"),
+                    let reader =
+                        view.get_or_insert_with(|| Reader::new(&shared.db, shared.raft.memtable()));
+                    let reply = match reader.run(|v| f(v, &argv)) {
+                        Ok(r) => r,
+                        Err(e) => cmd::storage_error(e),
                     };
                     self.ready(reply)?;
                 }

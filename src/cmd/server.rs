@@ -131,7 +131,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
         }
         "keyspace" => {
             line!("# Keyspace");
-            let keys = ReadView::open(&shared.db)?.len()?;
+            let keys = shared.raft.memtable().len();
             if keys > 0 {
                 line!("db0:keys={keys},expires=0,avg_ttl=0");
             }

@@ -1,8 +1,9 @@
 //! Applying committed client writes to the state machine, shared by the persistence worker
 //! (the usual path) and the raft thread (entries that ride with a conf change or a snapshot).
 //!
-//! Each entry's command runs through the command table, deterministically, in the caller's
-//! write transaction; the applied index is written in the same transaction. Only the node that
+//! Each entry's command runs through the command table, deterministically, against the memtable
+//! over the caller's write transaction; `flush` later writes the memtable and the applied index
+//! it covers to the tables in one transaction. Only the node that
 //! proposed an entry reports its result (to answer its waiting client).
 
 use bytes::Bytes;
@@ -12,7 +13,7 @@ use slog::{Logger, error};
 
 use super::proposal::Proposal;
 use crate::cmd::{self, Kind};
-use crate::kv::{ApplyCtx, WriteView};
+use crate::kv::{ApplyCtx, MemState, WriteView, flush_into};
 use crate::resp::Reply;
 use crate::store::{self, RAFT_STATE, StoreError, meta};
 
@@ -99,9 +100,11 @@ fn run_write(
     })
 }
 
-/// Applies a run of normal entries in `txn` and records the last one as applied.
+/// Applies a run of normal entries to the memtable (reading the table as of `txn`) and records
+/// the last one as applied there.
 pub fn apply_entries(
     txn: &WriteTransaction,
+    mem: &mut MemState,
     conf_state: &ConfState,
     self_id: u64,
     entries: &[Entry],
@@ -112,7 +115,7 @@ pub fn apply_entries(
         return Ok(summary);
     };
     {
-        let mut view = WriteView::open(txn)?;
+        let mut view = WriteView::open(txn, mem)?;
         for e in entries {
             debug_assert_eq!(e.get_entry_type(), EntryType::EntryNormal);
             let (outcome, members) = apply_entry(&mut view, conf_state, self_id, e, logger)?;
@@ -120,10 +123,21 @@ pub fn apply_entries(
             summary.members_changed |= members;
         }
     }
-    record_applied(txn, last.index, last.term)?;
+    mem.set_applied(last.index, last.term);
     summary.last = Some((last.index, last.term));
     summary.count = entries.len() as u64;
     Ok(summary)
+}
+
+/// Writes what the memtable holds to the table with the applied index it covers, in `txn`.
+/// Returns that index; the caller calls `flushed()` on the memtable once `txn` has committed.
+pub fn flush(txn: &WriteTransaction, mem: &MemState) -> Result<Option<u64>, StoreError> {
+    let Some((index, term)) = mem.applied() else {
+        return Ok(None);
+    };
+    flush_into(txn, mem)?;
+    record_applied(txn, index, term)?;
+    Ok(Some(index))
 }
 
 /// Writes the applied index (and its entry's term) in the transaction that applied it.

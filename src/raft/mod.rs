@@ -25,6 +25,8 @@ use bytes::Bytes;
 use raft::eraftpb::Message;
 use tokio::sync::{oneshot, watch};
 
+use crate::kv::Memtable;
+
 use crate::resp::Reply;
 pub use startup::{StartMode, start};
 use status::RaftStatus;
@@ -73,9 +75,15 @@ pub struct RaftHandle {
     applied: watch::Receiver<u64>,
     /// Set from start until one read barrier succeeds (see `catching_up`).
     catching_up: Arc<AtomicBool>,
+    memtable: Arc<Memtable>,
 }
 
 impl RaftHandle {
+    /// Applied writes not yet in the key-value table: readers go through it.
+    pub fn memtable(&self) -> &Arc<Memtable> {
+        &self.memtable
+    }
+
     /// True until this process has confirmed with the cluster that it applied everything
     /// committed: applying is not fsynced on its own (the log is), so after a crash the applied
     /// state may be older than writes this node acknowledged. Until then reads take a ReadIndex

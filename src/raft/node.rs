@@ -23,7 +23,7 @@ use raft::eraftpb::{
     MessageType, Snapshot,
 };
 use raft::{RawNode, SnapshotStatus, StateRole};
-use redb::{Durability, WriteTransaction};
+use redb::{Durability, ReadableTableMetadata, WriteTransaction};
 use slog::{Logger, crit, info, warn};
 use tokio::sync::{oneshot, watch};
 
@@ -38,7 +38,7 @@ use super::startup::{campaign_if_alone, load_members, peer_addrs};
 use super::status::{MemberStatus, RaftCounters, RaftStatus, Role, member_role};
 use super::storage::{RaftStorage, decode_pb, write_compaction};
 use super::transport::Transport;
-use crate::kv::WriteView;
+use crate::kv::{MemState, Memtable, WriteView};
 use crate::resp::Reply;
 use crate::store::{
     self, Db, KV, MEMBERS, RAFT_STATE, STAGED_KV, STAGED_MEMBERS, StoreError, meta,
@@ -105,6 +105,10 @@ pub struct Node {
     pub(super) deferred: VecDeque<Input>,
     /// A compaction decided after an apply, to ride with the next job.
     pub(super) pending_compaction: Option<(u64, u64)>,
+    /// Applied writes not yet in the table (see `kv::Memtable`).
+    pub(super) memtable: Arc<Memtable>,
+    /// Highest applied index written to the table: the log is compacted only up to here.
+    pub(super) flushed_applied: u64,
 }
 
 /// A Ready whose disk work is with the worker.
@@ -353,6 +357,33 @@ impl Node {
         } else if self.raw.raft.leader_id == 0 && !self.removed {
             campaign_if_alone(&mut self.raw, self.identity.id);
         }
+        if let Err(e) = self.flush_if_idle() {
+            crit!(self.logger, "storage failure, stopping the node"; "error" => %e);
+            eprintln!("kvd: storage failure, stopping: {e}");
+            std::process::exit(1);
+        }
+    }
+
+    /// Writes the memtable to the table when it is due and no job would take it along (an idle
+    /// node), so the log can be compacted and snapshots are recent.
+    fn flush_if_idle(&mut self) -> Result<(), StoreError> {
+        if !self.outstanding.is_empty() || !self.memtable.read().flush_due() {
+            return Ok(());
+        }
+        let memtable = self.memtable.clone();
+        let mut mem = memtable.write();
+        let mut txn = self.db.begin_write()?;
+        let Some(index) = apply::flush(&txn, &mem)? else {
+            return Ok(());
+        };
+        txn.set_durability(Durability::None)?;
+        txn.commit()?;
+        mem.flushed();
+        drop(mem);
+        self.counters.apply_commits += 1;
+        self.flushed_applied = self.flushed_applied.max(index);
+        self.schedule_compaction();
+        Ok(())
     }
 
     /// Answers every request whose deadline passed, saying what is known about it.
@@ -465,7 +496,13 @@ impl Node {
             sync,
         });
         if inline {
-            let done = persist::write_batch(&self.db, self.identity.id, vec![job], &self.logger)?;
+            let done = persist::write_batch(
+                &self.db,
+                &self.memtable,
+                self.identity.id,
+                vec![job],
+                &self.logger,
+            )?;
             self.on_persisted(done);
         } else if has_job && self.jobs.send(job).is_err() {
             return Err(StoreError::corrupt(
@@ -483,6 +520,9 @@ impl Node {
 
     /// The worker made every Ready up to `done.number` durable: release what waited on them.
     fn on_persisted(&mut self, done: Done) {
+        if let Some(index) = done.flushed {
+            self.flushed_applied = self.flushed_applied.max(index);
+        }
         let Some(number) = done.number else {
             // Only applied so far; the writes of the same batch follow.
             self.counters.apply_commits += 1;
@@ -573,10 +613,12 @@ impl Node {
     fn schedule_compaction(&mut self) {
         let store = self.raw.store();
         let first = store.first_index_now();
-        if self.applied_index < first || self.applied_index - first < self.compact_entries {
+        // Entries past the table's applied index are still needed to rebuild the memtable.
+        let applied = self.applied_index.min(self.flushed_applied);
+        if applied < first || applied - first < self.compact_entries {
             return;
         }
-        let upto = self.applied_index.saturating_sub(self.compact_keep);
+        let upto = applied.saturating_sub(self.compact_keep);
         if upto < first {
             return;
         }
@@ -600,6 +642,9 @@ impl Node {
 
         // 2-4. One transaction: an incoming snapshot, the committed entries with the applied
         //      index, then the new entries and hard state. Durable before anything below.
+        // Readers wait while this runs: a snapshot may replace the table under the memtable.
+        let memtable = self.memtable.clone();
+        let mut mem = memtable.write();
         let txn = self.db.begin_write()?;
         if let Some(point) = self.pending_compaction.take() {
             write_compaction(&txn, point)?;
@@ -607,7 +652,7 @@ impl Node {
         let mut outcomes = Vec::new();
         let snapshot_installed = !rd.snapshot().is_empty();
         if snapshot_installed {
-            self.install_snapshot(&txn, rd.snapshot())?;
+            self.install_snapshot(&txn, &mut mem, rd.snapshot())?;
             // Our pending proposals may or may not be inside it: their fate is unknown here.
             let term = rd.snapshot().get_metadata().term;
             for (id, w) in &self.waiters {
@@ -618,7 +663,8 @@ impl Node {
         }
         let committed = rd.take_committed_entries();
         let applies = !committed.is_empty();
-        self.apply_committed(&txn, committed, &mut outcomes)?;
+        self.apply_committed(&txn, &mut mem, committed, &mut outcomes)?;
+        let flushed = apply::flush(&txn, &mem)?;
         self.raw.mut_store().append_in(&txn, rd.entries())?;
         if let Some(hs) = rd.hs() {
             self.raw.mut_store().set_hard_state_in(&txn, hs)?;
@@ -628,6 +674,14 @@ impl Node {
         // older than writes it already acknowledged.
         let durable = rd.must_sync() || snapshot_installed || applies;
         self.commit(txn, durable)?;
+        if let Some(index) = flushed {
+            mem.flushed();
+            self.flushed_applied = self.flushed_applied.max(index);
+        }
+        if snapshot_installed {
+            self.flushed_applied = self.flushed_applied.max(self.applied_index);
+        }
+        drop(mem);
         let last = self.raw.store().last_index_now();
         self.raw.mut_store().mark_durable(last);
         if snapshot_installed {
@@ -651,10 +705,17 @@ impl Node {
             }
             let mut outcomes = Vec::new();
             let applies = !committed.is_empty();
-            self.apply_committed(&txn, committed, &mut outcomes)?;
+            let memtable = self.memtable.clone();
+            let mut mem = memtable.write();
+            self.apply_committed(&txn, &mut mem, committed, &mut outcomes)?;
+            let flushed = apply::flush(&txn, &mem)?;
             // A commit-index-only change may be lost in a crash (raft relearns it); applied
             // state may not (see above).
             self.commit(txn, applies)?;
+            if let Some(index) = flushed {
+                mem.flushed();
+                self.flushed_applied = self.flushed_applied.max(index);
+            }
             self.finish_apply(outcomes);
         }
         self.raw.advance_apply();
@@ -684,6 +745,7 @@ impl Node {
     fn apply_committed(
         &mut self,
         txn: &WriteTransaction,
+        mem: &mut MemState,
         entries: Vec<Entry>,
         outcomes: &mut Vec<(u64, Outcome)>,
     ) -> Result<(), StoreError> {
@@ -693,7 +755,7 @@ impl Node {
         let (last_index, last_term) = (last.index, last.term);
         let mut members_changed = false;
         {
-            let mut view = WriteView::open(txn)?;
+            let mut view = WriteView::open(txn, mem)?;
             for e in &entries {
                 if e.index <= self.applied_index {
                     continue;
@@ -724,7 +786,7 @@ impl Node {
                 }
             }
         }
-        apply::record_applied(txn, last_index, last_term)?;
+        mem.set_applied(last_index, last_term);
         self.maybe_compact(txn)?;
         if members_changed {
             self.members = membership::load_all(&txn.open_table(MEMBERS)?)?;
@@ -849,6 +911,7 @@ impl Node {
     fn install_snapshot(
         &mut self,
         txn: &WriteTransaction,
+        mem: &mut MemState,
         snap: &Snapshot,
     ) -> Result<(), StoreError> {
         let m = snap.get_metadata();
@@ -868,6 +931,8 @@ impl Node {
         txn.rename_table(STAGED_MEMBERS, MEMBERS)?;
         txn.open_table(STAGED_KV)?;
         txn.open_table(STAGED_MEMBERS)?;
+        // What the memtable held is older than the snapshot; readers wait for the commit.
+        mem.replaced(txn.open_table(KV)?.len()?);
         {
             let mut state = txn.open_table(RAFT_STATE)?;
             state.remove(meta::STAGED)?;

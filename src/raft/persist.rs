@@ -7,7 +7,7 @@
 //! the raft thread learns of each commit through `Input::Persisted` before it sends the messages
 //! that must follow persistence or answers any client.
 
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use raft::eraftpb::{ConfState, Entry, HardState};
@@ -15,8 +15,9 @@ use redb::Durability;
 use slog::{Logger, crit};
 
 use super::Input;
-use super::apply::{Summary, apply_entries};
+use super::apply::{Summary, apply_entries, flush};
 use super::storage::{write_compaction, write_entries, write_hard_state};
+use crate::kv::Memtable;
 use crate::store::{Db, StoreError};
 
 /// Jobs folded into one transaction at most.
@@ -55,6 +56,8 @@ impl Job {
 
 /// What the worker made durable.
 pub struct Done {
+    /// The memtable was written to the table up to this applied index.
+    pub flushed: Option<u64>,
     /// The commit was fsynced.
     pub sync: bool,
     /// Every job up to this Ready number is written (None: only applied entries so far).
@@ -66,6 +69,7 @@ pub struct Done {
 
 pub fn spawn(
     db: Db,
+    mem: Arc<Memtable>,
     self_id: u64,
     jobs: mpsc::Receiver<Job>,
     raft: mpsc::Sender<Input>,
@@ -91,12 +95,12 @@ pub fn spawn(
                         .any(|j| j.answers_clients && !j.committed.is_empty());
                 let result = (|| {
                     if split {
-                        let applied = apply_batch(&db, self_id, &mut batch, &logger)?;
+                        let applied = apply_batch(&db, &mem, self_id, &mut batch, &logger)?;
                         if raft.send(Input::Persisted(Box::new(applied))).is_err() {
                             return Ok(false);
                         }
                     }
-                    let done = write_batch(&db, self_id, batch, &logger)?;
+                    let done = write_batch(&db, &mem, self_id, batch, &logger)?;
                     Ok::<bool, StoreError>(raft.send(Input::Persisted(Box::new(done))).is_ok())
                 })();
                 match result {
@@ -112,34 +116,54 @@ pub fn spawn(
         })
 }
 
-/// Applies the committed entries of a batch (taking them out of the jobs) in one unsynced
-/// transaction.
+/// Applies the committed entries of a batch (taking them out of the jobs) to the memtable; a
+/// member change is written to its table at once, with the memtable, in an unsynced transaction.
 fn apply_batch(
     db: &Db,
+    mem: &Memtable,
     self_id: u64,
     batch: &mut [Job],
     logger: &Logger,
 ) -> Result<Done, StoreError> {
-    let mut txn = db.begin_write()?;
+    let txn = db.begin_write()?;
     let mut done = Done {
+        flushed: None,
         sync: false,
         number: None,
         last_entry: None,
         applied: Summary::default(),
     };
+    let mut state = mem.write();
     for job in batch.iter_mut() {
         let committed = std::mem::take(&mut job.committed);
-        let summary = apply_entries(&txn, &job.conf_state, self_id, &committed, logger)?;
+        let summary = apply_entries(
+            &txn,
+            &mut state,
+            &job.conf_state,
+            self_id,
+            &committed,
+            logger,
+        )?;
         done.applied.merge(summary);
     }
-    txn.set_durability(Durability::None)?;
-    txn.commit()?;
+    if done.applied.members_changed {
+        done.flushed = flush(&txn, &state)?;
+        let mut txn = txn;
+        txn.set_durability(Durability::None)?;
+        txn.commit()?;
+        state.flushed();
+    } else {
+        drop(state);
+        txn.abort()?;
+    }
     Ok(done)
 }
 
-/// Writes a batch of jobs in one transaction, in order, fsynced if any of them needs it.
+/// Writes a batch of jobs in one transaction, in order, fsynced if any of them needs it; the
+/// memtable goes along when it is due.
 pub(super) fn write_batch(
     db: &Db,
+    mem: &Memtable,
     self_id: u64,
     batch: Vec<Job>,
     logger: &Logger,
@@ -150,6 +174,7 @@ pub(super) fn write_batch(
     // serves reads (`RaftHandle::catching_up`), so a lost apply is never visible.
     let sync = batch.iter().any(|j| j.sync);
     let mut done = Done {
+        flushed: None,
         sync,
         number: None,
         last_entry: None,
@@ -157,8 +182,18 @@ pub(super) fn write_batch(
     };
     for job in batch {
         // Committed entries were durable before this Ready (raft-rs hands out only those).
-        let summary = apply_entries(&txn, &job.conf_state, self_id, &job.committed, logger)?;
-        done.applied.merge(summary);
+        if !job.committed.is_empty() {
+            let mut state = mem.write();
+            let summary = apply_entries(
+                &txn,
+                &mut state,
+                &job.conf_state,
+                self_id,
+                &job.committed,
+                logger,
+            )?;
+            done.applied.merge(summary);
+        }
         write_entries(&txn, job.cut, &job.entries)?;
         if let Some(e) = job.entries.last() {
             done.last_entry = Some(e.index);
@@ -171,6 +206,15 @@ pub(super) fn write_batch(
         }
         done.number = Some(job.number);
     }
+    // Only this thread (or the raft thread while this one is idle) writes the memtable, so it
+    // cannot change between here and `flushed`; readers keep seeing it until then.
+    let flush_now = {
+        let state = mem.read();
+        if state.flush_due() || done.applied.members_changed {
+            done.flushed = flush(&txn, &state)?;
+        }
+        done.flushed.is_some()
+    };
     txn.set_durability(if sync {
         Durability::Immediate
     } else {
@@ -181,5 +225,8 @@ pub(super) fn write_batch(
     // it refuses the file instead. Costs a second fsync per durable commit.
     txn.set_two_phase_commit(sync);
     txn.commit()?;
+    if flush_now {
+        mem.write().flushed();
+    }
     Ok(done)
 }

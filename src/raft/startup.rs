@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use bytes::Bytes;
 use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType, HardState};
 use raft::{RawNode, StateRole};
-use redb::ReadableDatabase;
+use redb::{ReadableDatabase, ReadableTableMetadata};
 use slog::{Logger, info, o};
 use tokio::sync::watch;
 
@@ -25,8 +25,9 @@ use super::storage::{RaftStorage, encode_pb};
 use super::transport::Transport;
 use super::{Input, RaftHandle};
 use crate::config::Config;
+use crate::kv::Memtable;
 use crate::store::{
-    self, Db, LOG, MEMBERS, RAFT_STATE, STAGED_KV, STAGED_MEMBERS, StoreError, meta,
+    self, Db, KV, LOG, MEMBERS, RAFT_STATE, STAGED_KV, STAGED_MEMBERS, StoreError, meta,
 };
 
 /// Ticks without hearing from a leader before an election (randomised up to twice this).
@@ -143,9 +144,19 @@ pub fn start(
         cfg.name.clone(),
     ))));
     let (applied_tx, applied_rx) = watch::channel(applied_index);
+    let keys = (|| -> Result<u64, StoreError> { Ok(db.begin_read()?.open_table(KV)?.len()?) })()
+        .map_err(|e| format!("cannot read the key-value table: {e}"))?;
+    let memtable = Arc::new(Memtable::new(keys));
     let (jobs, jobs_rx) = mpsc::channel();
-    super::persist::spawn(db.clone(), id, jobs_rx, tx.clone(), logger.clone())
-        .map_err(|e| format!("cannot spawn the persistence thread: {e}"))?;
+    super::persist::spawn(
+        db.clone(),
+        memtable.clone(),
+        id,
+        jobs_rx,
+        tx.clone(),
+        logger.clone(),
+    )
+    .map_err(|e| format!("cannot spawn the persistence thread: {e}"))?;
     let handle = RaftHandle {
         tx,
         status: status.clone(),
@@ -154,6 +165,7 @@ pub fn start(
         catching_up: Arc::new(std::sync::atomic::AtomicBool::new(
             mode == StartMode::Restart,
         )),
+        memtable: memtable.clone(),
     };
     let mut node = Node {
         raw,
@@ -186,6 +198,8 @@ pub fn start(
         outstanding: VecDeque::new(),
         deferred: VecDeque::new(),
         pending_compaction: None,
+        memtable,
+        flushed_applied: applied_index,
     };
     node.removed = node
         .members

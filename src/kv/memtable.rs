@@ -1,0 +1,110 @@
+//! Applied writes not yet written to the `KV` table.
+//!
+//! Applying an entry changes this map, not redb: redb is a copy-on-write B-tree, and writing
+//! every batch of applies into it would rewrite one leaf page per key at every fsync of the log.
+//! Every so often (`FLUSH_INTERVAL`, `FLUSH_KEYS`) the map is written to the `KV` table together
+//! with the applied index it covers, in one transaction, so the table and the applied index on
+//! disk always agree; after a crash the entries past it are applied again from the raft log.
+//!
+//! Readers see the table and the map as one state. Each command runs under the read lock and
+//! with a table read transaction opened in the same generation: a flush commits the table first
+//! and empties the map (a new generation) only afterwards, so a reader sees the flushed writes in
+//! the map, in the table, or in both, never in neither.
+
+use std::collections::BTreeMap;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+/// Longest an applied write stays only in memory.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
+/// Most keys the map holds before it is flushed regardless of time.
+const FLUSH_KEYS: usize = 50_000;
+
+pub struct Memtable {
+    state: RwLock<State>,
+}
+
+pub struct State {
+    /// Keys changed since the last flush: a value, or `None` for deleted.
+    pub(super) map: BTreeMap<Bytes, Option<Bytes>>,
+    /// FLUSHDB since the last flush: the table's rows are all gone.
+    pub(super) cleared: bool,
+    /// Keys in the state machine (table and map together).
+    pub(super) len: u64,
+    /// Index and term of the last entry applied here and not yet flushed.
+    pub(super) applied: Option<(u64, u64)>,
+    /// Bumped when a flush empties the map or a snapshot replaces the table.
+    pub(super) generation: u64,
+    last_flush: Instant,
+}
+
+impl Memtable {
+    /// An empty map over a table holding `len` keys.
+    pub fn new(len: u64) -> Self {
+        Memtable {
+            state: RwLock::new(State {
+                map: BTreeMap::new(),
+                cleared: false,
+                len,
+                applied: None,
+                generation: 0,
+                last_flush: Instant::now(),
+            }),
+        }
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keys in the state machine.
+    pub fn len(&self) -> u64 {
+        self.read().len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl State {
+    /// Time to write the map to the table.
+    pub fn flush_due(&self) -> bool {
+        self.applied.is_some()
+            && (self.map.len() >= FLUSH_KEYS || self.last_flush.elapsed() >= FLUSH_INTERVAL)
+    }
+
+    /// Nothing applied since the last flush.
+    pub fn is_flushed(&self) -> bool {
+        self.applied.is_none() && self.map.is_empty() && !self.cleared
+    }
+
+    pub fn applied(&self) -> Option<(u64, u64)> {
+        self.applied
+    }
+
+    pub fn set_applied(&mut self, index: u64, term: u64) {
+        self.applied = Some((index, term));
+    }
+
+    /// The flush of everything held here has committed: start a new generation.
+    pub fn flushed(&mut self) {
+        self.map.clear();
+        self.cleared = false;
+        self.applied = None;
+        self.generation += 1;
+        self.last_flush = Instant::now();
+    }
+
+    /// A snapshot replaced the table (now holding `len` keys) and the applied index.
+    pub fn replaced(&mut self, len: u64) {
+        self.flushed();
+        self.len = len;
+    }
+}
