@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use super::{Kind, Spec, TABLE, glob, is, lookup, lossy, wrong_arity};
-use crate::kv::{ApplyCtx, ReadView, WriteView};
+use crate::kv::{ApplyCtx, ReadView, Reader, WriteView};
 use crate::resp::Reply;
 use crate::session::Session;
 use crate::store::StoreError;
@@ -131,7 +131,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
         }
         "keyspace" => {
             line!("# Keyspace");
-            let keys = shared.raft.memtable().len();
+            let keys = Reader::new(&shared.db, shared.raft.memtable()).run(|v| v.len())?;
             if keys > 0 {
                 line!("db0:keys={keys},expires=0,avg_ttl=0");
             }

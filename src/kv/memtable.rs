@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 /// Longest an applied write stays only in memory.
-const FLUSH_INTERVAL: Duration = Duration::from_millis(250);
+const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 /// Most keys the map holds before it is flushed regardless of time.
 const FLUSH_KEYS: usize = 50_000;
 
@@ -27,12 +27,10 @@ pub struct Memtable {
 }
 
 pub struct State {
-    /// Keys changed since the last flush: a value, or `None` for deleted.
-    pub(super) map: BTreeMap<Bytes, Option<Bytes>>,
+    /// Keys changed since the last flush.
+    pub(super) map: BTreeMap<Bytes, Slot>,
     /// FLUSHDB since the last flush: the table's rows are all gone.
     pub(super) cleared: bool,
-    /// Keys in the state machine (table and map together).
-    pub(super) len: u64,
     /// Index and term of the last entry applied here and not yet flushed.
     pub(super) applied: Option<(u64, u64)>,
     /// Bumped when a flush empties the map or a snapshot replaces the table.
@@ -41,13 +39,11 @@ pub struct State {
 }
 
 impl Memtable {
-    /// An empty map over a table holding `len` keys.
-    pub fn new(len: u64) -> Self {
+    pub fn new() -> Self {
         Memtable {
             state: RwLock::new(State {
                 map: BTreeMap::new(),
                 cleared: false,
-                len,
                 applied: None,
                 generation: 0,
                 last_flush: Instant::now(),
@@ -62,15 +58,20 @@ impl Memtable {
     pub fn write(&self) -> RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
+}
 
-    /// Keys in the state machine.
-    pub fn len(&self) -> u64 {
-        self.read().len
+impl Default for Memtable {
+    fn default() -> Self {
+        Self::new()
     }
+}
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+/// A key changed since the last flush.
+pub struct Slot {
+    /// Its value now, `None` if deleted.
+    pub(super) value: Option<Bytes>,
+    /// Whether the table holds it, if known (a SET does not look: counting keys finds out).
+    pub(super) in_table: Option<bool>,
 }
 
 impl State {
@@ -102,9 +103,8 @@ impl State {
         self.last_flush = Instant::now();
     }
 
-    /// A snapshot replaced the table (now holding `len` keys) and the applied index.
-    pub fn replaced(&mut self, len: u64) {
+    /// A snapshot replaced the table and the applied index.
+    pub fn replaced(&mut self) {
         self.flushed();
-        self.len = len;
     }
 }

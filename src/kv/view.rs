@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use raft::eraftpb::ConfState;
-use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable, Table};
+use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table};
 
-use super::memtable::{Memtable, State};
+use super::memtable::{Memtable, Slot, State};
 use crate::store::{Db, KV, MEMBERS, StoreError};
 
 type KvTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
@@ -57,7 +57,7 @@ impl ReadView<'_> {
     /// The memtable's word on a key, if it has one: `Some(None)` means deleted.
     fn recent(&self, key: &[u8]) -> Option<Option<&Bytes>> {
         match self.mem.map.get(key) {
-            Some(v) => Some(v.as_ref()),
+            Some(slot) => Some(slot.value.as_ref()),
             None if self.mem.cleared => Some(None),
             None => None,
         }
@@ -85,12 +85,25 @@ impl ReadView<'_> {
         Ok(self.kv.get(key)?.is_some())
     }
 
+    /// Number of keys: the table's, corrected for each key the memtable changed (looking up in
+    /// the table those whose presence there is not known yet).
     pub fn len(&self) -> Result<u64, StoreError> {
-        Ok(self.mem.len)
+        if self.mem.cleared {
+            return Ok(self.mem.map.values().filter(|s| s.value.is_some()).count() as u64);
+        }
+        let mut len = self.kv.len()? as i64;
+        for (k, slot) in &self.mem.map {
+            let in_table = match slot.in_table {
+                Some(b) => b,
+                None => self.kv.get(k.as_ref())?.is_some(),
+            };
+            len += slot.value.is_some() as i64 - in_table as i64;
+        }
+        Ok(len.max(0) as u64)
     }
 
     pub fn is_empty(&self) -> Result<bool, StoreError> {
-        Ok(self.mem.len == 0)
+        Ok(self.len()? == 0)
     }
 
     /// Visits every key in order with its value; `f` returns false to stop.
@@ -101,9 +114,9 @@ impl ReadView<'_> {
                 let (k, v) = row?;
                 let key = k.value();
                 // Recent keys before this one, then this one unless the memtable has its own.
-                while let Some((rk, rv)) = recent.next_if(|(rk, _)| rk.as_ref() <= key) {
+                while let Some((rk, slot)) = recent.next_if(|(rk, _)| rk.as_ref() <= key) {
                     let same = rk.as_ref() == key;
-                    if let Some(rv) = rv
+                    if let Some(rv) = &slot.value
                         && !f(rk, rv)
                     {
                         return Ok(());
@@ -120,8 +133,8 @@ impl ReadView<'_> {
                 }
             }
         }
-        for (rk, rv) in recent {
-            if let Some(rv) = rv
+        for (rk, slot) in recent {
+            if let Some(rv) = &slot.value
                 && !f(rk, rv)
             {
                 return Ok(());
@@ -159,7 +172,7 @@ impl<'t> WriteView<'t> {
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
         match self.mem.map.get(key) {
-            Some(v) => Ok(v.clone()),
+            Some(slot) => Ok(slot.value.clone()),
             None if self.mem.cleared => Ok(None),
             None => Ok(self.kv.get(key)?.map(|v| Bytes::copy_from_slice(v.value()))),
         }
@@ -167,41 +180,49 @@ impl<'t> WriteView<'t> {
 
     pub fn exists(&self, key: &[u8]) -> Result<bool, StoreError> {
         match self.mem.map.get(key) {
-            Some(v) => Ok(v.is_some()),
+            Some(slot) => Ok(slot.value.is_some()),
             None if self.mem.cleared => Ok(false),
             None => Ok(self.kv.get(key)?.is_some()),
         }
     }
 
     pub fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        if !self.exists(key)? {
-            self.mem.len += 1;
+        let value = Some(Bytes::copy_from_slice(value));
+        match self.mem.map.get_mut(key) {
+            Some(slot) => slot.value = value,
+            None => {
+                // Whether the table holds it matters only for counting keys: not looked up here.
+                let in_table = self.mem.cleared.then_some(false);
+                self.mem
+                    .map
+                    .insert(Bytes::copy_from_slice(key), Slot { value, in_table });
+            }
         }
-        self.mem.map.insert(
-            Bytes::copy_from_slice(key),
-            Some(Bytes::copy_from_slice(value)),
-        );
         Ok(())
     }
 
     /// Removes a key; true if it existed.
     pub fn remove(&mut self, key: &[u8]) -> Result<bool, StoreError> {
-        if !self.exists(key)? {
+        if let Some(slot) = self.mem.map.get_mut(key) {
+            return Ok(slot.value.take().is_some());
+        }
+        if self.mem.cleared {
             return Ok(false);
         }
-        self.mem.len -= 1;
-        if self.mem.cleared {
-            self.mem.map.remove(key);
-        } else {
-            self.mem.map.insert(Bytes::copy_from_slice(key), None);
+        let existed = self.kv.get(key)?.is_some();
+        if existed {
+            let slot = Slot {
+                value: None,
+                in_table: Some(true),
+            };
+            self.mem.map.insert(Bytes::copy_from_slice(key), slot);
         }
-        Ok(true)
+        Ok(existed)
     }
 
     pub fn clear(&mut self) -> Result<(), StoreError> {
         self.mem.map.clear();
         self.mem.cleared = true;
-        self.mem.len = 0;
         Ok(())
     }
 }
@@ -213,8 +234,8 @@ pub fn flush_into(txn: &redb::WriteTransaction, mem: &State) -> Result<(), Store
     if mem.cleared {
         kv.retain(|_, _| false)?;
     }
-    for (k, v) in &mem.map {
-        match v {
+    for (k, slot) in &mem.map {
+        match &slot.value {
             Some(v) => {
                 kv.insert(k.as_ref(), v.as_ref())?;
             }
@@ -234,7 +255,7 @@ mod tests {
     fn setup() -> (tempfile::TempDir, Db, Arc<Memtable>) {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = store::open(&dir.path().join("d"), 1 << 20).expect("open");
-        (dir, db, Arc::new(Memtable::new(0)))
+        (dir, db, Arc::new(Memtable::new()))
     }
 
     /// Applies `f` to the memtable in a write transaction; flushes (and commits) if asked.

@@ -23,7 +23,7 @@ use raft::eraftpb::{
     MessageType, Snapshot,
 };
 use raft::{RawNode, SnapshotStatus, StateRole};
-use redb::{Durability, ReadableTableMetadata, WriteTransaction};
+use redb::{Durability, WriteTransaction};
 use slog::{Logger, crit, info, warn};
 use tokio::sync::{oneshot, watch};
 
@@ -192,6 +192,10 @@ impl Node {
         }
         // Let the worker finish what it holds, so every write it makes durable is answered.
         self.drain_worker();
+        // Leave the table current, so the next start need not apply the log's tail again.
+        if let Err(e) = self.flush_memtable(true) {
+            warn!(self.logger, "cannot write applied state at shutdown"; "error" => %e);
+        }
         self.fail_all("ERR server is shutting down");
         info!(self.logger, "raft loop stopped");
     }
@@ -370,13 +374,23 @@ impl Node {
         if !self.outstanding.is_empty() || !self.memtable.read().flush_due() {
             return Ok(());
         }
+        self.flush_memtable(false)
+    }
+
+    /// Writes the memtable to the table now (the worker must be idle).
+    fn flush_memtable(&mut self, durable: bool) -> Result<(), StoreError> {
         let memtable = self.memtable.clone();
         let mut mem = memtable.write();
         let mut txn = self.db.begin_write()?;
         let Some(index) = apply::flush(&txn, &mem)? else {
             return Ok(());
         };
-        txn.set_durability(Durability::None)?;
+        txn.set_durability(if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })?;
+        txn.set_two_phase_commit(durable);
         txn.commit()?;
         mem.flushed();
         drop(mem);
@@ -932,7 +946,7 @@ impl Node {
         txn.open_table(STAGED_KV)?;
         txn.open_table(STAGED_MEMBERS)?;
         // What the memtable held is older than the snapshot; readers wait for the commit.
-        mem.replaced(txn.open_table(KV)?.len()?);
+        mem.replaced();
         {
             let mut state = txn.open_table(RAFT_STATE)?;
             state.remove(meta::STAGED)?;

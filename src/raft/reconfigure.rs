@@ -127,9 +127,7 @@ impl Node {
     fn is_pristine(&self) -> bool {
         let check = || -> Result<bool, StoreError> {
             let txn = self.db.begin_read()?;
-            if !self.memtable.is_empty()
-                || !redb::ReadableTableMetadata::is_empty(&txn.open_table(KV)?)?
-            {
+            if !redb::ReadableTableMetadata::is_empty(&txn.open_table(KV)?)? {
                 return Ok(false);
             }
             let members = membership::load_all(&txn.open_table(MEMBERS)?)?;
@@ -161,7 +159,7 @@ impl Node {
             state.insert(meta::IDENTITY, self.identity.encode().as_bytes())?;
         }
         txn.commit()?;
-        self.memtable.write().replaced(0);
+        self.memtable.write().replaced();
         self.flushed_applied = 0;
         let storage = RaftStorage::load(self.db.clone(), self.raw.store().snapshots())?;
         let raw = RawNode::new(

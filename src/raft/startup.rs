@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use bytes::Bytes;
 use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType, HardState};
 use raft::{RawNode, StateRole};
-use redb::{ReadableDatabase, ReadableTableMetadata};
+use redb::ReadableDatabase;
 use slog::{Logger, info, o};
 use tokio::sync::watch;
 
@@ -27,7 +27,7 @@ use super::{Input, RaftHandle};
 use crate::config::Config;
 use crate::kv::Memtable;
 use crate::store::{
-    self, Db, KV, LOG, MEMBERS, RAFT_STATE, STAGED_KV, STAGED_MEMBERS, StoreError, meta,
+    self, Db, LOG, MEMBERS, RAFT_STATE, STAGED_KV, STAGED_MEMBERS, StoreError, meta,
 };
 
 /// Ticks without hearing from a leader before an election (randomised up to twice this).
@@ -144,9 +144,7 @@ pub fn start(
         cfg.name.clone(),
     ))));
     let (applied_tx, applied_rx) = watch::channel(applied_index);
-    let keys = (|| -> Result<u64, StoreError> { Ok(db.begin_read()?.open_table(KV)?.len()?) })()
-        .map_err(|e| format!("cannot read the key-value table: {e}"))?;
-    let memtable = Arc::new(Memtable::new(keys));
+    let memtable = Arc::new(Memtable::new());
     let (jobs, jobs_rx) = mpsc::channel();
     super::persist::spawn(
         db.clone(),
