@@ -12,10 +12,13 @@
 //! the map, in the table, or in both, never in neither.
 
 use std::collections::BTreeMap;
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use redb::{ReadOnlyTable, ReadableDatabase};
+
+use crate::store::{Db, KV, StoreError};
 
 /// Longest an applied write stays only in memory.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
@@ -26,6 +29,8 @@ pub struct Memtable {
     state: RwLock<State>,
 }
 
+pub type KvTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
+
 pub struct State {
     /// Keys changed since the last flush.
     pub(super) map: BTreeMap<Bytes, Slot>,
@@ -35,6 +40,9 @@ pub struct State {
     pub(super) applied: Option<(u64, u64)>,
     /// Bumped when a flush empties the map or a snapshot replaces the table.
     pub(super) generation: u64,
+    /// A table read transaction of this generation, shared by readers; dropped with the
+    /// generation so it does not keep old pages from being reused.
+    base: Mutex<Option<(u64, Arc<KvTable>)>>,
     last_flush: Instant,
 }
 
@@ -46,9 +54,24 @@ impl Memtable {
                 cleared: false,
                 applied: None,
                 generation: 0,
+                base: Mutex::new(None),
                 last_flush: Instant::now(),
             }),
         }
+    }
+
+    /// The table as of `state`'s generation (`state` held by the caller, so the generation
+    /// cannot move while the transaction is opened), shared by all readers of the generation.
+    pub fn table(db: &Db, state: &State) -> Result<Arc<KvTable>, StoreError> {
+        let mut base = state.base.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((generation, table)) = base.as_ref()
+            && *generation == state.generation
+        {
+            return Ok(table.clone());
+        }
+        let table = Arc::new(db.begin_read()?.open_table(KV)?);
+        *base = Some((state.generation, table.clone()));
+        Ok(table)
     }
 
     pub fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -100,6 +123,7 @@ impl State {
         self.cleared = false;
         self.applied = None;
         self.generation += 1;
+        *self.base.get_mut().unwrap_or_else(PoisonError::into_inner) = None;
         self.last_flush = Instant::now();
     }
 

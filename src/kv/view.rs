@@ -4,20 +4,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use raft::eraftpb::ConfState;
-use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table};
+use redb::{ReadableTable, ReadableTableMetadata, Table};
 
-use super::memtable::{Memtable, Slot, State};
+use super::memtable::{KvTable, Memtable, Slot, State};
 use crate::store::{Db, KV, MEMBERS, StoreError};
 
-type KvTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
-
 /// A connection's way to read: runs each command on one consistent view of the applied state
-/// (the memtable over a table read transaction of the same generation). Keep it for a batch of
-/// commands, not longer: its read transaction holds old pages from being reused.
+/// (the memtable over a table read transaction of the same generation).
 pub struct Reader {
     db: Db,
     mem: Arc<Memtable>,
-    base: Option<(u64, KvTable)>,
+    base: Option<(u64, Arc<KvTable>)>,
 }
 
 impl Reader {
@@ -38,7 +35,7 @@ impl Reader {
         let kv = match &self.base {
             Some((generation, kv)) if *generation == mem.generation => kv,
             _ => {
-                let kv = self.db.begin_read()?.open_table(KV)?;
+                let kv = Memtable::table(&self.db, &mem)?;
                 &self.base.insert((mem.generation, kv)).1
             }
         };
