@@ -9,57 +9,16 @@
 #   CATCHUP_KEYS=20000 CATCHUP_VALUE=1000 scripts/catchup.sh   # quicker
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-KVD="$ROOT/target/release/kvd"
+SCRIPT=catchup
+# shellcheck source=lib/cluster.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
 KEYS=${CATCHUP_KEYS:-100000}
 VALUE=${CATCHUP_VALUE:-1000}
-TMP=$(mktemp -d)
-declare -a PIDS=()
-
-cleanup() {
-    for p in "${PIDS[@]:-}"; do [[ -n $p ]] && kill -TERM "$p" 2>/dev/null || true; done
-    sleep 0.5
-    for p in "${PIDS[@]:-}"; do [[ -n $p ]] && kill -KILL "$p" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
-
-log() { printf '[catchup %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-free_ports() {
-    python3 - "$1" <<'EOF'
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-rcli() { timeout 10 redis-cli -p "$@" 2>/dev/null || true; }
-# until_ok SECONDS WHAT COMMAND...: polls COMMAND until it succeeds; gives up after SECONDS.
-until_ok() {
-    local deadline=$((SECONDS + $1)) what=$2
-    shift 2
-    until "$@"; do
-        ((SECONDS < deadline)) || { log "gave up waiting for: $what"; exit 1; }
-        sleep 0.05
-    done
-}
-is_leader() { [[ $(rcli "$1" info raft | tr -d '\r' | grep -c 'raft_role:leader') == 1 ]]; }
-voters_are() { [[ $(rcli "$1" cluster members | grep -c ' voter ') == "$2" ]]; }
 digest_is() { [[ $(rcli "$1" digest) == "$2" ]]; }
 node3_voter() { rcli "$1" cluster members | grep -q '^node3 .* voter '; }
 
-[[ -x $KVD ]] || (cd "$ROOT" && cargo build --release)
+build_if_missing
 read -r -a P <<<"$(free_ports 8)"
-
-start() { # start NAME CLIENT RAFT [ARGS...]
-    local name=$1 client=$2 raft=$3
-    shift 3
-    "$KVD" --id "$name" --addr "127.0.0.1:$client" --raft-addr "127.0.0.1:$raft" "$@" \
-        "$TMP/$name" 2>"$TMP/$name.log" &
-    PIDS+=($!)
-}
 
 start node0 "${P[0]}" "${P[1]}"
 until_ok 30 "node0 leads" is_leader "${P[0]}"

@@ -9,62 +9,22 @@
 #   SCALING_CLIENTS="1 50" SCALING_PIPELINES="1 16" SCALING_N=20000 scripts/scaling.sh
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-KVD="$ROOT/target/release/kvd"
+SCRIPT=scaling
+# shellcheck source=lib/cluster.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
 CLIENTS=${SCALING_CLIENTS:-1 10 50 200}
 PIPELINES=${SCALING_PIPELINES:-1 16}
 N=${SCALING_N:-50000}
-TMP=$(mktemp -d)
-declare -a PIDS=()
-
-cleanup() {
-    for p in "${PIDS[@]:-}"; do [[ -n $p ]] && kill -TERM "$p" 2>/dev/null || true; done
-    sleep 0.5
-    for p in "${PIDS[@]:-}"; do [[ -n $p ]] && kill -KILL "$p" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
-
-log() { printf '[scaling %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-free_ports() {
-    python3 - "$1" <<'EOF'
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-rcli() { timeout 10 redis-cli -p "$@" 2>/dev/null || true; }
-# until_ok SECONDS WHAT COMMAND...: polls COMMAND until it succeeds; gives up after SECONDS.
-until_ok() {
-    local deadline=$((SECONDS + $1)) what=$2
-    shift 2
-    until "$@"; do
-        ((SECONDS < deadline)) || { log "gave up waiting for: $what"; exit 1; }
-        sleep 0.1
-    done
-}
-field() { rcli "$1" info raft | tr -d '\r' | sed -n "s/^$2://p"; }
-is_leader() { [[ $(field "$1" raft_role) == leader ]]; }
-three_voters() { [[ $(rcli "$1" cluster members | grep -c ' voter ') == 3 ]]; }
 all_follow() { [[ $(field "$1" raft_role) == follower && $(field "$2" raft_role) == follower ]]; }
 
 command -v redis-benchmark >/dev/null || { log "redis-benchmark not found (apt-get install redis-tools)"; exit 1; }
-[[ -x $KVD ]] || (cd "$ROOT" && cargo build --release)
+build_if_missing
 read -r -a P <<<"$(free_ports 6)"
-start() { # start NAME CLIENT RAFT [ARGS...]
-    local name=$1 client=$2 raft=$3
-    shift 3
-    "$KVD" --id "$name" --addr "127.0.0.1:$client" --raft-addr "127.0.0.1:$raft" "$@" \
-        "$TMP/$name" 2>"$TMP/$name.log" &
-    PIDS+=($!)
-}
 start node0 "${P[0]}" "${P[1]}"
 until_ok 30 "node0 leads" is_leader "${P[0]}"
 start node1 "${P[2]}" "${P[3]}" --join "127.0.0.1:${P[0]}"
 start node2 "${P[4]}" "${P[5]}" --join "127.0.0.1:${P[0]}"
-until_ok 60 "three voters" three_voters "${P[0]}"
+until_ok 60 "three voters" voters_are "${P[0]}" 3
 until_ok 30 "node1 and node2 follow" all_follow "${P[2]}" "${P[4]}"
 LEADER=${P[0]} FOLLOWER=${P[2]}
 

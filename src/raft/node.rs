@@ -381,20 +381,13 @@ impl Node {
     fn flush_memtable(&mut self, durable: bool) -> Result<(), StoreError> {
         let memtable = self.memtable.clone();
         let mut mem = memtable.write();
-        let mut txn = self.db.begin_write()?;
+        let txn = self.db.begin_write()?;
         let Some(index) = apply::flush(&txn, &mem)? else {
             return Ok(());
         };
-        txn.set_durability(if durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        })?;
-        txn.set_two_phase_commit(durable);
-        txn.commit()?;
+        self.commit(txn, durable)?;
         mem.flushed();
         drop(mem);
-        self.counters.apply_commits += 1;
         self.flushed_applied = self.flushed_applied.max(index);
         self.schedule_compaction();
         Ok(())
