@@ -62,6 +62,20 @@ struct Acks {
 }
 
 impl Acks {
+    /// What the writers saw, for the run's summary line.
+    fn summary(&self, counter: &[u8]) -> String {
+        let ledger = self.ledger();
+        format!(
+            "INCR acked {} unknown {} refused {}, counter {}; tokens acked {} unknown {}",
+            self.incr_acked.load(Ordering::SeqCst),
+            self.incr_unknown.load(Ordering::SeqCst),
+            self.incr_failed.load(Ordering::SeqCst),
+            as_counter(counter),
+            ledger.acked.len(),
+            ledger.unknown.len(),
+        )
+    }
+
     fn ledger(&self) -> Ledger {
         self.ledger
             .lock()
@@ -304,15 +318,9 @@ fn single_node_kill9_under_load_loses_nothing_and_applies_nothing_twice() {
     assert!(problems.is_empty(), "at the end: {problems:#?}");
     let report = assert_history_linearizable(&sh, &log, "single node kill -9");
     eprintln!(
-        "crash single node: {n} kill -9 cycles in {:?}; INCR acked {} unknown {} refused {}, \
-         counter {}; tokens acked {} unknown {}; {report}",
+        "crash single node: {n} kill -9 cycles in {:?}; {}; {report}",
         started.elapsed(),
-        acks.incr_acked.load(Ordering::SeqCst),
-        acks.incr_unknown.load(Ordering::SeqCst),
-        acks.incr_failed.load(Ordering::SeqCst),
-        as_counter(&counter),
-        acks.ledger().acked.len(),
-        acks.ledger().unknown.len(),
+        acks.summary(&counter),
     );
 }
 
@@ -411,15 +419,10 @@ fn cluster_kill9_under_load_loses_nothing_and_applies_nothing_twice() {
     let digest = w.wait_converged();
     let report = assert_history_linearizable(&sh, &log, "cluster kill -9");
     eprintln!(
-        "crash 3 nodes: {n} kill -9 cycles ({leader_kills} of the leader) in {:?}; INCR acked {} \
-         unknown {} refused {}, counter {}; tokens acked {} unknown {}; digest {digest}; {report}",
+        "crash 3 nodes: {n} kill -9 cycles ({leader_kills} of the leader) in {:?}; {}; \
+         digest {digest}; {report}",
         started.elapsed(),
-        acks.incr_acked.load(Ordering::SeqCst),
-        acks.incr_unknown.load(Ordering::SeqCst),
-        acks.incr_failed.load(Ordering::SeqCst),
-        as_counter(&counter),
-        acks.ledger().acked.len(),
-        acks.ledger().unknown.len(),
+        acks.summary(&counter),
     );
 }
 

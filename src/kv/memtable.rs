@@ -60,20 +60,6 @@ impl Memtable {
         }
     }
 
-    /// The table as of `state`'s generation (`state` held by the caller, so the generation
-    /// cannot move while the transaction is opened), shared by all readers of the generation.
-    pub fn table(db: &Db, state: &State) -> Result<Arc<KvTable>, StoreError> {
-        let mut base = state.base.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((generation, table)) = base.as_ref()
-            && *generation == state.generation
-        {
-            return Ok(table.clone());
-        }
-        let table = Arc::new(db.begin_read()?.open_table(KV)?);
-        *base = Some((state.generation, table.clone()));
-        Ok(table)
-    }
-
     pub fn read(&self) -> RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(PoisonError::into_inner)
     }
@@ -104,9 +90,18 @@ impl State {
             && (self.map.len() >= FLUSH_KEYS || self.last_flush.elapsed() >= FLUSH_INTERVAL)
     }
 
-    /// Nothing applied since the last flush.
-    pub fn is_flushed(&self) -> bool {
-        self.applied.is_none() && self.map.is_empty() && !self.cleared
+    /// The table as of this generation, shared by all its readers. The caller holds the lock
+    /// this state is behind, so the generation cannot move while the transaction is opened.
+    pub fn table(&self, db: &Db) -> Result<Arc<KvTable>, StoreError> {
+        let mut base = self.base.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((generation, table)) = base.as_ref()
+            && *generation == self.generation
+        {
+            return Ok(table.clone());
+        }
+        let table = Arc::new(db.begin_read()?.open_table(KV)?);
+        *base = Some((self.generation, table.clone()));
+        Ok(table)
     }
 
     pub fn applied(&self) -> Option<(u64, u64)> {
@@ -117,7 +112,8 @@ impl State {
         self.applied = Some((index, term));
     }
 
-    /// The flush of everything held here has committed: start a new generation.
+    /// The flush of everything held here has committed, or a snapshot replaced the table and
+    /// the applied index: start a new generation.
     pub fn flushed(&mut self) {
         self.map.clear();
         self.cleared = false;
@@ -125,10 +121,5 @@ impl State {
         self.generation += 1;
         *self.base.get_mut().unwrap_or_else(PoisonError::into_inner) = None;
         self.last_flush = Instant::now();
-    }
-
-    /// A snapshot replaced the table and the applied index.
-    pub fn replaced(&mut self) {
-        self.flushed();
     }
 }

@@ -35,7 +35,7 @@ impl Reader {
         let kv = match &self.base {
             Some((generation, kv)) if *generation == mem.generation => kv,
             _ => {
-                let kv = Memtable::table(&self.db, &mem)?;
+                let kv = mem.table(&self.db)?;
                 &self.base.insert((mem.generation, kv)).1
             }
         };

@@ -386,11 +386,18 @@ impl Node {
             return Ok(());
         };
         self.commit(txn, durable)?;
-        mem.flushed();
+        self.note_flushed(&mut mem, Some(index));
         drop(mem);
-        self.flushed_applied = self.flushed_applied.max(index);
         self.schedule_compaction();
         Ok(())
+    }
+
+    /// After the transaction holding a memtable flush (`apply::flush`) committed.
+    fn note_flushed(&mut self, mem: &mut MemState, flushed: Option<u64>) {
+        if let Some(index) = flushed {
+            mem.flushed();
+            self.flushed_applied = self.flushed_applied.max(index);
+        }
     }
 
     /// Answers every request whose deadline passed, saying what is known about it.
@@ -681,10 +688,7 @@ impl Node {
         // older than writes it already acknowledged.
         let durable = rd.must_sync() || snapshot_installed || applies;
         self.commit(txn, durable)?;
-        if let Some(index) = flushed {
-            mem.flushed();
-            self.flushed_applied = self.flushed_applied.max(index);
-        }
+        self.note_flushed(&mut mem, flushed);
         if snapshot_installed {
             self.flushed_applied = self.flushed_applied.max(self.applied_index);
         }
@@ -719,10 +723,7 @@ impl Node {
             // A commit-index-only change may be lost in a crash (raft relearns it); applied
             // state may not (see above).
             self.commit(txn, applies)?;
-            if let Some(index) = flushed {
-                mem.flushed();
-                self.flushed_applied = self.flushed_applied.max(index);
-            }
+            self.note_flushed(&mut mem, flushed);
             self.finish_apply(outcomes);
         }
         self.raw.advance_apply();
@@ -939,7 +940,7 @@ impl Node {
         txn.open_table(STAGED_KV)?;
         txn.open_table(STAGED_MEMBERS)?;
         // What the memtable held is older than the snapshot; readers wait for the commit.
-        mem.replaced();
+        mem.flushed();
         {
             let mut state = txn.open_table(RAFT_STATE)?;
             state.remove(meta::STAGED)?;

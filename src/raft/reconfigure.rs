@@ -159,7 +159,7 @@ impl Node {
             state.insert(meta::IDENTITY, self.identity.encode().as_bytes())?;
         }
         txn.commit()?;
-        self.memtable.write().replaced();
+        self.memtable.write().flushed();
         self.flushed_applied = 0;
         let storage = RaftStorage::load(self.db.clone(), self.raw.store().snapshots())?;
         let raw = RawNode::new(

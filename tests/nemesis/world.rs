@@ -339,14 +339,8 @@ impl World {
     /// Membership change: a fresh node joins through a responsive member; waits until the
     /// leader lists `voters` voters.
     pub fn join_new(&mut self, voters: usize) -> usize {
-        let via = self.responsive()[0];
-        let seed = self.slots[via].node.client_addr();
-        let i = self.add_node(Some(&seed));
+        let i = self.join_async();
         let name = self.name(i);
-        self.log.note(format!(
-            "{name} started, joining through {}",
-            self.name(via)
-        ));
         self.wait_voters(voters);
         self.log.note(format!("{name} is a voter"));
         i
