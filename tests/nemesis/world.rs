@@ -368,14 +368,8 @@ impl World {
         crash_after: Duration,
         down_for: Duration,
     ) -> usize {
-        let via = self.responsive()[0];
-        let seed = self.slots[via].node.client_addr();
-        let i = self.add_node(Some(&seed));
+        let i = self.join_async();
         let name = self.name(i);
-        self.log.note(format!(
-            "{name} started, joining through {}",
-            self.name(via)
-        ));
         std::thread::sleep(crash_after);
         let role = self
             .info(i)
