@@ -213,7 +213,7 @@ impl Conn {
                     }
                     let reader =
                         view.get_or_insert_with(|| Reader::new(&shared.db, shared.raft.memtable()));
-                    let reply = match reader.run(|v| f(v, &argv)) {
+                    let reply = match reader.run(self.session.db, |v| cmd::run_read(f, v, &argv)) {
                         Ok(r) => r,
                         Err(e) => cmd::storage_error(e),
                     };
@@ -224,7 +224,11 @@ impl Conn {
                     Ok(argv) => {
                         shared.stats.writes_proposed.fetch_add(1, Relaxed);
                         self.queue
-                            .push_back(Slot::Waiting(shared.raft.propose_later(argv, timeout)));
+                            .push_back(Slot::Waiting(shared.raft.propose_later(
+                                self.session.db,
+                                argv,
+                                timeout,
+                            )));
                         view = None;
                         barrier_done = false;
                     }

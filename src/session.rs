@@ -16,6 +16,8 @@ pub struct Session {
     pub peer: SocketAddr,
     /// CLIENT SETNAME.
     pub name: Option<Bytes>,
+    /// The selected database (SELECT), 0 to `kv::encoding::DATABASES - 1`.
+    pub db: u8,
     /// How this connection's reads are served (CONSISTENCY).
     pub consistency: ReadConsistency,
     /// Set by QUIT: reply, then close.
@@ -30,6 +32,7 @@ impl Session {
             id,
             peer,
             name: None,
+            db: 0,
             consistency,
             quit: false,
         }

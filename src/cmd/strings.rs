@@ -3,10 +3,12 @@
 
 use bytes::Bytes;
 
-use super::{Kind, Spec, is, not_an_integer, parse_i64, syntax_error, wrong_arity};
-use crate::kv::{ApplyCtx, ReadView, WriteView};
+use super::{
+    CmdResult, Kind, Spec, get_string, is, not_an_integer, parse_i64, string_value, syntax_error,
+    wrong_arity,
+};
+use crate::kv::{ApplyCtx, KeyRead, KeyType, Meta, WriteView};
 use crate::resp::Reply;
-use crate::store::StoreError;
 
 /// Largest string a write may produce (Redis's 512 MB). A constant, not a per-node setting:
 /// `apply` must decide the same on every node.
@@ -15,7 +17,7 @@ const MAX_STRING: usize = 512 * 1024 * 1024;
 pub const GET: Spec = Spec {
     name: "get",
     arity: 2,
-    kind: Kind::Read(|r, argv| Ok(r.get(&argv[1])?.map(Reply::Bulk).unwrap_or(Reply::Nil))),
+    kind: Kind::Read(|r, argv| Ok(get_string(r, &argv[1])?.into())),
     flags: &["fast"],
     keys: (1, 1, 1),
 };
@@ -67,27 +69,47 @@ fn prepare_set(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
     Ok(argv)
 }
 
-/// SET key value [NX|XX] [GET]: +OK, or nil when NX/XX prevented it; with GET, the old value.
-fn set(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> Result<Reply, StoreError> {
-    let o = match parse_set_options(&argv[3..]) {
-        Ok(o) => o,
-        Err(e) => return Ok(e),
-    };
+/// SET key value [NX|XX] [GET]: +OK, or nil when NX/XX prevented it; with GET, the old value
+/// (WRONGTYPE, and nothing set, if the key holds another type).
+fn set(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
+    let o = parse_set_options(&argv[3..])?;
     let key = &argv[1];
     let old = if o.get || o.nx || o.xx {
-        w.get(key)?
+        w.meta(key)?
     } else {
         None
     };
-    let blocked = (o.nx && old.is_some()) || (o.xx && old.is_none());
+    let exists = old.is_some();
+    let old_value = if o.get { string_value(old)? } else { None };
+    let blocked = (o.nx && exists) || (o.xx && !exists);
     if !blocked {
-        w.set(key, &argv[2])?;
+        w.set_string(key, argv[2].clone());
     }
     Ok(match (o.get, blocked) {
-        (true, _) => old.map(Reply::Bulk).unwrap_or(Reply::Nil),
+        (true, _) => old_value.into(),
         (false, true) => Reply::Nil,
         (false, false) => Reply::ok(),
     })
+}
+
+/// Replaces a string's value in place (APPEND, INCR): its expiry stays, as in Redis.
+fn update_string(w: &mut WriteView, key: &[u8], old: Option<Meta>, value: Bytes) {
+    match old {
+        Some(mut m) => {
+            m.body = value;
+            m.modified = w.index();
+            w.put_meta(key, &m);
+        }
+        None => w.set_string(key, value),
+    }
+}
+
+/// A string key's metadata for an in-place change: WRONGTYPE for other types.
+fn string_meta(w: &WriteView, key: &[u8]) -> Result<Option<Meta>, super::CmdError> {
+    match w.meta(key)? {
+        Some(m) if m.kind != KeyType::String => Err(super::wrong_type().into()),
+        m => Ok(m),
+    }
 }
 
 pub const SETNX: Spec = Spec {
@@ -99,7 +121,7 @@ pub const SETNX: Spec = Spec {
             if w.exists(&argv[1])? {
                 return Ok(Reply::Integer(0));
             }
-            w.set(&argv[1], &argv[2])?;
+            w.set_string(&argv[1], argv[2].clone());
             Ok(Reply::Integer(1))
         },
     },
@@ -113,9 +135,9 @@ pub const GETSET: Spec = Spec {
     kind: Kind::Write {
         prepare: Ok,
         apply: |w, _, argv| {
-            let old = w.get(&argv[1])?;
-            w.set(&argv[1], &argv[2])?;
-            Ok(old.map(Reply::Bulk).unwrap_or(Reply::Nil))
+            let old = get_string(w, &argv[1])?;
+            w.set_string(&argv[1], argv[2].clone());
+            Ok(old.into())
         },
     },
     flags: &["fast"],
@@ -128,11 +150,11 @@ pub const GETDEL: Spec = Spec {
     kind: Kind::Write {
         prepare: Ok,
         apply: |w, _, argv| {
-            let old = w.get(&argv[1])?;
+            let old = get_string(w, &argv[1])?;
             if old.is_some() {
-                w.remove(&argv[1])?;
+                w.delete(&argv[1])?;
             }
-            Ok(old.map(Reply::Bulk).unwrap_or(Reply::Nil))
+            Ok(old.into())
         },
     },
     flags: &["fast"],
@@ -147,10 +169,11 @@ pub const MGET: Spec = Spec {
     keys: (1, -1, 1),
 };
 
-fn mget(r: &ReadView, argv: &[Bytes]) -> Result<Reply, StoreError> {
-    let mut out = Vec::with_capacity(argv.len() - 1);
-    for key in &argv[1..] {
-        out.push(r.get(key)?.map(Reply::Bulk).unwrap_or(Reply::Nil));
+/// MGET: a key of another type reads as nil, as in Redis.
+fn mget(r: &dyn KeyRead, argv: &[Bytes]) -> CmdResult {
+    let mut out = Vec::with_capacity(argv.len().saturating_sub(1));
+    for key in argv.iter().skip(1) {
+        out.push(string_value(r.meta(key)?).unwrap_or(None).into());
     }
     Ok(Reply::Array(out))
 }
@@ -161,8 +184,9 @@ pub const MSET: Spec = Spec {
     kind: Kind::Write {
         prepare: |argv| pairs(argv, "mset"),
         apply: |w, _, argv| {
+            check_pairs(argv, "mset")?;
             for kv in argv[1..].chunks_exact(2) {
-                w.set(&kv[0], &kv[1])?;
+                w.set_string(&kv[0], kv[1].clone());
             }
             Ok(Reply::ok())
         },
@@ -177,13 +201,14 @@ pub const MSETNX: Spec = Spec {
     kind: Kind::Write {
         prepare: |argv| pairs(argv, "msetnx"),
         apply: |w, _, argv| {
+            check_pairs(argv, "msetnx")?;
             for kv in argv[1..].chunks_exact(2) {
                 if w.exists(&kv[0])? {
                     return Ok(Reply::Integer(0));
                 }
             }
             for kv in argv[1..].chunks_exact(2) {
-                w.set(&kv[0], &kv[1])?;
+                w.set_string(&kv[0], kv[1].clone());
             }
             Ok(Reply::Integer(1))
         },
@@ -194,16 +219,24 @@ pub const MSETNX: Spec = Spec {
 
 /// MSET-style commands take key/value pairs; an odd count is an arity error in Redis.
 fn pairs(argv: Vec<Bytes>, name: &str) -> Result<Vec<Bytes>, Reply> {
+    check_pairs(&argv, name)?;
+    Ok(argv)
+}
+
+fn check_pairs(argv: &[Bytes], name: &str) -> Result<(), Reply> {
     if argv.len().is_multiple_of(2) {
         return Err(wrong_arity(name));
     }
-    Ok(argv)
+    Ok(())
 }
 
 pub const STRLEN: Spec = Spec {
     name: "strlen",
     arity: 2,
-    kind: Kind::Read(|r, argv| Ok(Reply::Integer(r.len_of(&argv[1])?.unwrap_or(0) as i64))),
+    kind: Kind::Read(|r, argv| {
+        let len = get_string(r, &argv[1])?.map_or(0, |v| v.len());
+        Ok(Reply::Integer(len as i64))
+    }),
     flags: &["fast"],
     keys: (1, 1, 1),
 };
@@ -220,8 +253,9 @@ pub const APPEND: Spec = Spec {
 };
 
 /// Appends to the value (creating it), replying with the new length.
-fn append(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> Result<Reply, StoreError> {
-    let old = w.get(&argv[1])?.unwrap_or_default();
+fn append(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
+    let meta = string_meta(w, &argv[1])?;
+    let old = meta.as_ref().map(|m| m.body.clone()).unwrap_or_default();
     if old.len() + argv[2].len() > MAX_STRING {
         return Ok(Reply::error(
             "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
@@ -230,8 +264,9 @@ fn append(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> Result<Reply, Stor
     let mut v = Vec::with_capacity(old.len() + argv[2].len());
     v.extend_from_slice(&old);
     v.extend_from_slice(&argv[2]);
-    w.set(&argv[1], &v)?;
-    Ok(Reply::Integer(v.len() as i64))
+    let len = v.len();
+    update_string(w, &argv[1], meta, v.into());
+    Ok(Reply::Integer(len as i64))
 }
 
 pub const INCR: Spec = Spec {
@@ -291,17 +326,15 @@ fn prepare_increment(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
     }
 }
 
-fn incr_by(w: &mut WriteView, key: &[u8], by: i64) -> Result<Reply, StoreError> {
-    let current = match w.get(key)? {
+fn incr_by(w: &mut WriteView, key: &[u8], by: i64) -> CmdResult {
+    let meta = string_meta(w, key)?;
+    let current = match &meta {
         None => 0,
-        Some(v) => match parse_i64(&v) {
-            Some(n) => n,
-            None => return Ok(not_an_integer()),
-        },
+        Some(m) => parse_i64(&m.body).ok_or_else(not_an_integer)?,
     };
     match current.checked_add(by) {
         Some(n) => {
-            w.set(key, n.to_string().as_bytes())?;
+            update_string(w, key, meta, Bytes::from(n.to_string()));
             Ok(Reply::Integer(n))
         }
         None => Ok(Reply::error("ERR increment or decrement would overflow")),
