@@ -13,6 +13,7 @@
 
 mod cluster;
 mod connection;
+mod expire;
 mod glob;
 mod keys;
 mod server;
@@ -92,7 +93,10 @@ pub fn apply_write(
     db: u8,
     argv: &[Bytes],
 ) -> Result<(Reply, bool), StoreError> {
-    let Some(spec) = argv.first().and_then(|n| lookup(n)) else {
+    let Some(spec) = argv
+        .first()
+        .and_then(|n| lookup(n).or_else(|| INTERNAL.iter().find(|s| is(n, s.name))))
+    else {
         return Ok((unknown_command(argv), false));
     };
     if let Err(reply) = spec.check_arity(argv.len()) {
@@ -181,9 +185,22 @@ pub static TABLE: &[Spec] = &[
     keys::EXISTS,
     keys::TYPE,
     keys::KEYS,
+    // expiry
+    expire::EXPIRE,
+    expire::PEXPIRE,
+    expire::EXPIREAT,
+    expire::PEXPIREAT,
+    expire::TTL,
+    expire::PTTL,
+    expire::EXPIRETIME,
+    expire::PEXPIRETIME,
+    expire::PERSIST,
     // strings
     strings::GET,
     strings::SET,
+    strings::SETEX,
+    strings::PSETEX,
+    strings::GETEX,
     strings::SETNX,
     strings::GETSET,
     strings::GETDEL,
@@ -204,6 +221,11 @@ pub static TABLE: &[Spec] = &[
     cluster::ROLE,
 ];
 
+/// Commands only entries carry (proposed by kvd itself, never by a client): apply finds them,
+/// the connection does not.
+pub static INTERNAL: &[Spec] = &[expire::REAP];
+
+pub use expire::reap_argv;
 pub use server::storage_error;
 
 /// Finds a command by name, case-insensitively.

@@ -223,6 +223,49 @@ pub fn member_key(db: u8, key: &[u8], version: u64, member: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// Table key of a key's row in the expiry index (`03 db at key`). `at` is stored with its sign
+/// bit flipped, so rows sort by time, negative times first.
+pub fn expiry_key(db: u8, at: i64, key: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(2 + 8 + key.len());
+    out.put_u8(FAMILY_EXPIRY);
+    out.put_u8(db);
+    out.put_u64(flip(at));
+    out.put_slice(key);
+    out.freeze()
+}
+
+/// The range of `db`'s expiry index rows for times up to and including `upto`.
+pub fn expiry_range(db: u8, upto: i64) -> ([u8; 2], [u8; 10]) {
+    let mut hi = [0u8; 10];
+    hi[0] = FAMILY_EXPIRY;
+    hi[1] = db;
+    match flip(upto).checked_add(1) {
+        Some(next) => hi[2..].copy_from_slice(&next.to_be_bytes()),
+        // Every time is at most i64::MAX: the end of the database's rows.
+        None => {
+            let (_, end) = db_range(FAMILY_EXPIRY, db);
+            hi = [end[0], end[1], 0, 0, 0, 0, 0, 0, 0, 0];
+        }
+    }
+    ([FAMILY_EXPIRY, db], hi)
+}
+
+/// Splits an expiry index row's table key into (db, at, key).
+pub fn parse_expiry_key(table_key: &[u8]) -> Option<(u8, i64, &[u8])> {
+    match table_key {
+        [FAMILY_EXPIRY, db, rest @ ..] if rest.len() >= 8 => {
+            let at = flip(be_u64(&rest[..8]) as i64) as i64;
+            Some((*db, at, &rest[8..]))
+        }
+        _ => None,
+    }
+}
+
+/// i64 to u64 (and back, as `flip(x as i64) as i64`) with the order preserved.
+fn flip(at: i64) -> u64 {
+    (at as u64) ^ (1 << 63)
+}
+
 /// Table key of a database's key count.
 pub fn count_key(db: u8) -> [u8; 2] {
     [FAMILY_SYSTEM, db]
@@ -281,6 +324,29 @@ mod tests {
         flagged[2] = FLAG_EXPIRY;
         assert!(Meta::decode(&Bytes::from(flagged.clone())).is_err());
         assert!(Meta::peek(&flagged).is_err());
+    }
+
+    #[test]
+    fn expiry_rows_sort_by_time_and_parse_back() {
+        let times = [i64::MIN, -5, 0, 7, 1_700_000_000_000, i64::MAX];
+        let keys: Vec<Bytes> = times.iter().map(|&t| expiry_key(2, t, b"k")).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        for (&t, k) in times.iter().zip(&keys) {
+            assert_eq!(parse_expiry_key(k), Some((2, t, &b"k"[..])));
+        }
+        let (lo, hi) = expiry_range(2, 7);
+        let due: Vec<_> = keys
+            .iter()
+            .filter(|k| k.as_ref() >= &lo[..] && k.as_ref() < &hi[..])
+            .collect();
+        assert_eq!(due.len(), 4);
+        let (lo, hi) = expiry_range(2, i64::MAX);
+        assert!(
+            keys.iter()
+                .all(|k| k.as_ref() >= &lo[..] && k.as_ref() < &hi[..])
+        );
+        assert!(expiry_key(3, i64::MIN, b"").as_ref() >= &hi[..]);
+        assert_eq!(parse_expiry_key(&[FAMILY_EXPIRY, 1, 2]), None);
     }
 
     #[test]

@@ -355,24 +355,73 @@ impl<'t> WriteView<'t> {
         v
     }
 
-    /// Stores a key's metadata row.
-    pub fn put_meta(&mut self, key: &[u8], meta: &Meta) {
+    /// Stores a key's metadata row and keeps the expiry index in step: `old_expiry` is the
+    /// expiry the key had, if the caller read it (its index row is removed when it changes).
+    /// Callers that do not read the old row (a plain SET) may leave a stale index row behind;
+    /// active expiry drops it when its time comes (see `reap`).
+    pub fn put_meta(
+        &mut self,
+        key: &[u8],
+        meta: &Meta,
+        old_expiry: Option<i64>,
+    ) -> Result<(), StoreError> {
+        if let Some(old) = old_expiry
+            && meta.expire_at != Some(old)
+        {
+            self.delete_raw(&encoding::expiry_key(self.db, old, key))?;
+        }
+        if let Some(at) = meta.expire_at
+            && old_expiry != Some(at)
+        {
+            self.put_raw(&encoding::expiry_key(self.db, at, key), Bytes::new());
+        }
         let k = meta_key(self.db, key);
         self.put_raw(&k, meta.encode());
+        Ok(())
     }
 
-    /// Sets a string value: a new incarnation, no expiry (as SET without KEEPTTL).
-    pub fn set_string(&mut self, key: &[u8], value: Bytes) {
-        let meta = Meta::string(value, self.new_version(), self.index);
-        self.put_meta(key, &meta);
+    /// Sets a string value: a new incarnation with the given expiry (none: as SET without
+    /// KEEPTTL).
+    pub fn set_string(
+        &mut self,
+        key: &[u8],
+        value: Bytes,
+        expire_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let mut meta = Meta::string(value, self.new_version(), self.index);
+        meta.expire_at = expire_at;
+        self.put_meta(key, &meta, None)
     }
 
     /// Removes a key (its member rows become unreachable with its version); true if it was live.
     pub fn delete(&mut self, key: &[u8]) -> Result<bool, StoreError> {
-        let live = self.meta(key)?.is_some();
         let k = meta_key(self.db, key);
+        let Some(raw) = self.raw(&k)? else {
+            return Ok(false);
+        };
+        let meta = decode_meta(&raw)?;
+        if let Some(at) = meta.expire_at {
+            self.delete_raw(&encoding::expiry_key(self.db, at, key))?;
+        }
         self.delete_raw(&k)?;
-        Ok(live)
+        Ok(!meta.expired(self.clock))
+    }
+
+    /// Active expiry of one index row `(db, at, key)`: drops the row, and the key if its expiry
+    /// is still `at` and due by the entry's clock (a key given a new TTL or rewritten since the
+    /// row was read stays). True if a key was removed.
+    pub fn reap(&mut self, db: u8, at: i64, key: &[u8]) -> Result<bool, StoreError> {
+        self.delete_raw(&encoding::expiry_key(db, at, key))?;
+        let k = meta_key(db, key);
+        let Some(raw) = self.raw(&k)? else {
+            return Ok(false);
+        };
+        let meta = decode_meta(&raw)?;
+        if meta.expire_at == Some(at) && meta.expired(self.clock) {
+            self.delete_raw(&k)?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Writes one row.
