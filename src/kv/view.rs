@@ -587,7 +587,8 @@ mod tests {
     }
 
     fn set(w: &mut WriteView, k: &str, v: &str) {
-        w.set_string(k.as_bytes(), Bytes::copy_from_slice(v.as_bytes()));
+        w.set_string(k.as_bytes(), Bytes::copy_from_slice(v.as_bytes()), None)
+            .unwrap();
     }
 
     fn all(db: &Db, mem: &Arc<Memtable>, dbn: u8) -> (Vec<(String, String)>, u64) {
@@ -673,9 +674,9 @@ mod tests {
         write(&db, &mem, true, |w| {
             let mut m = Meta::string(Bytes::from_static(b"v"), w.new_version(), 1);
             m.expire_at = Some(1001);
-            w.put_meta(b"soon", &m);
+            w.put_meta(b"soon", &m, None).unwrap();
             m.expire_at = Some(1);
-            w.put_meta(b"gone", &m);
+            w.put_meta(b"gone", &m, None).unwrap();
             // The entry's clock (1000) decides in apply, not the node's.
             assert!(w.exists(b"soon").unwrap());
             assert!(!w.exists(b"gone").unwrap());
@@ -684,6 +685,57 @@ mod tests {
         });
         // The node's clock is far past both: readers see neither, DBSIZE counts both.
         assert_eq!(all(&db, &mem, 0), (vec![], 2));
+    }
+
+    /// The expiry index rows of database 0, as (at, key).
+    fn index_rows(w: &WriteView) -> Vec<(i64, Vec<u8>)> {
+        let (lo, hi) = encoding::expiry_range(0, i64::MAX);
+        let mut rows = Vec::new();
+        w.scan_raw(&lo, &hi, &mut |k, _| {
+            let (_, at, key) = encoding::parse_expiry_key(k).unwrap();
+            rows.push((at, key.to_vec()));
+            true
+        })
+        .unwrap();
+        rows
+    }
+
+    #[test]
+    fn the_expiry_index_follows_ttls_and_reaping_rechecks_each_key() {
+        let (_d, db, mem) = setup();
+        write(&db, &mem, false, |w| {
+            w.set_string(b"a", Bytes::from_static(b"1"), Some(2000))
+                .unwrap();
+            w.set_string(b"b", Bytes::from_static(b"2"), Some(500))
+                .unwrap();
+            assert_eq!(
+                index_rows(w),
+                vec![(1500, b"b".to_vec()), (2000, b"a".to_vec())]
+            );
+            // A new TTL moves the row; DEL drops it.
+            let mut m = w.meta(b"a").unwrap().unwrap();
+            m.expire_at = Some(3000);
+            w.put_meta(b"a", &m, Some(2000)).unwrap();
+            assert!(w.delete(b"b").unwrap());
+            assert_eq!(index_rows(w), vec![(3000, b"a".to_vec())]);
+            // A plain SET over a key with a TTL leaves a stale row: reaping drops the row but
+            // keeps the key, whose expiry is no longer that one.
+            w.set_string(b"a", Bytes::from_static(b"new"), None)
+                .unwrap();
+            w.begin_entry(0, 5000, 2);
+            assert!(!w.reap(0, 3000, b"a").unwrap());
+            assert!(w.exists(b"a").unwrap());
+            assert!(index_rows(w).is_empty());
+            // A due key is removed; one not yet due by the entry's clock is not.
+            w.set_string(b"c", Bytes::from_static(b"3"), Some(4000))
+                .unwrap();
+            w.set_string(b"d", Bytes::from_static(b"4"), Some(9000))
+                .unwrap();
+            assert!(w.reap(0, 4000, b"c").unwrap());
+            assert!(!w.reap(0, 9000, b"d").unwrap());
+            assert!(w.raw(&meta_key(0, b"c")).unwrap().is_none());
+            assert!(w.raw(&meta_key(0, b"d")).unwrap().is_some());
+        });
     }
 
     #[test]
