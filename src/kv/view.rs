@@ -706,7 +706,7 @@ mod tests {
         write(&db, &mem, false, |w| {
             w.set_string(b"a", Bytes::from_static(b"1"), Some(2000))
                 .unwrap();
-            w.set_string(b"b", Bytes::from_static(b"2"), Some(500))
+            w.set_string(b"b", Bytes::from_static(b"2"), Some(1500))
                 .unwrap();
             assert_eq!(
                 index_rows(w),
