@@ -10,7 +10,8 @@
 //! | `0x00` clock | `00 ff` | the state machine's clock: the highest entry time applied (i64 BE) |
 //! | `0x01` meta | `01 db key` | [`Meta`]: type, expiry, version, last change, then the type's body |
 //! | `0x02` member | `02 db len(key) u32 key version u64 member` | the member's value |
-//! | `0x03` expiry | `03 db at_ms i64 key` | empty: a database's keys by expiry time, for active expiry (reserved) |
+//! | `0x03` expiry | `03 db at_ms i64 key` | empty: a database's keys by expiry time, for active expiry |
+//! | `0x04` scan | `04 db fnv64(key) key` | empty: a database's keys in hash order, for SCAN cursors and RANDOMKEY |
 //!
 //! A string's value is the body of its metadata row (one lookup for GET). A collection's body
 //! holds its counters (size, list head and tail...); its member rows carry its `version`, so
@@ -34,6 +35,10 @@ pub const FAMILY_SYSTEM: u8 = 0x00;
 pub const FAMILY_META: u8 = 0x01;
 pub const FAMILY_MEMBER: u8 = 0x02;
 pub const FAMILY_EXPIRY: u8 = 0x03;
+pub const FAMILY_SCAN: u8 = 0x04;
+
+/// The families holding rows of a database (all emptied by FLUSHDB).
+pub const DB_FAMILIES: [u8; 4] = [FAMILY_META, FAMILY_MEMBER, FAMILY_EXPIRY, FAMILY_SCAN];
 
 /// System row: the applied clock (see `StateMachine`'s `now`).
 pub const CLOCK_KEY: [u8; 2] = [FAMILY_SYSTEM, 0xff];
@@ -261,6 +266,41 @@ pub fn parse_expiry_key(table_key: &[u8]) -> Option<(u8, i64, &[u8])> {
     }
 }
 
+/// The position of a key in SCAN order: FNV-1a 64 of its name. SCAN's integer cursor is such a
+/// position (the next one to visit), so a cursor means the same on every node and across
+/// memtable flushes. Rows of this family are kept by `flush_into` (exactly: a row exists for
+/// every key in the table), keys not yet flushed are merged in by the scan itself.
+pub fn scan_hash(key: &[u8]) -> u64 {
+    crate::fnv::Fnv1a::hash(key)
+}
+
+/// Table key of a key's SCAN-order row (`04 db hash key`).
+pub fn scan_key(db: u8, key: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(2 + 8 + key.len());
+    out.put_u8(FAMILY_SCAN);
+    out.put_u8(db);
+    out.put_u64(scan_hash(key));
+    out.put_slice(key);
+    out.freeze()
+}
+
+/// The first SCAN-order row at or after position `from` in `db`.
+pub fn scan_from(db: u8, from: u64) -> [u8; 10] {
+    let mut k = [0u8; 10];
+    k[0] = FAMILY_SCAN;
+    k[1] = db;
+    k[2..].copy_from_slice(&from.to_be_bytes());
+    k
+}
+
+/// Splits a SCAN-order row's table key into (hash, key).
+pub fn parse_scan_key(table_key: &[u8]) -> Option<(u64, &[u8])> {
+    match table_key {
+        [FAMILY_SCAN, _, rest @ ..] if rest.len() >= 8 => Some((be_u64(&rest[..8]), &rest[8..])),
+        _ => None,
+    }
+}
+
 /// i64 to u64 (and back, as `flip(x as i64) as i64`) with the order preserved.
 fn flip(at: i64) -> u64 {
     (at as u64) ^ (1 << 63)
@@ -274,7 +314,11 @@ pub fn count_key(db: u8) -> [u8; 2] {
 /// The database a row of user data belongs to (the byte after the family).
 pub fn db_of(table_key: &[u8]) -> Option<u8> {
     match table_key {
-        [FAMILY_META | FAMILY_MEMBER | FAMILY_EXPIRY, db, ..] => Some(*db),
+        [
+            FAMILY_META | FAMILY_MEMBER | FAMILY_EXPIRY | FAMILY_SCAN,
+            db,
+            ..,
+        ] => Some(*db),
         _ => None,
     }
 }
