@@ -430,10 +430,9 @@ fn set_options_nx_xx_get() {
     c.check(&["SET", "n2", "u", "GET", "GET"], "$1\r\nw\r\n");
     c.check(&["SET", "nx2", "v", "XX", "GET"], "$-1\r\n");
     c.check(&["EXISTS", "nx2"], ":0\r\n");
-    // Expiry is not supported: an error, never a silent SET without TTL.
-    let ex = c.call(&["SET", "t", "v", "EX", "10"]);
-    assert!(ex.starts_with(b"-ERR "), "{}", show(&ex));
-    c.check(&["EXISTS", "t"], ":0\r\n");
+    // With expiry (tests/expiry.rs has the rest).
+    c.check(&["SET", "t", "v", "EX", "10", "NX"], "+OK\r\n");
+    c.check(&["TTL", "t"], ":10\r\n");
 }
 
 #[test]
