@@ -21,7 +21,7 @@ use tokio::sync::{oneshot, watch};
 use crate::cmd::{self, Kind, Spec};
 use crate::config::ReadConsistency;
 use crate::kv::Reader;
-use crate::resp::{Decoded, Decoder, Limits, Reply};
+use crate::resp::{Decoded, Decoder, Limits, Protocol, Reply};
 use crate::server::Shared;
 use crate::session::Session;
 
@@ -32,10 +32,11 @@ const MAX_BATCH: usize = 1024;
 const FLUSH_AT: usize = 256 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 
-/// A reply in its place in the pipeline.
+/// A reply in its place in the pipeline, with the protocol in force when its command ran (a
+/// later HELLO in the same pipeline must not change how it is written).
 enum Slot {
-    Ready(Reply),
-    Waiting(oneshot::Receiver<Reply>),
+    Ready(Reply, Protocol),
+    Waiting(oneshot::Receiver<Reply>, Protocol),
 }
 
 /// Why the connection ends.
@@ -93,7 +94,7 @@ pub async fn serve(
             }
         }
         if let Some(e) = protocol_error {
-            Reply::error(format!("ERR {e}")).encode(&mut conn.out);
+            Reply::error(format!("ERR {e}")).encode(conn.session.protocol, &mut conn.out);
             let _ = write_out(&mut wr, &mut conn.out, stall).await;
             break Close::Protocol;
         }
@@ -223,8 +224,9 @@ impl Conn {
                     Err(reply) => self.ready(reply)?,
                     Ok(argv) => {
                         shared.stats.writes_proposed.fetch_add(1, Relaxed);
+                        let rx = shared.raft.propose_later(argv, timeout);
                         self.queue
-                            .push_back(Slot::Waiting(shared.raft.propose_later(argv, timeout)));
+                            .push_back(Slot::Waiting(rx, self.session.protocol));
                         view = None;
                         barrier_done = false;
                     }
@@ -250,6 +252,10 @@ impl Conn {
         };
         let spec = cmd::lookup(name).ok_or_else(|| cmd::unknown_command(argv))?;
         spec.check_arity(argv.len())?;
+        // After the name and arity checks, as Redis orders them.
+        if self.session.needs_auth() && !spec.flags.contains(&"no_auth") {
+            return Err(Reply::error("NOAUTH Authentication required."));
+        }
         let max_key = self.session.shared.config.max_key_size;
         if spec.key_args(argv).any(|k| k.len() > max_key) {
             return Err(Reply::error(format!(
@@ -272,13 +278,14 @@ impl Conn {
 
     /// Takes a reply that is known now: encoded at once unless it must wait behind a write.
     fn ready(&mut self, reply: Reply) -> Result<(), Close> {
+        let proto = self.session.protocol;
         if self.queue.is_empty() {
-            reply.encode(&mut self.out);
+            reply.encode(proto, &mut self.out);
             if self.out.len() > self.session.shared.config.client_output_limit {
                 return Err(Close::OutputLimit);
             }
         } else {
-            self.queue.push_back(Slot::Ready(reply));
+            self.queue.push_back(Slot::Ready(reply, proto));
         }
         Ok(())
     }
@@ -287,13 +294,15 @@ impl Conn {
     async fn drain(&mut self, wr: &mut OwnedWriteHalf) -> Result<(), Close> {
         let limit = self.session.shared.config.client_output_limit;
         while let Some(slot) = self.queue.pop_front() {
-            let reply = match slot {
-                Slot::Ready(r) => r,
-                Slot::Waiting(rx) => rx
-                    .await
-                    .unwrap_or_else(|_| Reply::error("ERR raft loop stopped")),
+            let (reply, proto) = match slot {
+                Slot::Ready(r, proto) => (r, proto),
+                Slot::Waiting(rx, proto) => (
+                    rx.await
+                        .unwrap_or_else(|_| Reply::error("ERR raft loop stopped")),
+                    proto,
+                ),
             };
-            reply.encode(&mut self.out);
+            reply.encode(proto, &mut self.out);
             if self.out.len() > limit {
                 return Err(Close::OutputLimit);
             }

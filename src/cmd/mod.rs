@@ -96,6 +96,9 @@ pub static TABLE: &[Spec] = &[
     connection::QUIT,
     connection::SELECT,
     connection::HELLO,
+    connection::AUTH,
+    connection::ACL,
+    connection::RESET,
     connection::CLIENT,
     connection::CONSISTENCY,
     // server
