@@ -73,7 +73,17 @@ pub async fn serve(
     let reason = loop {
         let mut batch = Vec::new();
         let mut protocol_error = None;
+        let mut more_buffered = false;
         while batch.len() < MAX_BATCH {
+            // Until the connection authenticates, one request per round, read under Redis's
+            // unauthenticated limits: the next one is read in the state this one (an AUTH)
+            // leaves.
+            let unauthenticated = conn.session.needs_auth();
+            if unauthenticated && !batch.is_empty() {
+                more_buffered = !inbuf.is_empty();
+                break;
+            }
+            decoder.set_unauthenticated(unauthenticated);
             match decoder.decode(&mut inbuf) {
                 Ok(Some(d)) => batch.push(d),
                 Ok(None) => break,
@@ -83,7 +93,7 @@ pub async fn serve(
                 }
             }
         }
-        let more_buffered = batch.len() == MAX_BATCH;
+        more_buffered |= batch.len() == MAX_BATCH;
         if !batch.is_empty() {
             shared
                 .stats

@@ -215,3 +215,52 @@ fn three_node_cluster_with_a_password() {
         });
     }
 }
+
+/// Before authenticating, requests of more than 10 arguments or bulks over 16 KiB close the
+/// connection, as in Redis 7.0; a pipeline whose first request is a good AUTH is read under
+/// the ordinary limits from its second request on.
+#[test]
+fn unauthenticated_requests_are_kept_small() {
+    let node = protected_node();
+    let mut ping_then_big = encode_cmd(&["PING"]);
+    ping_then_big.extend_from_slice(b"*11\r\n");
+    let (out, closed) = raw_exchange(&node.client_addr(), &ping_then_big, IO_TIMEOUT);
+    assert_eq!(
+        show(&out),
+        show(
+            format!("{NOAUTH}-ERR Protocol error: unauthenticated multibulk length\r\n").as_bytes()
+        )
+    );
+    assert!(closed);
+
+    let mut wrong_then_long = encode_cmd(&["AUTH", "wrong"]);
+    wrong_then_long.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$16385\r\n");
+    let (out, closed) = raw_exchange(&node.client_addr(), &wrong_then_long, IO_TIMEOUT);
+    assert_eq!(
+        show(&out),
+        show(format!("{WRONGPASS}-ERR Protocol error: unauthenticated bulk length\r\n").as_bytes())
+    );
+    assert!(closed);
+
+    // At the limits: accepted (and refused for want of authentication).
+    let mut c = node.raw();
+    let ten: Vec<&str> = std::iter::once("MSET")
+        .chain(["k", "v"].repeat(4))
+        .chain(["k"])
+        .collect();
+    assert_eq!(ten.len(), 10);
+    c.check(&ten, NOAUTH);
+    c.check(&["ECHO", &"x".repeat(16384)], NOAUTH);
+
+    let value = "v".repeat(20_000);
+    let mset: Vec<&str> = std::iter::once("MSET")
+        .chain(["a", "1"].repeat(6))
+        .collect();
+    let mut pipeline = encode_cmd(&["AUTH", PASSWORD]);
+    pipeline.extend(encode_cmd(&mset));
+    pipeline.extend(encode_cmd(&["SET", "big", &value]));
+    pipeline.extend(encode_cmd(&["STRLEN", "big"]));
+    let mut d = node.raw();
+    d.send(&pipeline);
+    d.expect(b"+OK\r\n+OK\r\n+OK\r\n:20000\r\n");
+}
