@@ -243,6 +243,11 @@ fn command_replies_use_resp3_types() {
     c.check(&["COMMAND", "DOCS", "nosuch"], "%0\r\n");
     let count = String::from_utf8(c.call(&["COMMAND", "COUNT"])).unwrap();
     assert!(count.starts_with(':'), "{count:?}");
+    // Without names, COMMAND INFO lists every command, like COMMAND.
+    let n = count.trim_start_matches(':').trim_end();
+    let all = c.call(&["COMMAND"]);
+    assert!(all.starts_with(format!("*{n}\r\n*10\r\n").as_bytes()));
+    assert_eq!(show(&c.call(&["COMMAND", "INFO"])), show(&all));
 }
 
 /// A reply waiting in the pipeline is written in the protocol in force when its command ran,

@@ -251,6 +251,10 @@ fn command(_: &mut Session, argv: &[Bytes]) -> Reply {
         return Reply::Map(vec![]);
     }
     if is(sub, "info") {
+        // No names: every command, as Redis 7.0 does.
+        if argv.len() == 2 {
+            return Reply::Array(TABLE.iter().map(command_entry).collect());
+        }
         return Reply::Array(
             argv[2..]
                 .iter()
