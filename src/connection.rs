@@ -224,7 +224,7 @@ impl Conn {
                     }
                     let reader =
                         view.get_or_insert_with(|| Reader::new(&shared.db, shared.raft.memtable()));
-                    let reply = match reader.run(|v| f(v, &argv)) {
+                    let reply = match reader.run(self.session.db, |v| cmd::run_read(f, v, &argv)) {
                         Ok(r) => r,
                         Err(e) => cmd::storage_error(e),
                     };
@@ -234,7 +234,7 @@ impl Conn {
                     Err(reply) => self.ready(reply)?,
                     Ok(argv) => {
                         shared.stats.writes_proposed.fetch_add(1, Relaxed);
-                        let rx = shared.raft.propose_later(argv, timeout);
+                        let rx = shared.raft.propose_later(self.session.db, argv, timeout);
                         self.queue
                             .push_back(Slot::Waiting(rx, self.session.protocol));
                         view = None;

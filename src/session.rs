@@ -23,6 +23,8 @@ pub struct Session {
     pub peer: SocketAddr,
     /// CLIENT SETNAME.
     pub name: Option<Bytes>,
+    /// The selected database (SELECT), 0 to `kv::encoding::DATABASES - 1`.
+    pub db: u8,
     /// How this connection's reads are served (CONSISTENCY).
     pub consistency: ReadConsistency,
     /// The protocol replies are written in: RESP2 until `HELLO 3`.
@@ -47,6 +49,7 @@ impl Session {
             id,
             peer,
             name: None,
+            db: 0,
             consistency,
             protocol: Protocol::Resp2,
             authenticated,
@@ -71,10 +74,11 @@ impl Session {
         ok
     }
 
-    /// RESET: the connection as it was when it connected (protocol, name, read mode, and
-    /// authentication when a password is required). The id stays.
+    /// RESET: the connection as it was when it connected (protocol, name, database 0, read
+    /// mode, and authentication when a password is required). The id stays.
     pub fn reset(&mut self) {
         self.name = None;
+        self.db = 0;
         self.consistency = self.shared.config.read_consistency;
         self.protocol = Protocol::Resp2;
         self.authenticated = !self.shared.requirepass.is_set();

@@ -49,12 +49,39 @@ fn quit_in_a_pipeline_drops_what_follows() {
 }
 
 #[test]
-fn select_only_db_zero() {
+fn sixteen_databases_are_separate() {
     let node = Node::single(&[]);
     let mut c = node.raw();
     c.check(&["SELECT", "0"], "+OK\r\n");
-    // Redis (non-cluster) accepts 1..15; kvd has one database, like Redis Cluster.
-    c.check(&["SELECT", "1"], "-ERR DB index is out of range\r\n");
+    c.check(&["SET", "k", "zero"], "+OK\r\n");
+    c.check(&["SET", "only0", "x"], "+OK\r\n");
+    c.check(&["SELECT", "15"], "+OK\r\n");
+    c.check(&["GET", "k"], "$-1\r\n");
+    c.check(&["SET", "k", "fifteen"], "+OK\r\n");
+    c.check(&["DBSIZE"], ":1\r\n");
+    c.check(&["KEYS", "*"], "*1\r\n$1\r\nk\r\n");
+    // FLUSHDB empties only the selected database.
+    c.check(&["FLUSHDB"], "+OK\r\n");
+    c.check(&["DBSIZE"], ":0\r\n");
+    c.check(&["SELECT", "0"], "+OK\r\n");
+    c.check(&["GET", "k"], "$4\r\nzero\r\n");
+    c.check(&["DBSIZE"], ":2\r\n");
+    // A new connection starts in database 0; another connection's SELECT does not leak.
+    let mut d = node.raw();
+    d.check(&["SELECT", "3"], "+OK\r\n");
+    d.check(&["SET", "k", "three"], "+OK\r\n");
+    c.check(&["GET", "k"], "$4\r\nzero\r\n");
+    let info = String::from_utf8(c.call(&["INFO", "keyspace"])).unwrap();
+    assert!(
+        info.contains("db0:keys=2,") && info.contains("db3:keys=1,"),
+        "{info}"
+    );
+    // FLUSHALL empties every database.
+    d.check(&["FLUSHALL"], "+OK\r\n");
+    c.check(&["DBSIZE"], ":0\r\n");
+    d.check(&["DBSIZE"], ":0\r\n");
+    // Out of range, as Redis with its default of 16 databases.
+    c.check(&["SELECT", "16"], "-ERR DB index is out of range\r\n");
     c.check(&["SELECT", "-1"], "-ERR DB index is out of range\r\n");
     c.check(
         &["SELECT", "x"],

@@ -72,12 +72,17 @@ pub const SELECT: Spec = Spec {
     keys: (0, 0, 0),
 };
 
-/// kvd has one database, like Redis Cluster: only 0 is valid.
-fn select(_: &mut Session, argv: &[Bytes]) -> Reply {
+/// SELECT n: later commands of this connection address database n.
+fn select(s: &mut Session, argv: &[Bytes]) -> Reply {
     match parse_i64(&argv[1]) {
         None => Reply::error("ERR value is not an integer or out of range"),
-        Some(0) => Reply::ok(),
-        Some(_) => Reply::error("ERR DB index is out of range"),
+        Some(n) => match u8::try_from(n) {
+            Ok(db) if db < crate::kv::encoding::DATABASES => {
+                s.db = db;
+                Reply::ok()
+            }
+            _ => Reply::error("ERR DB index is out of range"),
+        },
     }
 }
 
@@ -252,10 +257,11 @@ fn client(s: &mut Session, argv: &[Bytes]) -> Reply {
     if is(sub, "info") && n == 2 {
         // Redis's fields kvd has, in Redis's order; verbatim text in RESP3, as Redis sends it.
         return Reply::verbatim_text(format!(
-            "id={} addr={} name={} db=0 cmd=client|info user={} redir=-1 resp={}\n",
+            "id={} addr={} name={} db={} cmd=client|info user={} redir=-1 resp={}\n",
             s.id,
             s.peer,
             s.name.as_deref().map(|b| lossy(b, 128)).unwrap_or_default(),
+            s.db,
             s.user,
             s.protocol.version()
         ));

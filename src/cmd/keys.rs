@@ -2,10 +2,9 @@
 
 use bytes::Bytes;
 
-use super::{Kind, Spec, glob};
-use crate::kv::{ApplyCtx, ReadView, WriteView};
+use super::{CmdResult, Kind, Spec, glob};
+use crate::kv::{ApplyCtx, KeyRead, WriteView};
 use crate::resp::Reply;
-use crate::store::StoreError;
 
 pub const DEL: Spec = Spec {
     name: "del",
@@ -26,10 +25,10 @@ pub const UNLINK: Spec = Spec {
 };
 
 /// Removes each key; replies with how many existed (a key named twice counts once).
-fn del(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> Result<Reply, StoreError> {
+fn del(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     let mut n = 0;
-    for key in &argv[1..] {
-        if w.remove(key)? {
+    for key in argv.iter().skip(1) {
+        if w.delete(key)? {
             n += 1;
         }
     }
@@ -45,9 +44,9 @@ pub const EXISTS: Spec = Spec {
 };
 
 /// Counts the keys that exist; a key named twice counts twice, as in Redis.
-fn exists(r: &ReadView, argv: &[Bytes]) -> Result<Reply, StoreError> {
+fn exists(r: &dyn KeyRead, argv: &[Bytes]) -> CmdResult {
     let mut n = 0;
-    for key in &argv[1..] {
+    for key in argv.iter().skip(1) {
         if r.exists(key)? {
             n += 1;
         }
@@ -59,11 +58,9 @@ pub const TYPE: Spec = Spec {
     name: "type",
     arity: 2,
     kind: Kind::Read(|r, argv| {
-        Ok(Reply::status(if r.exists(&argv[1])? {
-            "string"
-        } else {
-            "none"
-        }))
+        Ok(Reply::status(
+            r.meta(&argv[1])?.map_or("none", |m| m.kind.name()),
+        ))
     }),
     flags: &["fast"],
     keys: (1, 1, 1),
@@ -77,10 +74,10 @@ pub const KEYS: Spec = Spec {
     keys: (0, 0, 0),
 };
 
-fn keys(r: &ReadView, argv: &[Bytes]) -> Result<Reply, StoreError> {
+fn keys(r: &dyn KeyRead, argv: &[Bytes]) -> CmdResult {
     let pattern = &argv[1];
     let mut out = Vec::new();
-    r.scan(|k, _| {
+    r.scan_keys(&mut |k, _| {
         if glob::matches(pattern, k, false) {
             out.push(Reply::Bulk(Bytes::copy_from_slice(k)));
         }

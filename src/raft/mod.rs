@@ -35,6 +35,8 @@ use status::RaftStatus;
 pub enum Input {
     /// Replicate a write; `reply` gets the result of applying it (or why it was not).
     Propose {
+        /// The database it addresses (the connection's SELECT).
+        db: u8,
         argv: Vec<Bytes>,
         deadline: Instant,
         reply: oneshot::Sender<Reply>,
@@ -119,12 +121,13 @@ impl RaftHandle {
 
     /// Proposes a write and waits for its outcome, at most `timeout` (plus a tick) in the raft
     /// thread's hands: it answers every proposal by its deadline.
-    pub async fn propose(&self, argv: Vec<Bytes>, timeout: Duration) -> Reply {
+    pub async fn propose(&self, db: u8, argv: Vec<Bytes>, timeout: Duration) -> Reply {
         let (reply, rx) = oneshot::channel();
         let deadline = Instant::now() + timeout;
         if self
             .tx
             .send(Input::Propose {
+                db,
                 argv,
                 deadline,
                 reply,
@@ -137,10 +140,16 @@ impl RaftHandle {
     }
 
     /// Starts a proposal without waiting; the receiver yields the outcome.
-    pub fn propose_later(&self, argv: Vec<Bytes>, timeout: Duration) -> oneshot::Receiver<Reply> {
+    pub fn propose_later(
+        &self,
+        db: u8,
+        argv: Vec<Bytes>,
+        timeout: Duration,
+    ) -> oneshot::Receiver<Reply> {
         let (reply, rx) = oneshot::channel();
         let deadline = Instant::now() + timeout;
         if let Err(mpsc::SendError(Input::Propose { reply, .. })) = self.tx.send(Input::Propose {
+            db,
             argv,
             deadline,
             reply,

@@ -51,6 +51,7 @@ const MAX_BATCH: usize = 4096;
 
 /// A client write waiting for its entry to be applied.
 pub(super) struct Waiter {
+    db: u8,
     pub(super) argv: Vec<Bytes>,
     term: u64,
     deadline: Instant,
@@ -59,6 +60,7 @@ pub(super) struct Waiter {
 
 /// A client write not yet handed to raft (no leader known, or raft-rs dropped it).
 pub(super) struct Parked {
+    db: u8,
     argv: Vec<Bytes>,
     deadline: Instant,
     reply: oneshot::Sender<Reply>,
@@ -204,10 +206,11 @@ impl Node {
     fn handle_input(&mut self, input: Input) -> bool {
         match input {
             Input::Propose {
+                db,
                 argv,
                 deadline,
                 reply,
-            } => self.propose(argv, deadline, reply, false),
+            } => self.propose(db, argv, deadline, reply, false),
             Input::ReadIndex { deadline, reply } => self.reads.add(deadline, reply),
             Input::Message(m) => self.step(*m),
             Input::InstallSnapshot { msg, done } => {
@@ -254,6 +257,7 @@ impl Node {
     /// Hands a client write to raft, or parks it until there is a leader to take it.
     fn propose(
         &mut self,
+        db: u8,
         argv: Vec<Bytes>,
         deadline: Instant,
         reply: oneshot::Sender<Reply>,
@@ -271,6 +275,7 @@ impl Node {
         }
         if self.raw.raft.leader_id == 0 {
             self.parked.push_back(Parked {
+                db,
                 argv,
                 deadline,
                 reply,
@@ -279,6 +284,7 @@ impl Node {
             return;
         }
         self.batch.push(Parked {
+            db,
             argv,
             deadline,
             reply,
@@ -293,6 +299,8 @@ impl Node {
             return;
         }
         let term = self.raw.raft.term;
+        // The proposer's clock, once per batch: apply's only notion of time.
+        let time_ms = crate::kv::wall_clock_ms();
         let batch = std::mem::take(&mut self.batch);
         let mut entries = Vec::with_capacity(batch.len());
         let mut ids = Vec::with_capacity(batch.len());
@@ -303,6 +311,8 @@ impl Node {
                 origin: self.identity.id,
                 request_id: self.next_request,
                 term,
+                time_ms,
+                db: p.db,
                 argv: p.argv.clone(),
             }
             .encode();
@@ -322,6 +332,7 @@ impl Node {
                     self.waiters.insert(
                         request_id,
                         Waiter {
+                            db: p.db,
                             argv: p.argv,
                             term,
                             deadline: p.deadline,
@@ -345,7 +356,7 @@ impl Node {
             let Some(p) = self.parked.pop_front() else {
                 break;
             };
-            self.propose(p.argv, p.deadline, p.reply, p.fenced);
+            self.propose(p.db, p.argv, p.deadline, p.reply, p.fenced);
             if self.raw.raft.leader_id == 0 {
                 break;
             }
@@ -891,6 +902,7 @@ impl Node {
                 Outcome::Fenced => {
                     self.counters.proposals_fenced += 1;
                     self.parked.push_back(Parked {
+                        db: w.db,
                         argv: w.argv,
                         deadline: w.deadline,
                         reply: w.reply,
