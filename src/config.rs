@@ -151,7 +151,17 @@ pub struct Config {
     pub io_threads: usize,
     pub cluster: String,
     /// `--requirepass`; `None` when absent or empty.
-    pub requirepass: Option<String>,
+    pub requirepass: Option<Secret>,
+}
+
+/// A password. Its `Debug` form hides it, so a logged `Config` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(hidden)")
+    }
 }
 
 impl Args {
@@ -224,7 +234,7 @@ impl Args {
             max_clients: self.max_clients.max(1),
             io_threads: self.io_threads.clamp(1, 64),
             cluster: self.cluster,
-            requirepass: self.requirepass.filter(|p| !p.is_empty()),
+            requirepass: self.requirepass.filter(|p| !p.is_empty()).map(Secret),
         })
     }
 }
@@ -320,12 +330,11 @@ mod tests {
     fn requirepass_is_optional_and_empty_means_none() {
         assert_eq!(args(&[]).unwrap().requirepass, None);
         assert_eq!(args(&["--requirepass", ""]).unwrap().requirepass, None);
-        assert_eq!(
-            args(&["--requirepass", "s3cret"])
-                .unwrap()
-                .requirepass
-                .as_deref(),
-            Some("s3cret")
+        let c = args(&["--requirepass", "s3cret"]).unwrap();
+        assert_eq!(c.requirepass, Some(Secret("s3cret".into())));
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "Debug shows the password"
         );
     }
 

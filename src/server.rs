@@ -92,7 +92,7 @@ pub fn run(config: Config) -> Result<(), String> {
         snapshots,
         &logger,
     )?;
-    let requirepass = RequirePass::new(config.requirepass.clone());
+    let requirepass = RequirePass::new(config.requirepass.clone().map(|p| p.0));
     let shared = Arc::new(Shared {
         config,
         db,
@@ -264,7 +264,7 @@ async fn join_cluster(shared: Arc<Shared>, seed: SocketAddr) {
         // Once accepted, give the leader time to add us before asking again.
         let due = asked_at.is_none_or(|t| t.elapsed() > Duration::from_secs(5));
         if due {
-            let password = cfg.requirepass.as_deref();
+            let password = cfg.requirepass.as_ref().map(|p| p.0.as_str());
             match resp_call(seed, password, &args).await {
                 Ok(Reply::Status(_)) => {
                     info!(logger, "join accepted, waiting to be added"; "seed" => %seed);
