@@ -264,3 +264,42 @@ fn unauthenticated_requests_are_kept_small() {
     d.send(&pipeline);
     d.expect(b"+OK\r\n+OK\r\n+OK\r\n:20000\r\n");
 }
+
+/// The password can come from `KVD_REQUIREPASS` instead of the flag.
+#[test]
+fn password_from_the_environment() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ports = free_ports(2);
+    let addr = format!("127.0.0.1:{}", ports[0]);
+    let log = std::fs::File::create(dir.path().join("kvd.log")).expect("log file");
+    let mut cmd = std::process::Command::new(kvd_bin());
+    // Only the variable under test configures the node.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("KVD_") {
+            cmd.env_remove(k);
+        }
+    }
+    let child = cmd
+        .args([
+            "--addr",
+            &addr,
+            "--raft-addr",
+            &format!("127.0.0.1:{}", ports[1]),
+            &dir.path().join("node0").display().to_string(),
+        ])
+        .env("KVD_REQUIREPASS", PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn kvd");
+    let _kill = KillOnDrop(child);
+    poll_until(START_TIMEOUT, "kvd to answer an authenticated PING", || {
+        ping_with(&addr, Some(PASSWORD)).then_some(())
+    });
+    let mut c = RawConn::connect(&addr);
+    c.check(&["PING"], NOAUTH);
+    c.check(&["AUTH", "wrong"], WRONGPASS);
+    c.check(&["AUTH", PASSWORD], "+OK\r\n");
+    c.check(&["PING"], "+PONG\r\n");
+}
