@@ -609,6 +609,52 @@ mod tests {
         }
     }
 
+    /// `format_double` against the C library's own `%.17g` (which is what redis-server 7.0
+    /// calls) for many doubles: random bit patterns (every exponent, NaNs, subnormals) and
+    /// values next to the powers of ten where the notation switches.
+    #[test]
+    fn double_text_matches_printf() {
+        fn printf(d: f64) -> String {
+            let mut buf = [0u8; 64];
+            // SAFETY: the buffer and its length are valid, the format takes one double.
+            let n = unsafe {
+                libc::snprintf(
+                    buf.as_mut_ptr().cast::<libc::c_char>(),
+                    buf.len(),
+                    c"%.17g".as_ptr(),
+                    d,
+                )
+            };
+            String::from_utf8_lossy(&buf[..n as usize]).into_owned()
+        }
+        let mut values = vec![0.0, -0.0, f64::MIN_POSITIVE, f64::EPSILON, 1.0 / 3.0];
+        for e in -330..=310 {
+            let p = 10f64.powi(e);
+            values.extend([
+                p,
+                -p,
+                p.next_up(),
+                p.next_down(),
+                9.5 * p,
+                0.99999999999999999 * p,
+            ]);
+        }
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in 0..50_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(f64::from_bits(x));
+            values.push(i as f64 / 7.0);
+        }
+        for d in values {
+            assert_eq!(format_double(d), printf(d), "bits {:#x}", d.to_bits());
+            for proto in [Protocol::Resp2, Protocol::Resp3] {
+                encoded_in(proto, &Reply::Double(d));
+            }
+        }
+    }
+
     #[test]
     fn big_number() {
         let n = Reply::BigNumber("1234567999999999999999999999999999999".into());
