@@ -636,7 +636,7 @@ mod tests {
                 p.next_up(),
                 p.next_down(),
                 9.5 * p,
-                0.99999999999999999 * p,
+                p * (1.0 - f64::EPSILON),
             ]);
         }
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
