@@ -30,7 +30,7 @@ impl Protocol {
     }
 }
 
-/// A reply, typed as RESP3 types it; see [`Reply::encode`] for each type's RESP2 fallback.
+/// A reply, typed as RESP3 types it; each variant says how it is written in RESP2.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reply {
     /// `+OK\r\n`.
