@@ -70,6 +70,9 @@ fn hello_3_switches_to_resp3_and_hello_2_back() {
     c.check(&["SET", "new", "1", "GET"], "_\r\n");
     c.check(&["MGET", "k", "missing"], "*2\r\n$1\r\nv\r\n_\r\n");
     c.check(&["GETDEL", "missing"], "_\r\n");
+    c.check(&["GETEX", "missing"], "_\r\n");
+    c.check(&["SET", "e", "v", "EX", "100", "GET"], "_\r\n");
+    c.check(&["TTL", "missing"], ":-2\r\n");
     c.check(&["CLIENT", "GETNAME"], "_\r\n");
     // Replies that are the same in both protocols.
     c.check(&["PING"], "+PONG\r\n");
