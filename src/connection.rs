@@ -21,7 +21,7 @@ use tokio::sync::{oneshot, watch};
 use crate::cmd::{self, Kind, Spec};
 use crate::config::ReadConsistency;
 use crate::kv::Reader;
-use crate::resp::{Decoded, Decoder, Limits, Protocol, Reply};
+use crate::resp::{Decoded, Decoder, Limits, Reply};
 use crate::server::Shared;
 use crate::session::Session;
 
@@ -32,11 +32,10 @@ const MAX_BATCH: usize = 1024;
 const FLUSH_AT: usize = 256 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 
-/// A reply in its place in the pipeline, with the protocol in force when its command ran (a
-/// later HELLO in the same pipeline must not change how it is written).
+/// A reply in its place in the pipeline.
 enum Slot {
-    Ready(Reply, Protocol),
-    Waiting(oneshot::Receiver<Reply>, Protocol),
+    Ready(Reply),
+    Waiting(oneshot::Receiver<Reply>),
 }
 
 /// Why the connection ends.
@@ -161,7 +160,9 @@ async fn write_out(wr: &mut OwnedWriteHalf, out: &mut BytesMut, stall: Duration)
 struct Conn {
     session: Session,
     out: BytesMut,
-    queue: VecDeque<Slot>,
+    /// Replies waiting behind a write, each with the protocol in force when its command ran (a
+    /// later HELLO in the same pipeline must not change how it is written).
+    queue: VecDeque<(Slot, crate::resp::Protocol)>,
 }
 
 impl Conn {
@@ -236,7 +237,7 @@ impl Conn {
                         shared.stats.writes_proposed.fetch_add(1, Relaxed);
                         let rx = shared.raft.propose_later(self.session.db, argv, timeout);
                         self.queue
-                            .push_back(Slot::Waiting(rx, self.session.protocol));
+                            .push_back((Slot::Waiting(rx), self.session.protocol));
                         view = None;
                         barrier_done = false;
                     }
@@ -295,7 +296,7 @@ impl Conn {
                 return Err(Close::OutputLimit);
             }
         } else {
-            self.queue.push_back(Slot::Ready(reply, proto));
+            self.queue.push_back((Slot::Ready(reply), proto));
         }
         Ok(())
     }
@@ -303,14 +304,12 @@ impl Conn {
     /// Resolves every queued reply in order into `out`, writing out as it grows.
     async fn drain(&mut self, wr: &mut OwnedWriteHalf) -> Result<(), Close> {
         let limit = self.session.shared.config.client_output_limit;
-        while let Some(slot) = self.queue.pop_front() {
-            let (reply, proto) = match slot {
-                Slot::Ready(r, proto) => (r, proto),
-                Slot::Waiting(rx, proto) => (
-                    rx.await
-                        .unwrap_or_else(|_| Reply::error("ERR raft loop stopped")),
-                    proto,
-                ),
+        while let Some((slot, proto)) = self.queue.pop_front() {
+            let reply = match slot {
+                Slot::Ready(r) => r,
+                Slot::Waiting(rx) => rx
+                    .await
+                    .unwrap_or_else(|_| Reply::error("ERR raft loop stopped")),
             };
             reply.encode(proto, &mut self.out);
             if self.out.len() > limit {

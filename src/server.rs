@@ -240,12 +240,15 @@ async fn shutdown_signal() {
 async fn join_cluster(shared: Arc<Shared>, seed: SocketAddr) {
     let logger = shared.logger.clone();
     let cfg = &shared.config;
-    let args = [
-        "JOIN".to_string(),
-        cfg.name.clone(),
-        cfg.advertise_raft_addr.to_string(),
-        cfg.addr.to_string(),
-    ];
+    let args = MemberCall {
+        password: cfg.requirepass.as_ref().map(|p| p.0.clone()),
+        argv: vec![
+            "JOIN".to_string(),
+            cfg.name.clone(),
+            cfg.advertise_raft_addr.to_string(),
+            cfg.addr.to_string(),
+        ],
+    };
     let started = Instant::now();
     let mut backoff = Duration::from_millis(100);
     let mut asked_at: Option<Instant> = None;
@@ -264,8 +267,7 @@ async fn join_cluster(shared: Arc<Shared>, seed: SocketAddr) {
         // Once accepted, give the leader time to add us before asking again.
         let due = asked_at.is_none_or(|t| t.elapsed() > Duration::from_secs(5));
         if due {
-            let password = cfg.requirepass.as_ref().map(|p| p.0.as_str());
-            match resp_call(seed, password, &args).await {
+            match resp_call(seed, &args).await {
                 Ok(Reply::Status(_)) => {
                     info!(logger, "join accepted, waiting to be added"; "seed" => %seed);
                     asked_at = Some(Instant::now());
@@ -292,19 +294,24 @@ async fn join_cluster(shared: Arc<Shared>, seed: SocketAddr) {
     }
 }
 
-/// Sends one command to a Redis-protocol server and reads a status or error reply. With a
-/// password, authenticates first (the members of a cluster share theirs); a refused AUTH is
-/// the reply.
-async fn resp_call(
-    addr: SocketAddr,
-    password: Option<&str>,
-    args: &[String],
-) -> std::io::Result<Reply> {
+/// A command for another member's client port, and the password to give first (the members of
+/// a cluster share theirs).
+struct MemberCall {
+    password: Option<String>,
+    argv: Vec<String>,
+}
+
+/// Sends one command to a Redis-protocol server and reads a status or error reply; with a
+/// password, authenticates first, and a refused AUTH is the reply.
+async fn resp_call(addr: SocketAddr, call: &MemberCall) -> std::io::Result<Reply> {
     let io = async {
         let mut s = TcpStream::connect(addr).await?;
-        let auth = password.map(|p| ["AUTH".to_string(), p.to_string()]);
+        let auth = call
+            .password
+            .as_ref()
+            .map(|p| ["AUTH".to_string(), p.clone()]);
         let mut req = String::new();
-        for argv in auth.iter().map(|a| &a[..]).chain([args]) {
+        for argv in auth.iter().map(|a| &a[..]).chain([&call.argv[..]]) {
             req.push_str(&format!("*{}\r\n", argv.len()));
             for a in argv {
                 req.push_str(&format!("${}\r\n{}\r\n", a.len(), a));
