@@ -204,6 +204,12 @@ fn three_node_cluster_with_a_password() {
     let mut c = cluster.node(follower).raw();
     c.check(&["SET", "k", "v"], NOAUTH);
     c.check(&["AUTH", PASSWORD], "+OK\r\n");
+    // HELLO on a follower says what Redis says on a replica.
+    let hello = String::from_utf8(c.call(&["HELLO", "3", "AUTH", "default", PASSWORD])).unwrap();
+    assert!(
+        hello.starts_with("%7\r\n") && hello.contains("$4\r\nrole\r\n$7\r\nreplica\r\n"),
+        "{hello:?}"
+    );
     c.check(&["SET", "k", "from-follower"], "+OK\r\n");
     c.check(&["GET", "k"], "$13\r\nfrom-follower\r\n");
     for i in 0..3 {
