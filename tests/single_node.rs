@@ -94,7 +94,7 @@ fn sixteen_databases_are_separate() {
 }
 
 #[test]
-fn hello_speaks_resp2_only() {
+fn hello_in_resp2() {
     let node = Node::single(&[]);
     let mut c = node.raw();
     let id = String::from_utf8(c.call(&["CLIENT", "ID"])).unwrap();
@@ -110,7 +110,7 @@ fn hello_speaks_resp2_only() {
         );
         assert!(reply.ends_with(&expected_tail), "{reply:?}");
     }
-    c.check(&["HELLO", "3"], "-NOPROTO unsupported protocol version\r\n");
+    c.check(&["HELLO", "1"], "-NOPROTO unsupported protocol version\r\n");
     c.check(&["HELLO", "4"], "-NOPROTO unsupported protocol version\r\n");
     c.check(
         &["HELLO", "x"],
@@ -123,7 +123,7 @@ fn hello_speaks_resp2_only() {
     let reply = String::from_utf8(c.call(&["HELLO", "2", "SETNAME", "me"])).unwrap();
     assert!(reply.starts_with("*14\r\n"), "{reply:?}");
     c.check(&["CLIENT", "GETNAME"], "$2\r\nme\r\n");
-    // The connection still speaks RESP2 after a refused HELLO 3.
+    // The connection still speaks RESP2 after a refused HELLO (RESP3: tests/resp3.rs).
     c.check(&["GET", "nokey"], "$-1\r\n");
 }
 

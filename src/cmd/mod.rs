@@ -166,6 +166,9 @@ pub static TABLE: &[Spec] = &[
     connection::QUIT,
     connection::SELECT,
     connection::HELLO,
+    connection::AUTH,
+    connection::ACL,
+    connection::RESET,
     connection::CLIENT,
     connection::CONSISTENCY,
     // server
