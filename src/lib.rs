@@ -8,11 +8,12 @@
 //! - `raft`: the consensus thread (`node`), redb-backed raft storage, peer transport, snapshots,
 //!   membership and the proposal format.
 //! - `kv`: the state machine's tables as commands see them; `store`: the redb file and its tables.
-//! - `config`, `logging`: flags and logs.
+//! - `config`, `logging`: flags and logs; `fatal`: the one way the process stops on its own.
 
 pub mod cmd;
 pub mod config;
 pub mod connection;
+pub mod fatal;
 pub mod kv;
 pub mod logging;
 pub mod raft;

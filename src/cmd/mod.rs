@@ -136,6 +136,7 @@ pub static TABLE: &[Spec] = &[
     cluster::ROLE,
 ];
 
+pub use cluster::JoinAnswer;
 pub use server::storage_error;
 
 /// Finds a command by name, case-insensitively.
