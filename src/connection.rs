@@ -362,3 +362,62 @@ impl Conn {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Clients (and tests/) tell "not applied" from "outcome unknown" by these texts: they are
+    /// the contract, pinned here.
+    #[test]
+    fn raft_errors_keep_their_texts() {
+        let cases = [
+            (
+                RaftError::NoLeader,
+                "CLUSTERDOWN no raft leader: write not applied",
+            ),
+            (
+                RaftError::FencedOut,
+                "TRYAGAIN write not applied: raft leadership changed and no new leader took it in time",
+            ),
+            (
+                RaftError::OutcomeUnknown,
+                "TIMEOUT write outcome unknown: proposed but not committed in time; it may still be applied",
+            ),
+            (
+                RaftError::SnapshotOutcomeUnknown,
+                "TIMEOUT write outcome unknown: this node caught up from a snapshot that may include it",
+            ),
+            (
+                RaftError::Removed,
+                "ERR this node was removed from the cluster",
+            ),
+            (
+                RaftError::NotJoined,
+                "CLUSTERDOWN this node has not joined a cluster yet",
+            ),
+            (
+                RaftError::JoiningOtherCluster,
+                "TRYAGAIN this node is joining another cluster",
+            ),
+            (RaftError::ShuttingDown, "ERR server is shutting down"),
+            (RaftError::Stopped, "ERR raft loop stopped"),
+            (
+                RaftError::ReadNoLeader,
+                "CLUSTERDOWN no raft leader confirmed this read in time",
+            ),
+            (
+                RaftError::NotCaughtUp,
+                "TRYAGAIN read not served: this node did not catch up in time",
+            ),
+        ];
+        for (e, text) in cases {
+            assert_eq!(raft_error_reply(e), Reply::error(text), "{e:?}");
+            let unknown = matches!(
+                e,
+                RaftError::OutcomeUnknown | RaftError::SnapshotOutcomeUnknown
+            );
+            assert_eq!(text.starts_with("TIMEOUT "), unknown, "{e:?}");
+        }
+    }
+}
