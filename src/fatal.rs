@@ -111,4 +111,17 @@ mod tests {
         assert_ne!(codes[0], codes[1]);
         assert_ne!(codes[1], codes[2]);
     }
+
+    /// The hook lets panics inside `quiet_panics` through to their caller (redb at open).
+    #[test]
+    fn quiet_panics_are_caught_and_marked() {
+        assert!(!crate::panics_are_quiet());
+        let r = crate::quiet_panics(|| {
+            assert!(crate::panics_are_quiet());
+            panic!("damaged file");
+        });
+        assert!(r.is_err());
+        assert!(!crate::panics_are_quiet());
+        assert_eq!(crate::quiet_panics(|| 7).ok(), Some(7));
+    }
 }

@@ -5,8 +5,9 @@
 //!   decode → execute → reply loop (pipelining, ordering, output limits); `session`: its state.
 //! - `resp`: the protocol: streaming request decoder and the one reply encoder.
 //! - `cmd`: the command table; each command is parsed, checked and (for writes) applied in one file.
-//! - `raft`: the consensus thread (`node`), redb-backed raft storage, peer transport, snapshots,
-//!   membership and the proposal format.
+//! - `raft`: the consensus thread (`node`) and its client-write bookkeeping (`pending`),
+//!   redb-backed raft storage, peer transport, snapshots, membership and the proposal format.
+//!   It answers with the command's own reply or a `RaftError`; `connection` turns those into RESP.
 //! - `kv`: the state machine's tables as commands see them; `store`: the redb file and its tables.
 //! - `config`, `logging`: flags and logs; `fatal`: the one way the process stops on its own.
 

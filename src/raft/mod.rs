@@ -1,6 +1,8 @@
 //! Consensus: one thread owns the raft-rs `RawNode` (`node.rs`), persists through redb
 //! (`storage.rs`), talks to peers (`transport.rs`, `snapshot.rs`) and applies committed entries to
-//! the state machine. Everything else reaches it through a `RaftHandle`.
+//! the state machine. Everything else reaches it through a `RaftHandle`, whose answers are the
+//! command's own reply or a `RaftError` saying why there is none (never RESP text: the connection
+//! turns errors into replies).
 
 mod apply;
 mod error;
