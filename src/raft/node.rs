@@ -313,16 +313,13 @@ impl Node {
     /// one append per follower for the whole batch instead of one per write.
     fn flush_proposals(&mut self) {
         let term = self.raw.raft.term;
-        let Some((data, batch)) = self.pending.take_batch(self.identity.id, term) else {
+        let entry = |data: Vec<u8>| Entry {
+            data: data.into(),
+            ..Default::default()
+        };
+        let Some((entries, batch)) = self.pending.take_batch(self.identity.id, term, entry) else {
             return;
         };
-        let entries: Vec<Entry> = data
-            .into_iter()
-            .map(|data| Entry {
-                data: data.into(),
-                ..Default::default()
-            })
-            .collect();
         let mut m = Message::default();
         m.set_msg_type(MessageType::MsgPropose);
         m.from = self.identity.id;

@@ -110,21 +110,26 @@ impl Pending {
         !self.waiters.is_empty()
     }
 
-    /// Takes the batch for one proposal in `term`: each write gets a fresh request id, and the
-    /// returned data are its log entries (see `proposal`), in order.
-    pub(super) fn take_batch(&mut self, origin: u64, term: u64) -> Option<(Vec<Vec<u8>>, Batch)> {
+    /// Takes the batch for one proposal in `term`: each write gets a fresh request id, and
+    /// `entry` makes its log entry from the encoded proposal (see `proposal`), in order.
+    pub(super) fn take_batch<E>(
+        &mut self,
+        origin: u64,
+        term: u64,
+        entry: impl Fn(Vec<u8>) -> E,
+    ) -> Option<(Vec<E>, Batch)> {
         if self.batch.is_empty() {
             return None;
         }
         let writes = std::mem::take(&mut self.batch);
-        let mut data = Vec::with_capacity(writes.len());
+        let mut entries = Vec::with_capacity(writes.len());
         let mut batch = Batch {
             term,
             writes: Vec::with_capacity(writes.len()),
         };
         for w in writes {
             self.last_request = self.last_request.wrapping_add(1);
-            data.push(
+            entries.push(entry(
                 Proposal {
                     origin,
                     request_id: self.last_request,
@@ -132,10 +137,10 @@ impl Pending {
                     argv: w.argv.clone(),
                 }
                 .encode(),
-            );
+            ));
             batch.writes.push((self.last_request, w));
         }
-        Some((data, batch))
+        Some((entries, batch))
     }
 
     /// raft-rs took the batch: its writes wait for their entries, by request id.
@@ -291,11 +296,11 @@ mod tests {
 
     /// Proposes one batch in `term` and returns the request ids raft-rs would see.
     fn propose(p: &mut Pending, term: u64) -> Vec<u64> {
-        let (data, batch) = p.take_batch(7, term).expect("a batch");
+        let (data, batch) = p.take_batch(7, term, Bytes::from).expect("a batch");
         p.proposed(batch);
         data.iter()
             .map(|d| {
-                let prop = Proposal::decode(&Bytes::from(d.clone())).expect("decodes");
+                let prop = Proposal::decode(d).expect("decodes");
                 assert_eq!((prop.origin, prop.term), (7, term));
                 prop.request_id
             })
@@ -396,7 +401,7 @@ mod tests {
         let mut p = Pending::new(1);
         let (w, mut rx) = write(far());
         p.submit(w, true);
-        let (_, batch) = p.take_batch(7, 1).unwrap();
+        let (_, batch) = p.take_batch(7, 1, Bytes::from).unwrap();
         assert_eq!(batch.len(), 1);
         p.dropped(batch);
         assert!(!p.has_waiters());
@@ -404,7 +409,7 @@ mod tests {
         assert_eq!(parked.len(), 1);
         assert!(!parked[0].fenced);
         assert!(rx.try_recv().is_err());
-        assert!(p.take_batch(7, 1).is_none());
+        assert!(p.take_batch(7, 1, Bytes::from).is_none());
     }
 
     #[test]
