@@ -359,3 +359,48 @@ pub fn rss_bytes() -> Option<u64> {
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lines an operator (and the test harness, which retries on "cannot listen") reads.
+    #[test]
+    fn start_errors_read_as_one_line() {
+        let addr: SocketAddr = "127.0.0.1:6379".parse().unwrap();
+        let e = StartError::Listen {
+            what: "client",
+            addr,
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        };
+        assert!(
+            e.to_string()
+                .starts_with("cannot listen for client connections on 127.0.0.1:6379: "),
+            "{e}"
+        );
+        let e = StartError::JoinGaveUp { seed: addr };
+        assert_eq!(
+            e.to_string(),
+            "could not join the cluster through 127.0.0.1:6379 within 600s"
+        );
+        let e = StartError::JoinRefused("node name 'a' is already used".into());
+        assert_eq!(
+            e.to_string(),
+            "the cluster refused to add this node: node name 'a' is already used"
+        );
+        let e = StartError::from(raft::StartError::NoIdentity {
+            dir: PathBuf::from("/d"),
+        });
+        assert_eq!(
+            e.to_string(),
+            "database in '/d' has raft state but no identity: refusing to start (corrupted?)"
+        );
+        for e in [
+            e,
+            StartError::DatabasePanicked(PathBuf::from("/d")),
+            StartError::Database("x".into()),
+        ] {
+            assert_eq!(e.to_string().lines().count(), 1, "{e}");
+        }
+    }
+}
