@@ -2,19 +2,34 @@
 //!
 //! Map of the crate, following a write from the socket to the disk and back:
 //! - `server`: accept loops, startup and graceful shutdown; `connection`: one client's read →
-//!   decode → execute → reply loop (pipelining, ordering, output limits); `session`: its state.
-//! - `resp`: the protocol: streaming request decoder and the one reply encoder.
-//! - `cmd`: the command table; each command is parsed, checked and (for writes) applied in one file.
+//!   decode → execute → reply loop (pipelining, ordering, output limits); `session`: its state
+//!   (selected database, read mode, name).
+//! - `resp`: the protocol: streaming request decoder (`resp::decode`) and the one reply encoder.
+//! - `cmd`: the command table (`cmd::TABLE`, one registry line per command, one file per group).
+//!   A command is **parsed and checked** in `connection::Conn::check` (arity, sizes) and its
+//!   `prepare` (options; relative times made absolute), **proposed** by the connection through
+//!   `raft::RaftHandle::propose_later`, **applied** on every node by `cmd::apply_write` (called
+//!   from `raft::apply`), and **answered** by the proposing node's connection with the reply of
+//!   its own apply. Reads run on `kv::Reader` views of the node's applied state.
 //! - `raft`: the consensus thread (`node`) and its client-write bookkeeping (`pending`),
-//!   redb-backed raft storage, peer transport, snapshots, membership and the proposal format.
-//!   It answers with the command's own reply or a `RaftError`; `connection` turns those into RESP.
-//! - `kv`: the state machine's tables as commands see them; `store`: the redb file and its tables.
-//! - `config`, `logging`: flags and logs; `fatal`: the one way the process stops on its own.
+//!   redb-backed raft storage, peer transport, snapshots, membership and the entry format
+//!   (`raft::proposal`: who, when, which database, argv). It answers with the command's own
+//!   reply or a `RaftError`; `connection` turns those into RESP in one place.
+//! - `kv`: **where the state lives**: the typed keyspace (`kv::encoding`: metadata and member
+//!   rows), the memtable of recent applies over the `kv` table, and the views commands read and
+//!   write through; `store`: the redb file, its tables and format version.
+//! - `config`, `logging`, `fnv`: flags, logs, the one stable hash; `fatal`: the one way the
+//!   process stops on its own.
+//!
+//! Adding a data type: its row layout in `kv/encoding.rs` (a `KeyType`, the metadata body, its
+//! member rows), its commands in `cmd/<type>.rs`, their registry lines in `cmd::TABLE`.
 
 pub mod cmd;
 pub mod config;
 pub mod connection;
+pub mod expiry;
 pub mod fatal;
+pub mod fnv;
 pub mod kv;
 pub mod logging;
 pub mod raft;

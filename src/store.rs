@@ -14,7 +14,7 @@ use redb::{Database, TableDefinition};
 pub const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
 /// Raft bookkeeping, keyed by the `meta::*` names below.
 pub const RAFT_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_state");
-/// User data: key -> encoded value (see `kv::value`).
+/// The replicated keyspace: metadata and member rows (see `kv::encoding`).
 pub const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 /// Cluster members: name -> encoded `Member` (replicated state, part of every snapshot).
 pub const MEMBERS: TableDefinition<&str, &[u8]> = TableDefinition::new("members");
@@ -38,6 +38,9 @@ pub mod meta {
     pub const IDENTITY: &str = "identity";
     /// Which snapshot the staged tables hold (snapshot index and term, 2 x u64 BE), once complete.
     pub const STAGED: &str = "staged";
+    /// The keyspace format of this database (u64 BE, `kv::encoding::FORMAT`); absent in
+    /// databases written by kvd 0.1 (format 0: raw values, migrated at open).
+    pub const FORMAT: &str = "format";
 }
 
 /// Errors of the storage layer. Anything here means the disk or the file is in trouble: the raft
@@ -147,6 +150,7 @@ pub fn open(data_dir: &Path, cache_bytes: usize) -> Result<Db, String> {
         ),
     })?;
     create_tables(&db).map_err(|e| format!("cannot initialise '{}': {e}", path.display()))?;
+    check_format(&db, existed).map_err(|e| format!("database '{}': {e}", path.display()))?;
     if !marker.exists() {
         fs::write(
             &marker,
@@ -167,6 +171,73 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
     txn.open_table(STAGED_MEMBERS)?;
     txn.commit()?;
     Ok(())
+}
+
+/// Records the keyspace format in a new database; in an existing one, refuses a newer format
+/// and migrates kvd 0.1's (format 0: `KV` held raw string values) to the typed keyspace.
+fn check_format(db: &Database, existed: bool) -> Result<(), String> {
+    let current = crate::kv::encoding::FORMAT;
+    use redb::ReadableTable;
+    let txn = db.begin_write().map_err(|e| e.to_string())?;
+    let found = {
+        let state = txn.open_table(RAFT_STATE).map_err(|e| e.to_string())?;
+        match state.get(meta::FORMAT).map_err(|e| e.to_string())? {
+            None => None,
+            Some(v) => Some(
+                <[u8; 8]>::try_from(v.value())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| "unreadable format version".to_string())?,
+            ),
+        }
+    };
+    match found {
+        Some(f) if f == current => return Ok(()),
+        Some(f) if f > current => {
+            return Err(format!(
+                "keyspace format {f} is newer than this kvd's ({current}): refusing to start; run a newer kvd"
+            ));
+        }
+        Some(f) => return Err(format!("unknown keyspace format {f}")),
+        None if existed => {
+            let n = migrate_format_0(&txn).map_err(|e| format!("migrating from kvd 0.1: {e}"))?;
+            if n > 0 {
+                eprintln!("kvd: migrated {n} keys from the kvd 0.1 format");
+            }
+        }
+        None => {}
+    }
+    txn.open_table(RAFT_STATE)
+        .map_err(|e| e.to_string())?
+        .insert(meta::FORMAT, &current.to_be_bytes()[..])
+        .map_err(|e| e.to_string())?;
+    txn.commit().map_err(|e| e.to_string())
+}
+
+/// Format 0 stored each key's raw value under the key itself. Each becomes a string in
+/// database 0 with version and last change 0 (the same on every node, whatever each had
+/// applied when it was upgraded). Entries in the log keep their version-1 encoding, which apply
+/// still reads. A half-received snapshot of the old format is dropped.
+fn migrate_format_0(txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
+    use crate::kv::{Meta, encoding};
+    use redb::ReadableTable;
+    let mut kv = txn.open_table(KV)?;
+    let mut rows = Vec::new();
+    for row in kv.iter()? {
+        let (k, v) = row?;
+        rows.push((k.value().to_vec(), bytes::Bytes::copy_from_slice(v.value())));
+    }
+    kv.retain(|_, _| false)?;
+    let n = rows.len() as u64;
+    for (k, v) in rows {
+        let meta = Meta::string(v, 0, 0);
+        kv.insert(&encoding::meta_key(0, &k)[..], &meta.encode()[..])?;
+        kv.insert(&encoding::scan_key(0, &k)[..], &[][..])?;
+    }
+    kv.insert(&encoding::count_key(0)[..], &n.to_be_bytes()[..])?;
+    txn.open_table(STAGED_KV)?.retain(|_, _| false)?;
+    txn.open_table(STAGED_MEMBERS)?.retain(|_, _| false)?;
+    txn.open_table(RAFT_STATE)?.remove(meta::STAGED)?;
+    Ok(n)
 }
 
 /// Encodes two u64s as 16 big-endian bytes (index/term pairs).
@@ -200,5 +271,63 @@ pub fn read_pair(
     match table.get(key)? {
         Some(v) => Ok(Some(decode_pair(key, v.value())?)),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::KeyRead;
+    use crate::kv::{Memtable, Reader, encoding};
+
+    #[test]
+    fn a_kvd_0_1_database_is_migrated_and_a_newer_format_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("d");
+        let db = open(&data, 1 << 20).expect("create");
+        {
+            // What kvd 0.1 left: raw values under raw keys, no format record.
+            let txn = db.begin_write().expect("txn");
+            {
+                let mut kv = txn.open_table(KV).expect("kv");
+                kv.retain(|_, _| false).expect("clear");
+                kv.insert(&b"greeting"[..], &b"hello"[..]).expect("insert");
+                kv.insert(&b"n"[..], &b"42"[..]).expect("insert");
+                txn.open_table(RAFT_STATE)
+                    .expect("state")
+                    .remove(meta::FORMAT)
+                    .expect("remove");
+            }
+            txn.commit().expect("commit");
+        }
+        drop(db);
+        let db = open(&data, 1 << 20).expect("reopen migrates");
+        let mem = Arc::new(Memtable::new());
+        let (value, count, kind) = Reader::new(&db, &mem)
+            .run(0, |v| {
+                let m = v.meta(b"greeting")?.expect("migrated key");
+                Ok((m.body, v.key_count(0)?, m.kind))
+            })
+            .expect("read");
+        assert_eq!(
+            (&value[..], count, kind),
+            (&b"hello"[..], 2, crate::kv::KeyType::String)
+        );
+        // A database from a newer kvd is refused with one line naming both formats.
+        {
+            let txn = db.begin_write().expect("txn");
+            txn.open_table(RAFT_STATE)
+                .expect("state")
+                .insert(meta::FORMAT, &(encoding::FORMAT + 1).to_be_bytes()[..])
+                .expect("insert");
+            txn.commit().expect("commit");
+        }
+        drop(db);
+        let err = open(&data, 1 << 20).expect_err("refused");
+        assert!(
+            err.contains("keyspace format 2 is newer than this kvd's (1)"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'));
     }
 }

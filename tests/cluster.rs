@@ -89,6 +89,83 @@ fn writes_through_a_follower_are_answered_as_by_the_leader_and_read_everywhere()
     assert_eq!(parse_members(&info).len(), 3);
 }
 
+/// Apply is total: entries a client's checks would have refused (too few arguments, unknown
+/// names, bad values, reads) are proposed as they are (`DEBUG PROPOSE`, debug builds only) and
+/// give every node the same error reply; no node crashes, then or when it applies them again
+/// from its log after a kill -9.
+#[test]
+fn malformed_entries_give_every_node_the_same_error_and_crash_none() {
+    let mut c = Cluster::start(3, &[]);
+    let leader = c.wait_for_leader(ELECTION);
+    let f = follower_of(&c, leader);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["GET"],
+            "-ERR wrong number of arguments for 'get' command\r\n",
+        ),
+        (
+            &["SET", "k"],
+            "-ERR wrong number of arguments for 'set' command\r\n",
+        ),
+        (
+            &["MSET", "a", "1", "b"],
+            "-ERR wrong number of arguments for 'mset' command\r\n",
+        ),
+        (
+            &["JOIN", "x"],
+            "-ERR wrong number of arguments for 'join' command\r\n",
+        ),
+        (
+            &["INCRBY", "n", "x"],
+            "-ERR value is not an integer or out of range\r\n",
+        ),
+        (&["SET", "k", "v", "BOGUS"], "-ERR syntax error\r\n"),
+        (&["GET", "k"], "-ERR not a write command\r\n"),
+        (&["PING"], "-ERR not a write command\r\n"),
+        (
+            &["NOSUCH", "a"],
+            "-ERR unknown command 'NOSUCH', with args beginning with: 'a' \r\n",
+        ),
+        (
+            &[],
+            "-ERR unknown command '', with args beginning with: \r\n",
+        ),
+    ];
+    for (argv, want) in cases {
+        let mut full = vec!["DEBUG", "PROPOSE"];
+        full.extend_from_slice(argv);
+        let got = c.node(f).raw().call(&full);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            *want,
+            "DEBUG PROPOSE {argv:?}"
+        );
+    }
+    c.node(f).raw().check(&["SET", "after", "ok"], "+OK\r\n");
+    // A database chosen on a follower travels with the write.
+    let mut fc = c.node(f).raw();
+    fc.check(&["SELECT", "2"], "+OK\r\n");
+    fc.check(&["SET", "in2", "two"], "+OK\r\n");
+    let mut lc = c.node(leader).raw();
+    lc.check(&["GET", "in2"], "$-1\r\n");
+    lc.check(&["SELECT", "2"], "+OK\r\n");
+    poll_until(CONVERGE, "the write in database 2 on the leader", || {
+        (lc.call(&["GET", "in2"]) == b"$3\r\ntwo\r\n").then_some(())
+    });
+    wait_converged(&c, &[0, 1, 2]);
+    // Every node applied the same entries and is still serving; a restarted one applies them
+    // again from its log and catches up.
+    c.nodes[f].kill9();
+    c.nodes[f].restart();
+    c.node(leader)
+        .raw()
+        .check(&["SET", "later", "ok"], "+OK\r\n");
+    wait_converged(&c, &[0, 1, 2]);
+    for node in &mut c.nodes {
+        assert!(node.is_running(), "{} exited", node.name);
+    }
+}
+
 #[test]
 fn manual_join_from_any_member_and_join_errors() {
     let dir = tempfile::tempdir().unwrap();

@@ -13,7 +13,6 @@ use crate::kv::{ApplyCtx, WriteView};
 use crate::raft::membership::{self, JoinRefusal, Member, MemberState, node_id};
 use crate::resp::Reply;
 use crate::session::Session;
-use crate::store::StoreError;
 
 pub const JOIN: Spec = Spec {
     name: "join",
@@ -64,7 +63,7 @@ fn prepare_join(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
 /// JOIN name raft-addr [client-addr]: admits a new member. Repeating a JOIN for a member with
 /// the same address is a no-op (`--join` retries); any other reuse of a name is refused, and so
 /// is the name of a removed member.
-fn join(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> Result<Reply, StoreError> {
+fn join(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> super::CmdResult {
     let a = match parse_join(argv) {
         Ok(a) => a,
         Err(e) => return Ok(e),
@@ -184,7 +183,7 @@ pub const REMOVE: Spec = Spec {
 
 /// LEAVE name: marks a member for removal; the leader takes it out of the configuration (handing
 /// leadership over first if it is the one leaving).
-fn leave(w: &mut WriteView, ctx: &ApplyCtx, argv: &[Bytes]) -> Result<Reply, StoreError> {
+fn leave(w: &mut WriteView, ctx: &ApplyCtx, argv: &[Bytes]) -> super::CmdResult {
     let name = lossy(&argv[1], 64);
     let members = membership::load_all(&w.members)?;
     let Some(m) = members.iter().find(|m| m.name == name) else {

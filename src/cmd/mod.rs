@@ -7,10 +7,13 @@
 //! - `Write`: checked on the node the client talks to, then proposed to raft; `apply` runs on every
 //!   node when the entry commits, and the proposing node answers its client with that result.
 //!
-//! `apply` must be deterministic: it may look only at its arguments and the replicated state.
+//! `apply` must be deterministic and total: it may look only at its arguments and the replicated
+//! state (its "now" is the entry's clock, see `kv::WriteView`), and whatever the entry holds it
+//! gives a reply, never a panic: the arity is checked again before it runs (`apply_write`).
 
 mod cluster;
 mod connection;
+mod expire;
 mod glob;
 mod keys;
 mod server;
@@ -21,21 +24,92 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
-use crate::kv::{ApplyCtx, ReadView, WriteView};
+use crate::kv::{ApplyCtx, KeyRead, KeyType, Meta, WriteView, encoding::DATABASES};
 use crate::resp::Reply;
 use crate::session::Session;
 use crate::store::StoreError;
+
+/// Why a command did not produce its normal reply: a reply for the client (a deterministic
+/// outcome, e.g. WRONGTYPE), or a storage failure (the node cannot go on).
+#[derive(Debug)]
+pub enum CmdError {
+    Reply(Reply),
+    Store(StoreError),
+}
+
+impl From<StoreError> for CmdError {
+    fn from(e: StoreError) -> Self {
+        CmdError::Store(e)
+    }
+}
+
+impl From<Reply> for CmdError {
+    fn from(r: Reply) -> Self {
+        CmdError::Reply(r)
+    }
+}
+
+/// What reads and applies return.
+pub type CmdResult = Result<Reply, CmdError>;
 
 /// Where and how a command runs (see the module docs).
 #[derive(Clone, Copy)]
 pub enum Kind {
     Local(fn(&mut Session, &[Bytes]) -> Reply),
-    Read(fn(&ReadView, &[Bytes]) -> Result<Reply, StoreError>),
+    /// Runs on a consistent view of the applied state: a connection's (any node), or, inside a
+    /// transaction, the apply's.
+    Read(fn(&dyn KeyRead, &[Bytes]) -> CmdResult),
     Write {
-        /// Validates (and may rewrite) the arguments before proposing; an `Err` is the reply.
+        /// Validates (and may rewrite) the arguments before proposing, on the node the client
+        /// talks to: relative times become absolute here, node-local limits are checked here.
+        /// An `Err` is the reply.
         prepare: fn(Vec<Bytes>) -> Result<Vec<Bytes>, Reply>,
-        apply: fn(&mut WriteView, &ApplyCtx, &[Bytes]) -> Result<Reply, StoreError>,
+        apply: fn(&mut WriteView, &ApplyCtx, &[Bytes]) -> CmdResult,
     },
+}
+
+/// Runs a read on `view`, turning a command error into its reply; storage errors stay errors.
+pub fn run_read(
+    f: fn(&dyn KeyRead, &[Bytes]) -> CmdResult,
+    view: &dyn KeyRead,
+    argv: &[Bytes],
+) -> Result<Reply, StoreError> {
+    settle(f(view, argv))
+}
+
+fn settle(r: CmdResult) -> Result<Reply, StoreError> {
+    match r {
+        Ok(reply) | Err(CmdError::Reply(reply)) => Ok(reply),
+        Err(CmdError::Store(e)) => Err(e),
+    }
+}
+
+/// The result of applying a replicated command, on every node alike: whatever `argv` holds
+/// (an unknown name, a wrong argument count, a bad database), a reply, never a panic.
+/// Returns the reply and whether the member list changed.
+pub fn apply_write(
+    view: &mut WriteView,
+    ctx: &ApplyCtx,
+    db: u8,
+    argv: &[Bytes],
+) -> Result<(Reply, bool), StoreError> {
+    let Some(spec) = argv
+        .first()
+        .and_then(|n| lookup(n).or_else(|| INTERNAL.iter().find(|s| is(n, s.name))))
+    else {
+        return Ok((unknown_command(argv), false));
+    };
+    if let Err(reply) = spec.check_arity(argv.len()) {
+        return Ok((reply, false));
+    }
+    if db >= DATABASES {
+        return Ok((Reply::error("ERR DB index is out of range"), false));
+    }
+    let reply = match spec.kind {
+        Kind::Write { apply, .. } => settle(apply(view, ctx, argv))?,
+        _ => Reply::error("ERR not a write command"),
+    };
+    Ok((reply, matches!(spec.name, "join" | "leave" | "remove")))
 }
 
 /// One command's registry entry; the metadata follows Redis's COMMAND reply.
@@ -52,10 +126,6 @@ pub struct Spec {
 }
 
 impl Spec {
-    pub fn is_write(&self) -> bool {
-        matches!(self.kind, Kind::Write { .. })
-    }
-
     /// Checks the argument count; the error is Redis's text.
     pub fn check_arity(&self, argc: usize) -> Result<(), Reply> {
         let argc = argc as i64;
@@ -96,6 +166,9 @@ pub static TABLE: &[Spec] = &[
     connection::QUIT,
     connection::SELECT,
     connection::HELLO,
+    connection::AUTH,
+    connection::ACL,
+    connection::RESET,
     connection::CLIENT,
     connection::CONSISTENCY,
     // server
@@ -107,15 +180,38 @@ pub static TABLE: &[Spec] = &[
     server::FLUSHALL,
     server::TIME,
     server::DIGEST,
+    #[cfg(debug_assertions)]
+    server::DEBUG,
     // keys
     keys::DEL,
     keys::UNLINK,
     keys::EXISTS,
     keys::TYPE,
     keys::KEYS,
+    keys::SCAN,
+    keys::RANDOMKEY,
+    keys::TOUCH,
+    keys::RENAME,
+    keys::RENAMENX,
+    keys::COPY,
+    keys::MOVE,
+    keys::OBJECT,
+    // expiry
+    expire::EXPIRE,
+    expire::PEXPIRE,
+    expire::EXPIREAT,
+    expire::PEXPIREAT,
+    expire::TTL,
+    expire::PTTL,
+    expire::EXPIRETIME,
+    expire::PEXPIRETIME,
+    expire::PERSIST,
     // strings
     strings::GET,
     strings::SET,
+    strings::SETEX,
+    strings::PSETEX,
+    strings::GETEX,
     strings::SETNX,
     strings::GETSET,
     strings::GETDEL,
@@ -136,7 +232,12 @@ pub static TABLE: &[Spec] = &[
     cluster::ROLE,
 ];
 
+/// Commands only entries carry (proposed by kvd itself, never by a client): apply finds them,
+/// the connection does not.
+pub static INTERNAL: &[Spec] = &[expire::REAP];
+
 pub use cluster::JoinAnswer;
+pub use expire::reap_argv;
 pub use server::storage_error;
 
 /// Finds a command by name, case-insensitively.
@@ -181,6 +282,24 @@ pub fn wrong_arity(name: &str) -> Reply {
 
 pub fn syntax_error() -> Reply {
     Reply::error("ERR syntax error")
+}
+
+pub fn wrong_type() -> Reply {
+    Reply::error("WRONGTYPE Operation against a key holding the wrong kind of value")
+}
+
+/// A string key's value: `None` if the key is absent, WRONGTYPE if it holds another type.
+pub fn string_value(meta: Option<Meta>) -> Result<Option<Bytes>, CmdError> {
+    match meta {
+        None => Ok(None),
+        Some(m) if m.kind == KeyType::String => Ok(Some(m.body)),
+        Some(_) => Err(wrong_type().into()),
+    }
+}
+
+/// Reads a string key (see `string_value`).
+pub fn get_string(r: &dyn KeyRead, key: &[u8]) -> Result<Option<Bytes>, CmdError> {
+    string_value(r.meta(key)?)
 }
 
 pub fn not_an_integer() -> Reply {

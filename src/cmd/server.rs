@@ -7,7 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use super::{Kind, Spec, TABLE, glob, is, lookup, lossy, wrong_arity};
-use crate::kv::{ApplyCtx, ReadView, Reader, WriteView};
+use crate::kv::encoding::{self, DATABASES};
+use crate::kv::{ApplyCtx, KeyRead, Reader, WriteView};
 use crate::resp::Reply;
 use crate::session::Session;
 use crate::store::StoreError;
@@ -57,7 +58,8 @@ fn info(s: &mut Session, argv: &[Bytes]) -> Reply {
             Err(e) => return storage_error(e),
         }
     }
-    Reply::bulk(out)
+    // Verbatim text in RESP3 (a bulk string in RESP2), as Redis sends INFO.
+    Reply::verbatim_text(out)
 }
 
 fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), StoreError> {
@@ -131,9 +133,12 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
         }
         "keyspace" => {
             line!("# Keyspace");
-            let keys = Reader::new(&shared.db, shared.raft.memtable()).run(|v| v.len())?;
-            if keys > 0 {
-                line!("db0:keys={keys},expires=0,avg_ttl=0");
+            let mut reader = Reader::new(&shared.db, shared.raft.memtable());
+            for db in 0..DATABASES {
+                let keys = reader.run(db, |v| v.key_count(db))?;
+                if keys > 0 {
+                    line!("db{db}:keys={keys},expires=0,avg_ttl=0");
+                }
             }
         }
         "raft" => {
@@ -166,7 +171,7 @@ fn config(s: &mut Session, argv: &[Bytes]) -> Reply {
             ("save", String::new()),
             ("appendonly", "no".into()),
             ("appendfsync", "always".into()),
-            ("databases", "1".into()),
+            ("databases", DATABASES.to_string()),
             ("maxmemory", "0".into()),
             ("maxclients", cfg.max_clients.to_string()),
             ("port", cfg.addr.port().to_string()),
@@ -179,6 +184,7 @@ fn config(s: &mut Session, argv: &[Bytes]) -> Reply {
                 format!("{:?}", cfg.read_consistency).to_ascii_lowercase(),
             ),
             ("cluster-enabled", "no".into()),
+            ("requirepass", s.shared.requirepass.shown()),
         ];
         let mut out = Vec::new();
         for (name, value) in &params {
@@ -194,10 +200,10 @@ fn config(s: &mut Session, argv: &[Bytes]) -> Reply {
             } else {
                 pattern.clone()
             };
-            out.push(Reply::Bulk(shown));
-            out.push(Reply::bulk(value.clone()));
+            out.push((Reply::Bulk(shown), Reply::bulk(value.clone())));
         }
-        return Reply::Array(out);
+        // A map in RESP3, a flat name/value array in RESP2.
+        return Reply::Map(out);
     }
     if is(sub, "set") {
         if argv.len() < 4 || !argv.len().is_multiple_of(2) {
@@ -246,9 +252,13 @@ fn command(_: &mut Session, argv: &[Bytes]) -> Reply {
         return Reply::Integer(TABLE.len() as i64);
     }
     if is(sub, "docs") {
-        return Reply::Array(vec![]);
+        return Reply::Map(vec![]);
     }
     if is(sub, "info") {
+        // No names: every command, as Redis 7.0 does.
+        if argv.len() == 2 {
+            return Reply::Array(TABLE.iter().map(command_entry).collect());
+        }
         return Reply::Array(
             argv[2..]
                 .iter()
@@ -266,7 +276,8 @@ fn command(_: &mut Session, argv: &[Bytes]) -> Reply {
 }
 
 /// One COMMAND entry in Redis 7's shape: name, arity, flags, first/last/step key, ACL
-/// categories, tips, key specs, subcommands.
+/// categories, tips, key specs, subcommands. In RESP3 Redis sends the flags, categories, tips
+/// and (when there are none) the subcommands as sets, the key specs as an array.
 fn command_entry(spec: &Spec) -> Reply {
     let mut flags: Vec<Reply> = spec.flags.iter().map(|f| Reply::status(*f)).collect();
     let category = match spec.kind {
@@ -284,21 +295,21 @@ fn command_entry(spec: &Spec) -> Reply {
     Reply::Array(vec![
         Reply::bulk(spec.name),
         Reply::Integer(spec.arity as i64),
-        Reply::Array(flags),
+        Reply::Set(flags),
         Reply::Integer(first as i64),
         Reply::Integer(last as i64),
         Reply::Integer(step as i64),
-        Reply::Array(vec![Reply::status(category)]),
+        Reply::Set(vec![Reply::status(category)]),
+        Reply::Set(vec![]),
         Reply::Array(vec![]),
-        Reply::Array(vec![]),
-        Reply::Array(vec![]),
+        Reply::Set(vec![]),
     ])
 }
 
 pub const DBSIZE: Spec = Spec {
     name: "dbsize",
     arity: 1,
-    kind: Kind::Read(|view, _| Ok(Reply::Integer(view.len()? as i64))),
+    kind: Kind::Read(|view, _| Ok(Reply::Integer(view.key_count(view.db())? as i64))),
     flags: &["fast"],
     keys: (0, 0, 0),
 };
@@ -316,6 +327,13 @@ pub const FLUSHDB: Spec = Spec {
 
 pub const FLUSHALL: Spec = Spec {
     name: "flushall",
+    kind: Kind::Write {
+        prepare: prepare_flush,
+        apply: |w, _, _| {
+            w.clear_all();
+            Ok(Reply::ok())
+        },
+    },
     ..FLUSHDB
 };
 
@@ -327,8 +345,9 @@ fn prepare_flush(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
     }
 }
 
-fn apply_flush(w: &mut WriteView, _: &ApplyCtx, _: &[Bytes]) -> Result<Reply, StoreError> {
-    w.clear()?;
+/// FLUSHDB empties the entry's database.
+fn apply_flush(w: &mut WriteView, _: &ApplyCtx, _: &[Bytes]) -> super::CmdResult {
+    w.clear_db(w.db());
     Ok(Reply::ok())
 }
 
@@ -356,28 +375,49 @@ pub const DIGEST: Spec = Spec {
     keys: (0, 0, 0),
 };
 
-/// kvd's own: a digest of every key and value (FNV-1a over length-prefixed pairs, in key order)
-/// and the key count, as "<hex digest> <keys>". Equal digests on two nodes mean equal data; the
-/// fault tests use it to check that replicas converge.
-fn digest(view: &ReadView, _: &[Bytes]) -> Result<Reply, StoreError> {
-    let mut h: u64 = 0xcbf29ce484222325;
-    let mut feed = |b: &[u8]| {
-        for &x in b {
-            h ^= x as u64;
-            h = h.wrapping_mul(0x100000001b3);
-        }
-    };
+/// kvd's own: a digest of all user data of every database (FNV-1a over the length-prefixed
+/// metadata and member rows as stored, in table order) and the number of keys, as
+/// "<hex digest> <keys>". Equal digests on two nodes mean equal data (types, expiry times,
+/// versions and members included); the fault tests use it to check that replicas converge.
+fn digest(view: &dyn KeyRead, _: &[Bytes]) -> super::CmdResult {
+    let mut h = crate::fnv::Fnv1a::new();
     let mut n = 0u64;
-    view.scan(|k, v| {
-        feed(&(k.len() as u64).to_be_bytes());
-        feed(k);
-        feed(&(v.len() as u64).to_be_bytes());
-        feed(v);
-        n += 1;
+    let lo = [encoding::FAMILY_META];
+    let hi = [encoding::FAMILY_MEMBER + 1];
+    view.scan_raw(&lo, &hi, &mut |k, v| {
+        h.feed(&(k.len() as u64).to_be_bytes());
+        h.feed(k);
+        h.feed(&(v.len() as u64).to_be_bytes());
+        h.feed(v);
+        n += u64::from(k[0] == encoding::FAMILY_META);
         true
     })?;
-    Ok(Reply::bulk(format!("{h:016x} {n}")))
+    Ok(Reply::bulk(format!("{:016x} {n}", h.finish())))
 }
+
+/// `DEBUG PROPOSE command [arg ...]`, in debug builds only (the test suites run those): proposes
+/// the given words as an entry exactly as they are, without the checks a client's command gets
+/// first, so tests can show that apply is total (a short, unknown or malformed entry gives
+/// every node the same error reply, never a crash).
+#[cfg(debug_assertions)]
+pub const DEBUG: Spec = Spec {
+    name: "debug",
+    arity: -2,
+    kind: Kind::Write {
+        prepare: |argv| {
+            if argv.len() >= 2 && is(&argv[1], "propose") {
+                Ok(argv[2..].to_vec())
+            } else {
+                Err(Reply::error(
+                    "ERR DEBUG subcommands in kvd: PROPOSE command [arg ...]",
+                ))
+            }
+        },
+        apply: |_, _, _| Ok(Reply::error("ERR not a write command")),
+    },
+    flags: &["admin"],
+    keys: (0, 0, 0),
+};
 
 /// Storage errors as a client sees them.
 pub fn storage_error(e: StoreError) -> Reply {

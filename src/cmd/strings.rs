@@ -1,10 +1,14 @@
-//! String commands: GET, SET, SETNX, GETSET, GETDEL, MGET, MSET, MSETNX, STRLEN, APPEND,
-//! INCR, DECR, INCRBY, DECRBY.
+//! String commands: GET, SET (with expiry), SETEX, PSETEX, GETEX, SETNX, GETSET, GETDEL, MGET,
+//! MSET, MSETNX, STRLEN, APPEND, INCR, DECR, INCRBY, DECRBY.
 
 use bytes::Bytes;
 
-use super::{Kind, Spec, is, not_an_integer, parse_i64, syntax_error, wrong_arity};
-use crate::kv::{ApplyCtx, ReadView, WriteView};
+use super::expire::{self, Expiry, TimeArg};
+use super::{
+    CmdResult, Kind, Spec, get_string, is, not_an_integer, parse_i64, string_value, syntax_error,
+    wrong_arity,
+};
+use crate::kv::{ApplyCtx, KeyRead, KeyType, Meta, WriteView, wall_clock_ms};
 use crate::resp::Reply;
 use crate::store::StoreError;
 
@@ -15,7 +19,7 @@ const MAX_STRING: usize = 512 * 1024 * 1024;
 pub const GET: Spec = Spec {
     name: "get",
     arity: 2,
-    kind: Kind::Read(|r, argv| Ok(r.get(&argv[1])?.map(Reply::Bulk).unwrap_or(Reply::Nil))),
+    kind: Kind::Read(|r, argv| Ok(get_string(r, &argv[1])?.into())),
     flags: &["fast"],
     keys: (1, 1, 1),
 };
@@ -31,63 +35,237 @@ pub const SET: Spec = Spec {
     keys: (1, 1, 1),
 };
 
-/// Options SET understands, parsed the same way before proposing and when applying.
-#[derive(Default)]
+/// SET's options, parsed the same way before proposing (with this node's clock) and when
+/// applying (with the entry's clock; a prepared SET carries only absolute times by then).
 struct SetOptions {
     nx: bool,
     xx: bool,
     get: bool,
+    expiry: Expiry,
 }
 
-fn parse_set_options(args: &[Bytes]) -> Result<SetOptions, Reply> {
-    let mut o = SetOptions::default();
-    for a in args {
-        if is(a, "nx") && !o.xx {
-            o.nx = true;
-        } else if is(a, "xx") && !o.nx {
-            o.xx = true;
+/// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`, in any order, with
+/// Redis's rules: NX and XX exclude each other, one expiry option at most; the time as Redis
+/// checks it (`expire::set_expiry`).
+fn parse_set_options(args: &[Bytes], now_ms: i64) -> Result<SetOptions, Reply> {
+    let (mut nx, mut xx, mut get) = (false, false, false);
+    let mut expiry: Option<(&Bytes, TimeArg)> = None;
+    let mut keep = false;
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        let next = args.get(i + 1);
+        if is(a, "nx") && !xx {
+            nx = true;
+        } else if is(a, "xx") && !nx {
+            xx = true;
         } else if is(a, "get") {
-            o.get = true;
-        } else if ["ex", "px", "exat", "pxat", "keepttl"]
-            .iter()
-            .any(|w| is(a, w))
+            get = true;
+        } else if is(a, "keepttl") && expiry.is_none() {
+            keep = true;
+        } else if let (Some(unit), Some(value), None, false) =
+            (TimeArg::parse(a), next, expiry.as_ref(), keep)
         {
-            return Err(Reply::error(
-                "ERR kvd does not support key expiry (EX, PX, EXAT, PXAT, KEEPTTL)",
-            ));
+            expiry = Some((value, unit));
+            i += 1;
         } else {
             return Err(syntax_error());
         }
+        i += 1;
     }
-    Ok(o)
-}
-
-fn prepare_set(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
-    parse_set_options(&argv[3..])?;
-    Ok(argv)
-}
-
-/// SET key value [NX|XX] [GET]: +OK, or nil when NX/XX prevented it; with GET, the old value.
-fn set(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> Result<Reply, StoreError> {
-    let o = match parse_set_options(&argv[3..]) {
-        Ok(o) => o,
-        Err(e) => return Ok(e),
+    let expiry = match expiry {
+        Some((value, unit)) => Expiry::At(expire::set_expiry(value, unit, now_ms, "set")?),
+        None if keep => Expiry::Keep,
+        None => Expiry::None,
     };
+    Ok(SetOptions {
+        nx,
+        xx,
+        get,
+        expiry,
+    })
+}
+
+/// Relative times become absolute here, on the node the client talks to (design.md
+/// "Determinism"): the entry carries `PXAT ms` or `KEEPTTL`.
+fn prepare_set(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
+    let o = parse_set_options(&argv[3..], wall_clock_ms())?;
+    let mut out = argv[..3].to_vec();
+    for (on, word) in [(o.nx, "NX"), (o.xx, "XX"), (o.get, "GET")] {
+        if on {
+            out.push(Bytes::from_static(word.as_bytes()));
+        }
+    }
+    match o.expiry {
+        Expiry::None => {}
+        Expiry::Keep => out.push(Bytes::from_static(b"KEEPTTL")),
+        Expiry::At(at) => {
+            out.push(Bytes::from_static(b"PXAT"));
+            out.push(Bytes::from(at.to_string()));
+        }
+    }
+    Ok(out)
+}
+
+/// SET: +OK, or nil when NX/XX prevented it; with GET, the old value (WRONGTYPE, and nothing
+/// set, if the key holds another type).
+fn set(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
+    let o = parse_set_options(&argv[3..], w.now_ms())?;
     let key = &argv[1];
-    let old = if o.get || o.nx || o.xx {
-        w.get(key)?
+    let old = if o.get || o.nx || o.xx || matches!(o.expiry, Expiry::Keep | Expiry::At(_)) {
+        w.meta(key)?
     } else {
         None
     };
-    let blocked = (o.nx && old.is_some()) || (o.xx && old.is_none());
+    let exists = old.is_some();
+    let old_expiry = old.as_ref().and_then(|m| m.expire_at);
+    let old_value = if o.get { string_value(old)? } else { None };
+    let blocked = (o.nx && exists) || (o.xx && !exists);
     if !blocked {
-        w.set(key, &argv[2])?;
+        let mut meta = Meta::string(argv[2].clone(), w.new_version(), w.index());
+        meta.expire_at = match o.expiry {
+            Expiry::None => None,
+            Expiry::Keep => old_expiry,
+            Expiry::At(at) => Some(at),
+        };
+        w.put_meta(key, &meta, old_expiry)?;
     }
     Ok(match (o.get, blocked) {
-        (true, _) => old.map(Reply::Bulk).unwrap_or(Reply::Nil),
+        (true, _) => old_value.into(),
         (false, true) => Reply::Nil,
         (false, false) => Reply::ok(),
     })
+}
+
+/// SETEX key seconds value, PSETEX key ms value: proposed as SET with PXAT (their errors are
+/// their own).
+fn prepare_setex(argv: Vec<Bytes>, unit: TimeArg, name: &str) -> Result<Vec<Bytes>, Reply> {
+    let at = expire::set_expiry(&argv[2], unit, wall_clock_ms(), name)?;
+    Ok(vec![
+        Bytes::from_static(b"SET"),
+        argv[1].clone(),
+        argv[3].clone(),
+        Bytes::from_static(b"PXAT"),
+        Bytes::from(at.to_string()),
+    ])
+}
+
+/// Applies SETEX/PSETEX as proposed (a raw one, from a transaction or an old log, reads its
+/// relative time against the entry's clock).
+fn apply_setex(w: &mut WriteView, argv: &[Bytes], unit: TimeArg, name: &str) -> CmdResult {
+    let at = expire::set_expiry(&argv[2], unit, w.now_ms(), name)?;
+    let old_expiry = w.meta(&argv[1])?.and_then(|m| m.expire_at);
+    let mut meta = Meta::string(argv[3].clone(), w.new_version(), w.index());
+    meta.expire_at = Some(at);
+    w.put_meta(&argv[1], &meta, old_expiry)?;
+    Ok(Reply::ok())
+}
+
+pub const SETEX: Spec = Spec {
+    name: "setex",
+    arity: 4,
+    kind: Kind::Write {
+        prepare: |argv| prepare_setex(argv, TimeArg::Ex, "setex"),
+        apply: |w, _, argv| apply_setex(w, argv, TimeArg::Ex, "setex"),
+    },
+    flags: &[],
+    keys: (1, 1, 1),
+};
+
+pub const PSETEX: Spec = Spec {
+    name: "psetex",
+    arity: 4,
+    kind: Kind::Write {
+        prepare: |argv| prepare_setex(argv, TimeArg::Px, "psetex"),
+        apply: |w, _, argv| apply_setex(w, argv, TimeArg::Px, "psetex"),
+    },
+    flags: &[],
+    keys: (1, 1, 1),
+};
+
+/// GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]: the value, and a new expiry (or none).
+pub const GETEX: Spec = Spec {
+    name: "getex",
+    arity: -2,
+    kind: Kind::Write {
+        prepare: |argv| {
+            let change = parse_getex(&argv[2..], wall_clock_ms())?;
+            let mut out = argv[..2].to_vec();
+            match change {
+                None => {}
+                Some(None) => out.push(Bytes::from_static(b"PERSIST")),
+                Some(Some(at)) => {
+                    out.push(Bytes::from_static(b"PXAT"));
+                    out.push(Bytes::from(at.to_string()));
+                }
+            }
+            Ok(out)
+        },
+        apply: getex,
+    },
+    flags: &["fast"],
+    keys: (1, 1, 1),
+};
+
+/// GETEX's option: `None` no change, `Some(None)` PERSIST, `Some(Some(at))` a new expiry.
+fn parse_getex(args: &[Bytes], now_ms: i64) -> Result<Option<Option<i64>>, Reply> {
+    match args {
+        [] => Ok(None),
+        [a] if is(a, "persist") => Ok(Some(None)),
+        [a, value] => match TimeArg::parse(a) {
+            Some(unit) => Ok(Some(Some(expire::set_expiry(
+                value, unit, now_ms, "getex",
+            )?))),
+            None => Err(syntax_error()),
+        },
+        _ => Err(syntax_error()),
+    }
+}
+
+fn getex(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
+    let change = parse_getex(&argv[2..], w.now_ms())?;
+    let Some(mut meta) = string_meta(w, &argv[1])? else {
+        return Ok(Reply::Nil);
+    };
+    let value = meta.body.clone();
+    if let Some(expire_at) = change {
+        let old = meta.expire_at;
+        if expire_at.is_some_and(|at| at <= w.now_ms()) {
+            // An expiry already passed deletes the key, as Redis does.
+            w.delete(&argv[1])?;
+        } else if old != expire_at {
+            meta.expire_at = expire_at;
+            meta.modified = w.index();
+            w.put_meta(&argv[1], &meta, old)?;
+        }
+    }
+    Ok(Reply::Bulk(value))
+}
+
+/// Replaces a string's value in place (APPEND, INCR): its expiry stays, as in Redis.
+fn update_string(
+    w: &mut WriteView,
+    key: &[u8],
+    old: Option<Meta>,
+    value: Bytes,
+) -> Result<(), StoreError> {
+    match old {
+        Some(mut m) => {
+            m.body = value;
+            m.modified = w.index();
+            let expiry = m.expire_at;
+            w.put_meta(key, &m, expiry)
+        }
+        None => w.set_string(key, value, None),
+    }
+}
+
+/// A string key's metadata for an in-place change: WRONGTYPE for other types.
+fn string_meta(w: &WriteView, key: &[u8]) -> Result<Option<Meta>, super::CmdError> {
+    match w.meta(key)? {
+        Some(m) if m.kind != KeyType::String => Err(super::wrong_type().into()),
+        m => Ok(m),
+    }
 }
 
 pub const SETNX: Spec = Spec {
@@ -99,7 +277,7 @@ pub const SETNX: Spec = Spec {
             if w.exists(&argv[1])? {
                 return Ok(Reply::Integer(0));
             }
-            w.set(&argv[1], &argv[2])?;
+            w.set_string(&argv[1], argv[2].clone(), None)?;
             Ok(Reply::Integer(1))
         },
     },
@@ -113,9 +291,9 @@ pub const GETSET: Spec = Spec {
     kind: Kind::Write {
         prepare: Ok,
         apply: |w, _, argv| {
-            let old = w.get(&argv[1])?;
-            w.set(&argv[1], &argv[2])?;
-            Ok(old.map(Reply::Bulk).unwrap_or(Reply::Nil))
+            let old = get_string(w, &argv[1])?;
+            w.set_string(&argv[1], argv[2].clone(), None)?;
+            Ok(old.into())
         },
     },
     flags: &["fast"],
@@ -128,11 +306,11 @@ pub const GETDEL: Spec = Spec {
     kind: Kind::Write {
         prepare: Ok,
         apply: |w, _, argv| {
-            let old = w.get(&argv[1])?;
+            let old = get_string(w, &argv[1])?;
             if old.is_some() {
-                w.remove(&argv[1])?;
+                w.delete(&argv[1])?;
             }
-            Ok(old.map(Reply::Bulk).unwrap_or(Reply::Nil))
+            Ok(old.into())
         },
     },
     flags: &["fast"],
@@ -147,10 +325,11 @@ pub const MGET: Spec = Spec {
     keys: (1, -1, 1),
 };
 
-fn mget(r: &ReadView, argv: &[Bytes]) -> Result<Reply, StoreError> {
-    let mut out = Vec::with_capacity(argv.len() - 1);
-    for key in &argv[1..] {
-        out.push(r.get(key)?.map(Reply::Bulk).unwrap_or(Reply::Nil));
+/// MGET: a key of another type reads as nil, as in Redis.
+fn mget(r: &dyn KeyRead, argv: &[Bytes]) -> CmdResult {
+    let mut out = Vec::with_capacity(argv.len().saturating_sub(1));
+    for key in argv.iter().skip(1) {
+        out.push(string_value(r.meta(key)?).unwrap_or(None).into());
     }
     Ok(Reply::Array(out))
 }
@@ -161,8 +340,9 @@ pub const MSET: Spec = Spec {
     kind: Kind::Write {
         prepare: |argv| pairs(argv, "mset"),
         apply: |w, _, argv| {
+            check_pairs(argv, "mset")?;
             for kv in argv[1..].chunks_exact(2) {
-                w.set(&kv[0], &kv[1])?;
+                w.set_string(&kv[0], kv[1].clone(), None)?;
             }
             Ok(Reply::ok())
         },
@@ -177,13 +357,14 @@ pub const MSETNX: Spec = Spec {
     kind: Kind::Write {
         prepare: |argv| pairs(argv, "msetnx"),
         apply: |w, _, argv| {
+            check_pairs(argv, "msetnx")?;
             for kv in argv[1..].chunks_exact(2) {
                 if w.exists(&kv[0])? {
                     return Ok(Reply::Integer(0));
                 }
             }
             for kv in argv[1..].chunks_exact(2) {
-                w.set(&kv[0], &kv[1])?;
+                w.set_string(&kv[0], kv[1].clone(), None)?;
             }
             Ok(Reply::Integer(1))
         },
@@ -194,16 +375,24 @@ pub const MSETNX: Spec = Spec {
 
 /// MSET-style commands take key/value pairs; an odd count is an arity error in Redis.
 fn pairs(argv: Vec<Bytes>, name: &str) -> Result<Vec<Bytes>, Reply> {
+    check_pairs(&argv, name)?;
+    Ok(argv)
+}
+
+fn check_pairs(argv: &[Bytes], name: &str) -> Result<(), Reply> {
     if argv.len().is_multiple_of(2) {
         return Err(wrong_arity(name));
     }
-    Ok(argv)
+    Ok(())
 }
 
 pub const STRLEN: Spec = Spec {
     name: "strlen",
     arity: 2,
-    kind: Kind::Read(|r, argv| Ok(Reply::Integer(r.len_of(&argv[1])?.unwrap_or(0) as i64))),
+    kind: Kind::Read(|r, argv| {
+        let len = get_string(r, &argv[1])?.map_or(0, |v| v.len());
+        Ok(Reply::Integer(len as i64))
+    }),
     flags: &["fast"],
     keys: (1, 1, 1),
 };
@@ -220,8 +409,9 @@ pub const APPEND: Spec = Spec {
 };
 
 /// Appends to the value (creating it), replying with the new length.
-fn append(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> Result<Reply, StoreError> {
-    let old = w.get(&argv[1])?.unwrap_or_default();
+fn append(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
+    let meta = string_meta(w, &argv[1])?;
+    let old = meta.as_ref().map(|m| m.body.clone()).unwrap_or_default();
     if old.len() + argv[2].len() > MAX_STRING {
         return Ok(Reply::error(
             "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
@@ -230,8 +420,9 @@ fn append(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> Result<Reply, Stor
     let mut v = Vec::with_capacity(old.len() + argv[2].len());
     v.extend_from_slice(&old);
     v.extend_from_slice(&argv[2]);
-    w.set(&argv[1], &v)?;
-    Ok(Reply::Integer(v.len() as i64))
+    let len = v.len();
+    update_string(w, &argv[1], meta, v.into())?;
+    Ok(Reply::Integer(len as i64))
 }
 
 pub const INCR: Spec = Spec {
@@ -291,17 +482,15 @@ fn prepare_increment(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
     }
 }
 
-fn incr_by(w: &mut WriteView, key: &[u8], by: i64) -> Result<Reply, StoreError> {
-    let current = match w.get(key)? {
+fn incr_by(w: &mut WriteView, key: &[u8], by: i64) -> CmdResult {
+    let meta = string_meta(w, key)?;
+    let current = match &meta {
         None => 0,
-        Some(v) => match parse_i64(&v) {
-            Some(n) => n,
-            None => return Ok(not_an_integer()),
-        },
+        Some(m) => parse_i64(&m.body).ok_or_else(not_an_integer)?,
     };
     match current.checked_add(by) {
         Some(n) => {
-            w.set(key, n.to_string().as_bytes())?;
+            update_string(w, key, meta, Bytes::from(n.to_string()))?;
             Ok(Reply::Integer(n))
         }
         None => Ok(Reply::error("ERR increment or decrement would overflow")),

@@ -34,8 +34,9 @@ pub type KvTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
 pub struct State {
     /// Keys changed since the last flush.
     pub(super) map: BTreeMap<Bytes, Slot>,
-    /// FLUSHDB since the last flush: the table's rows are all gone.
-    pub(super) cleared: bool,
+    /// Bit `d` set: database `d` was emptied (FLUSHDB, FLUSHALL) since the last flush, so the
+    /// table's rows of it are all gone.
+    pub(super) cleared: u32,
     /// Index and term of the last entry applied here and not yet flushed.
     pub(super) applied: Option<(u64, u64)>,
     /// Bumped when a flush empties the map or a snapshot replaces the table.
@@ -51,7 +52,7 @@ impl Memtable {
         Memtable {
             state: RwLock::new(State {
                 map: BTreeMap::new(),
-                cleared: false,
+                cleared: 0,
                 applied: None,
                 generation: 0,
                 base: Mutex::new(None),
@@ -104,6 +105,13 @@ impl State {
         Ok(table)
     }
 
+    /// True if the table's row `table_key` was emptied away by a FLUSHDB since the last flush.
+    pub(super) fn cleared(&self, table_key: &[u8]) -> bool {
+        super::encoding::db_of(table_key)
+            .and_then(|db| 1u32.checked_shl(u32::from(db)))
+            .is_some_and(|bit| self.cleared & bit != 0)
+    }
+
     pub fn applied(&self) -> Option<(u64, u64)> {
         self.applied
     }
@@ -116,7 +124,7 @@ impl State {
     /// the applied index: start a new generation.
     pub fn flushed(&mut self) {
         self.map.clear();
-        self.cleared = false;
+        self.cleared = 0;
         self.applied = None;
         self.generation += 1;
         *self.base.get_mut().unwrap_or_else(PoisonError::into_inner) = None;

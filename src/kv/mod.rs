@@ -1,10 +1,13 @@
-//! The replicated state machine: user keys and values in the `KV` table (recent writes in the
-//! memtable over it), cluster members in the `MEMBERS` table. Commands read through `ReadView`
-//! (any node, any time) and change state only through `WriteView`, which exists only inside the
-//! raft loop's apply transaction.
+//! The replicated state machine's data: the typed keyspace (`encoding`: metadata rows and member
+//! rows in the ordered `kv` table; recent writes in the `memtable` over it) and cluster members
+//! in the `MEMBERS` table. Commands read through [`KeyRead`] (a connection's [`ReadView`] on any
+//! node, or the [`WriteView`] inside apply) and change state only through `WriteView`, which
+//! exists only inside the raft loop's apply transaction.
 
+pub mod encoding;
 mod memtable;
 mod view;
 
+pub use encoding::{KeyType, Meta};
 pub use memtable::{Memtable, State as MemState};
-pub use view::{ApplyCtx, ReadView, Reader, WriteView, flush_into};
+pub use view::{ApplyCtx, KeyRead, ReadView, Reader, WriteView, flush_into, wall_clock_ms};

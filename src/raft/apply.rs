@@ -6,13 +6,12 @@
 //! it covers to the tables in one transaction. Only the node that
 //! proposed an entry reports its result (to answer its waiting client).
 
-use bytes::Bytes;
 use raft::eraftpb::{ConfState, Entry, EntryType};
 use redb::WriteTransaction;
 use slog::{Logger, error};
 
 use super::proposal::Proposal;
-use crate::cmd::{self, Kind};
+use crate::cmd;
 use crate::kv::{ApplyCtx, MemState, WriteView, flush_into};
 use crate::resp::Reply;
 use crate::store::{self, RAFT_STATE, StoreError, meta};
@@ -76,28 +75,12 @@ pub fn apply_entry(
         index: e.index,
         conf_state,
     };
-    let (reply, membership) = run_write(view, &ctx, &p.argv)?;
+    view.begin_entry(p.db, p.time_ms, e.index);
+    let (reply, membership) = cmd::apply_write(view, &ctx, p.db, &p.argv)?;
     Ok((
         mine.then_some((p.request_id, Outcome::Applied(reply))),
         membership,
     ))
-}
-
-fn run_write(
-    view: &mut WriteView,
-    ctx: &ApplyCtx,
-    argv: &[Bytes],
-) -> Result<(Reply, bool), StoreError> {
-    Ok(match argv.first().and_then(|n| cmd::lookup(n)) {
-        Some(spec) => match spec.kind {
-            Kind::Write { apply, .. } => (
-                apply(view, ctx, argv)?,
-                matches!(spec.name, "join" | "leave" | "remove"),
-            ),
-            _ => (Reply::error("ERR not a write command"), false),
-        },
-        None => (cmd::unknown_command(argv), false),
-    })
 }
 
 /// Applies a run of normal entries to the memtable (reading the table as of `txn`) and records

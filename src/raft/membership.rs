@@ -118,12 +118,10 @@ impl Member {
 
 /// The raft id for a node name: FNV-1a 64 of the name, never 0 (raft's "none").
 pub fn node_id(name: &str) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in name.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100000001b3);
+    match crate::fnv::Fnv1a::hash(name.as_bytes()) {
+        0 => 1,
+        h => h,
     }
-    if h == 0 { 1 } else { h }
 }
 
 /// Every member record, in name order.

@@ -41,6 +41,8 @@ use status::RaftStatus;
 pub enum Input {
     /// Replicate a write; `reply` gets the result of applying it (or why it was not).
     Propose {
+        /// The database it addresses (the connection's SELECT).
+        db: u8,
         argv: Vec<Bytes>,
         deadline: Instant,
         reply: oneshot::Sender<Result<Reply, RaftError>>,
@@ -126,8 +128,13 @@ impl RaftHandle {
     /// Proposes a write and waits for its outcome, at most `timeout` (plus a tick) in the raft
     /// thread's hands: it answers every proposal by its deadline. `Ok` holds the command's own
     /// result (which may itself be an error reply, such as a wrong type).
-    pub async fn propose(&self, argv: Vec<Bytes>, timeout: Duration) -> Result<Reply, RaftError> {
-        self.propose_later(argv, timeout)
+    pub async fn propose(
+        &self,
+        db: u8,
+        argv: Vec<Bytes>,
+        timeout: Duration,
+    ) -> Result<Reply, RaftError> {
+        self.propose_later(db, argv, timeout)
             .await
             .unwrap_or(Err(RaftError::Stopped))
     }
@@ -136,12 +143,14 @@ impl RaftHandle {
     /// means the raft thread is gone: `RaftError::Stopped`).
     pub fn propose_later(
         &self,
+        db: u8,
         argv: Vec<Bytes>,
         timeout: Duration,
     ) -> oneshot::Receiver<Result<Reply, RaftError>> {
         let (reply, rx) = oneshot::channel();
         let deadline = Instant::now() + timeout;
         if let Err(mpsc::SendError(Input::Propose { reply, .. })) = self.tx.send(Input::Propose {
+            db,
             argv,
             deadline,
             reply,

@@ -249,10 +249,11 @@ impl Node {
     fn handle_input(&mut self, input: Input) -> bool {
         match input {
             Input::Propose {
+                db,
                 argv,
                 deadline,
                 reply,
-            } => self.propose(Write::new(argv, deadline, reply)),
+            } => self.propose(Write::new(db, argv, deadline, reply)),
             Input::ReadIndex { deadline, reply } => self.reads.add(deadline, reply),
             Input::Message(m) => self.step(*m),
             Input::InstallSnapshot { msg, done } => {
@@ -313,11 +314,14 @@ impl Node {
     /// one append per follower for the whole batch instead of one per write.
     fn flush_proposals(&mut self) {
         let term = self.raw.raft.term;
+        // The proposer's clock, once per batch: apply's only notion of time.
+        let time_ms = crate::kv::wall_clock_ms();
         let entry = |data: Vec<u8>| Entry {
             data: data.into(),
             ..Default::default()
         };
-        let Some((entries, batch)) = self.pending.take_batch(self.identity.id, term, entry) else {
+        let origin = self.identity.id;
+        let Some((entries, batch)) = self.pending.take_batch(origin, term, time_ms, entry) else {
             return;
         };
         let mut m = Message::default();

@@ -25,6 +25,8 @@ pub(super) type ReplyTx = oneshot::Sender<Result<Reply, RaftError>>;
 
 /// A client write not (or no longer) in raft's hands.
 pub(super) struct Write {
+    /// The database it addresses (the connection's SELECT).
+    pub(super) db: u8,
     pub(super) argv: Vec<Bytes>,
     pub(super) deadline: Instant,
     pub(super) reply: ReplyTx,
@@ -33,8 +35,9 @@ pub(super) struct Write {
 }
 
 impl Write {
-    pub(super) fn new(argv: Vec<Bytes>, deadline: Instant, reply: ReplyTx) -> Self {
+    pub(super) fn new(db: u8, argv: Vec<Bytes>, deadline: Instant, reply: ReplyTx) -> Self {
         Write {
+            db,
             argv,
             deadline,
             reply,
@@ -49,6 +52,7 @@ impl Write {
 
 /// A proposed write waiting for its entry to be applied.
 struct Waiter {
+    db: u8,
     argv: Vec<Bytes>,
     /// The term it was proposed in.
     term: u64,
@@ -110,12 +114,14 @@ impl Pending {
         !self.waiters.is_empty()
     }
 
-    /// Takes the batch for one proposal in `term`: each write gets a fresh request id, and
-    /// `entry` makes its log entry from the encoded proposal (see `proposal`), in order.
+    /// Takes the batch for one proposal in `term`, at the proposer's clock `time_ms`: each write
+    /// gets a fresh request id, and `entry` makes its log entry from the encoded proposal (see
+    /// `proposal`), in order.
     pub(super) fn take_batch<E>(
         &mut self,
         origin: u64,
         term: u64,
+        time_ms: i64,
         entry: impl Fn(Vec<u8>) -> E,
     ) -> Option<(Vec<E>, Batch)> {
         if self.batch.is_empty() {
@@ -134,6 +140,8 @@ impl Pending {
                     origin,
                     request_id: self.last_request,
                     term,
+                    time_ms,
+                    db: w.db,
                     argv: w.argv.clone(),
                 }
                 .encode(),
@@ -150,6 +158,7 @@ impl Pending {
             self.waiters.insert(
                 request_id,
                 Waiter {
+                    db: w.db,
                     argv: w.argv,
                     term,
                     deadline: w.deadline,
@@ -253,6 +262,7 @@ impl Pending {
                 Outcome::Fenced => {
                     fenced += 1;
                     self.parked.push_back(Write {
+                        db: w.db,
                         argv: w.argv,
                         deadline: w.deadline,
                         reply: w.reply,
@@ -285,7 +295,7 @@ mod tests {
     fn write(deadline: Instant) -> (Write, Rx) {
         let (tx, rx) = oneshot::channel();
         (
-            Write::new(vec![Bytes::from_static(b"set")], deadline, tx),
+            Write::new(3, vec![Bytes::from_static(b"set")], deadline, tx),
             rx,
         )
     }
@@ -296,12 +306,15 @@ mod tests {
 
     /// Proposes one batch in `term` and returns the request ids raft-rs would see.
     fn propose(p: &mut Pending, term: u64) -> Vec<u64> {
-        let (data, batch) = p.take_batch(7, term, Bytes::from).expect("a batch");
+        let (data, batch) = p.take_batch(7, term, 1234, Bytes::from).expect("a batch");
         p.proposed(batch);
         data.iter()
             .map(|d| {
                 let prop = Proposal::decode(d).expect("decodes");
-                assert_eq!((prop.origin, prop.term), (7, term));
+                assert_eq!(
+                    (prop.origin, prop.term, prop.time_ms, prop.db),
+                    (7, term, 1234, 3)
+                );
                 prop.request_id
             })
             .collect()
@@ -401,7 +414,7 @@ mod tests {
         let mut p = Pending::new(1);
         let (w, mut rx) = write(far());
         p.submit(w, true);
-        let (_, batch) = p.take_batch(7, 1, Bytes::from).unwrap();
+        let (_, batch) = p.take_batch(7, 1, 0, Bytes::from).unwrap();
         assert_eq!(batch.len(), 1);
         p.dropped(batch);
         assert!(!p.has_waiters());
@@ -409,7 +422,7 @@ mod tests {
         assert_eq!(parked.len(), 1);
         assert!(!parked[0].fenced);
         assert!(rx.try_recv().is_err());
-        assert!(p.take_batch(7, 1, Bytes::from).is_none());
+        assert!(p.take_batch(7, 1, 0, Bytes::from).is_none());
     }
 
     #[test]

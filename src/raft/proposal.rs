@@ -1,4 +1,5 @@
-//! What a normal raft entry carries: who proposed it, under which id and term, and the command.
+//! What a normal raft entry carries: who proposed it, under which id and term, when (the
+//! proposer's wall clock), for which database, and the command.
 //!
 //! The replicated operation is the command's argument vector itself (like Redis's replication
 //! stream): every node applies it through the same command table, so every node computes the same
@@ -9,10 +10,18 @@
 //! node. This fencing makes the outcome of a proposal definite: once a node applies any entry of a
 //! later term, a pending proposal from an earlier term can never take effect, so it can be proposed
 //! again without any risk of being applied twice.
+//!
+//! `time_ms` is the only clock apply ever sees (design.md "Determinism"): the state machine's
+//! "now" is the highest entry time applied so far, the same on every node.
+//!
+//! Format (integers big-endian): version 2: `02 origin u64, request_id u64, term u64,
+//! time_ms i64, db u8, argc u32, (len u32, bytes)*`. Version 1 (kvd 0.1, still in the logs of
+//! data dirs it wrote) has no time and no database: it reads as time 0, database 0.
 
 use bytes::Bytes;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+const VERSION_1: u8 = 1;
 /// Upper bound on arguments in a decoded entry, so a corrupt length cannot allocate wildly.
 const MAX_ARGS: usize = 1 << 20;
 
@@ -25,6 +34,10 @@ pub struct Proposal {
     pub request_id: u64,
     /// The proposer's raft term at proposal time (see the module docs).
     pub term: u64,
+    /// The proposer's wall clock when it proposed, in unix ms.
+    pub time_ms: i64,
+    /// The database the command addresses (SELECT); checked in apply.
+    pub db: u8,
     /// The command, name first, as the client sent it (or as rewritten before proposing).
     pub argv: Vec<Bytes>,
 }
@@ -42,12 +55,14 @@ pub enum DecodeError {
 
 impl Proposal {
     pub fn encode(&self) -> Vec<u8> {
-        let size = 1 + 8 * 3 + 4 + self.argv.iter().map(|a| 4 + a.len()).sum::<usize>();
+        let size = 1 + 8 * 4 + 1 + 4 + self.argv.iter().map(|a| 4 + a.len()).sum::<usize>();
         let mut out = Vec::with_capacity(size);
         out.push(VERSION);
         out.extend_from_slice(&self.origin.to_be_bytes());
         out.extend_from_slice(&self.request_id.to_be_bytes());
         out.extend_from_slice(&self.term.to_be_bytes());
+        out.extend_from_slice(&self.time_ms.to_be_bytes());
+        out.push(self.db);
         out.extend_from_slice(&(self.argv.len() as u32).to_be_bytes());
         for a in &self.argv {
             out.extend_from_slice(&(a.len() as u32).to_be_bytes());
@@ -60,12 +75,17 @@ impl Proposal {
     pub fn decode(data: &Bytes) -> Result<Proposal, DecodeError> {
         let mut r = Reader { data, pos: 0 };
         let version = r.take(1)?[0];
-        if version != VERSION {
+        if version != VERSION && version != VERSION_1 {
             return Err(DecodeError::Version(version));
         }
         let origin = r.u64()?;
         let request_id = r.u64()?;
         let term = r.u64()?;
+        let (time_ms, db) = if version == VERSION {
+            (r.u64()? as i64, r.take(1)?[0])
+        } else {
+            (0, 0)
+        };
         let n = r.u32()? as usize;
         if n > MAX_ARGS {
             return Err(DecodeError::TooManyArgs);
@@ -79,6 +99,8 @@ impl Proposal {
             origin,
             request_id,
             term,
+            time_ms,
+            db,
             argv,
         })
     }
@@ -130,6 +152,8 @@ mod tests {
             origin: 7,
             request_id: u64::MAX - 3,
             term: 42,
+            time_ms: -17,
+            db: 15,
             argv: vec![
                 Bytes::from_static(b"SET"),
                 Bytes::from_static(b"k"),
@@ -141,11 +165,28 @@ mod tests {
     }
 
     #[test]
+    fn version_1_entries_read_as_time_0_database_0() {
+        let mut v1 = vec![VERSION_1];
+        for n in [5u64, 6, 7] {
+            v1.extend_from_slice(&n.to_be_bytes());
+        }
+        v1.extend_from_slice(&1u32.to_be_bytes());
+        v1.extend_from_slice(&4u32.to_be_bytes());
+        v1.extend_from_slice(b"INCR");
+        let p = Proposal::decode(&Bytes::from(v1)).unwrap();
+        assert_eq!((p.origin, p.request_id, p.term), (5, 6, 7));
+        assert_eq!((p.time_ms, p.db), (0, 0));
+        assert_eq!(p.argv, vec![Bytes::from_static(b"INCR")]);
+    }
+
+    #[test]
     fn truncated_and_bad_versions_are_errors_not_panics() {
         let p = Proposal {
             origin: 1,
             request_id: 2,
             term: 3,
+            time_ms: 1_700_000_000_000,
+            db: 1,
             argv: vec![Bytes::from_static(b"GET"), Bytes::from_static(b"key")],
         };
         let enc = p.encode();
@@ -158,7 +199,7 @@ mod tests {
             Proposal::decode(&Bytes::from(bad)),
             Err(DecodeError::Version(9))
         );
-        let mut huge = enc[..25].to_vec();
+        let mut huge = enc[..34].to_vec();
         huge.extend_from_slice(&u32::MAX.to_be_bytes());
         assert_eq!(
             Proposal::decode(&Bytes::from(huge)),

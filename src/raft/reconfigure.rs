@@ -15,6 +15,7 @@ use super::membership::{self, Member, MemberState};
 use super::node::Node;
 use super::startup::raft_config;
 use super::storage::{RaftStorage, decode_pb};
+use crate::kv::{KeyRead, Reader, encoding};
 use crate::store::{KV, LOG, MEMBERS, RAFT_STATE, StoreError, meta};
 
 /// A learner is promoted to voter once it is this close to the leader's commit index.
@@ -127,10 +128,19 @@ impl Node {
     /// no entry beyond its two bootstrap entries and empty leader entries.
     fn is_pristine(&self) -> bool {
         let check = || -> Result<bool, StoreError> {
-            let txn = self.db.begin_read()?;
-            if !redb::ReadableTableMetadata::is_empty(&txn.open_table(KV)?)? {
+            let mut user_data = false;
+            Reader::new(&self.db, &self.memtable).run(0, |v| {
+                let lo = [encoding::FAMILY_META];
+                let hi = [encoding::FAMILY_MEMBER + 1];
+                v.scan_raw(&lo, &hi, &mut |_, _| {
+                    user_data = true;
+                    false
+                })
+            })?;
+            if user_data {
                 return Ok(false);
             }
+            let txn = self.db.begin_read()?;
             let members = membership::load_all(&txn.open_table(MEMBERS)?)?;
             if members.iter().any(|m| m.id != self.identity.id) {
                 return Ok(false);
@@ -156,7 +166,8 @@ impl Node {
         txn.open_table(MEMBERS)?.retain(|_, _| false)?;
         {
             let mut state = txn.open_table(RAFT_STATE)?;
-            state.retain(|_, _| false)?;
+            // Everything but the keyspace format, which describes the (now empty) tables.
+            state.retain(|k, _| k == meta::FORMAT)?;
             state.insert(meta::IDENTITY, self.identity.encode().as_bytes())?;
         }
         txn.commit()?;

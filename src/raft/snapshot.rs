@@ -90,20 +90,7 @@ pub struct Stats {
 }
 
 /// FNV-1a over the record stream, checked at the end.
-#[derive(Clone, Copy)]
-struct Checksum(u64);
-
-impl Checksum {
-    fn new() -> Self {
-        Checksum(0xcbf29ce484222325)
-    }
-    fn feed(&mut self, b: &[u8]) {
-        for &x in b {
-            self.0 ^= x as u64;
-            self.0 = self.0.wrapping_mul(0x100000001b3);
-        }
-    }
-}
+type Checksum = crate::fnv::Fnv1a;
 
 /// Streams the registered snapshot named in `m` to a peer and waits for its acknowledgement.
 pub async fn send(stream: TcpStream, m: Message, registry: &SnapshotRegistry) -> io::Result<Stats> {
@@ -173,7 +160,7 @@ fn produce_chunks(
         return Ok(stats);
     }
     let mut end = stats.records.to_be_bytes().to_vec();
-    end.extend_from_slice(&sum.0.to_be_bytes());
+    end.extend_from_slice(&sum.finish().to_be_bytes());
     let _ = tx.blocking_send((TAG_END, end));
     Ok(stats)
 }
@@ -261,7 +248,7 @@ pub async fn receive(
                 }
                 let (count, check) = store::decode_pair("snapshot end", &buf)
                     .map_err(|e| invalid(&e.to_string()))?;
-                if count != stats.records || check != sum.0 {
+                if count != stats.records || check != sum.finish() {
                     return Err(invalid("snapshot checksum mismatch"));
                 }
                 break;

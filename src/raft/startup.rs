@@ -289,6 +289,8 @@ fn bootstrap(
             origin: 0,
             request_id: 0,
             term: 1,
+            time_ms: crate::kv::wall_clock_ms(),
+            db: 0,
             argv,
         }
         .encode()

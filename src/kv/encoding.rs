@@ -1,0 +1,415 @@
+//! How the typed keyspace is laid out in the one ordered `kv` table (format version 1).
+//!
+//! Every Redis key has one **metadata row**; a collection's members are **member rows** of their
+//! own beside it, so one member's read or write is one B-tree lookup and a range is one ordered
+//! scan (the design Apache Kvrocks uses on RocksDB). Table keys start with a family byte:
+//!
+//! | family | table key | value |
+//! |---|---|---|
+//! | `0x00` count | `00 db` | keys in `db` as of the last memtable flush (u64 BE), kept by `flush` |
+//! | `0x00` clock | `00 ff` | the state machine's clock: the highest entry time applied (i64 BE) |
+//! | `0x01` meta | `01 db key` | [`Meta`]: type, expiry, version, last change, then the type's body |
+//! | `0x02` member | `02 db len(key) u32 key version u64 member` | the member's value |
+//! | `0x03` expiry | `03 db at_ms i64 key` | empty: a database's keys by expiry time, for active expiry |
+//! | `0x04` scan | `04 db fnv64(key) key` | empty: a database's keys in hash order, for SCAN cursors and RANDOMKEY |
+//!
+//! A string's value is the body of its metadata row (one lookup for GET). A collection's body
+//! holds its counters (size, list head and tail...); its member rows carry its `version`, so
+//! deleting or overwriting the key writes one metadata row (O(1)) and the older version's rows
+//! become unreachable, to be reclaimed in the background. Versions are unique per incarnation:
+//! the applying entry's index times 2^20 plus a counter within the entry.
+//!
+//! All integers are big-endian so that rows sort by them; expiry times are stored with the sign
+//! bit flipped so negative times sort first.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// The on-disk format this build writes; stored in `RAFT_STATE` (`store::meta::FORMAT`).
+pub const FORMAT: u64 = 1;
+
+/// Number of databases (`SELECT 0..15`), as Redis's default. A constant, not a node setting:
+/// every node must agree on it, since apply checks it.
+pub const DATABASES: u8 = 16;
+
+pub const FAMILY_SYSTEM: u8 = 0x00;
+pub const FAMILY_META: u8 = 0x01;
+pub const FAMILY_MEMBER: u8 = 0x02;
+pub const FAMILY_EXPIRY: u8 = 0x03;
+pub const FAMILY_SCAN: u8 = 0x04;
+
+/// The families holding rows of a database (all emptied by FLUSHDB).
+pub const DB_FAMILIES: [u8; 4] = [FAMILY_META, FAMILY_MEMBER, FAMILY_EXPIRY, FAMILY_SCAN];
+
+/// System row: the applied clock (see `StateMachine`'s `now`).
+pub const CLOCK_KEY: [u8; 2] = [FAMILY_SYSTEM, 0xff];
+
+/// The Redis type of a key, as stored in its metadata.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum KeyType {
+    String = 0,
+    Hash = 1,
+    List = 2,
+    Set = 3,
+    ZSet = 4,
+    Stream = 5,
+}
+
+impl KeyType {
+    fn from_u8(b: u8) -> Option<KeyType> {
+        Some(match b {
+            0 => KeyType::String,
+            1 => KeyType::Hash,
+            2 => KeyType::List,
+            3 => KeyType::Set,
+            4 => KeyType::ZSet,
+            5 => KeyType::Stream,
+            _ => return None,
+        })
+    }
+
+    /// The name TYPE replies with.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyType::String => "string",
+            KeyType::Hash => "hash",
+            KeyType::List => "list",
+            KeyType::Set => "set",
+            KeyType::ZSet => "zset",
+            KeyType::Stream => "stream",
+        }
+    }
+}
+
+/// A key's metadata row, decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Meta {
+    pub kind: KeyType,
+    /// Absolute expiry in unix ms; the key is gone once the clock reaches it.
+    pub expire_at: Option<i64>,
+    /// The incarnation its member rows carry.
+    pub version: u64,
+    /// Index of the entry that last changed the key (for WATCH).
+    pub modified: u64,
+    /// A string's value, or a collection's counters.
+    pub body: Bytes,
+}
+
+/// Header: format byte, type, flags, version, modified, [expiry].
+const META_VERSION: u8 = 1;
+const FLAG_EXPIRY: u8 = 1;
+const HEADER: usize = 3 + 8 + 8;
+
+impl Meta {
+    pub fn string(value: Bytes, version: u64, modified: u64) -> Meta {
+        Meta {
+            kind: KeyType::String,
+            expire_at: None,
+            version,
+            modified,
+            body: value,
+        }
+    }
+
+    /// True if the key no longer exists at `now_ms`.
+    pub fn expired(&self, now_ms: i64) -> bool {
+        self.expire_at.is_some_and(|at| at <= now_ms)
+    }
+
+    pub fn encode(&self) -> Bytes {
+        let expiry = self.expire_at.is_some();
+        let mut out = BytesMut::with_capacity(HEADER + 8 * expiry as usize + self.body.len());
+        out.put_u8(META_VERSION);
+        out.put_u8(self.kind as u8);
+        out.put_u8(if expiry { FLAG_EXPIRY } else { 0 });
+        out.put_u64(self.version);
+        out.put_u64(self.modified);
+        if let Some(at) = self.expire_at {
+            out.put_i64(at);
+        }
+        out.put_slice(&self.body);
+        out.freeze()
+    }
+
+    /// Decodes a metadata row; `raw` is shared, so the body is a zero-copy slice of it.
+    pub fn decode(raw: &Bytes) -> Result<Meta, String> {
+        if raw.len() < HEADER {
+            return Err(format!("metadata row of {} bytes", raw.len()));
+        }
+        if raw[0] != META_VERSION {
+            return Err(format!("metadata row version {}", raw[0]));
+        }
+        let kind = KeyType::from_u8(raw[1]).ok_or_else(|| format!("key type {}", raw[1]))?;
+        let flags = raw[2];
+        let version = be_u64(&raw[3..11]);
+        let modified = be_u64(&raw[11..19]);
+        let (expire_at, body_at) = if flags & FLAG_EXPIRY != 0 {
+            let end = HEADER + 8;
+            if raw.len() < end {
+                return Err("truncated expiry".into());
+            }
+            (Some(be_u64(&raw[HEADER..end]) as i64), end)
+        } else {
+            (None, HEADER)
+        };
+        Ok(Meta {
+            kind,
+            expire_at,
+            version,
+            modified,
+            body: raw.slice(body_at..),
+        })
+    }
+
+    /// Reads only the header fields that decide whether the key is visible and its type,
+    /// without copying the body (for EXISTS, TYPE, counting).
+    pub fn peek(raw: &[u8]) -> Result<(KeyType, Option<i64>), String> {
+        if raw.len() < HEADER || raw[0] != META_VERSION {
+            return Err("bad metadata row".into());
+        }
+        let kind = KeyType::from_u8(raw[1]).ok_or_else(|| format!("key type {}", raw[1]))?;
+        let expiry = if raw[2] & FLAG_EXPIRY != 0 {
+            let b = raw.get(HEADER..HEADER + 8).ok_or("truncated expiry")?;
+            Some(be_u64(b) as i64)
+        } else {
+            None
+        };
+        Ok((kind, expiry))
+    }
+}
+
+fn be_u64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_be_bytes(a)
+}
+
+/// Table key of a key's metadata row.
+pub fn meta_key(db: u8, key: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(2 + key.len());
+    out.put_u8(FAMILY_META);
+    out.put_u8(db);
+    out.put_slice(key);
+    out.freeze()
+}
+
+/// The first table key of `db`'s rows of `family`, and the first one past them.
+pub fn db_range(family: u8, db: u8) -> ([u8; 2], [u8; 2]) {
+    let end = match db.checked_add(1) {
+        Some(next) => [family, next],
+        None => [family + 1, 0],
+    };
+    ([family, db], end)
+}
+
+/// The user key of a metadata row's table key, if it is one of `db`'s.
+pub fn user_key(db: u8, table_key: &[u8]) -> Option<&[u8]> {
+    match table_key {
+        [FAMILY_META, d, rest @ ..] if *d == db => Some(rest),
+        _ => None,
+    }
+}
+
+/// The prefix every member row of one incarnation of a key shares.
+pub fn member_prefix(db: u8, key: &[u8], version: u64) -> BytesMut {
+    let mut out = BytesMut::with_capacity(2 + 4 + key.len() + 8 + 16);
+    out.put_u8(FAMILY_MEMBER);
+    out.put_u8(db);
+    out.put_u32(u32::try_from(key.len()).unwrap_or(u32::MAX));
+    out.put_slice(key);
+    out.put_u64(version);
+    out
+}
+
+/// Table key of one member row.
+pub fn member_key(db: u8, key: &[u8], version: u64, member: &[u8]) -> Bytes {
+    let mut out = member_prefix(db, key, version);
+    out.put_slice(member);
+    out.freeze()
+}
+
+/// Table key of a key's row in the expiry index (`03 db at key`). `at` is stored with its sign
+/// bit flipped, so rows sort by time, negative times first.
+pub fn expiry_key(db: u8, at: i64, key: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(2 + 8 + key.len());
+    out.put_u8(FAMILY_EXPIRY);
+    out.put_u8(db);
+    out.put_u64(flip(at));
+    out.put_slice(key);
+    out.freeze()
+}
+
+/// The range of `db`'s expiry index rows for times up to and including `upto`.
+pub fn expiry_range(db: u8, upto: i64) -> ([u8; 2], [u8; 10]) {
+    let mut hi = [0u8; 10];
+    hi[0] = FAMILY_EXPIRY;
+    hi[1] = db;
+    match flip(upto).checked_add(1) {
+        Some(next) => hi[2..].copy_from_slice(&next.to_be_bytes()),
+        // Every time is at most i64::MAX: the end of the database's rows.
+        None => {
+            let (_, end) = db_range(FAMILY_EXPIRY, db);
+            hi = [end[0], end[1], 0, 0, 0, 0, 0, 0, 0, 0];
+        }
+    }
+    ([FAMILY_EXPIRY, db], hi)
+}
+
+/// Splits an expiry index row's table key into (db, at, key).
+pub fn parse_expiry_key(table_key: &[u8]) -> Option<(u8, i64, &[u8])> {
+    match table_key {
+        [FAMILY_EXPIRY, db, rest @ ..] if rest.len() >= 8 => {
+            let at = flip(be_u64(&rest[..8]) as i64) as i64;
+            Some((*db, at, &rest[8..]))
+        }
+        _ => None,
+    }
+}
+
+/// The position of a key in SCAN order: FNV-1a 64 of its name. SCAN's integer cursor is such a
+/// position (the next one to visit), so a cursor means the same on every node and across
+/// memtable flushes. Rows of this family are kept by `flush_into` (exactly: a row exists for
+/// every key in the table), keys not yet flushed are merged in by the scan itself.
+pub fn scan_hash(key: &[u8]) -> u64 {
+    crate::fnv::Fnv1a::hash(key)
+}
+
+/// Table key of a key's SCAN-order row (`04 db hash key`).
+pub fn scan_key(db: u8, key: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(2 + 8 + key.len());
+    out.put_u8(FAMILY_SCAN);
+    out.put_u8(db);
+    out.put_u64(scan_hash(key));
+    out.put_slice(key);
+    out.freeze()
+}
+
+/// The first SCAN-order row at or after position `from` in `db`.
+pub fn scan_from(db: u8, from: u64) -> [u8; 10] {
+    let mut k = [0u8; 10];
+    k[0] = FAMILY_SCAN;
+    k[1] = db;
+    k[2..].copy_from_slice(&from.to_be_bytes());
+    k
+}
+
+/// Splits a SCAN-order row's table key into (hash, key).
+pub fn parse_scan_key(table_key: &[u8]) -> Option<(u64, &[u8])> {
+    match table_key {
+        [FAMILY_SCAN, _, rest @ ..] if rest.len() >= 8 => Some((be_u64(&rest[..8]), &rest[8..])),
+        _ => None,
+    }
+}
+
+/// i64 to u64 (and back, as `flip(x as i64) as i64`) with the order preserved.
+fn flip(at: i64) -> u64 {
+    (at as u64) ^ (1 << 63)
+}
+
+/// Table key of a database's key count.
+pub fn count_key(db: u8) -> [u8; 2] {
+    [FAMILY_SYSTEM, db]
+}
+
+/// The database a row of user data belongs to (the byte after the family).
+pub fn db_of(table_key: &[u8]) -> Option<u8> {
+    match table_key {
+        [
+            FAMILY_META | FAMILY_MEMBER | FAMILY_EXPIRY | FAMILY_SCAN,
+            db,
+            ..,
+        ] => Some(*db),
+        _ => None,
+    }
+}
+
+/// Rows of user data (what DIGEST covers): metadata and member rows.
+pub fn is_user_row(table_key: &[u8]) -> bool {
+    matches!(table_key.first(), Some(&(FAMILY_META | FAMILY_MEMBER)))
+}
+
+/// The first version an entry at `index` may hand out; `VERSIONS_PER_ENTRY` follow it.
+pub fn first_version(index: u64) -> u64 {
+    index.saturating_mul(VERSIONS_PER_ENTRY)
+}
+
+/// New incarnations one entry can create (a transaction of many commands still fits).
+pub const VERSIONS_PER_ENTRY: u64 = 1 << 20;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_roundtrips_with_and_without_expiry() {
+        let mut m = Meta::string(Bytes::from_static(b"hello"), 7, 9);
+        let raw = m.encode();
+        assert_eq!(Meta::decode(&raw).unwrap(), m);
+        assert_eq!(Meta::peek(&raw).unwrap(), (KeyType::String, None));
+        m.expire_at = Some(-5);
+        m.kind = KeyType::ZSet;
+        let raw = m.encode();
+        assert_eq!(Meta::decode(&raw).unwrap(), m);
+        assert_eq!(Meta::peek(&raw).unwrap(), (KeyType::ZSet, Some(-5)));
+        assert!(m.expired(-5) && !m.expired(-6));
+    }
+
+    #[test]
+    fn damaged_meta_is_an_error_not_a_panic() {
+        let raw = Meta::string(Bytes::from_static(b"v"), 1, 1).encode();
+        for cut in 0..HEADER {
+            assert!(Meta::decode(&raw.slice(..cut)).is_err());
+            assert!(Meta::peek(&raw[..cut]).is_err());
+        }
+        let mut bad = raw.to_vec();
+        bad[1] = 99;
+        assert!(Meta::decode(&Bytes::from(bad)).is_err());
+        let mut flagged = raw[..HEADER].to_vec();
+        flagged[2] = FLAG_EXPIRY;
+        assert!(Meta::decode(&Bytes::from(flagged.clone())).is_err());
+        assert!(Meta::peek(&flagged).is_err());
+    }
+
+    #[test]
+    fn expiry_rows_sort_by_time_and_parse_back() {
+        let times = [i64::MIN, -5, 0, 7, 1_700_000_000_000, i64::MAX];
+        let keys: Vec<Bytes> = times.iter().map(|&t| expiry_key(2, t, b"k")).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        for (&t, k) in times.iter().zip(&keys) {
+            assert_eq!(parse_expiry_key(k), Some((2, t, &b"k"[..])));
+        }
+        let (lo, hi) = expiry_range(2, 7);
+        let due: Vec<_> = keys
+            .iter()
+            .filter(|k| k.as_ref() >= &lo[..] && k.as_ref() < &hi[..])
+            .collect();
+        assert_eq!(due.len(), 4);
+        let (lo, hi) = expiry_range(2, i64::MAX);
+        assert!(
+            keys.iter()
+                .all(|k| k.as_ref() >= &lo[..] && k.as_ref() < &hi[..])
+        );
+        assert!(expiry_key(3, i64::MIN, b"").as_ref() >= &hi[..]);
+        assert_eq!(parse_expiry_key(&[FAMILY_EXPIRY, 1, 2]), None);
+    }
+
+    #[test]
+    fn rows_of_a_database_sort_together_and_apart_from_others() {
+        let (lo, hi) = db_range(FAMILY_META, 3);
+        let k = meta_key(3, b"\xff\xffkey");
+        assert!(k.as_ref() >= &lo[..] && k.as_ref() < &hi[..]);
+        assert!(meta_key(4, b"").as_ref() >= &hi[..]);
+        assert!(meta_key(2, b"\xff").as_ref() < &lo[..]);
+        assert_eq!(user_key(3, &k), Some(&b"\xff\xffkey"[..]));
+        assert_eq!(user_key(2, &k), None);
+        assert_eq!(db_of(&k), Some(3));
+        // Members of one incarnation are contiguous, ordered by member, and a key that is a
+        // prefix of another cannot mix with it (the length comes first).
+        let a = member_key(0, b"ab", 5, b"x");
+        let b = member_key(0, b"ab", 5, b"y");
+        let other = member_key(0, b"abc", 5, b"a");
+        let prefix = member_prefix(0, b"ab", 5);
+        assert!(a < b && a.starts_with(&prefix) && !other.starts_with(&prefix));
+        assert!(!is_user_row(&count_key(0)) && !is_user_row(&CLOCK_KEY) && is_user_row(&a));
+    }
+}
