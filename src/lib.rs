@@ -9,14 +9,15 @@
 //!   A command is **parsed and checked** in `connection::Conn::check` (arity, sizes) and its
 //!   `prepare` (options; relative times made absolute), **proposed** by the connection through
 //!   `raft::RaftHandle::propose_later`, **applied** on every node by `cmd::apply_write` (called
-//!   from `raft::apply`), and **answered** by the proposing node's connection with the reply of
+//!   by `kv::machine::StateMachine::apply`, which the raft loop calls), and **answered** by the proposing node's connection with the reply of
 //!   its own apply. Reads run on `kv::Reader` views of the node's applied state.
 //! - `raft`: the consensus thread (`node`) and its client-write bookkeeping (`pending`),
 //!   redb-backed raft storage, peer transport, snapshots, membership and the entry format
-//!   (`raft::proposal`: who, when, which database, argv). It answers with the command's own
+//!   (`kv::entry`: who, when, which database, argv). It answers with the command's own
 //!   reply or a `RaftError`; `connection` turns those into RESP in one place.
-//! - `kv`: **where the state lives**: the typed keyspace (`kv::encoding`: metadata and member
-//!   rows), the memtable of recent applies over the `kv` table, and the views commands read and
+//! - `kv`: **where the state lives**: `kv::machine::StateMachine`, the one owner and writer of
+//!   the replicated state (apply, flush, snapshot install, reset); the typed keyspace
+//!   (`kv::encoding`: metadata and member rows), the memtable of recent applies over the `kv` table, and the views commands read and
 //!   write through; `store`: the redb file, its tables and format version.
 //! - `config`, `logging`, `fnv`: flags, logs, the one stable hash; `fatal`: the one way the
 //!   process stops on its own.

@@ -121,8 +121,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let (raft, mode, raft_thread) = raft::start(
         &config,
         db.clone(),
-        rx,
-        tx,
+        crate::cmd::apply_write,
+        (tx, rx),
         transport.clone(),
         snapshots,
         &logger,

@@ -165,12 +165,45 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
     txn.open_table(LOG)?;
     txn.open_table(RAFT_STATE)?;
+    open_replicated(&txn)?;
+    txn.commit()?;
+    Ok(())
+}
+
+// The replicated tables, each with the staged twin a snapshot is received into: `KV` and
+// `MEMBERS`. These functions are the one list of them, for creating, clearing and installing;
+// the snapshot stream (`raft::snapshot`) sends and receives the same two.
+
+/// Creates the replicated tables and their staged twins if missing.
+fn open_replicated(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(KV)?;
     txn.open_table(MEMBERS)?;
     txn.open_table(STAGED_KV)?;
     txn.open_table(STAGED_MEMBERS)?;
-    txn.commit()?;
     Ok(())
+}
+
+/// Empties the replicated tables.
+pub fn clear_replicated(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(KV)?.retain(|_, _| false)?;
+    txn.open_table(MEMBERS)?.retain(|_, _| false)?;
+    Ok(())
+}
+
+/// Empties the staged tables (a snapshot transfer starts, or an old one is abandoned).
+pub fn clear_staged(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(STAGED_KV)?.retain(|_, _| false)?;
+    txn.open_table(STAGED_MEMBERS)?.retain(|_, _| false)?;
+    Ok(())
+}
+
+/// Replaces each replicated table with its staged twin, which starts again empty.
+pub fn swap_in_staged(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.delete_table(KV)?;
+    txn.rename_table(STAGED_KV, KV)?;
+    txn.delete_table(MEMBERS)?;
+    txn.rename_table(STAGED_MEMBERS, MEMBERS)?;
+    open_replicated(txn)
 }
 
 /// Records the keyspace format in a new database; in an existing one, refuses a newer format
@@ -234,10 +267,25 @@ fn migrate_format_0(txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
         kv.insert(&encoding::scan_key(0, &k)[..], &[][..])?;
     }
     kv.insert(&encoding::count_key(0)[..], &n.to_be_bytes()[..])?;
-    txn.open_table(STAGED_KV)?.retain(|_, _| false)?;
-    txn.open_table(STAGED_MEMBERS)?.retain(|_, _| false)?;
+    clear_staged(txn)?;
     txn.open_table(RAFT_STATE)?.remove(meta::STAGED)?;
     Ok(n)
+}
+
+/// Commits `txn`, fsynced (`durable`) or not: the one place the durability raft needs is
+/// decided. A durable commit uses redb's two-phase commit: with one phase, redb takes a damaged
+/// header slot for a torn commit and silently falls back to the previous one, losing
+/// acknowledged entries (or a vote); with two, it refuses the file instead. Costs a second
+/// fsync per durable commit.
+pub fn commit(mut txn: redb::WriteTransaction, durable: bool) -> Result<(), StoreError> {
+    txn.set_durability(if durable {
+        redb::Durability::Immediate
+    } else {
+        redb::Durability::None
+    })?;
+    txn.set_two_phase_commit(durable);
+    txn.commit()?;
+    Ok(())
 }
 
 /// Encodes two u64s as 16 big-endian bytes (index/term pairs).

@@ -5,6 +5,8 @@
 //! exists only inside the raft loop's apply transaction.
 
 pub mod encoding;
+pub mod entry;
+pub mod machine;
 mod memtable;
 mod view;
 

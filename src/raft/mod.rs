@@ -4,14 +4,12 @@
 //! command's own reply or a `RaftError` saying why there is none (never RESP text: the connection
 //! turns errors into replies).
 
-mod apply;
 mod error;
 pub mod identity;
 pub mod membership;
 mod node;
 mod pending;
 mod persist;
-pub mod proposal;
 mod publisher;
 mod read_index;
 mod reconfigure;

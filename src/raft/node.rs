@@ -18,15 +18,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use raft::eraftpb::{
-    ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType, Message,
-    MessageType, Snapshot,
+    ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType,
+    Message, MessageType, Snapshot,
 };
 use raft::{RawNode, SnapshotStatus, StateRole};
-use redb::{Durability, WriteTransaction};
+use redb::WriteTransaction;
 use slog::{Logger, info, warn};
 use tokio::sync::{oneshot, watch};
 
-use super::apply::{self, Outcome, Summary};
 use super::identity::{Identity, random_u64};
 use super::membership::{self, Member, MemberState};
 use super::pending::{Pending, Write};
@@ -40,10 +39,9 @@ use super::transport::Transport;
 use super::{Input, RaftError};
 use crate::config::Config;
 use crate::fatal;
-use crate::kv::{MemState, Memtable, WriteView};
-use crate::store::{
-    self, Db, KV, MEMBERS, RAFT_STATE, STAGED_KV, STAGED_MEMBERS, StoreError, meta,
-};
+use crate::kv::machine::{Configuration, Outcome, StateMachine, Summary};
+use crate::kv::{MemState, WriteView};
+use crate::store::{self, Db, MEMBERS, StoreError};
 
 /// Inputs handled between two Readies: bounds latency while still batching proposals.
 const MAX_INPUTS_PER_STEP: usize = 4096;
@@ -83,7 +81,8 @@ pub struct Node {
     /// A compaction decided after an apply, to ride with the next job.
     pub(super) pending_compaction: Option<(u64, u64)>,
     /// Applied writes not yet in the table (see `kv::Memtable`).
-    pub(super) memtable: Arc<Memtable>,
+    /// The replicated state (see `kv::machine`).
+    pub(super) machine: Arc<StateMachine>,
     /// Highest applied index written to the table: the log is compacted only up to here.
     pub(super) flushed_applied: u64,
 }
@@ -113,7 +112,8 @@ pub(super) struct NodeParts {
     pub(super) rx: mpsc::Receiver<Input>,
     pub(super) jobs: mpsc::Sender<Job>,
     pub(super) transport: Transport,
-    pub(super) memtable: Arc<Memtable>,
+    /// The replicated state (see `kv::machine`).
+    pub(super) machine: Arc<StateMachine>,
     /// Shared with every `RaftHandle`, as is the receiving end of `applied_tx`.
     pub(super) status: Arc<Mutex<Arc<RaftStatus>>>,
     pub(super) applied_tx: watch::Sender<u64>,
@@ -132,7 +132,7 @@ impl Node {
             rx,
             jobs,
             transport,
-            memtable,
+            machine,
             status,
             applied_tx,
             logger,
@@ -165,7 +165,7 @@ impl Node {
             outstanding: VecDeque::new(),
             deferred: VecDeque::new(),
             pending_compaction: None,
-            memtable,
+            machine,
             flushed_applied: applied_index,
         };
         node.publish_status();
@@ -366,7 +366,7 @@ impl Node {
     /// Writes the memtable to the table when it is due and no job would take it along (an idle
     /// node), so the log can be compacted and snapshots are recent.
     fn flush_if_idle(&mut self) -> Result<(), StoreError> {
-        if !self.outstanding.is_empty() || !self.memtable.read().flush_due() {
+        if !self.outstanding.is_empty() || !self.machine.memtable().read().flush_due() {
             return Ok(());
         }
         self.flush_memtable(false)
@@ -374,10 +374,10 @@ impl Node {
 
     /// Writes the memtable to the table now (the worker must be idle).
     fn flush_memtable(&mut self, durable: bool) -> Result<(), StoreError> {
-        let memtable = self.memtable.clone();
-        let mut mem = memtable.write();
+        let machine = self.machine.clone();
+        let mut mem = machine.memtable().write();
         let txn = self.db.begin_write()?;
-        let Some(index) = apply::flush(&txn, &mem)? else {
+        let Some(index) = machine.flush(&txn, &mem)? else {
             return Ok(());
         };
         self.commit(txn, durable)?;
@@ -387,10 +387,10 @@ impl Node {
         Ok(())
     }
 
-    /// After the transaction holding a memtable flush (`apply::flush`) committed.
+    /// After the transaction holding a memtable flush (`StateMachine::flush`) committed.
     fn note_flushed(&mut self, mem: &mut MemState, flushed: Option<u64>) {
         if let Some(index) = flushed {
-            mem.flushed();
+            self.machine.flushed(mem);
             self.flushed_applied = self.flushed_applied.max(index);
         }
     }
@@ -474,13 +474,7 @@ impl Node {
             sync,
         });
         if inline {
-            let done = persist::write_batch(
-                &self.db,
-                &self.memtable,
-                self.identity.id,
-                vec![job],
-                &self.logger,
-            )?;
+            let done = persist::write_batch(&self.machine, vec![job])?;
             self.on_persisted(done);
         } else if has_job && self.jobs.send(job).is_err() {
             return Err(StoreError::WorkerStopped);
@@ -618,8 +612,8 @@ impl Node {
         // 2-4. One transaction: an incoming snapshot, the committed entries with the applied
         //      index, then the new entries and hard state. Durable before anything below.
         // Readers wait while this runs: a snapshot may replace the table under the memtable.
-        let memtable = self.memtable.clone();
-        let mut mem = memtable.write();
+        let machine = self.machine.clone();
+        let mut mem = machine.memtable().write();
         let txn = self.db.begin_write()?;
         if let Some(point) = self.pending_compaction.take() {
             write_compaction(&txn, point)?;
@@ -635,7 +629,7 @@ impl Node {
         let committed = rd.take_committed_entries();
         let applies = !committed.is_empty();
         self.apply_committed(&txn, &mut mem, committed, &mut outcomes)?;
-        let flushed = apply::flush(&txn, &mem)?;
+        let flushed = machine.flush(&txn, &mem)?;
         self.raw.mut_store().append_in(&txn, rd.entries())?;
         if let Some(hs) = rd.hs() {
             self.raw.mut_store().set_hard_state_in(&txn, hs)?;
@@ -650,6 +644,7 @@ impl Node {
             self.flushed_applied = self.flushed_applied.max(self.applied_index);
         }
         drop(mem);
+        self.schedule_compaction();
         let last = self.raw.store().last_index_now();
         self.raw.mut_store().mark_durable(last);
         if snapshot_installed {
@@ -673,40 +668,34 @@ impl Node {
             }
             let mut outcomes = Vec::new();
             let applies = !committed.is_empty();
-            let memtable = self.memtable.clone();
-            let mut mem = memtable.write();
+            let mut mem = machine.memtable().write();
             self.apply_committed(&txn, &mut mem, committed, &mut outcomes)?;
-            let flushed = apply::flush(&txn, &mem)?;
+            let flushed = machine.flush(&txn, &mem)?;
             // A commit-index-only change may be lost in a crash (raft relearns it); applied
             // state may not (see above).
             self.commit(txn, applies)?;
             self.note_flushed(&mut mem, flushed);
+            drop(mem);
+            self.schedule_compaction();
             self.finish_apply(outcomes);
         }
         self.raw.advance_apply();
         Ok(())
     }
 
-    fn commit(&mut self, mut txn: WriteTransaction, durable: bool) -> Result<(), StoreError> {
+    fn commit(&mut self, txn: WriteTransaction, durable: bool) -> Result<(), StoreError> {
         if durable {
             self.counters.durable_commits += 1;
         } else {
             self.counters.apply_commits += 1;
         }
-        txn.set_durability(if durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        })?;
-        // See `persist::write_batch`: a damaged header must be refused, not rolled back.
-        txn.set_two_phase_commit(durable);
-        txn.commit()?;
-        Ok(())
+        store::commit(txn, durable)
     }
 
-    /// Applies committed entries (conf changes among them) inside `txn` on the raft thread, and
-    /// records the applied index there too. Replies for this node's clients are collected in
-    /// `outcomes` and sent only after the transaction commits.
+    /// Applies committed entries (conf changes among them, through `Configuration` below)
+    /// inside `txn` on the raft thread; the state machine records the applied index there too.
+    /// Replies for this node's clients are collected in `outcomes` and sent only after the
+    /// transaction commits.
     fn apply_committed(
         &mut self,
         txn: &WriteTransaction,
@@ -714,46 +703,19 @@ impl Node {
         entries: Vec<Entry>,
         outcomes: &mut Vec<(u64, Outcome)>,
     ) -> Result<(), StoreError> {
-        let Some(last) = entries.last() else {
+        let machine = self.machine.clone();
+        let summary = machine.apply(txn, mem, &entries, self.applied_index, self)?;
+        let Some((index, term)) = summary.last else {
             return Ok(());
         };
-        let (last_index, last_term) = (last.index, last.term);
-        let mut members_changed = false;
-        {
-            let mut view = WriteView::open(txn, mem)?;
-            for e in &entries {
-                if e.index <= self.applied_index {
-                    continue;
-                }
-                match e.get_entry_type() {
-                    EntryType::EntryNormal => {
-                        let conf_state = self.raw.store().conf_state().clone();
-                        let (outcome, members) = apply::apply_entry(
-                            &mut view,
-                            &conf_state,
-                            self.identity.id,
-                            e,
-                            &self.logger,
-                        )?;
-                        outcomes.extend(outcome);
-                        members_changed |= members;
-                    }
-                    EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
-                        self.apply_conf_change(txn, &mut view, e)?;
-                        members_changed = true;
-                    }
-                }
-                self.applied_index = e.index;
-                self.counters.entries_applied += 1;
-                if e.term > self.applied_term {
-                    self.applied_term = e.term;
-                    self.fence_older_proposals(outcomes);
-                }
-            }
+        self.applied_index = index;
+        self.counters.entries_applied += summary.count;
+        outcomes.extend(summary.mine);
+        if term > self.applied_term {
+            self.applied_term = term;
+            self.fence_older_proposals(outcomes);
         }
-        mem.set_applied(last_index, last_term);
-        self.maybe_compact(txn)?;
-        if members_changed {
+        if summary.members_changed {
             self.members = membership::load_all(&txn.open_table(MEMBERS)?)?;
             self.transport
                 .set_peers(peer_addrs(&self.members, self.identity.id));
@@ -763,7 +725,7 @@ impl Node {
 
     /// Applies a configuration change and records the new configuration in the same
     /// transaction; a removed node's member record becomes `Removed` for good.
-    fn apply_conf_change(
+    fn conf_change(
         &mut self,
         txn: &WriteTransaction,
         view: &mut WriteView,
@@ -818,7 +780,7 @@ impl Node {
     }
 
     /// After applying an entry of a newer term, no proposal made in an older term can commit
-    /// any more (see `proposal`): those waiters are definitely not applied and are proposed again.
+    /// any more (see `kv::entry`): those waiters are definitely not applied and are proposed again.
     fn fence_older_proposals(&mut self, outcomes: &mut Vec<(u64, Outcome)>) {
         self.pending.fence_older(self.applied_term, outcomes);
     }
@@ -830,19 +792,6 @@ impl Node {
         self.counters.proposals_fenced += self.pending.finish(outcomes);
     }
 
-    /// Drops applied log entries once the log is long, keeping a tail for slow followers.
-    fn maybe_compact(&mut self, txn: &WriteTransaction) -> Result<(), StoreError> {
-        let first = self.raw.store().first_index_now();
-        if self.applied_index < first || self.applied_index - first < self.compact_entries {
-            return Ok(());
-        }
-        let upto = self.applied_index.saturating_sub(self.compact_keep);
-        if upto >= first {
-            self.raw.mut_store().compact_in(txn, upto)?;
-        }
-        Ok(())
-    }
-
     /// Replaces the state machine with a received snapshot (already staged by the transport)
     /// and resets the log, all in `txn`.
     fn install_snapshot(
@@ -852,36 +801,10 @@ impl Node {
         snap: &Snapshot,
     ) -> Result<(), StoreError> {
         let m = snap.get_metadata();
-        let staged = store::read_pair(&txn.open_table(RAFT_STATE)?, meta::STAGED)?;
-        if staged != Some((m.index, m.term)) {
-            return Err(StoreError::corrupt(
-                "snapshot",
-                format!(
-                    "raft installs snapshot {}/{} but {:?} is staged",
-                    m.index, m.term, staged
-                ),
-            ));
-        }
-        txn.delete_table(KV)?;
-        txn.rename_table(STAGED_KV, KV)?;
-        txn.delete_table(MEMBERS)?;
-        txn.rename_table(STAGED_MEMBERS, MEMBERS)?;
-        txn.open_table(STAGED_KV)?;
-        txn.open_table(STAGED_MEMBERS)?;
-        // What the memtable held is older than the snapshot; readers wait for the commit.
-        mem.flushed();
-        {
-            let mut state = txn.open_table(RAFT_STATE)?;
-            state.remove(meta::STAGED)?;
-            state.insert(
-                meta::APPLIED,
-                store::encode_pair(m.index, m.term).as_slice(),
-            )?;
-        }
+        self.machine.install_snapshot(txn, mem, m.index, m.term)?;
         self.raw.mut_store().install_snapshot_in(txn, m)?;
         self.applied_index = m.index;
         self.applied_term = self.applied_term.max(m.term);
-        info!(self.logger, "installed snapshot"; "index" => m.index, "term" => m.term);
         Ok(())
     }
 
@@ -996,5 +919,21 @@ impl Node {
     pub(super) fn fail_all(&mut self, err: RaftError) {
         self.pending.fail_all(err);
         self.reads.fail_all(err);
+    }
+}
+
+/// How the state machine reaches raft-rs for configuration changes (see `kv::machine`).
+impl Configuration for Node {
+    fn conf_state(&self) -> ConfState {
+        self.raw.store().conf_state().clone()
+    }
+
+    fn apply_conf_change(
+        &mut self,
+        txn: &WriteTransaction,
+        view: &mut WriteView,
+        e: &Entry,
+    ) -> Result<(), StoreError> {
+        self.conf_change(txn, view, e)
     }
 }

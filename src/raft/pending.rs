@@ -7,7 +7,7 @@
 //!
 //! Never applied twice: a write is proposed again only when it is known not to be in the log
 //! (raft-rs dropped it: `dropped`), or known never to commit (an entry of a newer term was
-//! applied, after which no entry proposed in an older term can: `fence_older`, see `proposal`).
+//! applied, after which no entry proposed in an older term can: `fence_older`, see `kv::entry`).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
@@ -16,8 +16,8 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::RaftError;
-use super::apply::Outcome;
-use super::proposal::Proposal;
+use crate::kv::entry::Proposal;
+use crate::kv::machine::Outcome;
 use crate::resp::Reply;
 
 /// Where a write's outcome goes: the command's own reply, or why there is none.
@@ -116,7 +116,7 @@ impl Pending {
 
     /// Takes the batch for one proposal in `term`, at the proposer's clock `time_ms`: each write
     /// gets a fresh request id, and `entry` makes its log entry from the encoded proposal (see
-    /// `proposal`), in order.
+    /// `kv::entry`), in order.
     pub(super) fn take_batch<E>(
         &mut self,
         origin: u64,

@@ -11,14 +11,12 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use raft::eraftpb::{ConfState, Entry, HardState};
-use redb::Durability;
 use slog::Logger;
 
 use super::Input;
-use super::apply::{Summary, apply_entries, flush};
 use super::storage::{write_compaction, write_entries, write_hard_state};
-use crate::kv::Memtable;
-use crate::store::{Db, StoreError};
+use crate::kv::machine::{Fixed, StateMachine, Summary};
+use crate::store::{self, StoreError};
 
 /// Jobs folded into one transaction at most.
 const MAX_JOBS_PER_COMMIT: usize = 256;
@@ -68,9 +66,7 @@ pub struct Done {
 }
 
 pub fn spawn(
-    db: Db,
-    mem: Arc<Memtable>,
-    self_id: u64,
+    machine: Arc<StateMachine>,
     jobs: mpsc::Receiver<Job>,
     raft: mpsc::Sender<Input>,
     logger: Logger,
@@ -96,12 +92,12 @@ pub fn spawn(
                         .any(|j| j.answers_clients && !j.committed.is_empty());
                 let result = (|| {
                     if split {
-                        let applied = apply_batch(&db, &mem, self_id, &mut batch, &logger)?;
+                        let applied = apply_batch(&machine, &mut batch)?;
                         if raft.send(Input::Persisted(Box::new(applied))).is_err() {
                             return Ok(false);
                         }
                     }
-                    let done = write_batch(&db, &mem, self_id, batch, &logger)?;
+                    let done = write_batch(&machine, batch)?;
                     Ok::<bool, StoreError>(raft.send(Input::Persisted(Box::new(done))).is_ok())
                 })();
                 match result {
@@ -115,14 +111,8 @@ pub fn spawn(
 
 /// Applies the committed entries of a batch (taking them out of the jobs) to the memtable; a
 /// member change is written to its table at once, with the memtable, in an unsynced transaction.
-fn apply_batch(
-    db: &Db,
-    mem: &Memtable,
-    self_id: u64,
-    batch: &mut [Job],
-    logger: &Logger,
-) -> Result<Done, StoreError> {
-    let txn = db.begin_write()?;
+fn apply_batch(machine: &StateMachine, batch: &mut [Job]) -> Result<Done, StoreError> {
+    let txn = machine.db().begin_write()?;
     let mut done = Done {
         flushed: None,
         sync: false,
@@ -130,25 +120,17 @@ fn apply_batch(
         last_entry: None,
         applied: Summary::default(),
     };
-    let mut state = mem.write();
+    let mut state = machine.memtable().write();
     for job in batch.iter_mut() {
         let committed = std::mem::take(&mut job.committed);
-        let summary = apply_entries(
-            &txn,
-            &mut state,
-            &job.conf_state,
-            self_id,
-            &committed,
-            logger,
-        )?;
+        let conf = &mut Fixed(std::mem::take(&mut job.conf_state));
+        let summary = machine.apply(&txn, &mut state, &committed, 0, conf)?;
         done.applied.merge(summary);
     }
     if done.applied.members_changed {
-        done.flushed = flush(&txn, &state)?;
-        let mut txn = txn;
-        txn.set_durability(Durability::None)?;
-        txn.commit()?;
-        state.flushed();
+        done.flushed = machine.flush(&txn, &state)?;
+        store::commit(txn, false)?;
+        machine.flushed(&mut state);
     } else {
         drop(state);
         txn.abort()?;
@@ -158,14 +140,8 @@ fn apply_batch(
 
 /// Writes a batch of jobs in one transaction, in order, fsynced if any of them needs it; the
 /// memtable goes along when it is due.
-pub(super) fn write_batch(
-    db: &Db,
-    mem: &Memtable,
-    self_id: u64,
-    batch: Vec<Job>,
-    logger: &Logger,
-) -> Result<Done, StoreError> {
-    let mut txn = db.begin_write()?;
+pub(super) fn write_batch(machine: &StateMachine, batch: Vec<Job>) -> Result<Done, StoreError> {
+    let txn = machine.db().begin_write()?;
     // Only log entries, term and vote must be fsynced: applying and commit-index updates can be
     // redone from the log after a crash, and a restarted node takes a ReadIndex round before it
     // serves reads (`RaftHandle::catching_up`), so a lost apply is never visible.
@@ -180,15 +156,9 @@ pub(super) fn write_batch(
     for job in batch {
         // Committed entries were durable before this Ready (raft-rs hands out only those).
         if !job.committed.is_empty() {
-            let mut state = mem.write();
-            let summary = apply_entries(
-                &txn,
-                &mut state,
-                &job.conf_state,
-                self_id,
-                &job.committed,
-                logger,
-            )?;
+            let mut state = machine.memtable().write();
+            let conf = &mut Fixed(job.conf_state);
+            let summary = machine.apply(&txn, &mut state, &job.committed, 0, conf)?;
             done.applied.merge(summary);
         }
         write_entries(&txn, job.cut, &job.entries)?;
@@ -206,24 +176,15 @@ pub(super) fn write_batch(
     // Only this thread (or the raft thread while this one is idle) writes the memtable, so it
     // cannot change between here and `flushed`; readers keep seeing it until then.
     let flush_now = {
-        let state = mem.read();
+        let state = machine.memtable().read();
         if state.flush_due() || done.applied.members_changed {
-            done.flushed = flush(&txn, &state)?;
+            done.flushed = machine.flush(&txn, &state)?;
         }
         done.flushed.is_some()
     };
-    txn.set_durability(if sync {
-        Durability::Immediate
-    } else {
-        Durability::None
-    })?;
-    // Two-phase commit: with one phase, redb takes a damaged header slot for a torn commit and
-    // silently falls back to the previous one, losing acknowledged entries (or a vote). With two,
-    // it refuses the file instead. Costs a second fsync per durable commit.
-    txn.set_two_phase_commit(sync);
-    txn.commit()?;
+    store::commit(txn, sync)?;
     if flush_now {
-        mem.write().flushed();
+        machine.flushed(&mut machine.memtable().write());
     }
     Ok(done)
 }

@@ -16,7 +16,7 @@ use super::node::Node;
 use super::startup::raft_config;
 use super::storage::{RaftStorage, decode_pb};
 use crate::kv::{KeyRead, Reader, encoding};
-use crate::store::{KV, LOG, MEMBERS, RAFT_STATE, StoreError, meta};
+use crate::store::{LOG, MEMBERS, RAFT_STATE, StoreError, meta};
 
 /// A learner is promoted to voter once it is this close to the leader's commit index.
 const PROMOTE_LAG: u64 = 1000;
@@ -129,7 +129,7 @@ impl Node {
     fn is_pristine(&self) -> bool {
         let check = || -> Result<bool, StoreError> {
             let mut user_data = false;
-            Reader::new(&self.db, &self.memtable).run(0, |v| {
+            Reader::new(&self.db, self.machine.memtable()).run(0, |v| {
                 let lo = [encoding::FAMILY_META];
                 let hi = [encoding::FAMILY_MEMBER + 1];
                 v.scan_raw(&lo, &hi, &mut |_, _| {
@@ -162,8 +162,7 @@ impl Node {
         self.identity.cluster_id = cluster_id;
         let txn = self.db.begin_write()?;
         txn.open_table(LOG)?.retain(|_, _| false)?;
-        txn.open_table(KV)?.retain(|_, _| false)?;
-        txn.open_table(MEMBERS)?.retain(|_, _| false)?;
+        self.machine.reset(&txn)?;
         {
             let mut state = txn.open_table(RAFT_STATE)?;
             // Everything but the keyspace format, which describes the (now empty) tables.
@@ -171,7 +170,7 @@ impl Node {
             state.insert(meta::IDENTITY, self.identity.encode().as_bytes())?;
         }
         txn.commit()?;
-        self.memtable.write().flushed();
+        self.machine.flushed(&mut self.machine.memtable().write());
         self.flushed_applied = 0;
         let storage = RaftStorage::load(self.db.clone(), self.raw.store().snapshots())?;
         let raw = RawNode::new(

@@ -284,8 +284,7 @@ async fn blocking<T: Send + 'static>(
 fn clear_staging(db: &Db) -> Result<(), store::StoreError> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::None)?;
-    txn.open_table(STAGED_KV)?.retain(|_, _| false)?;
-    txn.open_table(STAGED_MEMBERS)?.retain(|_, _| false)?;
+    store::clear_staged(&txn)?;
     txn.open_table(RAFT_STATE)?.remove(meta::STAGED)?;
     txn.commit()?;
     Ok(())

@@ -17,7 +17,6 @@ use tokio::sync::watch;
 use super::identity::{Identity, random_u64};
 use super::membership::{self, Member, MemberState, node_id};
 use super::node::{Node, NodeParts};
-use super::proposal::Proposal;
 use super::snapshot::SnapshotRegistry;
 use super::status::RaftStatus;
 use super::storage::{RaftStorage, encode_pb};
@@ -25,9 +24,9 @@ use super::transport::Transport;
 use super::{Input, RaftHandle};
 use crate::config::Config;
 use crate::kv::Memtable;
-use crate::store::{
-    self, Db, LOG, MEMBERS, RAFT_STATE, STAGED_KV, STAGED_MEMBERS, StoreError, meta,
-};
+use crate::kv::entry::Proposal;
+use crate::kv::machine::{ApplyCommand, StateMachine};
+use crate::store::{self, Db, LOG, MEMBERS, RAFT_STATE, StoreError, meta};
 
 /// Ticks without hearing from a leader before an election (randomised up to twice this).
 const ELECTION_TICKS: usize = 10;
@@ -88,8 +87,8 @@ pub enum StartMode {
 pub fn start(
     cfg: &Config,
     db: Db,
-    rx: mpsc::Receiver<Input>,
-    tx: mpsc::Sender<Input>,
+    command: ApplyCommand,
+    (tx, rx): (mpsc::Sender<Input>, mpsc::Receiver<Input>),
     transport: Transport,
     snapshots: SnapshotRegistry,
     logger: &Logger,
@@ -178,19 +177,20 @@ pub fn start(
     ))));
     let (applied_tx, applied_rx) = watch::channel(applied_index);
     let memtable = Arc::new(Memtable::new());
-    let (jobs, jobs_rx) = mpsc::channel();
-    super::persist::spawn(
+    let machine = Arc::new(StateMachine::new(
         db.clone(),
         memtable.clone(),
         id,
-        jobs_rx,
-        tx.clone(),
+        command,
         logger.clone(),
-    )
-    .map_err(|source| StartError::Spawn {
-        thread: "the persistence thread",
-        source,
-    })?;
+    ));
+    let (jobs, jobs_rx) = mpsc::channel();
+    super::persist::spawn(machine.clone(), jobs_rx, tx.clone(), logger.clone()).map_err(
+        |source| StartError::Spawn {
+            thread: "the persistence thread",
+            source,
+        },
+    )?;
     let handle = RaftHandle {
         tx,
         status: status.clone(),
@@ -212,7 +212,7 @@ pub fn start(
             rx,
             jobs,
             transport,
-            memtable,
+            machine,
             status,
             applied_tx,
             logger: logger.clone(),
@@ -350,8 +350,7 @@ pub(super) fn load_members(db: &Db) -> Result<Vec<Member>, StoreError> {
 /// A half-received snapshot from before a crash is useless: start the next one clean.
 fn clear_staged(db: &Db) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
-    txn.open_table(STAGED_KV)?.retain(|_, _| false)?;
-    txn.open_table(STAGED_MEMBERS)?.retain(|_, _| false)?;
+    store::clear_staged(&txn)?;
     txn.open_table(RAFT_STATE)?.remove(meta::STAGED)?;
     txn.commit()?;
     Ok(())

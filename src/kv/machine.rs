@@ -1,0 +1,259 @@
+//! The state machine: the one owner of the replicated state (the `kv` and `MEMBERS` tables, the
+//! memtable over them, the applied index recorded with them) and the only code that changes it.
+//!
+//! The raft loop calls it at three points, always through these functions: [`StateMachine::apply`]
+//! for committed entries (on the persistence worker, or on the raft thread for the Readies that
+//! carry a conf change or a snapshot; either way while the other one is idle), [`StateMachine::flush`]
+//! to write the memtable with the applied index it covers, [`StateMachine::install_snapshot`]
+//! and [`StateMachine::reset`]. Each entry's command runs through the command table it was
+//! given (`cmd::apply_write`), so `raft` knows nothing of commands; conf-change entries, which
+//! need raft-rs's `RawNode`, are handed back to the caller's [`Configuration`] in log order.
+//!
+//! Entries that cannot be decoded are skipped on every node alike (and logged with their
+//! index); an entry that decodes but names an unknown command or has bad arguments gives every
+//! node the same error reply (see `cmd::apply_write`). Neither can stop a node.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use raft::eraftpb::{ConfState, Entry, EntryType};
+use redb::WriteTransaction;
+use slog::{Logger, error, info};
+
+use super::entry::Proposal;
+use super::memtable::{Memtable, State as MemState};
+use super::view::{ApplyCtx, WriteView, flush_into};
+use crate::resp::Reply;
+use crate::store::{self, Db, RAFT_STATE, StoreError, meta};
+
+/// How a replicated command is applied: the command table's entry point (`cmd::apply_write`),
+/// given to the state machine at start. Returns the reply and whether the member list changed.
+pub type ApplyCommand =
+    fn(&mut WriteView, &ApplyCtx, u8, &[Bytes]) -> Result<(Reply, bool), StoreError>;
+
+/// What applying one committed entry means for the client waiting on it.
+pub enum Outcome {
+    Applied(Reply),
+    /// Definitely not applied (see `entry`): safe to propose again.
+    Fenced,
+    /// Maybe applied, and this node cannot tell (a snapshot covered it).
+    Unknown,
+}
+
+/// The effects of applying a run of entries that the raft thread needs to know about.
+#[derive(Default)]
+pub struct Summary {
+    /// Results for this node's own proposals, by request id, in log order.
+    pub mine: Vec<(u64, Outcome)>,
+    /// Index and term of the last entry applied.
+    pub last: Option<(u64, u64)>,
+    /// Entries applied.
+    pub count: u64,
+    /// A JOIN, LEAVE or conf change was applied: the member list changed.
+    pub members_changed: bool,
+}
+
+impl Summary {
+    pub fn merge(&mut self, other: Summary) {
+        self.mine.extend(other.mine);
+        self.last = other.last.or(self.last);
+        self.count += other.count;
+        self.members_changed |= other.members_changed;
+    }
+}
+
+/// The raft side of applying: the configuration in force, and conf-change entries.
+pub trait Configuration {
+    /// The configuration in force before the next entry (for JOIN/LEAVE checks).
+    fn conf_state(&self) -> ConfState;
+    /// Applies a conf-change entry in `txn` (raft-rs's `apply_conf_change` and the member
+    /// records it changes, in `view.members`).
+    fn apply_conf_change(
+        &mut self,
+        txn: &WriteTransaction,
+        view: &mut WriteView,
+        e: &Entry,
+    ) -> Result<(), StoreError>;
+}
+
+/// A configuration that cannot change during the run being applied (the persistence worker's
+/// jobs never carry conf changes: those Readies are handled on the raft thread).
+pub struct Fixed(pub ConfState);
+
+impl Configuration for Fixed {
+    fn conf_state(&self) -> ConfState {
+        self.0.clone()
+    }
+
+    fn apply_conf_change(
+        &mut self,
+        _: &WriteTransaction,
+        _: &mut WriteView,
+        e: &Entry,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::corrupt(
+            "apply",
+            format!(
+                "conf change at index {} handed to a fixed configuration",
+                e.index
+            ),
+        ))
+    }
+}
+
+pub struct StateMachine {
+    db: Db,
+    mem: Arc<Memtable>,
+    /// This node's raft id: only the proposer reports an entry's result.
+    self_id: u64,
+    command: ApplyCommand,
+    logger: Logger,
+}
+
+impl StateMachine {
+    pub fn new(
+        db: Db,
+        mem: Arc<Memtable>,
+        self_id: u64,
+        command: ApplyCommand,
+        logger: Logger,
+    ) -> Self {
+        StateMachine {
+            db,
+            mem,
+            self_id,
+            command,
+            logger,
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn memtable(&self) -> &Arc<Memtable> {
+        &self.mem
+    }
+
+    /// Applies committed entries to the memtable (reading the tables as of `txn`), in log
+    /// order, skipping those at or below `applied` (already applied), and records the last one
+    /// as applied there. Conf changes go to `conf`.
+    pub fn apply(
+        &self,
+        txn: &WriteTransaction,
+        mem: &mut MemState,
+        entries: &[Entry],
+        applied: u64,
+        conf: &mut dyn Configuration,
+    ) -> Result<Summary, StoreError> {
+        let mut summary = Summary::default();
+        {
+            let mut view = WriteView::open(txn, mem)?;
+            for e in entries.iter().filter(|e| e.index > applied) {
+                match e.get_entry_type() {
+                    EntryType::EntryNormal => {
+                        let (outcome, members) =
+                            self.apply_entry(&mut view, &conf.conf_state(), e)?;
+                        summary.mine.extend(outcome);
+                        summary.members_changed |= members;
+                    }
+                    EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                        conf.apply_conf_change(txn, &mut view, e)?;
+                        summary.members_changed = true;
+                    }
+                }
+                summary.last = Some((e.index, e.term));
+                summary.count += 1;
+            }
+        }
+        if let Some((index, term)) = summary.last {
+            mem.set_applied(index, term);
+        }
+        Ok(summary)
+    }
+
+    /// One normal entry (an empty one is a new leader's no-op): this node's outcome for it, if
+    /// it proposed it, and whether it changed the member list.
+    fn apply_entry(
+        &self,
+        view: &mut WriteView,
+        conf_state: &ConfState,
+        e: &Entry,
+    ) -> Result<(Option<(u64, Outcome)>, bool), StoreError> {
+        if e.data.is_empty() {
+            return Ok((None, false));
+        }
+        let p = match Proposal::decode(&e.data) {
+            Ok(p) => p,
+            Err(err) => {
+                error!(self.logger, "skipping undecodable entry"; "index" => e.index, "error" => %err);
+                return Ok((None, false));
+            }
+        };
+        let mine = p.origin == self.self_id;
+        if p.term != e.term {
+            return Ok((mine.then_some((p.request_id, Outcome::Fenced)), false));
+        }
+        let ctx = ApplyCtx {
+            index: e.index,
+            conf_state,
+        };
+        view.begin_entry(p.db, p.time_ms, e.index);
+        let (reply, membership) = (self.command)(view, &ctx, p.db, &p.argv)?;
+        Ok((
+            mine.then_some((p.request_id, Outcome::Applied(reply))),
+            membership,
+        ))
+    }
+
+    /// Writes what the memtable holds to the tables with the applied index it covers, in
+    /// `txn`. Returns that index; the caller calls `flushed` once `txn` has committed.
+    pub fn flush(&self, txn: &WriteTransaction, mem: &MemState) -> Result<Option<u64>, StoreError> {
+        let Some((index, term)) = mem.applied() else {
+            return Ok(None);
+        };
+        flush_into(txn, mem)?;
+        txn.open_table(RAFT_STATE)?
+            .insert(meta::APPLIED, store::encode_pair(index, term).as_slice())?;
+        Ok(Some(index))
+    }
+
+    /// The transaction holding a `flush` (or a snapshot install) committed: the memtable
+    /// starts a new generation.
+    pub fn flushed(&self, mem: &mut MemState) {
+        mem.flushed();
+    }
+
+    /// Replaces the replicated state with the snapshot staged for `(index, term)` (see
+    /// `raft::snapshot::receive`), in `txn`, and records `index` as applied. The memtable's
+    /// content is older than the snapshot and is dropped (readers wait for the commit: the
+    /// caller holds the memtable's write lock).
+    pub fn install_snapshot(
+        &self,
+        txn: &WriteTransaction,
+        mem: &mut MemState,
+        index: u64,
+        term: u64,
+    ) -> Result<(), StoreError> {
+        let staged = store::read_pair(&txn.open_table(RAFT_STATE)?, meta::STAGED)?;
+        if staged != Some((index, term)) {
+            return Err(StoreError::corrupt(
+                "snapshot",
+                format!("raft installs snapshot {index}/{term} but {staged:?} is staged"),
+            ));
+        }
+        store::swap_in_staged(txn)?;
+        mem.flushed();
+        let mut state = txn.open_table(RAFT_STATE)?;
+        state.remove(meta::STAGED)?;
+        state.insert(meta::APPLIED, store::encode_pair(index, term).as_slice())?;
+        info!(self.logger, "installed snapshot"; "index" => index, "term" => term);
+        Ok(())
+    }
+
+    /// Empties the replicated state (a pristine node adopted by another cluster), in `txn`;
+    /// the caller calls `flushed` once it committed.
+    pub fn reset(&self, txn: &WriteTransaction) -> Result<(), StoreError> {
+        store::clear_replicated(txn)
+    }
+}
