@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::cmd::transactions::{Multi, Watches};
 use crate::config::ReadConsistency;
 use crate::server::Shared;
 
@@ -22,6 +23,10 @@ pub struct Session {
     pub consistency: ReadConsistency,
     /// Set by QUIT: reply, then close.
     pub quit: bool,
+    /// Between MULTI and EXEC/DISCARD: the queued commands.
+    pub multi: Option<Multi>,
+    /// WATCHed keys and what was seen of them, until EXEC, DISCARD or UNWATCH.
+    pub watched: Watches,
 }
 
 impl Session {
@@ -35,6 +40,8 @@ impl Session {
             db: 0,
             consistency,
             quit: false,
+            multi: None,
+            watched: Watches::new(),
         }
     }
 }
