@@ -373,13 +373,17 @@ impl Conn {
         let timeout = shared.config.write_timeout;
         let plan = Plan::new(multi.queued, self.session.db);
         let outcome = if plan.has_writes() {
-            shared.stats.writes_proposed.fetch_add(1, Relaxed);
-            let entry = transactions::encode_entry(&watches, plan.commands());
-            shared
-                .raft
-                .propose_later(self.session.db, entry, timeout)
-                .await
-                .unwrap_or_else(|_| Reply::error("ERR raft loop stopped"))
+            match transactions::encode_entry(&watches, plan.commands()) {
+                Err(too_large) => too_large,
+                Ok(entry) => {
+                    shared.stats.writes_proposed.fetch_add(1, Relaxed);
+                    shared
+                        .raft
+                        .propose_later(self.session.db, entry, timeout)
+                        .await
+                        .unwrap_or_else(|_| Reply::error("ERR raft loop stopped"))
+                }
+            }
         } else if plan.commands().is_empty() && watches.is_empty() {
             Reply::Array(Vec::new())
         } else {

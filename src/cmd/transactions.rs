@@ -52,6 +52,10 @@ use crate::store::StoreError;
 pub const MAX_BYTES: usize = 32 * 1024 * 1024;
 /// Most arguments in a queued transaction (the entry's own numbers included, roughly).
 pub const MAX_ARGS: usize = 1 << 18;
+/// Largest entry EXEC proposes, watched keys included: well within one raft message
+/// (`transport::MAX_FRAME`) and the argument count a proposal may decode to.
+const MAX_ENTRY_BYTES: usize = 48 * 1024 * 1024;
+const MAX_ENTRY_ARGS: usize = 1 << 19;
 
 const FLAGS: &[&str] = &["noscript", "loading", "stale", "fast", "allow_busy"];
 
@@ -306,8 +310,21 @@ fn select_target(argv: &[Bytes]) -> Option<u8> {
     u8::try_from(n).ok().filter(|&db| db < DATABASES)
 }
 
-/// The entry's argv (format in the module docs).
-pub fn encode_entry(watches: &Watches, commands: &[(u8, Vec<Bytes>)]) -> Vec<Bytes> {
+/// The entry's argv (format in the module docs), or the error EXEC answers if it would be too
+/// large to replicate.
+pub fn encode_entry(watches: &Watches, commands: &[(u8, Vec<Bytes>)]) -> Result<Vec<Bytes>, Reply> {
+    let out = encode_unchecked(watches, commands);
+    let bytes = out.iter().map(|a| a.len() + 4).sum::<usize>();
+    if out.len() > MAX_ENTRY_ARGS || bytes > MAX_ENTRY_BYTES {
+        return Err(Reply::error(format!(
+            "ERR transaction too large to replicate ({} arguments, {bytes} bytes with its watched keys)",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+fn encode_unchecked(watches: &Watches, commands: &[(u8, Vec<Bytes>)]) -> Vec<Bytes> {
     let num = |n: usize| Bytes::from(n.to_string());
     let args = 3 + 3 * watches.len() + commands.iter().map(|(_, a)| 2 + a.len()).sum::<usize>();
     let mut out = Vec::with_capacity(args);
@@ -528,7 +545,7 @@ mod tests {
     fn tx(watches: &[(u8, &str, Seen)], commands: &[(u8, &str)]) -> Vec<Bytes> {
         let w: Watches = watches.iter().map(|(d, k, s)| ((*d, b(k)), *s)).collect();
         let c: Vec<(u8, Vec<Bytes>)> = commands.iter().map(|(d, c)| (*d, words(c))).collect();
-        encode_entry(&w, &c)
+        encode_entry(&w, &c).expect("small entry")
     }
 
     fn watch(db: &Db, mem: &Arc<Memtable>, dbn: u8, key: &str, applied: u64) -> Seen {
@@ -541,6 +558,20 @@ mod tests {
 
     fn bulk(s: &str) -> Reply {
         Reply::Bulk(b(s))
+    }
+
+    #[test]
+    fn entries_too_large_to_replicate_are_refused() {
+        let mut w = Watches::new();
+        for i in 0..(MAX_ENTRY_ARGS / 3 + 1) {
+            w.insert((0, Bytes::from(i.to_string())), Seen::Absent(1));
+        }
+        assert!(encode_entry(&w, &[]).is_err());
+        let big = vec![(
+            0,
+            vec![b("set"), b("k"), Bytes::from(vec![0u8; MAX_ENTRY_BYTES])],
+        )];
+        assert!(encode_entry(&Watches::new(), &big).is_err());
     }
 
     #[test]
