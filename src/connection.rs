@@ -290,9 +290,10 @@ impl Conn {
                 self.ready(transactions::not_allowed())?;
             }
             _ => {
+                // Only commands between MULTI and EXEC get here (see `execute`).
                 let queued = match self.session.multi.as_mut() {
                     Some(multi) => multi.queue(spec, argv),
-                    None => Err(Reply::error("ERR EXEC without MULTI")),
+                    None => Err(Reply::error("ERR no transaction to queue in")),
                 };
                 match queued {
                     Ok(()) => self.ready(Reply::status("QUEUED"))?,

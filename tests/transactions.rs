@@ -152,6 +152,34 @@ fn replies_match_redis_byte_for_byte() {
             ),
         ],
     );
+    // Subcommands are looked up (and their arity checked) when queued; other errors of local
+    // commands come inside EXEC's array.
+    expect_all(
+        &mut c,
+        &[
+            (&["MULTI"], "+OK\r\n"),
+            (
+                &["CLIENT", "FOO"],
+                "-ERR unknown subcommand 'FOO'. Try CLIENT HELP.\r\n",
+            ),
+            (
+                &["CONFIG", "GET"],
+                "-ERR wrong number of arguments for 'config|get' command\r\n",
+            ),
+            (
+                &["EXEC"],
+                "-EXECABORT Transaction discarded because of previous errors.\r\n",
+            ),
+            (&["MULTI"], "+OK\r\n"),
+            (&["PING", "a", "b"], "+QUEUED\r\n"),
+            (&["CONFIG", "GET", "appendonly"], "+QUEUED\r\n"),
+            (
+                &["EXEC"],
+                "*2\r\n-ERR wrong number of arguments for 'ping' command\r\n\
+                 *2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n",
+            ),
+        ],
+    );
     // One pipeline: MULTI, two writes, EXEC and a read after it, answered in order.
     c.send(
         &[

@@ -41,7 +41,9 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::{Kind, Spec, lookup, parse_i64, run_read, settle, unknown_command};
+use super::{
+    Kind, Spec, is, lookup, lossy, parse_i64, run_read, settle, unknown_command, wrong_arity,
+};
 use crate::kv::encoding::{DATABASES, meta_key};
 use crate::kv::{ApplyCtx, KeyRead, Meta, ReadView, WriteView};
 use crate::resp::Reply;
@@ -125,7 +127,7 @@ pub fn exec_abort() -> Reply {
     Reply::error("EXECABORT Transaction discarded because of previous errors.")
 }
 
-/// A commands queued between MULTI and EXEC (state of one connection).
+/// The commands queued between MULTI and EXEC (state of one connection).
 #[derive(Default)]
 pub struct Multi {
     pub queued: Vec<(&'static Spec, Vec<Bytes>)>,
@@ -139,6 +141,7 @@ impl Multi {
     /// Queues a checked command, or refuses it (the caller flags the transaction) when the
     /// transaction would outgrow kvd's limits.
     pub fn queue(&mut self, spec: &'static Spec, argv: Vec<Bytes>) -> Result<(), Reply> {
+        check_subcommand(spec, &argv)?;
         let bytes = argv.iter().map(Bytes::len).sum::<usize>();
         if self.bytes + bytes > MAX_BYTES || self.args + argv.len() + 2 > MAX_ARGS {
             return Err(Reply::error(format!(
@@ -150,6 +153,53 @@ impl Multi {
         self.queued.push((spec, argv));
         Ok(())
     }
+}
+
+/// The subcommands of kvd's container commands, with Redis's arity for each: Redis 7 looks a
+/// subcommand up (and checks its arity) before queueing it, so an unknown one or a wrong
+/// count is refused at once, flagging the transaction. Other errors come at EXEC, from the
+/// command itself. Keep in step with the commands' functions (`cmd::connection`, `cmd::server`).
+const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
+    (
+        "client",
+        &[
+            ("setname", 3),
+            ("getname", 2),
+            ("id", 2),
+            ("setinfo", 4),
+            ("info", 2),
+        ],
+    ),
+    (
+        "config",
+        &[("get", -3), ("set", -4), ("resetstat", 2), ("rewrite", 2)],
+    ),
+    (
+        "command",
+        &[("count", 2), ("docs", -2), ("info", -2), ("list", -2)],
+    ),
+];
+
+/// Redis's queue-time check of a container command's subcommand (see `SUBCOMMANDS`).
+fn check_subcommand(spec: &Spec, argv: &[Bytes]) -> Result<(), Reply> {
+    let Some((_, subs)) = SUBCOMMANDS.iter().find(|(name, _)| *name == spec.name) else {
+        return Ok(());
+    };
+    let Some(sub) = argv.get(1) else {
+        return Ok(());
+    };
+    let Some((name, arity)) = subs.iter().find(|(name, _)| is(sub, name)) else {
+        return Err(Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try {} HELP.",
+            lossy(sub, 128),
+            spec.name.to_ascii_uppercase()
+        )));
+    };
+    let (argc, arity) = (argv.len() as i64, i64::from(*arity));
+    if (arity > 0 && argc != arity) || (arity < 0 && argc < -arity) {
+        return Err(wrong_arity(&format!("{}|{name}", spec.name)));
+    }
+    Ok(())
 }
 
 /// What WATCH saw of a key.
@@ -558,6 +608,42 @@ mod tests {
 
     fn bulk(s: &str) -> Reply {
         Reply::Bulk(b(s))
+    }
+
+    #[test]
+    fn subcommands_are_checked_when_queued_as_redis_does() {
+        let mut m = Multi::default();
+        let mut queue = |s: &str| {
+            let argv = words(s);
+            m.queue(lookup(&argv[0]).expect("known"), argv)
+        };
+        for ok in [
+            "client setname a",
+            "CONFIG get x y",
+            "command",
+            "command info get",
+            "ping a b",
+        ] {
+            assert_eq!(queue(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(
+            queue("client foo"),
+            Err(Reply::error(
+                "ERR unknown subcommand 'foo'. Try CLIENT HELP."
+            ))
+        );
+        assert_eq!(
+            queue("config get"),
+            Err(Reply::error(
+                "ERR wrong number of arguments for 'config|get' command"
+            ))
+        );
+        assert_eq!(
+            queue("client GETNAME x"),
+            Err(Reply::error(
+                "ERR wrong number of arguments for 'client|getname' command"
+            ))
+        );
     }
 
     #[test]
