@@ -432,16 +432,20 @@ fn transactions_through_followers_are_atomic_and_watch_sees_writes_through_other
     while started.elapsed() < Duration::from_secs(3) {
         n += 1;
         let v = n.to_string();
+        // The read between the writes would make them separate raft entries (a read waits for
+        // the connection's writes) if the transaction were not one entry.
         fc.send(
             &[
                 encode_cmd(&["MULTI"]),
                 encode_cmd(&["SET", "p", &v]),
+                encode_cmd(&["GET", "p"]),
                 encode_cmd(&["SET", "q", &v]),
                 encode_cmd(&["EXEC"]),
             ]
             .concat(),
         );
-        fc.expect(b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n+OK\r\n");
+        fc.expect(b"+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n+OK\r\n");
+        fc.expect(format!("${}\r\n{v}\r\n+OK\r\n", v.len()).as_bytes());
         if n.is_multiple_of(7) {
             // Deletions too: both go, or neither.
             fc.send(
