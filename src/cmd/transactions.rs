@@ -26,8 +26,9 @@
 //!
 //! `seen` is what WATCH saw: `m<modified>` (the key existed, last changed by entry `modified`)
 //! or `a<index>` (it was absent in a view of this node's state at applied index `index` or
-//! later). Clients cannot send this form: the connection intercepts EXEC, and `EXEC x` is an
-//! arity error. Decoding is total: a malformed entry gives every node the same error reply.
+//! later). Clients cannot send this form: the connection intercepts EXEC, and `EXEC x` is
+//! refused by its arity check (with Redis's EXECABORT wording). Decoding is total: a malformed
+//! entry gives every node the same error reply.
 //!
 //! **WATCH** is safe on any node, however far behind: a key counts as unchanged only if it
 //! provably is. Present then: it must be live now with the same `modified`. Absent then: it
