@@ -395,6 +395,16 @@ fn transactions_through_followers_are_atomic_and_watch_sees_writes_through_other
     gc.check(&["SET", "elsewhere", "1"], "+OK\r\n");
     tx(&mut fc, committed);
 
+    // A read-only transaction on a linearizable follower connection sees every write
+    // acknowledged before it, whichever node took it.
+    for i in 0..20 {
+        let v = format!("v{i}");
+        lc.check(&["SET", "ro", &v], "+OK\r\n");
+        gc.check(&["MULTI"], "+OK\r\n");
+        gc.check(&["GET", "ro"], "+QUEUED\r\n");
+        gc.check(&["EXEC"], &format!("*1\r\n${}\r\n{v}\r\n", v.len()));
+    }
+
     // Atomicity: a reader on another node never sees one key of a transaction without the other.
     let stop = Arc::new(AtomicBool::new(false));
     let reader_addr = c.node(g).client_addr();
