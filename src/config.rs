@@ -108,6 +108,12 @@ pub struct Args {
     /// Cluster name checked in every peer handshake.
     #[arg(long, env = "KVD_CLUSTER", default_value = "kvd")]
     pub cluster: String,
+
+    /// Password clients must give (AUTH, or HELLO ... AUTH) before any other command, as Redis's
+    /// requirepass; empty or absent: none. Prefer the environment variable (a flag shows in ps).
+    /// A node started with --join gives it to the member it joins through.
+    #[arg(long, env = "KVD_REQUIREPASS", hide_env_values = true)]
+    pub requirepass: Option<String>,
 }
 
 /// How reads are served.
@@ -144,6 +150,18 @@ pub struct Config {
     pub max_clients: usize,
     pub io_threads: usize,
     pub cluster: String,
+    /// `--requirepass`; `None` when absent or empty.
+    pub requirepass: Option<Secret>,
+}
+
+/// A password. Its `Debug` form hides it, so a logged `Config` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(hidden)")
+    }
 }
 
 impl Args {
@@ -216,6 +234,7 @@ impl Args {
             max_clients: self.max_clients.max(1),
             io_threads: self.io_threads.clamp(1, 64),
             cluster: self.cluster,
+            requirepass: self.requirepass.filter(|p| !p.is_empty()).map(Secret),
         })
     }
 }
@@ -305,6 +324,18 @@ mod tests {
             let e = args(bad).unwrap_err();
             assert!(!e.trim().contains('\n'), "{e}");
         }
+    }
+
+    #[test]
+    fn requirepass_is_optional_and_empty_means_none() {
+        assert_eq!(args(&[]).unwrap().requirepass, None);
+        assert_eq!(args(&["--requirepass", ""]).unwrap().requirepass, None);
+        let c = args(&["--requirepass", "s3cret"]).unwrap();
+        assert_eq!(c.requirepass, Some(Secret("s3cret".into())));
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "Debug shows the password"
+        );
     }
 
     #[test]

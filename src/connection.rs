@@ -73,7 +73,17 @@ pub async fn serve(
     let reason = loop {
         let mut batch = Vec::new();
         let mut protocol_error = None;
+        let mut more_buffered = false;
         while batch.len() < MAX_BATCH {
+            // Until the connection authenticates, one request per round, read under Redis's
+            // unauthenticated limits: the next one is read in the state this one (an AUTH)
+            // leaves.
+            let unauthenticated = conn.session.needs_auth();
+            if unauthenticated && !batch.is_empty() {
+                more_buffered = !inbuf.is_empty();
+                break;
+            }
+            decoder.set_unauthenticated(unauthenticated);
             match decoder.decode(&mut inbuf) {
                 Ok(Some(d)) => batch.push(d),
                 Ok(None) => break,
@@ -83,7 +93,7 @@ pub async fn serve(
                 }
             }
         }
-        let more_buffered = batch.len() == MAX_BATCH;
+        more_buffered |= batch.len() == MAX_BATCH;
         if !batch.is_empty() {
             shared
                 .stats
@@ -94,7 +104,7 @@ pub async fn serve(
             }
         }
         if let Some(e) = protocol_error {
-            Reply::error(format!("ERR {e}")).encode(&mut conn.out);
+            Reply::error(format!("ERR {e}")).encode(conn.session.protocol, &mut conn.out);
             let _ = write_out(&mut wr, &mut conn.out, stall).await;
             break Close::Protocol;
         }
@@ -151,7 +161,9 @@ async fn write_out(wr: &mut OwnedWriteHalf, out: &mut BytesMut, stall: Duration)
 struct Conn {
     session: Session,
     out: BytesMut,
-    queue: VecDeque<Slot>,
+    /// Replies waiting behind a write, each with the protocol in force when its command ran (a
+    /// later HELLO in the same pipeline must not change how it is written).
+    queue: VecDeque<(Slot, crate::resp::Protocol)>,
 }
 
 impl Conn {
@@ -184,7 +196,7 @@ impl Conn {
                 }
             };
             if transactions::is_control(spec)
-                || (self.session.multi.is_some() && spec.name != "quit")
+                || (self.session.multi.is_some() && !transactions::runs_in_multi(spec))
             {
                 self.transaction_step(spec, argv, wr).await?;
                 view = None;
@@ -234,12 +246,9 @@ impl Conn {
                     Err(reply) => self.ready(reply)?,
                     Ok(argv) => {
                         shared.stats.writes_proposed.fetch_add(1, Relaxed);
+                        let rx = shared.raft.propose_later(self.session.db, argv, timeout);
                         self.queue
-                            .push_back(Slot::Waiting(shared.raft.propose_later(
-                                self.session.db,
-                                argv,
-                                timeout,
-                            )));
+                            .push_back((Slot::Waiting(rx), self.session.protocol));
                         view = None;
                         barrier_done = false;
                     }
@@ -427,6 +436,10 @@ impl Conn {
         };
         let spec = cmd::lookup(name).ok_or_else(|| cmd::unknown_command(argv))?;
         spec.check_arity(argv.len())?;
+        // After the name and arity checks, as Redis orders them.
+        if self.session.needs_auth() && !spec.flags.contains(&"no_auth") {
+            return Err(Reply::error("NOAUTH Authentication required."));
+        }
         let max_key = self.session.shared.config.max_key_size;
         if spec.key_args(argv).any(|k| k.len() > max_key) {
             return Err(Reply::error(format!(
@@ -449,13 +462,14 @@ impl Conn {
 
     /// Takes a reply that is known now: encoded at once unless it must wait behind a write.
     fn ready(&mut self, reply: Reply) -> Result<(), Close> {
+        let proto = self.session.protocol;
         if self.queue.is_empty() {
-            reply.encode(&mut self.out);
+            reply.encode(proto, &mut self.out);
             if self.out.len() > self.session.shared.config.client_output_limit {
                 return Err(Close::OutputLimit);
             }
         } else {
-            self.queue.push_back(Slot::Ready(reply));
+            self.queue.push_back((Slot::Ready(reply), proto));
         }
         Ok(())
     }
@@ -463,14 +477,14 @@ impl Conn {
     /// Resolves every queued reply in order into `out`, writing out as it grows.
     async fn drain(&mut self, wr: &mut OwnedWriteHalf) -> Result<(), Close> {
         let limit = self.session.shared.config.client_output_limit;
-        while let Some(slot) = self.queue.pop_front() {
+        while let Some((slot, proto)) = self.queue.pop_front() {
             let reply = match slot {
                 Slot::Ready(r) => r,
                 Slot::Waiting(rx) => rx
                     .await
                     .unwrap_or_else(|_| Reply::error("ERR raft loop stopped")),
             };
-            reply.encode(&mut self.out);
+            reply.encode(proto, &mut self.out);
             if self.out.len() > limit {
                 return Err(Close::OutputLimit);
             }

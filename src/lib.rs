@@ -26,6 +26,7 @@
 pub mod cmd;
 pub mod config;
 pub mod connection;
+pub mod expiry;
 pub mod fnv;
 pub mod kv;
 pub mod logging;

@@ -19,6 +19,7 @@ use crate::raft::status::Role;
 use crate::raft::transport::Transport;
 use crate::raft::{self, Input, RaftHandle, StartMode};
 use crate::resp::Reply;
+use crate::session::RequirePass;
 use crate::store::{self, Db};
 
 /// The Redis version kvd reports, so clients enable the Redis 7 features it speaks.
@@ -46,6 +47,8 @@ pub struct Shared {
     pub started: Instant,
     pub next_client_id: AtomicU64,
     pub logger: Logger,
+    /// The default user's password; behind a lock so it can change at run time.
+    pub requirepass: RequirePass,
 }
 
 /// Runs the node until SIGTERM/SIGINT. Startup errors come back as one line.
@@ -89,6 +92,7 @@ pub fn run(config: Config) -> Result<(), String> {
         snapshots,
         &logger,
     )?;
+    let requirepass = RequirePass::new(config.requirepass.clone().map(|p| p.0));
     let shared = Arc::new(Shared {
         config,
         db,
@@ -97,6 +101,7 @@ pub fn run(config: Config) -> Result<(), String> {
         started: Instant::now(),
         next_client_id: AtomicU64::new(1),
         logger: logger.clone(),
+        requirepass,
     });
     let result = runtime.block_on(serve(
         shared.clone(),
@@ -168,6 +173,7 @@ async fn serve(
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(crate::expiry::run(shared.clone(), stop_rx.clone()));
     let mut conns = JoinSet::new();
     let signal = shutdown_signal();
     tokio::pin!(signal);
@@ -234,12 +240,15 @@ async fn shutdown_signal() {
 async fn join_cluster(shared: Arc<Shared>, seed: SocketAddr) {
     let logger = shared.logger.clone();
     let cfg = &shared.config;
-    let args = [
-        "JOIN".to_string(),
-        cfg.name.clone(),
-        cfg.advertise_raft_addr.to_string(),
-        cfg.addr.to_string(),
-    ];
+    let args = MemberCall {
+        password: cfg.requirepass.as_ref().map(|p| p.0.clone()),
+        argv: vec![
+            "JOIN".to_string(),
+            cfg.name.clone(),
+            cfg.advertise_raft_addr.to_string(),
+            cfg.addr.to_string(),
+        ],
+    };
     let started = Instant::now();
     let mut backoff = Duration::from_millis(100);
     let mut asked_at: Option<Instant> = None;
@@ -285,36 +294,62 @@ async fn join_cluster(shared: Arc<Shared>, seed: SocketAddr) {
     }
 }
 
-/// Sends one command to a Redis-protocol server and reads a status or error reply.
-async fn resp_call(addr: SocketAddr, args: &[String]) -> std::io::Result<Reply> {
+/// A command for another member's client port, and the password to give first (the members of
+/// a cluster share theirs).
+struct MemberCall {
+    password: Option<String>,
+    argv: Vec<String>,
+}
+
+/// Sends one command to a Redis-protocol server and reads a status or error reply; with a
+/// password, authenticates first, and a refused AUTH is the reply.
+async fn resp_call(addr: SocketAddr, call: &MemberCall) -> std::io::Result<Reply> {
     let io = async {
         let mut s = TcpStream::connect(addr).await?;
-        let mut req = format!("*{}\r\n", args.len());
-        for a in args {
-            req.push_str(&format!("${}\r\n{}\r\n", a.len(), a));
+        let auth = call
+            .password
+            .as_ref()
+            .map(|p| ["AUTH".to_string(), p.clone()]);
+        let mut req = String::new();
+        for argv in auth.iter().map(|a| &a[..]).chain([&call.argv[..]]) {
+            req.push_str(&format!("*{}\r\n", argv.len()));
+            for a in argv {
+                req.push_str(&format!("${}\r\n{}\r\n", a.len(), a));
+            }
         }
         s.write_all(req.as_bytes()).await?;
-        let mut line = Vec::new();
-        loop {
-            let b = s.read_u8().await?;
-            if b == b'\n' {
-                break;
+        if auth.is_some() {
+            let reply = read_status_line(&mut s).await?;
+            if reply.is_error() {
+                return Ok(reply);
             }
-            if line.len() > 4096 {
-                return Err(std::io::Error::other("reply too long"));
-            }
-            line.push(b);
         }
-        let text = String::from_utf8_lossy(&line).trim_end().to_string();
-        Ok(match text.chars().next() {
-            Some('+') => Reply::status(text[1..].to_string()),
-            Some('-') => Reply::error(text[1..].to_string()),
-            _ => Reply::error(format!("unexpected reply {text}")),
-        })
+        read_status_line(&mut s).await
     };
     tokio::time::timeout(Duration::from_secs(10), io)
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no reply"))?
+}
+
+/// Reads one `+...` or `-...` reply line.
+async fn read_status_line(s: &mut TcpStream) -> std::io::Result<Reply> {
+    let mut line = Vec::new();
+    loop {
+        let b = s.read_u8().await?;
+        if b == b'\n' {
+            break;
+        }
+        if line.len() > 4096 {
+            return Err(std::io::Error::other("reply too long"));
+        }
+        line.push(b);
+    }
+    let text = String::from_utf8_lossy(&line).trim_end().to_string();
+    Ok(match text.chars().next() {
+        Some('+') => Reply::status(text[1..].to_string()),
+        Some('-') => Reply::error(text[1..].to_string()),
+        _ => Reply::error(format!("unexpected reply {text}")),
+    })
 }
 
 /// Resident set size of this process, for INFO memory.

@@ -225,6 +225,7 @@ fn migrate_format_0(txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
     for (k, v) in rows {
         let meta = Meta::string(v, 0, 0);
         kv.insert(&encoding::meta_key(0, &k)[..], &meta.encode()[..])?;
+        kv.insert(&encoding::scan_key(0, &k)[..], &[][..])?;
     }
     kv.insert(&encoding::count_key(0)[..], &n.to_be_bytes()[..])?;
     txn.open_table(STAGED_KV)?.retain(|_, _| false)?;

@@ -94,7 +94,7 @@ fn sixteen_databases_are_separate() {
 }
 
 #[test]
-fn hello_speaks_resp2_only() {
+fn hello_in_resp2() {
     let node = Node::single(&[]);
     let mut c = node.raw();
     let id = String::from_utf8(c.call(&["CLIENT", "ID"])).unwrap();
@@ -110,7 +110,7 @@ fn hello_speaks_resp2_only() {
         );
         assert!(reply.ends_with(&expected_tail), "{reply:?}");
     }
-    c.check(&["HELLO", "3"], "-NOPROTO unsupported protocol version\r\n");
+    c.check(&["HELLO", "1"], "-NOPROTO unsupported protocol version\r\n");
     c.check(&["HELLO", "4"], "-NOPROTO unsupported protocol version\r\n");
     c.check(
         &["HELLO", "x"],
@@ -123,7 +123,7 @@ fn hello_speaks_resp2_only() {
     let reply = String::from_utf8(c.call(&["HELLO", "2", "SETNAME", "me"])).unwrap();
     assert!(reply.starts_with("*14\r\n"), "{reply:?}");
     c.check(&["CLIENT", "GETNAME"], "$2\r\nme\r\n");
-    // The connection still speaks RESP2 after a refused HELLO 3.
+    // The connection still speaks RESP2 after a refused HELLO (RESP3: tests/resp3.rs).
     c.check(&["GET", "nokey"], "$-1\r\n");
 }
 
@@ -430,10 +430,9 @@ fn set_options_nx_xx_get() {
     c.check(&["SET", "n2", "u", "GET", "GET"], "$1\r\nw\r\n");
     c.check(&["SET", "nx2", "v", "XX", "GET"], "$-1\r\n");
     c.check(&["EXISTS", "nx2"], ":0\r\n");
-    // Expiry is not supported: an error, never a silent SET without TTL.
-    let ex = c.call(&["SET", "t", "v", "EX", "10"]);
-    assert!(ex.starts_with(b"-ERR "), "{}", show(&ex));
-    c.check(&["EXISTS", "t"], ":0\r\n");
+    // With expiry (tests/expiry.rs has the rest).
+    c.check(&["SET", "t", "v", "EX", "10", "NX"], "+OK\r\n");
+    c.check(&["TTL", "t"], ":10\r\n");
 }
 
 #[test]

@@ -180,6 +180,37 @@ fn replies_match_redis_byte_for_byte() {
             ),
         ],
     );
+    expect_all(
+        &mut c,
+        &[
+            (&["MULTI"], "+OK\r\n"),
+            (
+                &["OBJECT", "ENCODING"],
+                "-ERR wrong number of arguments for 'object|encoding' command\r\n",
+            ),
+            (
+                &["ACL", "FOO"],
+                "-ERR unknown subcommand 'FOO'. Try ACL HELP.\r\n",
+            ),
+            (
+                &["EXEC"],
+                "-EXECABORT Transaction discarded because of previous errors.\r\n",
+            ),
+            // Relative expiry is made absolute at EXEC, and applied in order.
+            (&["MULTI"], "+OK\r\n"),
+            (&["SET", "t", "v", "EX", "100"], "+QUEUED\r\n"),
+            (&["TTL", "t"], "+QUEUED\r\n"),
+            (&["EXPIRE", "t", "-1"], "+QUEUED\r\n"),
+            (&["EXISTS", "t"], "+QUEUED\r\n"),
+            (&["EXEC"], "*4\r\n+OK\r\n:100\r\n:1\r\n:0\r\n"),
+            // RESET runs at once, discarding the transaction.
+            (&["MULTI"], "+OK\r\n"),
+            (&["SET", "r", "1"], "+QUEUED\r\n"),
+            (&["RESET"], "+RESET\r\n"),
+            (&["EXEC"], "-ERR EXEC without MULTI\r\n"),
+            (&["GET", "r"], "$-1\r\n"),
+        ],
+    );
     // One pipeline: MULTI, two writes, EXEC and a read after it, answered in order.
     c.send(
         &[
@@ -254,6 +285,33 @@ fn watch_aborts_on_changes_and_is_forgotten_as_in_redis() {
     tx(&mut c, committed);
     c.check(&["SELECT", "0"], "+OK\r\n");
     other.check(&["SELECT", "0"], "+OK\r\n");
+    // Expiry: a TTL set on a watched key, or the key expiring, aborts; PERSIST of a key
+    // without one changes nothing.
+    c.check(&["SET", "e", "1"], "+OK\r\n");
+    c.check(&["WATCH", "e"], "+OK\r\n");
+    other.check(&["PEXPIRE", "e", "100000"], ":1\r\n");
+    tx(&mut c, "*-1\r\n");
+    c.check(&["SET", "e", "1"], "+OK\r\n");
+    c.check(&["WATCH", "e"], "+OK\r\n");
+    other.check(&["PERSIST", "e"], ":0\r\n");
+    tx(&mut c, committed);
+    c.check(&["SET", "e", "1", "PX", "100"], "+OK\r\n");
+    c.check(&["WATCH", "e"], "+OK\r\n");
+    std::thread::sleep(Duration::from_millis(300));
+    tx(&mut c, "*-1\r\n");
+    // RENAME onto a watched key, and away from it.
+    c.check(&["SET", "r", "1"], "+OK\r\n");
+    c.check(&["WATCH", "r2"], "+OK\r\n");
+    other.check(&["RENAME", "r", "r2"], "+OK\r\n");
+    tx(&mut c, "*-1\r\n");
+    c.check(&["WATCH", "r2"], "+OK\r\n");
+    other.check(&["RENAME", "r2", "r3"], "+OK\r\n");
+    tx(&mut c, "*-1\r\n");
+    // RESET forgets the watches.
+    c.check(&["WATCH", "w"], "+OK\r\n");
+    other.check(&["SET", "w", "again"], "+OK\r\n");
+    c.check(&["RESET"], "+RESET\r\n");
+    tx(&mut c, committed);
     // UNWATCH, DISCARD, EXEC without MULTI (keeps them), EXEC x forget or keep as Redis does.
     for forget in [&["UNWATCH"][..], &["EXEC", "x"]] {
         c.check(&["WATCH", "w"], "+OK\r\n");

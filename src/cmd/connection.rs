@@ -2,10 +2,10 @@
 
 use bytes::Bytes;
 
-use super::{Kind, Spec, is, lossy, parse_i64, wrong_arity};
+use super::{Kind, Spec, is, lossy, parse_i64, syntax_error, wrong_arity};
 use crate::config::ReadConsistency;
-use crate::resp::Reply;
-use crate::session::Session;
+use crate::resp::{Protocol, Reply};
+use crate::session::{DEFAULT_USER, Session};
 
 pub const PING: Spec = Spec {
     name: "ping",
@@ -31,6 +31,17 @@ pub const ECHO: Spec = Spec {
     keys: (0, 0, 0),
 };
 
+/// What Redis flags AUTH, HELLO, QUIT and RESET with: `no_auth` lets them run before the
+/// connection has authenticated.
+const NO_AUTH_FLAGS: &[&str] = &[
+    "noscript",
+    "loading",
+    "stale",
+    "fast",
+    "no_auth",
+    "allow_busy",
+];
+
 pub const QUIT: Spec = Spec {
     name: "quit",
     arity: -1,
@@ -38,7 +49,18 @@ pub const QUIT: Spec = Spec {
         s.quit = true;
         Reply::ok()
     }),
-    flags: &["fast", "stale", "noscript"],
+    flags: NO_AUTH_FLAGS,
+    keys: (0, 0, 0),
+};
+
+pub const RESET: Spec = Spec {
+    name: "reset",
+    arity: 1,
+    kind: Kind::Local(|s, _| {
+        s.reset();
+        Reply::status("RESET")
+    }),
+    flags: NO_AUTH_FLAGS,
     keys: (0, 0, 0),
 };
 
@@ -68,31 +90,39 @@ pub const HELLO: Spec = Spec {
     name: "hello",
     arity: -1,
     kind: Kind::Local(hello),
-    flags: &["fast", "stale", "noscript"],
+    flags: NO_AUTH_FLAGS,
     keys: (0, 0, 0),
 };
 
-/// Only RESP2 is spoken; `HELLO 3` gets Redis's NOPROTO error so clients fall back.
+/// `HELLO [protover [AUTH user pass] [SETNAME name]]` as redis-server 7.0 runs it: options are
+/// applied left to right as they are read (an AUTH or SETNAME before a bad option stays done),
+/// then the connection must be authenticated, then it switches protocol and gets the map.
 fn hello(s: &mut Session, argv: &[Bytes]) -> Reply {
+    let mut protocol = None;
     let mut i = 1;
     if argv.len() > 1 {
-        match parse_i64(&argv[1]) {
-            Some(2) => {}
+        protocol = match parse_i64(&argv[1]) {
+            Some(2) => Some(Protocol::Resp2),
+            Some(3) => Some(Protocol::Resp3),
             Some(_) => return Reply::error("NOPROTO unsupported protocol version"),
             None => {
                 return Reply::error("ERR Protocol version is not an integer or out of range");
             }
-        }
+        };
         i = 2;
     }
     while i < argv.len() {
-        if is(&argv[i], "setname") && i + 1 < argv.len() {
+        let more = argv.len() - 1 - i;
+        if is(&argv[i], "auth") && more >= 2 {
+            if !s.authenticate(&argv[i + 1], &argv[i + 2]) {
+                return wrong_pass();
+            }
+            i += 3;
+        } else if is(&argv[i], "setname") && more >= 1 {
             if let Err(e) = set_name(s, &argv[i + 1]) {
                 return e;
             }
             i += 2;
-        } else if is(&argv[i], "auth") && i + 2 < argv.len() {
-            return Reply::error("WRONGPASS invalid username-password pair or user is disabled.");
         } else {
             return Reply::error(format!(
                 "ERR Syntax error in HELLO option '{}'",
@@ -100,26 +130,90 @@ fn hello(s: &mut Session, argv: &[Bytes]) -> Reply {
             ));
         }
     }
-    Reply::Array(vec![
-        Reply::bulk("server"),
-        Reply::bulk("redis"),
-        Reply::bulk("version"),
-        Reply::bulk(crate::server::REDIS_VERSION),
-        Reply::bulk("proto"),
-        Reply::Integer(2),
-        Reply::bulk("id"),
-        Reply::Integer(s.id as i64),
-        Reply::bulk("mode"),
-        Reply::bulk("standalone"),
-        Reply::bulk("role"),
-        Reply::bulk(if s.shared.raft.status().is_leader() {
-            "master"
-        } else {
-            "replica"
-        }),
-        Reply::bulk("modules"),
-        Reply::Array(vec![]),
+    if s.needs_auth() {
+        return Reply::error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+             HELLO AUTH <user> <pass> option can be used to authenticate the client and select \
+             the RESP protocol version at the same time",
+        );
+    }
+    if let Some(p) = protocol {
+        s.protocol = p;
+    }
+    let role = if s.shared.raft.status().is_leader() {
+        "master"
+    } else {
+        "replica"
+    };
+    Reply::map([
+        (Reply::bulk("server"), Reply::bulk("redis")),
+        (
+            Reply::bulk("version"),
+            Reply::bulk(crate::server::REDIS_VERSION),
+        ),
+        (Reply::bulk("proto"), Reply::Integer(s.protocol.version())),
+        (Reply::bulk("id"), Reply::Integer(s.id as i64)),
+        (Reply::bulk("mode"), Reply::bulk("standalone")),
+        (Reply::bulk("role"), Reply::bulk(role)),
+        (Reply::bulk("modules"), Reply::Array(vec![])),
     ])
+}
+
+fn wrong_pass() -> Reply {
+    Reply::error("WRONGPASS invalid username-password pair or user is disabled.")
+}
+
+pub const AUTH: Spec = Spec {
+    name: "auth",
+    arity: -2,
+    kind: Kind::Local(auth),
+    flags: NO_AUTH_FLAGS,
+    keys: (0, 0, 0),
+};
+
+/// `AUTH password` (the default user) or `AUTH username password`, with Redis 7.0's errors.
+fn auth(s: &mut Session, argv: &[Bytes]) -> Reply {
+    let (user, password) = match argv {
+        [_, password] => {
+            if !s.shared.requirepass.is_set() {
+                return Reply::error(
+                    "ERR AUTH <password> called without any password configured for the \
+                     default user. Are you sure your configuration is correct?",
+                );
+            }
+            (DEFAULT_USER.as_bytes(), password)
+        }
+        [_, user, password] => (&user[..], password),
+        _ => return syntax_error(),
+    };
+    if s.authenticate(user, password) {
+        Reply::ok()
+    } else {
+        wrong_pass()
+    }
+}
+
+pub const ACL: Spec = Spec {
+    name: "acl",
+    arity: -2,
+    kind: Kind::Local(acl),
+    flags: &[],
+    keys: (0, 0, 0),
+};
+
+/// Only `ACL WHOAMI`: kvd has one user, `default`.
+fn acl(s: &mut Session, argv: &[Bytes]) -> Reply {
+    let sub = &argv[1];
+    if is(sub, "whoami") {
+        if argv.len() != 2 {
+            return wrong_arity("acl|whoami");
+        }
+        return Reply::bulk(s.user);
+    }
+    Reply::error(format!(
+        "ERR unknown subcommand '{}'. Try ACL HELP.",
+        lossy(sub, 128)
+    ))
 }
 
 pub const CLIENT: Spec = Spec {
@@ -161,11 +255,15 @@ fn client(s: &mut Session, argv: &[Bytes]) -> Reply {
         ));
     }
     if is(sub, "info") && n == 2 {
-        return Reply::bulk(format!(
-            "id={} addr={} name={} db=0 cmd=client|info\n",
+        // Redis's fields kvd has, in Redis's order; verbatim text in RESP3, as Redis sends it.
+        return Reply::verbatim_text(format!(
+            "id={} addr={} name={} db={} cmd=client|info user={} redir=-1 resp={}\n",
             s.id,
             s.peer,
-            s.name.as_deref().map(|b| lossy(b, 128)).unwrap_or_default()
+            s.name.as_deref().map(|b| lossy(b, 128)).unwrap_or_default(),
+            s.db,
+            s.user,
+            s.protocol.version()
         ));
     }
     let known = ["setname", "getname", "id", "setinfo", "info"];

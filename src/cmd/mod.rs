@@ -13,6 +13,7 @@
 
 mod cluster;
 mod connection;
+mod expire;
 mod glob;
 mod keys;
 mod server;
@@ -97,7 +98,10 @@ pub fn apply_write(
     if argv.first().is_some_and(|n| is(n, "exec")) {
         return Ok((transactions::apply_transaction(view, ctx, argv)?, false));
     }
-    let Some(spec) = argv.first().and_then(|n| lookup(n)) else {
+    let Some(spec) = argv
+        .first()
+        .and_then(|n| lookup(n).or_else(|| INTERNAL.iter().find(|s| is(n, s.name))))
+    else {
         return Ok((unknown_command(argv), false));
     };
     if let Err(reply) = spec.check_arity(argv.len()) {
@@ -167,6 +171,9 @@ pub static TABLE: &[Spec] = &[
     connection::QUIT,
     connection::SELECT,
     connection::HELLO,
+    connection::AUTH,
+    connection::ACL,
+    connection::RESET,
     connection::CLIENT,
     connection::CONSISTENCY,
     // server
@@ -186,9 +193,30 @@ pub static TABLE: &[Spec] = &[
     keys::EXISTS,
     keys::TYPE,
     keys::KEYS,
+    keys::SCAN,
+    keys::RANDOMKEY,
+    keys::TOUCH,
+    keys::RENAME,
+    keys::RENAMENX,
+    keys::COPY,
+    keys::MOVE,
+    keys::OBJECT,
+    // expiry
+    expire::EXPIRE,
+    expire::PEXPIRE,
+    expire::EXPIREAT,
+    expire::PEXPIREAT,
+    expire::TTL,
+    expire::PTTL,
+    expire::EXPIRETIME,
+    expire::PEXPIRETIME,
+    expire::PERSIST,
     // strings
     strings::GET,
     strings::SET,
+    strings::SETEX,
+    strings::PSETEX,
+    strings::GETEX,
     strings::SETNX,
     strings::GETSET,
     strings::GETDEL,
@@ -215,6 +243,11 @@ pub static TABLE: &[Spec] = &[
     transactions::UNWATCH,
 ];
 
+/// Commands only entries carry (proposed by kvd itself, never by a client): apply finds them,
+/// the connection does not.
+pub static INTERNAL: &[Spec] = &[expire::REAP];
+
+pub use expire::reap_argv;
 pub use server::storage_error;
 
 /// Finds a command by name, case-insensitively.

@@ -58,7 +58,8 @@ fn info(s: &mut Session, argv: &[Bytes]) -> Reply {
             Err(e) => return storage_error(e),
         }
     }
-    Reply::bulk(out)
+    // Verbatim text in RESP3 (a bulk string in RESP2), as Redis sends INFO.
+    Reply::verbatim_text(out)
 }
 
 fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), StoreError> {
@@ -183,6 +184,7 @@ fn config(s: &mut Session, argv: &[Bytes]) -> Reply {
                 format!("{:?}", cfg.read_consistency).to_ascii_lowercase(),
             ),
             ("cluster-enabled", "no".into()),
+            ("requirepass", s.shared.requirepass.shown()),
         ];
         let mut out = Vec::new();
         for (name, value) in &params {
@@ -198,10 +200,10 @@ fn config(s: &mut Session, argv: &[Bytes]) -> Reply {
             } else {
                 pattern.clone()
             };
-            out.push(Reply::Bulk(shown));
-            out.push(Reply::bulk(value.clone()));
+            out.push((Reply::Bulk(shown), Reply::bulk(value.clone())));
         }
-        return Reply::Array(out);
+        // A map in RESP3, a flat name/value array in RESP2.
+        return Reply::Map(out);
     }
     if is(sub, "set") {
         if argv.len() < 4 || !argv.len().is_multiple_of(2) {
@@ -250,9 +252,13 @@ fn command(_: &mut Session, argv: &[Bytes]) -> Reply {
         return Reply::Integer(TABLE.len() as i64);
     }
     if is(sub, "docs") {
-        return Reply::Array(vec![]);
+        return Reply::Map(vec![]);
     }
     if is(sub, "info") {
+        // No names: every command, as Redis 7.0 does.
+        if argv.len() == 2 {
+            return Reply::Array(TABLE.iter().map(command_entry).collect());
+        }
         return Reply::Array(
             argv[2..]
                 .iter()
@@ -270,7 +276,8 @@ fn command(_: &mut Session, argv: &[Bytes]) -> Reply {
 }
 
 /// One COMMAND entry in Redis 7's shape: name, arity, flags, first/last/step key, ACL
-/// categories, tips, key specs, subcommands.
+/// categories, tips, key specs, subcommands. In RESP3 Redis sends the flags, categories, tips
+/// and (when there are none) the subcommands as sets, the key specs as an array.
 fn command_entry(spec: &Spec) -> Reply {
     let mut flags: Vec<Reply> = spec.flags.iter().map(|f| Reply::status(*f)).collect();
     let category = match spec.kind {
@@ -288,14 +295,14 @@ fn command_entry(spec: &Spec) -> Reply {
     Reply::Array(vec![
         Reply::bulk(spec.name),
         Reply::Integer(spec.arity as i64),
-        Reply::Array(flags),
+        Reply::Set(flags),
         Reply::Integer(first as i64),
         Reply::Integer(last as i64),
         Reply::Integer(step as i64),
-        Reply::Array(vec![Reply::status(category)]),
+        Reply::Set(vec![Reply::status(category)]),
+        Reply::Set(vec![]),
         Reply::Array(vec![]),
-        Reply::Array(vec![]),
-        Reply::Array(vec![]),
+        Reply::Set(vec![]),
     ])
 }
 

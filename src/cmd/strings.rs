@@ -1,14 +1,16 @@
-//! String commands: GET, SET, SETNX, GETSET, GETDEL, MGET, MSET, MSETNX, STRLEN, APPEND,
-//! INCR, DECR, INCRBY, DECRBY.
+//! String commands: GET, SET (with expiry), SETEX, PSETEX, GETEX, SETNX, GETSET, GETDEL, MGET,
+//! MSET, MSETNX, STRLEN, APPEND, INCR, DECR, INCRBY, DECRBY.
 
 use bytes::Bytes;
 
+use super::expire::{self, Expiry, TimeArg};
 use super::{
     CmdResult, Kind, Spec, get_string, is, not_an_integer, parse_i64, string_value, syntax_error,
     wrong_arity,
 };
-use crate::kv::{ApplyCtx, KeyRead, KeyType, Meta, WriteView};
+use crate::kv::{ApplyCtx, KeyRead, KeyType, Meta, WriteView, wall_clock_ms};
 use crate::resp::Reply;
+use crate::store::StoreError;
 
 /// Largest string a write may produce (Redis's 512 MB). A constant, not a per-node setting:
 /// `apply` must decide the same on every node.
@@ -33,57 +35,100 @@ pub const SET: Spec = Spec {
     keys: (1, 1, 1),
 };
 
-/// Options SET understands, parsed the same way before proposing and when applying.
-#[derive(Default)]
+/// SET's options, parsed the same way before proposing (with this node's clock) and when
+/// applying (with the entry's clock; a prepared SET carries only absolute times by then).
 struct SetOptions {
     nx: bool,
     xx: bool,
     get: bool,
+    expiry: Expiry,
 }
 
-fn parse_set_options(args: &[Bytes]) -> Result<SetOptions, Reply> {
-    let mut o = SetOptions::default();
-    for a in args {
-        if is(a, "nx") && !o.xx {
-            o.nx = true;
-        } else if is(a, "xx") && !o.nx {
-            o.xx = true;
+/// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`, in any order, with
+/// Redis's rules: NX and XX exclude each other, one expiry option at most; the time as Redis
+/// checks it (`expire::set_expiry`).
+fn parse_set_options(args: &[Bytes], now_ms: i64) -> Result<SetOptions, Reply> {
+    let (mut nx, mut xx, mut get) = (false, false, false);
+    let mut expiry: Option<(&Bytes, TimeArg)> = None;
+    let mut keep = false;
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        let next = args.get(i + 1);
+        if is(a, "nx") && !xx {
+            nx = true;
+        } else if is(a, "xx") && !nx {
+            xx = true;
         } else if is(a, "get") {
-            o.get = true;
-        } else if ["ex", "px", "exat", "pxat", "keepttl"]
-            .iter()
-            .any(|w| is(a, w))
+            get = true;
+        } else if is(a, "keepttl") && expiry.is_none() {
+            keep = true;
+        } else if let (Some(unit), Some(value), None, false) =
+            (TimeArg::parse(a), next, expiry.as_ref(), keep)
         {
-            return Err(Reply::error(
-                "ERR kvd does not support key expiry (EX, PX, EXAT, PXAT, KEEPTTL)",
-            ));
+            expiry = Some((value, unit));
+            i += 1;
         } else {
             return Err(syntax_error());
         }
+        i += 1;
     }
-    Ok(o)
+    let expiry = match expiry {
+        Some((value, unit)) => Expiry::At(expire::set_expiry(value, unit, now_ms, "set")?),
+        None if keep => Expiry::Keep,
+        None => Expiry::None,
+    };
+    Ok(SetOptions {
+        nx,
+        xx,
+        get,
+        expiry,
+    })
 }
 
+/// Relative times become absolute here, on the node the client talks to (design.md
+/// "Determinism"): the entry carries `PXAT ms` or `KEEPTTL`.
 fn prepare_set(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
-    parse_set_options(&argv[3..])?;
-    Ok(argv)
+    let o = parse_set_options(&argv[3..], wall_clock_ms())?;
+    let mut out = argv[..3].to_vec();
+    for (on, word) in [(o.nx, "NX"), (o.xx, "XX"), (o.get, "GET")] {
+        if on {
+            out.push(Bytes::from_static(word.as_bytes()));
+        }
+    }
+    match o.expiry {
+        Expiry::None => {}
+        Expiry::Keep => out.push(Bytes::from_static(b"KEEPTTL")),
+        Expiry::At(at) => {
+            out.push(Bytes::from_static(b"PXAT"));
+            out.push(Bytes::from(at.to_string()));
+        }
+    }
+    Ok(out)
 }
 
-/// SET key value [NX|XX] [GET]: +OK, or nil when NX/XX prevented it; with GET, the old value
-/// (WRONGTYPE, and nothing set, if the key holds another type).
+/// SET: +OK, or nil when NX/XX prevented it; with GET, the old value (WRONGTYPE, and nothing
+/// set, if the key holds another type).
 fn set(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
-    let o = parse_set_options(&argv[3..])?;
+    let o = parse_set_options(&argv[3..], w.now_ms())?;
     let key = &argv[1];
-    let old = if o.get || o.nx || o.xx {
+    let old = if o.get || o.nx || o.xx || matches!(o.expiry, Expiry::Keep | Expiry::At(_)) {
         w.meta(key)?
     } else {
         None
     };
     let exists = old.is_some();
+    let old_expiry = old.as_ref().and_then(|m| m.expire_at);
     let old_value = if o.get { string_value(old)? } else { None };
     let blocked = (o.nx && exists) || (o.xx && !exists);
     if !blocked {
-        w.set_string(key, argv[2].clone());
+        let mut meta = Meta::string(argv[2].clone(), w.new_version(), w.index());
+        meta.expire_at = match o.expiry {
+            Expiry::None => None,
+            Expiry::Keep => old_expiry,
+            Expiry::At(at) => Some(at),
+        };
+        w.put_meta(key, &meta, old_expiry)?;
     }
     Ok(match (o.get, blocked) {
         (true, _) => old_value.into(),
@@ -92,15 +137,126 @@ fn set(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     })
 }
 
+/// SETEX key seconds value, PSETEX key ms value: proposed as SET with PXAT (their errors are
+/// their own).
+fn prepare_setex(argv: Vec<Bytes>, unit: TimeArg, name: &str) -> Result<Vec<Bytes>, Reply> {
+    let at = expire::set_expiry(&argv[2], unit, wall_clock_ms(), name)?;
+    Ok(vec![
+        Bytes::from_static(b"SET"),
+        argv[1].clone(),
+        argv[3].clone(),
+        Bytes::from_static(b"PXAT"),
+        Bytes::from(at.to_string()),
+    ])
+}
+
+/// Applies SETEX/PSETEX as proposed (a raw one, from a transaction or an old log, reads its
+/// relative time against the entry's clock).
+fn apply_setex(w: &mut WriteView, argv: &[Bytes], unit: TimeArg, name: &str) -> CmdResult {
+    let at = expire::set_expiry(&argv[2], unit, w.now_ms(), name)?;
+    let old_expiry = w.meta(&argv[1])?.and_then(|m| m.expire_at);
+    let mut meta = Meta::string(argv[3].clone(), w.new_version(), w.index());
+    meta.expire_at = Some(at);
+    w.put_meta(&argv[1], &meta, old_expiry)?;
+    Ok(Reply::ok())
+}
+
+pub const SETEX: Spec = Spec {
+    name: "setex",
+    arity: 4,
+    kind: Kind::Write {
+        prepare: |argv| prepare_setex(argv, TimeArg::Ex, "setex"),
+        apply: |w, _, argv| apply_setex(w, argv, TimeArg::Ex, "setex"),
+    },
+    flags: &[],
+    keys: (1, 1, 1),
+};
+
+pub const PSETEX: Spec = Spec {
+    name: "psetex",
+    arity: 4,
+    kind: Kind::Write {
+        prepare: |argv| prepare_setex(argv, TimeArg::Px, "psetex"),
+        apply: |w, _, argv| apply_setex(w, argv, TimeArg::Px, "psetex"),
+    },
+    flags: &[],
+    keys: (1, 1, 1),
+};
+
+/// GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]: the value, and a new expiry (or none).
+pub const GETEX: Spec = Spec {
+    name: "getex",
+    arity: -2,
+    kind: Kind::Write {
+        prepare: |argv| {
+            let change = parse_getex(&argv[2..], wall_clock_ms())?;
+            let mut out = argv[..2].to_vec();
+            match change {
+                None => {}
+                Some(None) => out.push(Bytes::from_static(b"PERSIST")),
+                Some(Some(at)) => {
+                    out.push(Bytes::from_static(b"PXAT"));
+                    out.push(Bytes::from(at.to_string()));
+                }
+            }
+            Ok(out)
+        },
+        apply: getex,
+    },
+    flags: &["fast"],
+    keys: (1, 1, 1),
+};
+
+/// GETEX's option: `None` no change, `Some(None)` PERSIST, `Some(Some(at))` a new expiry.
+fn parse_getex(args: &[Bytes], now_ms: i64) -> Result<Option<Option<i64>>, Reply> {
+    match args {
+        [] => Ok(None),
+        [a] if is(a, "persist") => Ok(Some(None)),
+        [a, value] => match TimeArg::parse(a) {
+            Some(unit) => Ok(Some(Some(expire::set_expiry(
+                value, unit, now_ms, "getex",
+            )?))),
+            None => Err(syntax_error()),
+        },
+        _ => Err(syntax_error()),
+    }
+}
+
+fn getex(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
+    let change = parse_getex(&argv[2..], w.now_ms())?;
+    let Some(mut meta) = string_meta(w, &argv[1])? else {
+        return Ok(Reply::Nil);
+    };
+    let value = meta.body.clone();
+    if let Some(expire_at) = change {
+        let old = meta.expire_at;
+        if expire_at.is_some_and(|at| at <= w.now_ms()) {
+            // An expiry already passed deletes the key, as Redis does.
+            w.delete(&argv[1])?;
+        } else if old != expire_at {
+            meta.expire_at = expire_at;
+            meta.modified = w.index();
+            w.put_meta(&argv[1], &meta, old)?;
+        }
+    }
+    Ok(Reply::Bulk(value))
+}
+
 /// Replaces a string's value in place (APPEND, INCR): its expiry stays, as in Redis.
-fn update_string(w: &mut WriteView, key: &[u8], old: Option<Meta>, value: Bytes) {
+fn update_string(
+    w: &mut WriteView,
+    key: &[u8],
+    old: Option<Meta>,
+    value: Bytes,
+) -> Result<(), StoreError> {
     match old {
         Some(mut m) => {
             m.body = value;
             m.modified = w.index();
-            w.put_meta(key, &m);
+            let expiry = m.expire_at;
+            w.put_meta(key, &m, expiry)
         }
-        None => w.set_string(key, value),
+        None => w.set_string(key, value, None),
     }
 }
 
@@ -121,7 +277,7 @@ pub const SETNX: Spec = Spec {
             if w.exists(&argv[1])? {
                 return Ok(Reply::Integer(0));
             }
-            w.set_string(&argv[1], argv[2].clone());
+            w.set_string(&argv[1], argv[2].clone(), None)?;
             Ok(Reply::Integer(1))
         },
     },
@@ -136,7 +292,7 @@ pub const GETSET: Spec = Spec {
         prepare: Ok,
         apply: |w, _, argv| {
             let old = get_string(w, &argv[1])?;
-            w.set_string(&argv[1], argv[2].clone());
+            w.set_string(&argv[1], argv[2].clone(), None)?;
             Ok(old.into())
         },
     },
@@ -186,7 +342,7 @@ pub const MSET: Spec = Spec {
         apply: |w, _, argv| {
             check_pairs(argv, "mset")?;
             for kv in argv[1..].chunks_exact(2) {
-                w.set_string(&kv[0], kv[1].clone());
+                w.set_string(&kv[0], kv[1].clone(), None)?;
             }
             Ok(Reply::ok())
         },
@@ -208,7 +364,7 @@ pub const MSETNX: Spec = Spec {
                 }
             }
             for kv in argv[1..].chunks_exact(2) {
-                w.set_string(&kv[0], kv[1].clone());
+                w.set_string(&kv[0], kv[1].clone(), None)?;
             }
             Ok(Reply::Integer(1))
         },
@@ -265,7 +421,7 @@ fn append(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     v.extend_from_slice(&old);
     v.extend_from_slice(&argv[2]);
     let len = v.len();
-    update_string(w, &argv[1], meta, v.into());
+    update_string(w, &argv[1], meta, v.into())?;
     Ok(Reply::Integer(len as i64))
 }
 
@@ -334,7 +490,7 @@ fn incr_by(w: &mut WriteView, key: &[u8], by: i64) -> CmdResult {
     };
     match current.checked_add(by) {
         Some(n) => {
-            update_string(w, key, meta, Bytes::from(n.to_string()));
+            update_string(w, key, meta, Bytes::from(n.to_string()))?;
             Ok(Reply::Integer(n))
         }
         None => Ok(Reply::error("ERR increment or decrement would overflow")),

@@ -110,6 +110,12 @@ pub fn is_control(spec: &Spec) -> bool {
     matches!(spec.name, "multi" | "exec" | "discard" | "watch")
 }
 
+/// Commands that run at once even between MULTI and EXEC, as in Redis: QUIT closes the
+/// connection, RESET discards the transaction and the watches (`Session::reset`).
+pub fn runs_in_multi(spec: &Spec) -> bool {
+    matches!(spec.name, "quit" | "reset")
+}
+
 /// Commands refused between MULTI and EXEC (flagging the transaction): kvd's cluster and
 /// connection-mode commands, and DEBUG. (Redis's own refused ones, SAVE, SYNC, PSYNC,
 /// SHUTDOWN, are not kvd commands.)
@@ -159,7 +165,8 @@ impl Multi {
 /// The subcommands of kvd's container commands, with Redis's arity for each: Redis 7 looks a
 /// subcommand up (and checks its arity) before queueing it, so an unknown one or a wrong
 /// count is refused at once, flagging the transaction. Other errors come at EXEC, from the
-/// command itself. Keep in step with the commands' functions (`cmd::connection`, `cmd::server`).
+/// command itself. Keep in step with the commands' functions (`cmd::connection`,
+/// `cmd::server`, `cmd::keys`).
 const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
     (
         "client",
@@ -178,6 +185,17 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
     (
         "command",
         &[("count", 2), ("docs", -2), ("info", -2), ("list", -2)],
+    ),
+    ("acl", &[("whoami", 2)]),
+    (
+        "object",
+        &[
+            ("encoding", 3),
+            ("freq", 3),
+            ("idletime", 3),
+            ("refcount", 3),
+            ("help", 2),
+        ],
     ),
 ];
 
@@ -897,9 +915,9 @@ mod tests {
                 view.begin_entry(0, 900, 40);
                 let mut m = Meta::string(b("v"), view.new_version(), 40);
                 m.expire_at = Some(1000);
-                view.put_meta(b"e", &m);
+                view.put_meta(b"e", &m, None).expect("put");
                 m.modified = 3;
-                view.put_meta(b"old", &m);
+                view.put_meta(b"old", &m, None).expect("put");
             }
             crate::kv::flush_into(&txn, &state).expect("flush");
         }

@@ -11,7 +11,8 @@
 //! | `0x00` deleted | `00 10+db` | index of the last entry that removed a key's metadata row in `db` (or emptied it), u64 BE: what WATCH of an absent key compares with |
 //! | `0x01` meta | `01 db key` | [`Meta`]: type, expiry, version, last change, then the type's body |
 //! | `0x02` member | `02 db len(key) u32 key version u64 member` | the member's value |
-//! | `0x03` expiry | `03 db at_ms i64 key` | empty: a database's keys by expiry time, for active expiry (reserved) |
+//! | `0x03` expiry | `03 db at_ms i64 key` | empty: a database's keys by expiry time, for active expiry |
+//! | `0x04` scan | `04 db fnv64(key) key` | empty: a database's keys in hash order, for SCAN cursors and RANDOMKEY |
 //!
 //! A string's value is the body of its metadata row (one lookup for GET). A collection's body
 //! holds its counters (size, list head and tail...); its member rows carry its `version`, so
@@ -35,6 +36,10 @@ pub const FAMILY_SYSTEM: u8 = 0x00;
 pub const FAMILY_META: u8 = 0x01;
 pub const FAMILY_MEMBER: u8 = 0x02;
 pub const FAMILY_EXPIRY: u8 = 0x03;
+pub const FAMILY_SCAN: u8 = 0x04;
+
+/// The families holding rows of a database (all emptied by FLUSHDB).
+pub const DB_FAMILIES: [u8; 4] = [FAMILY_META, FAMILY_MEMBER, FAMILY_EXPIRY, FAMILY_SCAN];
 
 /// System row: the applied clock (see `StateMachine`'s `now`).
 pub const CLOCK_KEY: [u8; 2] = [FAMILY_SYSTEM, 0xff];
@@ -230,6 +235,84 @@ pub fn member_key(db: u8, key: &[u8], version: u64, member: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// Table key of a key's row in the expiry index (`03 db at key`). `at` is stored with its sign
+/// bit flipped, so rows sort by time, negative times first.
+pub fn expiry_key(db: u8, at: i64, key: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(2 + 8 + key.len());
+    out.put_u8(FAMILY_EXPIRY);
+    out.put_u8(db);
+    out.put_u64(flip(at));
+    out.put_slice(key);
+    out.freeze()
+}
+
+/// The range of `db`'s expiry index rows for times up to and including `upto`.
+pub fn expiry_range(db: u8, upto: i64) -> ([u8; 2], [u8; 10]) {
+    let mut hi = [0u8; 10];
+    hi[0] = FAMILY_EXPIRY;
+    hi[1] = db;
+    match flip(upto).checked_add(1) {
+        Some(next) => hi[2..].copy_from_slice(&next.to_be_bytes()),
+        // Every time is at most i64::MAX: the end of the database's rows.
+        None => {
+            let (_, end) = db_range(FAMILY_EXPIRY, db);
+            hi = [end[0], end[1], 0, 0, 0, 0, 0, 0, 0, 0];
+        }
+    }
+    ([FAMILY_EXPIRY, db], hi)
+}
+
+/// Splits an expiry index row's table key into (db, at, key).
+pub fn parse_expiry_key(table_key: &[u8]) -> Option<(u8, i64, &[u8])> {
+    match table_key {
+        [FAMILY_EXPIRY, db, rest @ ..] if rest.len() >= 8 => {
+            let at = flip(be_u64(&rest[..8]) as i64) as i64;
+            Some((*db, at, &rest[8..]))
+        }
+        _ => None,
+    }
+}
+
+/// The position of a key in SCAN order: FNV-1a 64 of its name. SCAN's integer cursor is such a
+/// position (the next one to visit), so a cursor means the same on every node and across
+/// memtable flushes. Rows of this family are kept by `flush_into` (exactly: a row exists for
+/// every key in the table), keys not yet flushed are merged in by the scan itself.
+pub fn scan_hash(key: &[u8]) -> u64 {
+    crate::fnv::Fnv1a::hash(key)
+}
+
+/// Table key of a key's SCAN-order row (`04 db hash key`).
+pub fn scan_key(db: u8, key: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(2 + 8 + key.len());
+    out.put_u8(FAMILY_SCAN);
+    out.put_u8(db);
+    out.put_u64(scan_hash(key));
+    out.put_slice(key);
+    out.freeze()
+}
+
+/// The first SCAN-order row at or after position `from` in `db`.
+pub fn scan_from(db: u8, from: u64) -> [u8; 10] {
+    let mut k = [0u8; 10];
+    k[0] = FAMILY_SCAN;
+    k[1] = db;
+    k[2..].copy_from_slice(&from.to_be_bytes());
+    k
+}
+
+/// Splits a SCAN-order row's table key into (hash, key).
+pub fn parse_scan_key(table_key: &[u8]) -> Option<(u64, &[u8])> {
+    match table_key {
+        [FAMILY_SCAN, _, rest @ ..] if rest.len() >= 8 => Some((be_u64(&rest[..8]), &rest[8..])),
+        _ => None,
+    }
+}
+
+/// i64 to u64 (and back, as `flip(x as i64) as i64`) with the order preserved.
+fn flip(at: i64) -> u64 {
+    (at as u64) ^ (1 << 63)
+}
+
 /// Table key of a database's key count.
 pub fn count_key(db: u8) -> [u8; 2] {
     [FAMILY_SYSTEM, db]
@@ -238,7 +321,11 @@ pub fn count_key(db: u8) -> [u8; 2] {
 /// The database a row of user data belongs to (the byte after the family).
 pub fn db_of(table_key: &[u8]) -> Option<u8> {
     match table_key {
-        [FAMILY_META | FAMILY_MEMBER | FAMILY_EXPIRY, db, ..] => Some(*db),
+        [
+            FAMILY_META | FAMILY_MEMBER | FAMILY_EXPIRY | FAMILY_SCAN,
+            db,
+            ..,
+        ] => Some(*db),
         _ => None,
     }
 }
@@ -288,6 +375,29 @@ mod tests {
         flagged[2] = FLAG_EXPIRY;
         assert!(Meta::decode(&Bytes::from(flagged.clone())).is_err());
         assert!(Meta::peek(&flagged).is_err());
+    }
+
+    #[test]
+    fn expiry_rows_sort_by_time_and_parse_back() {
+        let times = [i64::MIN, -5, 0, 7, 1_700_000_000_000, i64::MAX];
+        let keys: Vec<Bytes> = times.iter().map(|&t| expiry_key(2, t, b"k")).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        for (&t, k) in times.iter().zip(&keys) {
+            assert_eq!(parse_expiry_key(k), Some((2, t, &b"k"[..])));
+        }
+        let (lo, hi) = expiry_range(2, 7);
+        let due: Vec<_> = keys
+            .iter()
+            .filter(|k| k.as_ref() >= &lo[..] && k.as_ref() < &hi[..])
+            .collect();
+        assert_eq!(due.len(), 4);
+        let (lo, hi) = expiry_range(2, i64::MAX);
+        assert!(
+            keys.iter()
+                .all(|k| k.as_ref() >= &lo[..] && k.as_ref() < &hi[..])
+        );
+        assert!(expiry_key(3, i64::MIN, b"").as_ref() >= &hi[..]);
+        assert_eq!(parse_expiry_key(&[FAMILY_EXPIRY, 1, 2]), None);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use raft::eraftpb::ConfState;
 use redb::{ReadableTable, Table};
 
 use super::encoding::{
-    self, CLOCK_KEY, DATABASES, FAMILY_EXPIRY, FAMILY_MEMBER, FAMILY_META, Meta, db_range, meta_key,
+    self, CLOCK_KEY, DATABASES, DB_FAMILIES, FAMILY_META, Meta, db_range, meta_key,
 };
 use super::memtable::{KvTable, Memtable, Slot, State};
 use crate::store::{Db, KV, MEMBERS, StoreError};
@@ -37,10 +37,71 @@ pub trait KeyRead {
     ) -> Result<(), StoreError>;
     /// Keys stored in `db`, expired ones not yet reclaimed included (as Redis's DBSIZE).
     fn key_count(&self, db: u8) -> Result<u64, StoreError>;
+    /// Visits the keys of `db` written (and not deleted) since the last memtable flush.
+    fn recent_keys(&self, db: u8, f: &mut dyn FnMut(&[u8]));
+
+    /// One step of SCAN over the current database from position `cursor` (see
+    /// `encoding::scan_hash`): about `count` live keys in position order, and the cursor to go on
+    /// from (0 when done). Flushed keys come from the SCAN-order rows, recent ones from the
+    /// memtable, merged by position, so a key present for the whole iteration is returned at
+    /// least once whenever a flush happens, on any node. The work is bounded by `count` rows
+    /// and the memtable's keys of the database.
+    fn scan_step(
+        &self,
+        cursor: u64,
+        count: usize,
+    ) -> Result<(u64, Vec<(Bytes, Meta)>), StoreError> {
+        let db = self.db();
+        let count = count.max(1);
+        let lo = encoding::scan_from(db, cursor);
+        let (_, hi) = db_range(encoding::FAMILY_SCAN, db);
+        let mut found: Vec<(u64, Bytes)> = Vec::new();
+        let mut boundary: Option<u64> = None;
+        self.scan_raw(&lo, &hi, &mut |k, _| {
+            let Some((h, key)) = encoding::parse_scan_key(k) else {
+                return true;
+            };
+            // Past `count`, go on only through keys at the same position (so a position is
+            // never split between two steps).
+            if found.len() >= count && found.last().is_some_and(|(last, _)| *last != h) {
+                boundary = Some(h);
+                return false;
+            }
+            found.push((h, Bytes::copy_from_slice(key)));
+            true
+        })?;
+        self.recent_keys(db, &mut |key| {
+            let h = encoding::scan_hash(key);
+            if h >= cursor && boundary.is_none_or(|b| h < b) {
+                found.push((h, Bytes::copy_from_slice(key)));
+            }
+        });
+        found.sort();
+        found.dedup();
+        if found.len() > count {
+            let cut_at = found[count].0;
+            if found[count - 1].0 != cut_at {
+                found.retain(|(h, _)| *h < cut_at);
+                boundary = Some(cut_at);
+            }
+        }
+        let mut out = Vec::with_capacity(found.len());
+        for (_, key) in found {
+            if let Some(meta) = self.meta(&key)? {
+                out.push((key, meta));
+            }
+        }
+        Ok((boundary.unwrap_or(0), out))
+    }
 
     /// A live key's metadata (`None` if absent or expired).
     fn meta(&self, key: &[u8]) -> Result<Option<Meta>, StoreError> {
-        let Some(raw) = self.raw(&meta_key(self.db(), key))? else {
+        self.meta_in(self.db(), key)
+    }
+
+    /// A live key's metadata in database `db`.
+    fn meta_in(&self, db: u8, key: &[u8]) -> Result<Option<Meta>, StoreError> {
+        let Some(raw) = self.raw(&meta_key(db, key))? else {
             return Ok(None);
         };
         let meta = decode_meta(&raw)?;
@@ -87,6 +148,18 @@ pub trait KeyRead {
         })?;
         failed.map_or(Ok(()), Err)
     }
+}
+
+/// The first byte string after every one that starts with `prefix`.
+fn end_of_prefix(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0xff; prefix.len() + 1]
 }
 
 /// `[lo, hi)` as a range over unsized byte strings (what `BTreeMap<Bytes, _>::range` takes).
@@ -180,6 +253,15 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> Layers<'_, T> {
             }
         }
         Ok(())
+    }
+
+    fn recent_keys(&self, db: u8, f: &mut dyn FnMut(&[u8])) {
+        let (lo, hi) = db_range(FAMILY_META, db);
+        for (k, slot) in self.mem.map.range::<[u8], _>(between(&lo, &hi)) {
+            if slot.value.is_some() {
+                f(&k[2..]);
+            }
+        }
     }
 
     /// The table's count for `db` as of the last flush, corrected for each key the memtable
@@ -308,6 +390,10 @@ impl KeyRead for ReadView<'_> {
     fn key_count(&self, db: u8) -> Result<u64, StoreError> {
         self.layers.key_count(db)
     }
+
+    fn recent_keys(&self, db: u8, f: &mut dyn FnMut(&[u8])) {
+        self.layers.recent_keys(db, f)
+    }
 }
 
 /// Facts about the entry being applied, for commands whose effect depends on cluster state
@@ -392,24 +478,117 @@ impl<'t> WriteView<'t> {
         v
     }
 
-    /// Stores a key's metadata row.
-    pub fn put_meta(&mut self, key: &[u8], meta: &Meta) {
-        let k = meta_key(self.db, key);
-        self.put_raw(&k, meta.encode());
+    /// Stores a key's metadata row and keeps the expiry index in step: `old_expiry` is the
+    /// expiry the key had, if the caller read it (its index row is removed when it changes).
+    /// Callers that do not read the old row (a plain SET) may leave a stale index row behind;
+    /// active expiry drops it when its time comes (see `reap`).
+    pub fn put_meta(
+        &mut self,
+        key: &[u8],
+        meta: &Meta,
+        old_expiry: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.put_meta_in(self.db, key, meta, old_expiry)
     }
 
-    /// Sets a string value: a new incarnation, no expiry (as SET without KEEPTTL).
-    pub fn set_string(&mut self, key: &[u8], value: Bytes) {
-        let meta = Meta::string(value, self.new_version(), self.index);
-        self.put_meta(key, &meta);
+    /// `put_meta` in database `db`.
+    pub fn put_meta_in(
+        &mut self,
+        db: u8,
+        key: &[u8],
+        meta: &Meta,
+        old_expiry: Option<i64>,
+    ) -> Result<(), StoreError> {
+        if let Some(old) = old_expiry
+            && meta.expire_at != Some(old)
+        {
+            self.delete_raw(&encoding::expiry_key(db, old, key))?;
+        }
+        if let Some(at) = meta.expire_at
+            && old_expiry != Some(at)
+        {
+            self.put_raw(&encoding::expiry_key(db, at, key), Bytes::new());
+        }
+        self.put_raw(&meta_key(db, key), meta.encode());
+        Ok(())
+    }
+
+    /// Copies a live key (metadata, expiry, member rows) to `dst` in `dst_db` as a new
+    /// incarnation, replacing whatever `dst` held. Returns false if `src` is absent.
+    pub fn copy_key(&mut self, src: &[u8], dst_db: u8, dst: &[u8]) -> Result<bool, StoreError> {
+        let Some(meta) = self.meta(src)? else {
+            return Ok(false);
+        };
+        let old_expiry = self.meta_in(dst_db, dst)?.and_then(|m| m.expire_at);
+        let version = self.new_version();
+        let prefix = encoding::member_prefix(self.db, src, meta.version);
+        let mut rows = Vec::new();
+        self.scan_raw(&prefix, &end_of_prefix(&prefix), &mut |k, v| {
+            rows.push((
+                encoding::member_key(dst_db, dst, version, &k[prefix.len()..]),
+                Bytes::copy_from_slice(v),
+            ));
+            true
+        })?;
+        for (k, v) in rows {
+            self.put_raw(&k, v);
+        }
+        let copy = Meta {
+            version,
+            modified: self.index,
+            ..meta
+        };
+        self.put_meta_in(dst_db, dst, &copy, old_expiry)?;
+        Ok(true)
+    }
+
+    /// Sets a string value: a new incarnation with the given expiry (none: as SET without
+    /// KEEPTTL).
+    pub fn set_string(
+        &mut self,
+        key: &[u8],
+        value: Bytes,
+        expire_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let mut meta = Meta::string(value, self.new_version(), self.index);
+        meta.expire_at = expire_at;
+        self.put_meta(key, &meta, None)
     }
 
     /// Removes a key (its member rows become unreachable with its version); true if it was live.
     pub fn delete(&mut self, key: &[u8]) -> Result<bool, StoreError> {
-        let live = self.meta(key)?.is_some();
-        let k = meta_key(self.db, key);
+        self.delete_in(self.db, key)
+    }
+
+    /// `delete` in database `db`.
+    pub fn delete_in(&mut self, db: u8, key: &[u8]) -> Result<bool, StoreError> {
+        let k = meta_key(db, key);
+        let Some(raw) = self.raw(&k)? else {
+            return Ok(false);
+        };
+        let meta = decode_meta(&raw)?;
+        if let Some(at) = meta.expire_at {
+            self.delete_raw(&encoding::expiry_key(db, at, key))?;
+        }
         self.delete_raw(&k)?;
-        Ok(live)
+        Ok(!meta.expired(self.clock))
+    }
+
+    /// Active expiry of one index row `(db, at, key)`: drops the row, and the key if its expiry
+    /// is still `at` and due by the entry's clock (a key given a new TTL or rewritten since the
+    /// row was read stays). True if a key was removed.
+    pub fn reap(&mut self, db: u8, at: i64, key: &[u8]) -> Result<bool, StoreError> {
+        self.delete_raw(&encoding::expiry_key(db, at, key))?;
+        let k = meta_key(db, key);
+        let Some(raw) = self.raw(&k)? else {
+            return Ok(false);
+        };
+        let meta = decode_meta(&raw)?;
+        if meta.expire_at == Some(at) && meta.expired(self.clock) {
+            self.delete_raw(&k)?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Writes one row.
@@ -467,7 +646,7 @@ impl<'t> WriteView<'t> {
         };
         self.mem.cleared |= bit;
         self.record_deletion(db);
-        for family in [FAMILY_META, FAMILY_MEMBER, FAMILY_EXPIRY] {
+        for family in DB_FAMILIES {
             let (lo, hi) = db_range(family, db);
             let doomed: Vec<Bytes> = self
                 .mem
@@ -514,6 +693,10 @@ impl KeyRead for WriteView<'_> {
     fn key_count(&self, db: u8) -> Result<u64, StoreError> {
         self.layers().key_count(db)
     }
+
+    fn recent_keys(&self, db: u8, f: &mut dyn FnMut(&[u8])) {
+        self.layers().recent_keys(db, f)
+    }
 }
 
 /// Writes the memtable's changes to the table, in `txn`, keeping each database's key count row
@@ -526,7 +709,7 @@ pub fn flush_into(txn: &redb::WriteTransaction, mem: &State) -> Result<(), Store
     for db in 0..DATABASES {
         let (lo, _) = db_range(FAMILY_META, db);
         if mem.cleared(&lo) {
-            for family in [FAMILY_META, FAMILY_MEMBER, FAMILY_EXPIRY] {
+            for family in DB_FAMILIES {
                 let (lo, hi) = db_range(family, db);
                 kv.retain_in::<&[u8], _>(&lo[..]..&hi[..], |_, _| false)?;
             }
@@ -547,6 +730,14 @@ pub fn flush_into(txn: &redb::WriteTransaction, mem: &State) -> Result<(), Store
             if delta != 0 {
                 counts[db as usize] += delta;
                 touched[db as usize] = true;
+                // The key appeared in or left the table: so does its SCAN-order row.
+                let user = &k[2..];
+                let row = encoding::scan_key(db, user);
+                if delta > 0 {
+                    kv.insert(&row[..], &[][..])?;
+                } else {
+                    kv.remove(&row[..])?;
+                }
             }
         }
     }
@@ -590,7 +781,8 @@ mod tests {
     }
 
     fn set(w: &mut WriteView, k: &str, v: &str) {
-        w.set_string(k.as_bytes(), Bytes::copy_from_slice(v.as_bytes()));
+        w.set_string(k.as_bytes(), Bytes::copy_from_slice(v.as_bytes()), None)
+            .unwrap();
     }
 
     fn all(db: &Db, mem: &Arc<Memtable>, dbn: u8) -> (Vec<(String, String)>, u64) {
@@ -676,9 +868,9 @@ mod tests {
         write(&db, &mem, true, |w| {
             let mut m = Meta::string(Bytes::from_static(b"v"), w.new_version(), 1);
             m.expire_at = Some(1001);
-            w.put_meta(b"soon", &m);
+            w.put_meta(b"soon", &m, None).unwrap();
             m.expire_at = Some(1);
-            w.put_meta(b"gone", &m);
+            w.put_meta(b"gone", &m, None).unwrap();
             // The entry's clock (1000) decides in apply, not the node's.
             assert!(w.exists(b"soon").unwrap());
             assert!(!w.exists(b"gone").unwrap());
@@ -687,6 +879,57 @@ mod tests {
         });
         // The node's clock is far past both: readers see neither, DBSIZE counts both.
         assert_eq!(all(&db, &mem, 0), (vec![], 2));
+    }
+
+    /// The expiry index rows of database 0, as (at, key).
+    fn index_rows(w: &WriteView) -> Vec<(i64, Vec<u8>)> {
+        let (lo, hi) = encoding::expiry_range(0, i64::MAX);
+        let mut rows = Vec::new();
+        w.scan_raw(&lo, &hi, &mut |k, _| {
+            let (_, at, key) = encoding::parse_expiry_key(k).unwrap();
+            rows.push((at, key.to_vec()));
+            true
+        })
+        .unwrap();
+        rows
+    }
+
+    #[test]
+    fn the_expiry_index_follows_ttls_and_reaping_rechecks_each_key() {
+        let (_d, db, mem) = setup();
+        write(&db, &mem, false, |w| {
+            w.set_string(b"a", Bytes::from_static(b"1"), Some(2000))
+                .unwrap();
+            w.set_string(b"b", Bytes::from_static(b"2"), Some(1500))
+                .unwrap();
+            assert_eq!(
+                index_rows(w),
+                vec![(1500, b"b".to_vec()), (2000, b"a".to_vec())]
+            );
+            // A new TTL moves the row; DEL drops it.
+            let mut m = w.meta(b"a").unwrap().unwrap();
+            m.expire_at = Some(3000);
+            w.put_meta(b"a", &m, Some(2000)).unwrap();
+            assert!(w.delete(b"b").unwrap());
+            assert_eq!(index_rows(w), vec![(3000, b"a".to_vec())]);
+            // A plain SET over a key with a TTL leaves a stale row: reaping drops the row but
+            // keeps the key, whose expiry is no longer that one.
+            w.set_string(b"a", Bytes::from_static(b"new"), None)
+                .unwrap();
+            w.begin_entry(0, 5000, 2);
+            assert!(!w.reap(0, 3000, b"a").unwrap());
+            assert!(w.exists(b"a").unwrap());
+            assert!(index_rows(w).is_empty());
+            // A due key is removed; one not yet due by the entry's clock is not.
+            w.set_string(b"c", Bytes::from_static(b"3"), Some(4000))
+                .unwrap();
+            w.set_string(b"d", Bytes::from_static(b"4"), Some(9000))
+                .unwrap();
+            assert!(w.reap(0, 4000, b"c").unwrap());
+            assert!(!w.reap(0, 9000, b"d").unwrap());
+            assert!(w.raw(&meta_key(0, b"c")).unwrap().is_none());
+            assert!(w.raw(&meta_key(0, b"d")).unwrap().is_some());
+        });
     }
 
     #[test]

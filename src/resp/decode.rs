@@ -20,6 +20,12 @@ const CRLF: &[u8] = b"\r\n";
 /// Redis refuses multibulk counts above `INT_MAX` whatever else is configured.
 const REDIS_MAX_MULTIBULK_COUNT: i64 = i32::MAX as i64;
 
+/// Before a connection has authenticated (when a password is required), Redis 7.0 refuses
+/// multibulk requests of more arguments or longer bulks than these, so a client without the
+/// password cannot make the server buffer much.
+const UNAUTHENTICATED_MAX_ARGS: i64 = 10;
+const UNAUTHENTICATED_MAX_BULK_LEN: usize = 16 * 1024;
+
 /// The argument vector is preallocated for at most this many entries, because the count comes
 /// from the client and a lying `*1000000` must not reserve memory it never fills (Redis uses
 /// the same cap).
@@ -103,6 +109,12 @@ pub enum ProtocolError {
     /// whitespace or the end of the line.
     #[error("Protocol error: unbalanced quotes in request")]
     UnbalancedQuotes,
+    /// More than 10 arguments from a connection that has not authenticated yet.
+    #[error("Protocol error: unauthenticated multibulk length")]
+    UnauthenticatedMultibulkLength,
+    /// A bulk longer than 16 KiB from a connection that has not authenticated yet.
+    #[error("Protocol error: unauthenticated bulk length")]
+    UnauthenticatedBulkLength,
     /// A bulk payload not followed by CRLF. Redis skips those two bytes unchecked; kvd
     /// refuses, since the client and the server no longer agree on where arguments end.
     #[error("Protocol error: expected CRLF after bulk data")]
@@ -118,6 +130,8 @@ pub struct Decoder {
     partial: Option<Multibulk>,
     /// What the last `decode` that returned `Ok(None)` knew about the bytes still missing.
     needed: Option<usize>,
+    /// The connection has not authenticated yet: the unauthenticated limits apply.
+    unauthenticated: bool,
 }
 
 impl Default for Decoder {
@@ -132,7 +146,15 @@ impl Decoder {
             limits,
             partial: None,
             needed: None,
+            unauthenticated: false,
         }
+    }
+
+    /// Applies (or lifts) the stricter limits of a connection that has not authenticated yet,
+    /// from the next header read on. The caller decodes one request at a time meanwhile, so a
+    /// request is always read under the state its predecessor (an AUTH) left.
+    pub fn set_unauthenticated(&mut self, unauthenticated: bool) {
+        self.unauthenticated = unauthenticated;
     }
 
     /// Decodes the next request from the front of `buf`, consuming its bytes.
@@ -163,7 +185,7 @@ impl Decoder {
     fn decode_next(&mut self, buf: &mut BytesMut) -> Result<Option<Decoded>, ProtocolError> {
         loop {
             if let Some(request) = &mut self.partial {
-                return match request.read_args(buf, &self.limits)? {
+                return match request.read_args(buf, &self.limits, self.unauthenticated)? {
                     Progress::Done => Ok(self.partial.take().map(Multibulk::finish)),
                     Progress::NeedMore { bytes } => {
                         self.needed = bytes;
@@ -174,7 +196,7 @@ impl Decoder {
             // Like Redis, the first byte alone decides between the two request forms.
             match buf.first() {
                 None => return Ok(None),
-                Some(b'*') => match multibulk_header(buf, &self.limits)? {
+                Some(b'*') => match multibulk_header(buf, &self.limits, self.unauthenticated)? {
                     None => return Ok(None),
                     Some(0) => continue,
                     Some(count) => self.partial = Some(Multibulk::new(count)),
@@ -238,10 +260,11 @@ impl Multibulk {
         &mut self,
         buf: &mut BytesMut,
         limits: &Limits,
+        unauthenticated: bool,
     ) -> Result<Progress, ProtocolError> {
         while self.remaining > 0 {
             match self.current {
-                ArgState::Header => match bulk_header(buf, limits)? {
+                ArgState::Header => match bulk_header(buf, limits, unauthenticated)? {
                     Some(len) => self.start_arg(len, limits.max_arg_len),
                     None => return Ok(Progress::NeedMore { bytes: None }),
                 },
@@ -307,7 +330,11 @@ impl Multibulk {
 
 /// Consumes a `*<count>\r\n` header. `Some(0)` is an empty request (any count <= 0, as in
 /// Redis), `None` means the line is not complete yet.
-fn multibulk_header(buf: &mut BytesMut, limits: &Limits) -> Result<Option<usize>, ProtocolError> {
+fn multibulk_header(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    unauthenticated: bool,
+) -> Result<Option<usize>, ProtocolError> {
     let (content, consumed) = match header_line(buf, limits.max_inline_len) {
         Line::Complete { content, consumed } => (content, consumed),
         Line::BadTerminator { .. } => return Err(ProtocolError::InvalidMultibulkLength),
@@ -315,7 +342,7 @@ fn multibulk_header(buf: &mut BytesMut, limits: &Limits) -> Result<Option<usize>
         Line::TooLong => return Err(ProtocolError::MultibulkHeaderTooLong),
     };
     let digits = content.get(1..).unwrap_or_default();
-    let count = multibulk_count(digits, limits.max_args)?;
+    let count = multibulk_count(digits, limits.max_args, unauthenticated)?;
     buf.advance(consumed);
     Ok(Some(count))
 }
@@ -324,7 +351,11 @@ fn multibulk_header(buf: &mut BytesMut, limits: &Limits) -> Result<Option<usize>
 ///
 /// The checks run in Redis's order: the line must be complete before a wrong first byte is
 /// reported, and the `$` is checked before the length.
-fn bulk_header(buf: &mut BytesMut, limits: &Limits) -> Result<Option<usize>, ProtocolError> {
+fn bulk_header(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    unauthenticated: bool,
+) -> Result<Option<usize>, ProtocolError> {
     let (content, consumed) = match header_line(buf, limits.max_inline_len) {
         Line::Complete { content, consumed } => (content, Some(consumed)),
         Line::BadTerminator { content } => (content, None),
@@ -339,14 +370,25 @@ fn bulk_header(buf: &mut BytesMut, limits: &Limits) -> Result<Option<usize>, Pro
     };
     let consumed = consumed.ok_or(ProtocolError::InvalidBulkLength)?;
     let len = bulk_len(digits, limits.max_bulk_len)?;
+    if unauthenticated && len > UNAUTHENTICATED_MAX_BULK_LEN {
+        return Err(ProtocolError::UnauthenticatedBulkLength);
+    }
     buf.advance(consumed);
     Ok(Some(len))
 }
 
-fn multibulk_count(digits: &[u8], max_args: usize) -> Result<usize, ProtocolError> {
+/// In Redis's order: a bad or huge count first, then the unauthenticated limit, then kvd's own.
+fn multibulk_count(
+    digits: &[u8],
+    max_args: usize,
+    unauthenticated: bool,
+) -> Result<usize, ProtocolError> {
     let count = parse_redis_int(digits)
         .filter(|&n| n <= REDIS_MAX_MULTIBULK_COUNT)
         .ok_or(ProtocolError::InvalidMultibulkLength)?;
+    if unauthenticated && count > UNAUTHENTICATED_MAX_ARGS {
+        return Err(ProtocolError::UnauthenticatedMultibulkLength);
+    }
     if count <= 0 {
         return Ok(0);
     }
@@ -1281,5 +1323,66 @@ mod tests {
             assert!(buf.is_empty());
             assert_eq!(out, expected);
         }
+    }
+
+    /// Redis 7.0's limits for a connection that has not authenticated, checked after the
+    /// ordinary ones, with its error texts.
+    #[test]
+    fn unauthenticated_limits() {
+        fn encode(args: &[&[u8]]) -> Vec<u8> {
+            let mut out = format!("*{}\r\n", args.len()).into_bytes();
+            for a in args {
+                out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                out.extend_from_slice(a);
+                out.extend_from_slice(b"\r\n");
+            }
+            out
+        }
+        let decode_unauth = |input: &[u8]| {
+            let mut decoder = Decoder::default();
+            decoder.set_unauthenticated(true);
+            decoder.decode(&mut BytesMut::from(input))
+        };
+        let ten: Vec<&[u8]> = vec![b"x"; 10];
+        assert_eq!(decode_unauth(&encode(&ten)), Ok(Some(cmd(&ten))));
+        let eleven: Vec<&[u8]> = vec![b"x"; 11];
+        assert_eq!(
+            decode_unauth(&encode(&eleven)),
+            Err(ProtocolError::UnauthenticatedMultibulkLength)
+        );
+        assert_eq!(
+            ProtocolError::UnauthenticatedMultibulkLength.to_string(),
+            "Protocol error: unauthenticated multibulk length"
+        );
+        let max = vec![b'v'; 16384];
+        assert_eq!(
+            decode_unauth(&encode(&[b"AUTH", &max])),
+            Ok(Some(cmd(&[b"AUTH", &max])))
+        );
+        assert_eq!(
+            decode_unauth(b"*2\r\n$4\r\nAUTH\r\n$16385\r\n"),
+            Err(ProtocolError::UnauthenticatedBulkLength)
+        );
+        assert_eq!(
+            ProtocolError::UnauthenticatedBulkLength.to_string(),
+            "Protocol error: unauthenticated bulk length"
+        );
+        // A bad count or length is still reported as such.
+        assert_eq!(
+            decode_unauth(b"*x\r\n"),
+            Err(ProtocolError::InvalidMultibulkLength)
+        );
+        assert_eq!(
+            decode_unauth(b"*1\r\n$-5\r\n"),
+            Err(ProtocolError::InvalidBulkLength)
+        );
+        // Lifted again: the ordinary limits.
+        let mut decoder = Decoder::default();
+        decoder.set_unauthenticated(true);
+        decoder.set_unauthenticated(false);
+        assert_eq!(
+            decoder.decode(&mut BytesMut::from(&encode(&eleven)[..])),
+            Ok(Some(cmd(&eleven)))
+        );
     }
 }

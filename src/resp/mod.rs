@@ -1,4 +1,4 @@
-//! The Redis wire protocol (RESP2): a streaming request decoder and the one reply encoder.
+//! The Redis wire protocol (RESP2 and RESP3): a streaming request decoder and the one reply encoder.
 //!
 //! `decode` turns bytes read from a socket into commands (arrays of bulk strings, or inline
 //! commands as telnet and `redis-benchmark`'s PING_INLINE send them); `reply` turns results
@@ -8,4 +8,4 @@ pub mod decode;
 pub mod reply;
 
 pub use decode::{Decoded, Decoder, Limits, ProtocolError};
-pub use reply::Reply;
+pub use reply::{Protocol, Reply};

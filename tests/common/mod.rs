@@ -87,7 +87,8 @@ pub fn encode_cmd<A: AsRef<[u8]>>(argv: &[A]) -> Vec<u8> {
     out
 }
 
-/// Length of the first complete RESP2 reply in `buf`, or `None` if it is not complete yet.
+/// Length of the first complete RESP2 or RESP3 reply in `buf`, or `None` if it is not complete
+/// yet.
 /// Panics on bytes that cannot start a reply (the stream is out of sync).
 pub fn reply_len(buf: &[u8]) -> Option<usize> {
     fn line_end(buf: &[u8], from: usize) -> Option<usize> {
@@ -101,8 +102,8 @@ pub fn reply_len(buf: &[u8]) -> Option<usize> {
         let end = line_end(buf, at + 1)?;
         let after = end + 2;
         match kind {
-            b'+' | b'-' | b':' => Some(after),
-            b'$' | b'*' => {
+            b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Some(after),
+            b'$' | b'=' | b'*' | b'~' | b'>' | b'%' | b'|' => {
                 let n: i64 = std::str::from_utf8(&buf[at + 1..end])
                     .ok()
                     .and_then(|s| s.parse().ok())
@@ -110,16 +111,24 @@ pub fn reply_len(buf: &[u8]) -> Option<usize> {
                 if n < 0 {
                     return Some(after);
                 }
-                if kind == b'$' {
+                if kind == b'$' || kind == b'=' {
                     let stop = after + n as usize + 2;
-                    (buf.len() >= stop).then_some(stop)
-                } else {
-                    let mut pos = after;
-                    for _ in 0..n {
-                        pos = parse(buf, pos)?;
-                    }
-                    Some(pos)
+                    return (buf.len() >= stop).then_some(stop);
                 }
+                // A map or an attribute holds n pairs; an attribute precedes the reply proper.
+                let items = if kind == b'%' || kind == b'|' {
+                    2 * n
+                } else {
+                    n
+                };
+                let mut pos = after;
+                for _ in 0..items {
+                    pos = parse(buf, pos)?;
+                }
+                if kind == b'|' {
+                    pos = parse(buf, pos)?;
+                }
+                Some(pos)
             }
             other => panic!(
                 "reply starts with unexpected byte {:?}: {}",
@@ -440,7 +449,7 @@ impl Node {
             if self.child.is_none() {
                 return Err(self.run_log());
             }
-            if ping(&self.client_addr()) {
+            if ping_with(&self.client_addr(), self.password()) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -497,8 +506,21 @@ impl Node {
             .unwrap_or_else(|e| panic!("connect to node {}: {e}", self.name))
     }
 
+    /// The `--requirepass` among this node's arguments: the harness's own connections
+    /// (PING, INFO, [`Node::conn`]) authenticate with it.
+    pub fn password(&self) -> Option<&str> {
+        self.extra
+            .windows(2)
+            .find(|w| w[0] == "--requirepass")
+            .map(|w| w[1].as_str())
+    }
+
     pub fn try_conn(&self) -> redis::RedisResult<redis::Connection> {
-        let client = redis::Client::open(format!("redis://{}/", self.client_addr()))?;
+        let auth = self
+            .password()
+            .map(|p| format!(":{p}@"))
+            .unwrap_or_default();
+        let client = redis::Client::open(format!("redis://{auth}{}/", self.client_addr()))?;
         let con = client.get_connection_with_timeout(IO_TIMEOUT)?;
         con.set_read_timeout(Some(IO_TIMEOUT))?;
         con.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -647,6 +669,11 @@ pub fn parse_members(info: &str) -> Vec<std::collections::BTreeMap<String, Strin
 
 /// True if `addr` answers a PING with +PONG right now.
 pub fn ping(addr: &str) -> bool {
+    ping_with(addr, None)
+}
+
+/// [`ping`], authenticating first with `password` when it is given (`--requirepass`).
+pub fn ping_with(addr: &str, password: Option<&str>) -> bool {
     let Ok(sa) = addr.parse::<SocketAddr>() else {
         return false;
     };
@@ -654,11 +681,16 @@ pub fn ping(addr: &str) -> bool {
         return false;
     };
     s.set_read_timeout(Some(Duration::from_secs(2))).ok();
-    if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
+    let (mut request, expected) = match password {
+        Some(p) => (encode_cmd(&["AUTH", p]), b"+OK\r\n+PONG\r\n".to_vec()),
+        None => (Vec::new(), b"+PONG\r\n".to_vec()),
+    };
+    request.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+    if s.write_all(&request).is_err() {
         return false;
     }
-    let mut buf = [0u8; 7];
-    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    let mut buf = vec![0u8; expected.len()];
+    s.read_exact(&mut buf).is_ok() && buf == expected
 }
 
 impl Drop for Node {

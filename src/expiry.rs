@@ -1,0 +1,82 @@
+//! Active expiry: the leader reclaims expired keys by proposing their removal, in bounded
+//! batches, so memory and disk come back on every node the same way (followers never delete on
+//! their own; their readers already treat expired keys as absent).
+//!
+//! Like Redis's active expiry cycle, the work adapts to what is due: every `IDLE_PERIOD` this
+//! task reads the expiry index (`kv::encoding`, ordered by time) up to now, at most `BATCH`
+//! rows; a full batch means more is due, so it goes on at once with the next one, else it
+//! sleeps again. One entry is in flight at a time, so however many keys expire together, writes
+//! of clients keep their place in the log between batches. Each batch is one `expire-reap`
+//! entry; apply re-checks every key against the entry's clock (a key given a new TTL or
+//! rewritten since it was read stays).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use slog::debug;
+use tokio::sync::watch;
+
+use crate::kv::encoding::{self, DATABASES};
+use crate::kv::{KeyRead, Reader, wall_clock_ms};
+use crate::raft::status::Role;
+use crate::server::Shared;
+
+/// Index rows (keys) one entry removes at most.
+const BATCH: usize = 1000;
+/// Pause between looks at the index when nothing more is due.
+const IDLE_PERIOD: Duration = Duration::from_millis(100);
+
+/// Runs until `stop` turns true.
+pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut reader = Reader::new(&shared.db, shared.raft.memtable());
+    loop {
+        let mut more = false;
+        if shared.raft.status().role == Role::Leader {
+            match due(&mut reader, wall_clock_ms()) {
+                Ok(rows) if !rows.is_empty() => {
+                    more = rows.len() >= BATCH;
+                    let argv = crate::cmd::reap_argv(&rows);
+                    let timeout = shared.config.write_timeout;
+                    let reply = shared.raft.propose_later(0, argv, timeout).await;
+                    if let Ok(r) = reply
+                        && r.is_error()
+                    {
+                        debug!(shared.logger, "active expiry entry not applied"; "reply" => ?r);
+                        more = false;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => debug!(shared.logger, "active expiry cannot read"; "error" => %e),
+            }
+        }
+        if more && !*stop.borrow() {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(IDLE_PERIOD) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Up to `BATCH` expiry index rows due by `now`, over every database.
+fn due(reader: &mut Reader, now: i64) -> Result<Vec<(u8, i64, Bytes)>, crate::store::StoreError> {
+    reader.run(0, |view| {
+        let mut rows = Vec::new();
+        for db in 0..DATABASES {
+            if rows.len() >= BATCH {
+                break;
+            }
+            let (lo, hi) = encoding::expiry_range(db, now);
+            view.scan_raw(&lo, &hi, &mut |k, _| {
+                if let Some((db, at, key)) = encoding::parse_expiry_key(k) {
+                    rows.push((db, at, Bytes::copy_from_slice(key)));
+                }
+                rows.len() < BATCH
+            })?;
+        }
+        Ok(rows)
+    })
+}
