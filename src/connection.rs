@@ -425,8 +425,22 @@ impl Conn {
                 }
             }
         };
-        let reply = plan.finish(outcome, &mut self.session);
-        self.ready(reply)
+        match plan.finish(outcome, &mut self.session) {
+            transactions::Finished::Reply(reply) => self.ready(reply),
+            transactions::Finished::Mixed(items) => {
+                self.drain(wr).await?;
+                // The array header is the same in RESP2 and RESP3.
+                self.out
+                    .extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
+                for (reply, proto) in items {
+                    reply.encode(proto, &mut self.out);
+                }
+                if self.out.len() > shared.config.client_output_limit {
+                    return Err(Close::OutputLimit);
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Finds the command and checks what every command must satisfy: arity, key sizes.

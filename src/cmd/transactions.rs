@@ -47,7 +47,7 @@ use super::{
 };
 use crate::kv::encoding::{DATABASES, meta_key};
 use crate::kv::{ApplyCtx, KeyRead, Meta, ReadView, WriteView};
-use crate::resp::Reply;
+use crate::resp::{Protocol, Reply};
 use crate::session::Session;
 use crate::store::StoreError;
 
@@ -353,24 +353,41 @@ impl Plan {
     /// array, the local commands run now, in order, and every reply takes its place; anything
     /// else (the null array of an aborted transaction, an error) is the reply as it is, and the
     /// local commands do not run.
-    pub fn finish(self, outcome: Reply, session: &mut Session) -> Reply {
+    pub fn finish(self, outcome: Reply, session: &mut Session) -> Finished {
         let items = match outcome {
             Reply::Array(items) if items.len() == self.commands.len() => items,
-            Reply::Array(_) => return Reply::error("ERR transaction reply of the wrong length"),
-            other => return other,
+            Reply::Array(_) => {
+                return Finished::Reply(Reply::error("ERR transaction reply of the wrong length"));
+            }
+            other => return Finished::Reply(other),
         };
         let mut items = items.into_iter();
-        let replies = self
+        let replies: Vec<(Reply, Protocol)> = self
             .parts
             .into_iter()
-            .map(|(part, argv)| match part {
-                Part::Local(f) => f(session, &argv),
-                Part::Done(reply) => reply,
-                Part::Entry => items.next().unwrap_or(Reply::Nil),
+            .map(|(part, argv)| {
+                let reply = match part {
+                    Part::Local(f) => f(session, &argv),
+                    Part::Done(reply) => reply,
+                    Part::Entry => items.next().unwrap_or(Reply::Nil),
+                };
+                (reply, session.protocol)
             })
             .collect();
-        Reply::Array(replies)
+        if replies.iter().all(|(_, p)| *p == session.protocol) {
+            return Finished::Reply(Reply::Array(replies.into_iter().map(|(r, _)| r).collect()));
+        }
+        Finished::Mixed(replies)
     }
+}
+
+/// EXEC's reply.
+pub enum Finished {
+    /// Written in the connection's protocol.
+    Reply(Reply),
+    /// An array whose items are each written in the protocol in force once its command ran, as
+    /// redis-server writes them when a HELLO inside the transaction switched protocols.
+    Mixed(Vec<(Reply, Protocol)>),
 }
 
 /// The database `SELECT n` switches to, if it succeeds (the same checks as SELECT's own).
