@@ -22,6 +22,7 @@ use crate::cmd::transactions::{self, Multi, Plan};
 use crate::cmd::{self, Kind, Spec};
 use crate::config::ReadConsistency;
 use crate::kv::Reader;
+use crate::raft::RaftError;
 use crate::resp::{Decoded, Decoder, Limits, Reply};
 use crate::server::Shared;
 use crate::session::Session;
@@ -36,7 +37,57 @@ const READ_CHUNK: usize = 16 * 1024;
 /// A reply in its place in the pipeline.
 enum Slot {
     Ready(Reply),
-    Waiting(oneshot::Receiver<Reply>),
+    Waiting(oneshot::Receiver<Result<Reply, RaftError>>),
+}
+
+/// The one place where the raft layer's failures become RESP errors. The first word tells a
+/// client what is known: `CLUSTERDOWN`/`TRYAGAIN` (and the `ERR`s) mean not applied, `TIMEOUT`
+/// means the outcome is unknown.
+pub fn raft_error_reply(e: RaftError) -> Reply {
+    Reply::error(match e {
+        RaftError::NoLeader => "CLUSTERDOWN no raft leader: write not applied",
+        RaftError::FencedOut => {
+            "TRYAGAIN write not applied: raft leadership changed and no new leader took it in time"
+        }
+        RaftError::OutcomeUnknown => {
+            "TIMEOUT write outcome unknown: proposed but not committed in time; it may still be applied"
+        }
+        RaftError::SnapshotOutcomeUnknown => {
+            "TIMEOUT write outcome unknown: this node caught up from a snapshot that may include it"
+        }
+        RaftError::Removed => "ERR this node was removed from the cluster",
+        RaftError::NotJoined => "CLUSTERDOWN this node has not joined a cluster yet",
+        RaftError::JoiningOtherCluster => "TRYAGAIN this node is joining another cluster",
+        RaftError::ShuttingDown => "ERR server is shutting down",
+        RaftError::Stopped => "ERR raft loop stopped",
+        RaftError::ReadNoLeader => "CLUSTERDOWN no raft leader confirmed this read in time",
+        RaftError::NotCaughtUp => "TRYAGAIN read not served: this node did not catch up in time",
+    })
+}
+
+/// A read refused because this node is still catching up after a restart (the client did not
+/// ask for linearizability): as Redis answers while it loads its data.
+const LOADING: &str = "LOADING kvd is catching up with its cluster after a restart";
+
+/// Counts a connection in `connected_clients` for as long as it lives, however it ends: closed,
+/// dropped unfinished at shutdown, or unwinding.
+pub struct ClientSlot {
+    shared: Arc<Shared>,
+}
+
+impl ClientSlot {
+    pub fn take(shared: &Arc<Shared>) -> ClientSlot {
+        shared.stats.connected_clients.fetch_add(1, Relaxed);
+        ClientSlot {
+            shared: shared.clone(),
+        }
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.shared.stats.connected_clients.fetch_sub(1, Relaxed);
+    }
 }
 
 /// Why the connection ends.
@@ -49,11 +100,13 @@ enum Close {
 }
 
 pub async fn serve(
-    shared: Arc<Shared>,
+    slot: ClientSlot,
     stream: TcpStream,
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    crate::fatal::debug_panic_point("client");
+    let shared = slot.shared.clone();
     let _ = stream.set_nodelay(true);
     let id = shared.next_client_id.fetch_add(1, Relaxed);
     let (mut rd, mut wr) = stream.into_split();
@@ -138,7 +191,7 @@ pub async fn serve(
     if let Close::OutputLimit = reason {
         debug!(shared.logger, "client disconnected: output buffer limit"; "client" => %peer);
     }
-    shared.stats.connected_clients.fetch_sub(1, Relaxed);
+    drop(slot);
 }
 
 /// Writes and clears the buffered replies; a client that stalls too long is dropped.
@@ -221,13 +274,11 @@ impl Conn {
                     let linearizable = self.session.consistency == ReadConsistency::Linearizable;
                     if (linearizable || catching_up) && !barrier_done {
                         view = None;
-                        if let Err(reply) = shared.raft.read_barrier(timeout).await {
+                        if let Err(e) = shared.raft.read_barrier(timeout).await {
                             self.ready(if catching_up && !linearizable {
-                                Reply::error(
-                                    "LOADING kvd is catching up with its cluster after a restart",
-                                )
+                                Reply::error(LOADING)
                             } else {
-                                reply
+                                raft_error_reply(e)
                             })?;
                             continue;
                         }
@@ -391,7 +442,8 @@ impl Conn {
                         .raft
                         .propose_later(self.session.db, entry, timeout)
                         .await
-                        .unwrap_or_else(|_| Reply::error("ERR raft loop stopped"))
+                        .unwrap_or(Err(RaftError::Stopped))
+                        .unwrap_or_else(raft_error_reply)
                 }
             }
         } else if plan.commands().is_empty() && watches.is_empty() {
@@ -408,10 +460,8 @@ impl Conn {
                 Ok(())
             };
             match barrier {
-                Err(_) if catching_up && !linearizable => {
-                    Reply::error("LOADING kvd is catching up with its cluster after a restart")
-                }
-                Err(reply) => reply,
+                Err(_) if catching_up && !linearizable => Reply::error(LOADING),
+                Err(e) => raft_error_reply(e),
                 Ok(()) => {
                     if linearizable || catching_up {
                         shared.raft.caught_up();
@@ -496,7 +546,8 @@ impl Conn {
                 Slot::Ready(r) => r,
                 Slot::Waiting(rx) => rx
                     .await
-                    .unwrap_or_else(|_| Reply::error("ERR raft loop stopped")),
+                    .unwrap_or(Err(RaftError::Stopped))
+                    .unwrap_or_else(raft_error_reply),
             };
             reply.encode(proto, &mut self.out);
             if self.out.len() > limit {
@@ -513,5 +564,64 @@ impl Conn {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Clients (and tests/) tell "not applied" from "outcome unknown" by these texts: they are
+    /// the contract, pinned here.
+    #[test]
+    fn raft_errors_keep_their_texts() {
+        let cases = [
+            (
+                RaftError::NoLeader,
+                "CLUSTERDOWN no raft leader: write not applied",
+            ),
+            (
+                RaftError::FencedOut,
+                "TRYAGAIN write not applied: raft leadership changed and no new leader took it in time",
+            ),
+            (
+                RaftError::OutcomeUnknown,
+                "TIMEOUT write outcome unknown: proposed but not committed in time; it may still be applied",
+            ),
+            (
+                RaftError::SnapshotOutcomeUnknown,
+                "TIMEOUT write outcome unknown: this node caught up from a snapshot that may include it",
+            ),
+            (
+                RaftError::Removed,
+                "ERR this node was removed from the cluster",
+            ),
+            (
+                RaftError::NotJoined,
+                "CLUSTERDOWN this node has not joined a cluster yet",
+            ),
+            (
+                RaftError::JoiningOtherCluster,
+                "TRYAGAIN this node is joining another cluster",
+            ),
+            (RaftError::ShuttingDown, "ERR server is shutting down"),
+            (RaftError::Stopped, "ERR raft loop stopped"),
+            (
+                RaftError::ReadNoLeader,
+                "CLUSTERDOWN no raft leader confirmed this read in time",
+            ),
+            (
+                RaftError::NotCaughtUp,
+                "TRYAGAIN read not served: this node did not catch up in time",
+            ),
+        ];
+        for (e, text) in cases {
+            assert_eq!(raft_error_reply(e), Reply::error(text), "{e:?}");
+            let unknown = matches!(
+                e,
+                RaftError::OutcomeUnknown | RaftError::SnapshotOutcomeUnknown
+            );
+            assert_eq!(text.starts_with("TIMEOUT "), unknown, "{e:?}");
+        }
     }
 }

@@ -38,12 +38,12 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                     more = rows.len() >= BATCH;
                     let argv = crate::cmd::reap_argv(&rows);
                     let timeout = shared.config.write_timeout;
-                    let reply = shared.raft.propose_later(0, argv, timeout).await;
-                    if let Ok(r) = reply
-                        && r.is_error()
-                    {
-                        debug!(shared.logger, "active expiry entry not applied"; "reply" => ?r);
-                        more = false;
+                    match shared.raft.propose(0, argv, timeout).await {
+                        Ok(r) if !r.is_error() => {}
+                        outcome => {
+                            debug!(shared.logger, "active expiry entry not applied"; "outcome" => ?outcome);
+                            more = false;
+                        }
                     }
                 }
                 Ok(_) => {}

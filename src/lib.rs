@@ -13,12 +13,15 @@
 //!   its own apply. Reads run on `kv::Reader` views of the node's applied state.
 //!   Transactions (`cmd::transactions`): the connection queues MULTI ... EXEC and proposes it
 //!   as ONE entry, which `apply_write` hands to `cmd::transactions::apply_transaction`.
-//! - `raft`: the consensus thread (`node`), redb-backed raft storage, peer transport, snapshots,
-//!   membership and the entry format (`raft::proposal`: who, when, which database, argv).
+//! - `raft`: the consensus thread (`node`) and its client-write bookkeeping (`pending`),
+//!   redb-backed raft storage, peer transport, snapshots, membership and the entry format
+//!   (`raft::proposal`: who, when, which database, argv). It answers with the command's own
+//!   reply or a `RaftError`; `connection` turns those into RESP in one place.
 //! - `kv`: **where the state lives**: the typed keyspace (`kv::encoding`: metadata and member
 //!   rows), the memtable of recent applies over the `kv` table, and the views commands read and
 //!   write through; `store`: the redb file, its tables and format version.
-//! - `config`, `logging`, `fnv`: flags, logs, the one stable hash.
+//! - `config`, `logging`, `fnv`: flags, logs, the one stable hash; `fatal`: the one way the
+//!   process stops on its own.
 //!
 //! Adding a data type: its row layout in `kv/encoding.rs` (a `KeyType`, the metadata body, its
 //! member rows), its commands in `cmd/<type>.rs`, their registry lines in `cmd::TABLE`.
@@ -27,6 +30,7 @@ pub mod cmd;
 pub mod config;
 pub mod connection;
 pub mod expiry;
+pub mod fatal;
 pub mod fnv;
 pub mod kv;
 pub mod logging;

@@ -1,6 +1,7 @@
-//! The `kvd` binary: parse flags, run the server, turn any startup failure into one line.
+//! The `kvd` binary: parse flags, run the server, turn any failure into one line (`kvd::fatal`).
 
 use clap::Parser;
+use kvd::fatal::{Exit, fatal};
 
 /// clap's first error line without its "error: " prefix.
 fn one_line(msg: &str) -> String {
@@ -9,29 +10,7 @@ fn one_line(msg: &str) -> String {
 }
 
 fn main() {
-    // One line, never a backtrace; a panic in the raft thread stops the node (it cannot go on
-    // without it), elsewhere (a client task) the task ends and the node carries on.
-    std::panic::set_hook(Box::new(|info| {
-        if kvd::panics_are_quiet() {
-            return;
-        }
-        let thread = std::thread::current();
-        let name = thread.name().unwrap_or("?");
-        let msg = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown".into());
-        let at = info
-            .location()
-            .map(|l| format!(" at {}:{}", l.file(), l.line()))
-            .unwrap_or_default();
-        eprintln!("kvd: internal error in thread '{name}': {msg}{at}");
-        if name == "raft" {
-            std::process::exit(70);
-        }
-    }));
+    kvd::fatal::install_panic_hook();
     let args = match kvd::config::Args::try_parse() {
         Ok(a) => a,
         Err(e) if !e.use_stderr() => {
@@ -39,20 +18,16 @@ fn main() {
             let _ = e.print();
             std::process::exit(0);
         }
-        Err(e) => {
-            eprintln!("kvd: {} (see kvd --help)", one_line(&e.to_string()));
-            std::process::exit(2);
-        }
+        Err(e) => fatal(
+            Exit::Usage,
+            format_args!("{} (see kvd --help)", one_line(&e.to_string())),
+        ),
     };
     let config = match args.validate() {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("kvd: {e}");
-            std::process::exit(2);
-        }
+        Err(e) => fatal(Exit::Usage, e),
     };
     if let Err(e) = kvd::server::run(config) {
-        eprintln!("kvd: {e}");
-        std::process::exit(1);
+        fatal(Exit::Failed, e);
     }
 }

@@ -3,6 +3,7 @@
 //! SIGTERM/SIGINT (stop accepting, let connections finish what they started, stop raft, exit 0).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -13,7 +14,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::cmd::JoinAnswer;
 use crate::config::Config;
+use crate::connection::ClientSlot;
+use crate::fatal::{Exit, fatal};
 use crate::raft::snapshot::SnapshotRegistry;
 use crate::raft::status::Role;
 use crate::raft::transport::Transport;
@@ -27,6 +31,41 @@ pub const REDIS_VERSION: &str = "7.0.0";
 
 /// How long `--join` keeps asking before giving up.
 const JOIN_GIVE_UP: Duration = Duration::from_secs(600);
+
+/// Why the node cannot start (or, with `--join`, cannot become a member); each is the one line
+/// `kvd` prints before it exits.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "database in '{}' is damaged (the storage engine panicked opening it): refusing to start",
+        .0.display()
+    )]
+    DatabasePanicked(PathBuf),
+    /// `store::open` says why, in its own words.
+    #[error("{0}")]
+    Database(String),
+    #[error("cannot listen for {what} connections on {addr}: {source}")]
+    Listen {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Nonblocking {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Raft(#[from] raft::StartError),
+    #[error("{0}")]
+    Serve(#[source] std::io::Error),
+    #[error("the cluster refused to add this node: {0}")]
+    JoinRefused(String),
+    #[error("could not join the cluster through {seed} within {}s", JOIN_GIVE_UP.as_secs())]
+    JoinGaveUp { seed: SocketAddr },
+}
 
 /// Counters for INFO.
 #[derive(Default)]
@@ -52,17 +91,13 @@ pub struct Shared {
 }
 
 /// Runs the node until SIGTERM/SIGINT. Startup errors come back as one line.
-pub fn run(config: Config) -> Result<(), String> {
+pub fn run(config: Config) -> Result<(), StartError> {
     let logger = crate::logging::logger(config.log_level, &config.name);
     raise_fd_limit(&logger);
     // redb may panic on a file damaged in ways its checks miss: still one line, not a backtrace.
     let db = crate::quiet_panics(|| store::open(&config.data_dir, config.cache_bytes))
-        .map_err(|_| {
-            format!(
-                "database in '{}' is damaged (the storage engine panicked opening it): refusing to start",
-                config.data_dir.display()
-            )
-        })??;
+        .map_err(|_| StartError::DatabasePanicked(config.data_dir.clone()))?
+        .map_err(StartError::Database)?;
     // Bind before anything starts, so a port in use is reported plainly.
     let client_listener = bind(config.addr, "client")?;
     let raft_listener = bind(config.raft_addr, "raft")?;
@@ -71,7 +106,7 @@ pub fn run(config: Config) -> Result<(), String> {
         .enable_all()
         .thread_name("kvd-io")
         .build()
-        .map_err(|e| format!("cannot start runtime: {e}"))?;
+        .map_err(StartError::Runtime)?;
     let (tx, rx) = std::sync::mpsc::channel::<Input>();
     let snapshots = SnapshotRegistry::default();
     let transport = Transport::new(
@@ -140,11 +175,14 @@ fn raise_fd_limit(logger: &Logger) {
     }
 }
 
-fn bind(addr: SocketAddr, what: &str) -> Result<std::net::TcpListener, String> {
-    let l = std::net::TcpListener::bind(addr)
-        .map_err(|e| format!("cannot listen for {what} connections on {addr}: {e}"))?;
+fn bind(addr: SocketAddr, what: &'static str) -> Result<std::net::TcpListener, StartError> {
+    let l = std::net::TcpListener::bind(addr).map_err(|source| StartError::Listen {
+        what,
+        addr,
+        source,
+    })?;
     l.set_nonblocking(true)
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        .map_err(|source| StartError::Nonblocking { addr, source })?;
     Ok(l)
 }
 
@@ -154,17 +192,22 @@ async fn serve(
     raft_listener: std::net::TcpListener,
     transport: Transport,
     mode: StartMode,
-) -> Result<(), String> {
+) -> Result<(), StartError> {
     let logger = shared.logger.clone();
-    let clients = TcpListener::from_std(client_listener).map_err(|e| e.to_string())?;
-    let peers = TcpListener::from_std(raft_listener).map_err(|e| e.to_string())?;
+    let clients = TcpListener::from_std(client_listener).map_err(StartError::Serve)?;
+    let peers = TcpListener::from_std(raft_listener).map_err(StartError::Serve)?;
     info!(logger, "listening"; "addr" => %shared.config.addr, "raft_addr" => %shared.config.raft_addr,
           "data_dir" => %shared.config.data_dir.display());
     tokio::spawn(transport.serve(peers));
     if mode == StartMode::Join
         && let Some(seed) = shared.config.join
     {
-        tokio::spawn(join_cluster(shared.clone(), seed));
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if let Err(e) = join_cluster(shared, seed).await {
+                fatal(Exit::Failed, e);
+            }
+        });
     } else if mode == StartMode::Join {
         info!(
             logger,
@@ -215,8 +258,8 @@ async fn accept(
             .await;
         return;
     }
-    stats.connected_clients.fetch_add(1, Relaxed);
-    conns.spawn(crate::connection::serve(shared.clone(), stream, peer, stop));
+    let slot = ClientSlot::take(shared);
+    conns.spawn(crate::connection::serve(slot, stream, peer, stop));
 }
 
 async fn shutdown_signal() {
@@ -235,9 +278,9 @@ async fn shutdown_signal() {
 }
 
 /// `--join`: ask a member to add this node, retrying with capped backoff until this node is in
-/// the configuration or `JOIN_GIVE_UP` passes. A refusal that retrying cannot fix (name taken)
-/// stops the process with the reason.
-async fn join_cluster(shared: Arc<Shared>, seed: SocketAddr) {
+/// the configuration. Gives up with an error after `JOIN_GIVE_UP`, or at once on a refusal that
+/// retrying cannot fix (name taken): the node cannot become what it was started as.
+async fn join_cluster(shared: Arc<Shared>, seed: SocketAddr) -> Result<(), StartError> {
     let logger = shared.logger.clone();
     let cfg = &shared.config;
     let args = MemberCall {
@@ -255,34 +298,27 @@ async fn join_cluster(shared: Arc<Shared>, seed: SocketAddr) {
     loop {
         if shared.raft.status().role != Role::Joining {
             info!(logger, "joined the cluster"; "seed" => %seed, "ms" => started.elapsed().as_millis() as u64);
-            return;
+            return Ok(());
         }
         if started.elapsed() > JOIN_GIVE_UP {
-            eprintln!(
-                "kvd: could not join the cluster through {seed} within {}s",
-                JOIN_GIVE_UP.as_secs()
-            );
-            std::process::exit(1);
+            return Err(StartError::JoinGaveUp { seed });
         }
         // Once accepted, give the leader time to add us before asking again.
         let due = asked_at.is_none_or(|t| t.elapsed() > Duration::from_secs(5));
         if due {
-            match resp_call(seed, &args).await {
-                Ok(Reply::Status(_)) => {
+            match resp_call(seed, &args)
+                .await
+                .as_ref()
+                .map(JoinAnswer::from_reply)
+            {
+                Ok(JoinAnswer::Accepted) => {
                     info!(logger, "join accepted, waiting to be added"; "seed" => %seed);
                     asked_at = Some(Instant::now());
                     backoff = Duration::from_millis(100);
                 }
-                Ok(Reply::Error(e))
-                    if e.contains("cannot be reused")
-                        || e.contains("already used")
-                        || e.contains("maps to the same") =>
-                {
-                    eprintln!("kvd: the cluster refused to add this node: {e}");
-                    std::process::exit(1);
-                }
-                Ok(other) => {
-                    warn!(logger, "join not accepted yet"; "seed" => %seed, "reply" => ?other);
+                Ok(JoinAnswer::Refused(reason)) => return Err(StartError::JoinRefused(reason)),
+                Ok(JoinAnswer::NotYet(reply)) => {
+                    warn!(logger, "join not accepted yet"; "seed" => %seed, "reply" => reply);
                 }
                 Err(e) => {
                     warn!(logger, "cannot reach join seed"; "seed" => %seed, "error" => %e);
@@ -357,4 +393,49 @@ pub fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lines an operator (and the test harness, which retries on "cannot listen") reads.
+    #[test]
+    fn start_errors_read_as_one_line() {
+        let addr: SocketAddr = "127.0.0.1:6379".parse().unwrap();
+        let e = StartError::Listen {
+            what: "client",
+            addr,
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        };
+        assert!(
+            e.to_string()
+                .starts_with("cannot listen for client connections on 127.0.0.1:6379: "),
+            "{e}"
+        );
+        let e = StartError::JoinGaveUp { seed: addr };
+        assert_eq!(
+            e.to_string(),
+            "could not join the cluster through 127.0.0.1:6379 within 600s"
+        );
+        let e = StartError::JoinRefused("node name 'a' is already used".into());
+        assert_eq!(
+            e.to_string(),
+            "the cluster refused to add this node: node name 'a' is already used"
+        );
+        let e = StartError::from(raft::StartError::NoIdentity {
+            dir: PathBuf::from("/d"),
+        });
+        assert_eq!(
+            e.to_string(),
+            "database in '/d' has raft state but no identity: refusing to start (corrupted?)"
+        );
+        for e in [
+            e,
+            StartError::DatabasePanicked(PathBuf::from("/d")),
+            StartError::Database("x".into()),
+        ] {
+            assert_eq!(e.to_string().lines().count(), 1, "{e}");
+        }
+    }
 }

@@ -53,6 +53,12 @@ pub enum StoreError {
     Corrupt { what: &'static str, detail: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The persistence worker thread is gone: nothing more can be made durable.
+    #[error("the persistence worker stopped")]
+    WorkerStopped,
+    /// raft-rs refused to start on the state just written (adopting another cluster).
+    #[error("cannot start raft: {0}")]
+    RaftInit(#[source] raft::Error),
 }
 
 macro_rules! redb_error_into_store {

@@ -283,3 +283,147 @@ fn flags_come_from_the_environment_too() {
     }
     assert!(data.join("kvd.redb").exists());
 }
+
+/// Starts a fresh one-node kvd with `KVD_DEBUG_PANIC=place` (logging only errors, so the fatal
+/// line is all it prints) and sends it writes until it exits; returns its output.
+#[cfg(debug_assertions)]
+fn run_until_debug_panic(place: &str) -> Output {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    let (addr, raft) = addrs();
+    let mut cmd = Command::new(kvd_bin());
+    cmd.args([
+        "--addr",
+        &addr,
+        "--raft-addr",
+        &raft,
+        "--log-level",
+        "error",
+        data.to_str().unwrap(),
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("KVD_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("KVD_DEBUG_PANIC", place);
+    let mut child = KillOnDrop(cmd.spawn().expect("spawn kvd"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if child.0.try_wait().expect("try_wait").is_some() {
+            let mut out = Output {
+                status: child.0.wait().expect("wait"),
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+            };
+            use std::io::Read;
+            if let Some(mut e) = child.0.stderr.take() {
+                e.read_to_end(&mut out.stderr).unwrap();
+            }
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kvd with KVD_DEBUG_PANIC={place} did not exit within 30 s"
+        );
+        // A write reaches every thread the trigger can be on: a client task, raft, persist.
+        if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
+            let _ = s.write_all(&encode_cmd(&["SET", "k", "v"]));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A panic on any kvd thread stops the whole process (it cannot be trusted to go on) with one
+/// line naming the thread and a non-zero status; never a backtrace, never a half-alive node.
+#[cfg(debug_assertions)]
+#[test]
+fn a_panic_on_any_thread_stops_the_process_with_one_line() {
+    for (place, thread) in [
+        ("raft", "raft"),
+        ("persist", "persist"),
+        ("client", "kvd-io"),
+    ] {
+        let out = run_until_debug_panic(place);
+        let line = assert_one_line_failure(&out);
+        assert_eq!(out.status.code(), Some(70), "{place}: {line}");
+        assert!(
+            line.starts_with(&format!("kvd: internal error in thread '{thread}': ")),
+            "{place}: {line}"
+        );
+        assert!(line.contains(&format!("KVD_DEBUG_PANIC={place}")), "{line}");
+    }
+}
+
+/// `--join` with a name the cluster already gives another member: refused for good, so the
+/// node stops at once with the cluster's reason instead of asking for ten minutes.
+#[test]
+fn a_join_refused_for_good_is_one_line() {
+    let seed = Node::single(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("dup");
+    let (addr, raft) = addrs();
+    let out = run_kvd(
+        &[
+            "--id",
+            &seed.name,
+            "--addr",
+            &addr,
+            "--raft-addr",
+            &raft,
+            "--join",
+            &seed.client_addr(),
+            "--log-level",
+            "error",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let line = assert_one_line_failure(&out);
+    assert_eq!(out.status.code(), Some(1), "{line}");
+    assert!(
+        line.starts_with("kvd: the cluster refused to add this node: node name 'node0' is already used by another member"),
+        "{line}"
+    );
+    // The same JOIN from a client: the refusal's code word.
+    let r = seed
+        .raw()
+        .call(&["JOIN", seed.name.as_str(), raft.as_str()]);
+    let r = String::from_utf8_lossy(&r);
+    assert!(r.starts_with("-JOINREFUSED node name 'node0'"), "{r}");
+}
+
+/// `connected_clients` counts connections while they live and forgets them however they end:
+/// closed by the client, closed for a protocol error, or dropped with a write in flight.
+#[test]
+fn connected_clients_returns_to_one_however_connections_end() {
+    use std::io::Write;
+    let node = Node::single(&[]);
+    let connected = || {
+        node.info_u64("clients", "connected_clients")
+            .expect("connected_clients in INFO")
+    };
+    let mut conns = Vec::new();
+    for _ in 0..5 {
+        let mut c = node.raw();
+        c.check(&["PING"], "+PONG\r\n");
+        conns.push(c);
+    }
+    // INFO's own connection is counted too.
+    assert_eq!(connected(), 6);
+    drop(conns);
+    // A protocol error closes the connection from the server's side.
+    let (_, closed) = raw_exchange(&node.client_addr(), b"*1\r\n$x\r\n", IO_TIMEOUT);
+    assert!(closed);
+    // A client gone with its write unanswered.
+    let mut s = std::net::TcpStream::connect(node.client_addr()).unwrap();
+    s.write_all(&encode_cmd(&["SET", "k", "v"])).unwrap();
+    drop(s);
+    poll_until(IO_TIMEOUT, "connected_clients back to 1", || {
+        (connected() == 1).then_some(())
+    });
+}

@@ -49,6 +49,7 @@ fn three_nodes_under_faults() {
             register_clients: 4,
             append_clients: 2,
             keys: 4,
+            lease_clients: 1,
         });
     }
 }
@@ -66,6 +67,7 @@ fn five_nodes_under_faults() {
             register_clients: 4,
             append_clients: 2,
             keys: 4,
+            lease_clients: 1,
         });
     }
 }

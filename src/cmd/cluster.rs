@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::{Kind, Spec, is, lossy};
 use crate::config::{check_name, parse_addr};
 use crate::kv::{ApplyCtx, WriteView};
-use crate::raft::membership::{self, Member, MemberState, node_id};
+use crate::raft::membership::{self, JoinRefusal, Member, MemberState, node_id};
 use crate::resp::Reply;
 use crate::session::Session;
 
@@ -69,56 +69,99 @@ fn join(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> super::CmdResult {
         Err(e) => return Ok(e),
     };
     let members = membership::load_all(&w.members)?;
+    Ok(match admit(&members, a) {
+        Ok(Some(m)) => {
+            membership::save(&mut w.members, &m)?;
+            Reply::ok()
+        }
+        Ok(None) => Reply::ok(),
+        Err(refusal) => refusal_reply(&refusal),
+    })
+}
+
+/// Decides a JOIN against the member list: the record to save (a new member, or a known one
+/// whose client address was not known), nothing to do (a repeated JOIN), or why not.
+fn admit(members: &[Member], a: JoinArgs) -> Result<Option<Member>, JoinRefusal> {
     if let Some(m) = members.iter().find(|m| m.name == a.name) {
-        return Ok(match m.state {
-            MemberState::Removed => Reply::error(format!(
-                "ERR node name '{}' belonged to a removed member and cannot be reused",
-                a.name
-            )),
-            MemberState::Leaving => {
-                Reply::error(format!("ERR member '{}' is leaving the cluster", a.name))
-            }
-            MemberState::Active if m.raft_addr == a.raft_addr => {
-                if m.client_addr.is_none() && a.client_addr.is_some() {
-                    let updated = Member {
-                        client_addr: a.client_addr,
-                        ..m.clone()
-                    };
-                    membership::save(&mut w.members, &updated)?;
-                }
-                Reply::ok()
-            }
-            MemberState::Active => Reply::error(format!(
-                "ERR node name '{}' is already used by another member ({})",
-                a.name, m.raft_addr
-            )),
-        });
+        return match m.state {
+            MemberState::Removed => Err(JoinRefusal::NameRemoved { name: a.name }),
+            MemberState::Leaving => Err(JoinRefusal::Leaving { name: a.name }),
+            MemberState::Active if m.raft_addr == a.raft_addr => Ok((m.client_addr.is_none()
+                && a.client_addr.is_some())
+            .then(|| Member {
+                client_addr: a.client_addr,
+                ..m.clone()
+            })),
+            MemberState::Active => Err(JoinRefusal::NameTaken {
+                name: a.name,
+                raft_addr: m.raft_addr,
+            }),
+        };
     }
     let id = node_id(&a.name);
     if let Some(m) = members.iter().find(|m| m.id == id) {
-        return Ok(Reply::error(format!(
-            "ERR node name '{}' maps to the same raft id as member '{}': choose another name",
-            a.name, m.name
-        )));
+        return Err(JoinRefusal::IdCollision {
+            name: a.name,
+            other: m.name.clone(),
+        });
     }
     if let Some(m) = members
         .iter()
         .find(|m| m.raft_addr == a.raft_addr && m.state != MemberState::Removed)
     {
-        return Ok(Reply::error(format!(
-            "ERR raft address {} is already used by member '{}'",
-            a.raft_addr, m.name
-        )));
+        return Err(JoinRefusal::RaftAddrTaken {
+            raft_addr: a.raft_addr,
+            member: m.name.clone(),
+        });
     }
-    let m = Member {
+    Ok(Some(Member {
         name: a.name,
         id,
         raft_addr: a.raft_addr,
         client_addr: a.client_addr,
         state: MemberState::Active,
+    }))
+}
+
+/// The error code a permanent JOIN refusal travels under (to a client, and to a node started
+/// with `--join`, which reads it back with `JoinAnswer::from_reply`). One that may pass later
+/// travels as `TRYAGAIN`.
+const JOIN_REFUSED: &str = "JOINREFUSED";
+
+fn refusal_reply(r: &JoinRefusal) -> Reply {
+    let code = if r.is_permanent() {
+        JOIN_REFUSED
+    } else {
+        "TRYAGAIN"
     };
-    membership::save(&mut w.members, &m)?;
-    Ok(Reply::ok())
+    Reply::error(format!("{code} {r}"))
+}
+
+/// A JOIN's reply as the node that asked to join reads it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum JoinAnswer {
+    /// Recorded in the member list: the leader adds the node to the configuration next.
+    Accepted,
+    /// Refused for good (see `JoinRefusal::is_permanent`): asking again cannot help.
+    Refused(String),
+    /// Not now (no leader, a member of that name leaving, the asked node not in a cluster
+    /// itself...): ask again later.
+    NotYet(String),
+}
+
+impl JoinAnswer {
+    pub fn from_reply(reply: &Reply) -> JoinAnswer {
+        match reply {
+            Reply::Status(_) => JoinAnswer::Accepted,
+            Reply::Error(e) => match e.strip_prefix(JOIN_REFUSED) {
+                Some(reason) if reason.starts_with(' ') => {
+                    JoinAnswer::Refused(reason.trim_start().to_string())
+                }
+                _ => JoinAnswer::NotYet(e.to_string()),
+            },
+            other => JoinAnswer::NotYet(format!("{other:?}")),
+        }
+    }
 }
 
 pub const LEAVE: Spec = Spec {
@@ -253,4 +296,112 @@ fn role(s: &mut Session, _: &[Bytes]) -> Reply {
         Reply::bulk(state),
         Reply::Integer(st.applied as i64),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, port: u16, state: MemberState) -> Member {
+        Member {
+            name: name.into(),
+            id: node_id(name),
+            raft_addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            client_addr: None,
+            state,
+        }
+    }
+
+    fn args(name: &str, port: u16, client: Option<u16>) -> JoinArgs {
+        JoinArgs {
+            name: name.into(),
+            raft_addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            client_addr: client.map(|p| format!("127.0.0.1:{p}").parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn admit_decides_every_case() {
+        let members = vec![
+            member("a", 1, MemberState::Active),
+            member("gone", 2, MemberState::Removed),
+            member("going", 3, MemberState::Leaving),
+        ];
+        let new = admit(&members, args("b", 9, Some(6379))).unwrap().unwrap();
+        assert_eq!((new.name.as_str(), new.id), ("b", node_id("b")));
+        assert_eq!(admit(&members, args("a", 1, None)), Ok(None));
+        let updated = admit(&members, args("a", 1, Some(6380))).unwrap().unwrap();
+        assert!(updated.client_addr.is_some());
+        assert!(matches!(
+            admit(&members, args("a", 5, None)),
+            Err(JoinRefusal::NameTaken { .. })
+        ));
+        assert!(matches!(
+            admit(&members, args("gone", 2, None)),
+            Err(JoinRefusal::NameRemoved { .. })
+        ));
+        assert!(matches!(
+            admit(&members, args("going", 3, None)),
+            Err(JoinRefusal::Leaving { .. })
+        ));
+        assert!(matches!(
+            admit(&members, args("c", 1, None)),
+            Err(JoinRefusal::RaftAddrTaken { .. })
+        ));
+        // A removed member's address may be used again.
+        assert!(admit(&members, args("c", 2, None)).unwrap().is_some());
+    }
+
+    #[test]
+    fn refusals_cross_the_wire_as_what_they_are() {
+        let addr: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let refusals = [
+            JoinRefusal::NameRemoved { name: "n".into() },
+            JoinRefusal::NameTaken {
+                name: "n".into(),
+                raft_addr: addr,
+            },
+            JoinRefusal::IdCollision {
+                name: "n".into(),
+                other: "m".into(),
+            },
+            JoinRefusal::RaftAddrTaken {
+                raft_addr: addr,
+                member: "m".into(),
+            },
+        ];
+        for r in refusals {
+            assert!(r.is_permanent());
+            assert_eq!(
+                JoinAnswer::from_reply(&refusal_reply(&r)),
+                JoinAnswer::Refused(r.to_string())
+            );
+        }
+        let leaving = JoinRefusal::Leaving { name: "n".into() };
+        assert_eq!(
+            refusal_reply(&leaving),
+            Reply::error("TRYAGAIN member 'n' is leaving the cluster")
+        );
+        assert!(matches!(
+            JoinAnswer::from_reply(&refusal_reply(&leaving)),
+            JoinAnswer::NotYet(_)
+        ));
+        assert_eq!(
+            refusal_reply(&JoinRefusal::NameRemoved { name: "n".into() }),
+            Reply::error(
+                "JOINREFUSED node name 'n' belonged to a removed member and cannot be reused"
+            )
+        );
+        assert_eq!(JoinAnswer::from_reply(&Reply::ok()), JoinAnswer::Accepted);
+        for other in [
+            "CLUSTERDOWN no raft leader: write not applied",
+            "JOINREFUSEDX not the code",
+            "ERR something else",
+        ] {
+            assert!(matches!(
+                JoinAnswer::from_reply(&Reply::error(other)),
+                JoinAnswer::NotYet(_)
+            ));
+        }
+    }
 }

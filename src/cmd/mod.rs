@@ -247,6 +247,7 @@ pub static TABLE: &[Spec] = &[
 /// the connection does not.
 pub static INTERNAL: &[Spec] = &[expire::REAP];
 
+pub use cluster::JoinAnswer;
 pub use expire::reap_argv;
 pub use server::storage_error;
 

@@ -45,6 +45,32 @@ impl MemberState {
     }
 }
 
+/// Why a JOIN is refused. A permanent refusal cannot be fixed by asking again (a node started
+/// with `--join` stops on it); the others may pass later.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JoinRefusal {
+    #[error("node name '{name}' belonged to a removed member and cannot be reused")]
+    NameRemoved { name: String },
+    #[error("member '{name}' is leaving the cluster")]
+    Leaving { name: String },
+    #[error("node name '{name}' is already used by another member ({raft_addr})")]
+    NameTaken { name: String, raft_addr: SocketAddr },
+    #[error("node name '{name}' maps to the same raft id as member '{other}': choose another name")]
+    IdCollision { name: String, other: String },
+    #[error("raft address {raft_addr} is already used by member '{member}'")]
+    RaftAddrTaken {
+        raft_addr: SocketAddr,
+        member: String,
+    },
+}
+
+impl JoinRefusal {
+    /// True unless the refusal may pass later (a member of that name is on its way out).
+    pub fn is_permanent(&self) -> bool {
+        !matches!(self, JoinRefusal::Leaving { .. })
+    }
+}
+
 /// One node of the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {

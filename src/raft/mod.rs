@@ -1,13 +1,18 @@
 //! Consensus: one thread owns the raft-rs `RawNode` (`node.rs`), persists through redb
 //! (`storage.rs`), talks to peers (`transport.rs`, `snapshot.rs`) and applies committed entries to
-//! the state machine. Everything else reaches it through a `RaftHandle`.
+//! the state machine. Everything else reaches it through a `RaftHandle`, whose answers are the
+//! command's own reply or a `RaftError` saying why there is none (never RESP text: the connection
+//! turns errors into replies).
 
 mod apply;
+mod error;
 pub mod identity;
 pub mod membership;
 mod node;
+mod pending;
 mod persist;
 pub mod proposal;
+mod publisher;
 mod read_index;
 mod reconfigure;
 pub mod snapshot;
@@ -28,7 +33,8 @@ use tokio::sync::{oneshot, watch};
 use crate::kv::Memtable;
 
 use crate::resp::Reply;
-pub use startup::{StartMode, start};
+pub use error::RaftError;
+pub use startup::{StartError, StartMode, start};
 use status::RaftStatus;
 
 /// What the raft thread is asked to do.
@@ -39,12 +45,12 @@ pub enum Input {
         db: u8,
         argv: Vec<Bytes>,
         deadline: Instant,
-        reply: oneshot::Sender<Reply>,
+        reply: oneshot::Sender<Result<Reply, RaftError>>,
     },
     /// Confirm leadership for a linearizable read; `reply` gets the index to wait for.
     ReadIndex {
         deadline: Instant,
-        reply: oneshot::Sender<Result<u64, Reply>>,
+        reply: oneshot::Sender<Result<u64, RaftError>>,
     },
     /// A message from a peer.
     Message(Box<Message>),
@@ -120,32 +126,27 @@ impl RaftHandle {
     }
 
     /// Proposes a write and waits for its outcome, at most `timeout` (plus a tick) in the raft
-    /// thread's hands: it answers every proposal by its deadline.
-    pub async fn propose(&self, db: u8, argv: Vec<Bytes>, timeout: Duration) -> Reply {
-        let (reply, rx) = oneshot::channel();
-        let deadline = Instant::now() + timeout;
-        if self
-            .tx
-            .send(Input::Propose {
-                db,
-                argv,
-                deadline,
-                reply,
-            })
-            .is_err()
-        {
-            return stopped();
-        }
-        rx.await.unwrap_or_else(|_| stopped())
+    /// thread's hands: it answers every proposal by its deadline. `Ok` holds the command's own
+    /// result (which may itself be an error reply, such as a wrong type).
+    pub async fn propose(
+        &self,
+        db: u8,
+        argv: Vec<Bytes>,
+        timeout: Duration,
+    ) -> Result<Reply, RaftError> {
+        self.propose_later(db, argv, timeout)
+            .await
+            .unwrap_or(Err(RaftError::Stopped))
     }
 
-    /// Starts a proposal without waiting; the receiver yields the outcome.
+    /// Starts a proposal without waiting; the receiver yields the outcome (a receive error
+    /// means the raft thread is gone: `RaftError::Stopped`).
     pub fn propose_later(
         &self,
         db: u8,
         argv: Vec<Bytes>,
         timeout: Duration,
-    ) -> oneshot::Receiver<Reply> {
+    ) -> oneshot::Receiver<Result<Reply, RaftError>> {
         let (reply, rx) = oneshot::channel();
         let deadline = Instant::now() + timeout;
         if let Err(mpsc::SendError(Input::Propose { reply, .. })) = self.tx.send(Input::Propose {
@@ -154,32 +155,26 @@ impl RaftHandle {
             deadline,
             reply,
         }) {
-            let _ = reply.send(stopped());
+            let _ = reply.send(Err(RaftError::Stopped));
         }
         rx
     }
 
     /// Waits until this node has applied everything the cluster had committed when the read
     /// arrived (raft ReadIndex), so a read served afterwards is linearizable.
-    pub async fn read_barrier(&self, timeout: Duration) -> Result<(), Reply> {
+    pub async fn read_barrier(&self, timeout: Duration) -> Result<(), RaftError> {
         let (reply, rx) = oneshot::channel();
         let deadline = Instant::now() + timeout;
         if self.tx.send(Input::ReadIndex { deadline, reply }).is_err() {
-            return Err(stopped());
+            return Err(RaftError::Stopped);
         }
-        let index = rx.await.unwrap_or_else(|_| Err(stopped()))?;
+        let index = rx.await.unwrap_or(Err(RaftError::Stopped))?;
         let mut applied = self.applied.clone();
         let wait = applied.wait_for(|&a| a >= index);
         match tokio::time::timeout_at(deadline.into(), wait).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(stopped()),
-            Err(_) => Err(Reply::error(
-                "TRYAGAIN read not served: this node did not catch up in time",
-            )),
+            Ok(Err(_)) => Err(RaftError::Stopped),
+            Err(_) => Err(RaftError::NotCaughtUp),
         }
     }
-}
-
-fn stopped() -> Reply {
-    Reply::error("ERR raft loop stopped")
 }

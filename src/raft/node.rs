@@ -12,34 +12,35 @@
 //! Readies that carry a snapshot or a committed conf change take the synchronous path
 //! (`handle_ready_sync`): the worker is drained first, then the Ready is handled here, in order.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use raft::eraftpb::{
     ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType, Message,
     MessageType, Snapshot,
 };
 use raft::{RawNode, SnapshotStatus, StateRole};
 use redb::{Durability, WriteTransaction};
-use slog::{Logger, crit, info, warn};
+use slog::{Logger, info, warn};
 use tokio::sync::{oneshot, watch};
 
-use super::Input;
 use super::apply::{self, Outcome, Summary};
 use super::identity::{Identity, random_u64};
 use super::membership::{self, Member, MemberState};
+use super::pending::{Pending, Write};
 use super::persist::{self, Done, Job};
-use super::proposal::Proposal;
+use super::publisher::StatusPublisher;
 use super::read_index::ReadRounds;
 use super::startup::{campaign_if_alone, load_members, peer_addrs};
 use super::status::{MemberStatus, RaftCounters, RaftStatus, Role, member_role};
 use super::storage::{RaftStorage, decode_pb, write_compaction};
 use super::transport::Transport;
+use super::{Input, RaftError};
+use crate::config::Config;
+use crate::fatal;
 use crate::kv::{MemState, Memtable, WriteView};
-use crate::resp::Reply;
 use crate::store::{
     self, Db, KV, MEMBERS, RAFT_STATE, STAGED_KV, STAGED_MEMBERS, StoreError, meta,
 };
@@ -48,25 +49,6 @@ use crate::store::{
 const MAX_INPUTS_PER_STEP: usize = 4096;
 /// Writes proposed at once even while an fsync is in flight.
 const MAX_BATCH: usize = 4096;
-
-/// A client write waiting for its entry to be applied.
-pub(super) struct Waiter {
-    db: u8,
-    pub(super) argv: Vec<Bytes>,
-    term: u64,
-    deadline: Instant,
-    reply: oneshot::Sender<Reply>,
-}
-
-/// A client write not yet handed to raft (no leader known, or raft-rs dropped it).
-pub(super) struct Parked {
-    db: u8,
-    argv: Vec<Bytes>,
-    deadline: Instant,
-    reply: oneshot::Sender<Reply>,
-    /// It was proposed once and fenced out by a leader change (definitely not applied).
-    fenced: bool,
-}
 
 pub struct Node {
     pub(super) raw: RawNode<RaftStorage>,
@@ -79,22 +61,15 @@ pub struct Node {
     pub(super) logger: Logger,
     pub(super) tick: Duration,
     pub(super) ticks: u64,
-    pub(super) waiters: HashMap<u64, Waiter>,
-    pub(super) parked: VecDeque<Parked>,
-    /// Writes to propose together before the next Ready.
-    pub(super) batch: Vec<Parked>,
-    /// Parked writes are retried on a tick or when a leader appears, not on every input.
-    pub(super) retry_parked: bool,
-    pub(super) next_request: u64,
+    /// Client writes from batch to reply (see `pending`).
+    pub(super) pending: Pending,
     /// Highest term of any applied entry: proposals from older terms can no longer commit.
     pub(super) applied_term: u64,
     pub(super) applied_index: u64,
     pub(super) members: Vec<Member>,
     pub(super) reads: ReadRounds,
-    pub(super) status: Arc<Mutex<Arc<RaftStatus>>>,
+    pub(super) publisher: StatusPublisher,
     pub(super) applied_tx: watch::Sender<u64>,
-    pub(super) last_role: Option<Role>,
-    pub(super) last_leader: u64,
     pub(super) removed: bool,
     /// Receivers of staged snapshots waiting for the Ready that installs them to be handled.
     pub(super) snapshot_acks: Vec<oneshot::Sender<()>>,
@@ -126,9 +101,80 @@ pub(super) struct InFlight {
     sync: bool,
 }
 
+/// What startup hands the raft thread: the state loaded from disk and its links to the rest
+/// of the process.
+pub(super) struct NodeParts {
+    pub(super) raw: RawNode<RaftStorage>,
+    pub(super) db: Db,
+    pub(super) identity: Identity,
+    pub(super) members: Vec<Member>,
+    /// Index and term of the last applied entry, as the table holds them.
+    pub(super) applied: (u64, u64),
+    pub(super) rx: mpsc::Receiver<Input>,
+    pub(super) jobs: mpsc::Sender<Job>,
+    pub(super) transport: Transport,
+    pub(super) memtable: Arc<Memtable>,
+    /// Shared with every `RaftHandle`, as is the receiving end of `applied_tx`.
+    pub(super) status: Arc<Mutex<Arc<RaftStatus>>>,
+    pub(super) applied_tx: watch::Sender<u64>,
+    pub(super) logger: Logger,
+}
+
 impl Node {
+    /// A node ready to `run`, its first status already published.
+    pub(super) fn new(cfg: &Config, parts: NodeParts) -> Node {
+        let NodeParts {
+            raw,
+            db,
+            identity,
+            members,
+            applied: (applied_index, applied_term),
+            rx,
+            jobs,
+            transport,
+            memtable,
+            status,
+            applied_tx,
+            logger,
+        } = parts;
+        let removed = members
+            .iter()
+            .any(|m| m.id == identity.id && m.state == MemberState::Removed);
+        let mut node = Node {
+            raw,
+            db,
+            identity,
+            compact_entries: cfg.compact_entries,
+            compact_keep: cfg.compact_keep,
+            rx,
+            transport,
+            logger,
+            tick: cfg.tick,
+            ticks: 0,
+            pending: Pending::new(random_u64()),
+            applied_term,
+            applied_index,
+            members,
+            reads: ReadRounds::default(),
+            publisher: StatusPublisher::new(status),
+            applied_tx,
+            removed,
+            snapshot_acks: Vec::new(),
+            counters: RaftCounters::default(),
+            jobs,
+            outstanding: VecDeque::new(),
+            deferred: VecDeque::new(),
+            pending_compaction: None,
+            memtable,
+            flushed_applied: applied_index,
+        };
+        node.publish_status();
+        node
+    }
+
     /// The loop: wait for input or the next tick, feed raft, handle what raft has ready.
     pub(super) fn run(mut self) {
+        crate::fatal::debug_panic_point("raft");
         let mut next_tick = Instant::now() + self.tick;
         'outer: loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
@@ -168,24 +214,21 @@ impl Node {
                     next_tick + self.tick
                 };
                 self.on_tick(now);
-                self.retry_parked = true;
+                self.pending.retry_soon();
             }
-            if self.retry_parked {
-                self.retry_parked = false;
+            if self.pending.take_retry() {
                 self.propose_parked();
             }
             // Group commit: while an fsync is in flight, let writes gather; they go out as one
             // batch (one append per follower, one fsync each) when it completes.
-            if !self.fsync_in_flight() || self.batch.len() >= MAX_BATCH {
+            if !self.fsync_in_flight() || self.pending.batch_len() >= MAX_BATCH {
                 self.flush_proposals();
             }
             self.start_read_round();
             if self.raw.has_ready()
                 && let Err(e) = self.handle_ready()
             {
-                crit!(self.logger, "storage failure, stopping the node"; "error" => %e);
-                eprintln!("kvd: storage failure, stopping: {e}");
-                std::process::exit(1);
+                fatal::storage_failure(&self.logger, &e);
             }
             for done in self.snapshot_acks.drain(..) {
                 let _ = done.send(());
@@ -198,7 +241,7 @@ impl Node {
         if let Err(e) = self.flush_memtable(true) {
             warn!(self.logger, "cannot write applied state at shutdown"; "error" => %e);
         }
-        self.fail_all("ERR server is shutting down");
+        self.fail_all(RaftError::ShuttingDown);
         info!(self.logger, "raft loop stopped");
     }
 
@@ -210,7 +253,7 @@ impl Node {
                 argv,
                 deadline,
                 reply,
-            } => self.propose(db, argv, deadline, reply, false),
+            } => self.propose(Write::new(db, argv, deadline, reply)),
             Input::ReadIndex { deadline, reply } => self.reads.add(deadline, reply),
             Input::Message(m) => self.step(*m),
             Input::InstallSnapshot { msg, done } => {
@@ -255,127 +298,68 @@ impl Node {
     }
 
     /// Hands a client write to raft, or parks it until there is a leader to take it.
-    fn propose(
-        &mut self,
-        db: u8,
-        argv: Vec<Bytes>,
-        deadline: Instant,
-        reply: oneshot::Sender<Reply>,
-        fenced: bool,
-    ) {
+    fn propose(&mut self, write: Write) {
         if self.removed {
-            let _ = reply.send(Reply::error("ERR this node was removed from the cluster"));
+            write.answer(Err(RaftError::Removed));
             return;
         }
         if self.identity.cluster_id == 0 {
-            let _ = reply.send(Reply::error(
-                "CLUSTERDOWN this node has not joined a cluster yet",
-            ));
+            write.answer(Err(RaftError::NotJoined));
             return;
         }
-        if self.raw.raft.leader_id == 0 {
-            self.parked.push_back(Parked {
-                db,
-                argv,
-                deadline,
-                reply,
-                fenced,
-            });
-            return;
-        }
-        self.batch.push(Parked {
-            db,
-            argv,
-            deadline,
-            reply,
-            fenced,
-        });
+        self.pending.submit(write, self.raw.raft.leader_id != 0);
     }
 
     /// Proposes every write gathered since the last Ready as one `MsgPropose`, so raft-rs sends
     /// one append per follower for the whole batch instead of one per write.
     fn flush_proposals(&mut self) {
-        if self.batch.is_empty() {
-            return;
-        }
         let term = self.raw.raft.term;
         // The proposer's clock, once per batch: apply's only notion of time.
         let time_ms = crate::kv::wall_clock_ms();
-        let batch = std::mem::take(&mut self.batch);
-        let mut entries = Vec::with_capacity(batch.len());
-        let mut ids = Vec::with_capacity(batch.len());
-        for p in &batch {
-            self.next_request = self.next_request.wrapping_add(1);
-            ids.push(self.next_request);
-            let data = Proposal {
-                origin: self.identity.id,
-                request_id: self.next_request,
-                term,
-                time_ms,
-                db: p.db,
-                argv: p.argv.clone(),
-            }
-            .encode();
-            entries.push(Entry {
-                data: data.into(),
-                ..Default::default()
-            });
-        }
+        let entry = |data: Vec<u8>| Entry {
+            data: data.into(),
+            ..Default::default()
+        };
+        let origin = self.identity.id;
+        let Some((entries, batch)) = self.pending.take_batch(origin, term, time_ms, entry) else {
+            return;
+        };
         let mut m = Message::default();
         m.set_msg_type(MessageType::MsgPropose);
         m.from = self.identity.id;
         m.set_entries(entries.into());
         self.counters.proposals += batch.len() as u64;
         match self.raw.raft.step(m) {
-            Ok(()) => {
-                for (p, request_id) in batch.into_iter().zip(ids) {
-                    self.waiters.insert(
-                        request_id,
-                        Waiter {
-                            db: p.db,
-                            argv: p.argv,
-                            term,
-                            deadline: p.deadline,
-                            reply: p.reply,
-                        },
-                    );
-                }
-            }
+            Ok(()) => self.pending.proposed(batch),
             // Dropped by raft-rs (leader stepping down, transfer in progress, no leader): it
             // never entered the log, so trying again later is safe.
-            Err(_) => self.parked.extend(batch),
+            Err(_) => self.pending.dropped(batch),
         }
     }
 
     fn propose_parked(&mut self) {
-        if self.parked.is_empty() || self.raw.raft.leader_id == 0 || self.identity.cluster_id == 0 {
+        if !self.pending.has_parked()
+            || self.raw.raft.leader_id == 0
+            || self.identity.cluster_id == 0
+        {
             return;
         }
-        let n = self.parked.len();
-        for _ in 0..n {
-            let Some(p) = self.parked.pop_front() else {
-                break;
-            };
-            self.propose(p.db, p.argv, p.deadline, p.reply, p.fenced);
-            if self.raw.raft.leader_id == 0 {
-                break;
-            }
+        for write in self.pending.take_parked() {
+            self.propose(write);
         }
     }
 
     /// Once per tick: deadlines, leadership duties, housekeeping.
     fn on_tick(&mut self, now: Instant) {
-        self.expire(now);
-        self.reads.on_tick(self.ticks, now, no_leader_for_read);
+        self.pending.expire(now);
+        self.reads.on_tick(self.ticks, now);
         if self.raw.raft.state == StateRole::Leader {
             self.reconcile_membership();
         } else if self.raw.raft.leader_id == 0 && !self.removed {
             campaign_if_alone(&mut self.raw, self.identity.id);
         }
         if let Err(e) = self.flush_if_idle() {
-            crit!(self.logger, "storage failure, stopping the node"; "error" => %e);
-            eprintln!("kvd: storage failure, stopping: {e}");
-            std::process::exit(1);
+            fatal::storage_failure(&self.logger, &e);
         }
     }
 
@@ -408,37 +392,6 @@ impl Node {
         if let Some(index) = flushed {
             mem.flushed();
             self.flushed_applied = self.flushed_applied.max(index);
-        }
-    }
-
-    /// Answers every request whose deadline passed, saying what is known about it.
-    fn expire(&mut self, now: Instant) {
-        let mut keep = VecDeque::with_capacity(self.parked.len());
-        for p in self.parked.drain(..) {
-            if p.deadline <= now || p.reply.is_closed() {
-                let msg = if p.fenced {
-                    "TRYAGAIN write not applied: raft leadership changed and no new leader took it in time"
-                } else {
-                    "CLUSTERDOWN no raft leader: write not applied"
-                };
-                let _ = p.reply.send(Reply::error(msg));
-            } else {
-                keep.push_back(p);
-            }
-        }
-        self.parked = keep;
-        let expired: Vec<u64> = self
-            .waiters
-            .iter()
-            .filter(|(_, w)| w.deadline <= now || w.reply.is_closed())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            if let Some(w) = self.waiters.remove(&id) {
-                let _ = w.reply.send(Reply::error(
-                    "TIMEOUT write outcome unknown: proposed but not committed in time; it may still be applied",
-                ));
-            }
         }
     }
 
@@ -493,7 +446,7 @@ impl Node {
             conf_state: store.conf_state().clone(),
             compaction: self.pending_compaction.take(),
             sync: rd.must_sync(),
-            answers_clients: !self.waiters.is_empty(),
+            answers_clients: self.pending.has_waiters(),
         };
         let messages = rd.take_persisted_messages();
         let number = rd.number();
@@ -530,10 +483,7 @@ impl Node {
             )?;
             self.on_persisted(done);
         } else if has_job && self.jobs.send(job).is_err() {
-            return Err(StoreError::corrupt(
-                "persistence",
-                "the persistence worker stopped",
-            ));
+            return Err(StoreError::WorkerStopped);
         }
         Ok(())
     }
@@ -680,11 +630,7 @@ impl Node {
             self.install_snapshot(&txn, &mut mem, rd.snapshot())?;
             // Our pending proposals may or may not be inside it: their fate is unknown here.
             let term = rd.snapshot().get_metadata().term;
-            for (id, w) in &self.waiters {
-                if w.term <= term {
-                    outcomes.push((*id, Outcome::Unknown));
-                }
-            }
+            self.pending.covered_by_snapshot(term, &mut outcomes);
         }
         let committed = rd.take_committed_entries();
         let applies = !committed.is_empty();
@@ -874,43 +820,14 @@ impl Node {
     /// After applying an entry of a newer term, no proposal made in an older term can commit
     /// any more (see `proposal`): those waiters are definitely not applied and are proposed again.
     fn fence_older_proposals(&mut self, outcomes: &mut Vec<(u64, Outcome)>) {
-        let term = self.applied_term;
-        for (id, w) in &self.waiters {
-            if w.term < term {
-                outcomes.push((*id, Outcome::Fenced));
-            }
-        }
+        self.pending.fence_older(self.applied_term, outcomes);
     }
 
     /// Sends the results of applied entries to their clients (after the transaction committed).
     fn finish_apply(&mut self, outcomes: Vec<(u64, Outcome)>) {
         // Publish progress first, so INFO never shows less than what a client was told.
         self.applied_tx.send_replace(self.applied_index);
-        for (id, outcome) in outcomes {
-            let Some(w) = self.waiters.remove(&id) else {
-                continue;
-            };
-            match outcome {
-                Outcome::Applied(reply) => {
-                    let _ = w.reply.send(reply);
-                }
-                Outcome::Unknown => {
-                    let _ = w.reply.send(Reply::error(
-                        "TIMEOUT write outcome unknown: this node caught up from a snapshot that may include it",
-                    ));
-                }
-                Outcome::Fenced => {
-                    self.counters.proposals_fenced += 1;
-                    self.parked.push_back(Parked {
-                        db: w.db,
-                        argv: w.argv,
-                        deadline: w.deadline,
-                        reply: w.reply,
-                        fenced: true,
-                    });
-                }
-            }
-        }
+        self.counters.proposals_fenced += self.pending.finish(outcomes);
     }
 
     /// Drops applied log entries once the log is long, keeping a tail for slow followers.
@@ -988,9 +905,10 @@ impl Node {
     }
 
     fn on_soft_state(&mut self, state: StateRole, leader: u64) {
-        if leader != self.last_leader {
-            self.last_leader = leader;
-            self.retry_parked = leader != 0;
+        if self.publisher.leader_changed(leader) {
+            if leader != 0 {
+                self.pending.retry_soon();
+            }
             let name = self
                 .members
                 .iter()
@@ -1071,29 +989,12 @@ impl Node {
             members,
             counters: self.counters,
         };
-        if self.last_role != Some(role) {
-            if self.last_role.is_some() {
-                info!(self.logger, "role changed"; "role" => role.as_str(), "term" => status.term);
-            }
-            self.last_role = Some(role);
-        }
-        match self.status.lock() {
-            Ok(mut s) => *s = Arc::new(status),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(status),
-        }
+        self.publisher.publish(status, &self.logger);
     }
 
-    pub(super) fn fail_all(&mut self, msg: &'static str) {
-        for (_, w) in self.waiters.drain() {
-            let _ = w.reply.send(Reply::error(msg));
-        }
-        for p in self.parked.drain(..) {
-            let _ = p.reply.send(Reply::error(msg));
-        }
-        self.reads.fail_all(|| Reply::error(msg));
+    /// Answers every client write and read waiting here with `err`.
+    pub(super) fn fail_all(&mut self, err: RaftError) {
+        self.pending.fail_all(err);
+        self.reads.fail_all(err);
     }
-}
-
-fn no_leader_for_read() -> Reply {
-    Reply::error("CLUSTERDOWN no raft leader confirmed this read in time")
 }

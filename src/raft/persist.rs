@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 
 use raft::eraftpb::{ConfState, Entry, HardState};
 use redb::Durability;
-use slog::{Logger, crit};
+use slog::Logger;
 
 use super::Input;
 use super::apply::{Summary, apply_entries, flush};
@@ -79,6 +79,7 @@ pub fn spawn(
         .name("persist".into())
         .spawn(move || {
             while let Ok(first) = jobs.recv() {
+                crate::fatal::debug_panic_point("persist");
                 let mut batch = vec![first];
                 while batch.len() < MAX_JOBS_PER_COMMIT {
                     match jobs.try_recv() {
@@ -106,11 +107,7 @@ pub fn spawn(
                 match result {
                     Ok(true) => {}
                     Ok(false) => return,
-                    Err(e) => {
-                        crit!(logger, "storage failure, stopping the node"; "error" => %e);
-                        eprintln!("kvd: storage failure, stopping: {e}");
-                        std::process::exit(1);
-                    }
+                    Err(e) => crate::fatal::storage_failure(&logger, &e),
                 }
             }
         })

@@ -11,12 +11,12 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-use crate::resp::Reply;
+use super::RaftError;
 
 /// A ReadIndex round not answered within this many ticks is asked again.
 const ROUND_TICKS: u64 = 5;
 
-type Reader = (Instant, oneshot::Sender<Result<u64, Reply>>);
+type Reader = (Instant, oneshot::Sender<Result<u64, RaftError>>);
 
 struct Round {
     started_tick: u64,
@@ -30,7 +30,7 @@ pub struct ReadRounds {
 }
 
 impl ReadRounds {
-    pub fn add(&mut self, deadline: Instant, reply: oneshot::Sender<Result<u64, Reply>>) {
+    pub fn add(&mut self, deadline: Instant, reply: oneshot::Sender<Result<u64, RaftError>>) {
         self.waiting.push((deadline, reply));
     }
 
@@ -63,9 +63,9 @@ impl ReadRounds {
         }
     }
 
-    /// Once per tick: readers past their deadline get `timeout_reply`; rounds that went
-    /// unanswered too long go back to waiting for the next round.
-    pub fn on_tick(&mut self, tick: u64, now: Instant, timeout_reply: impl Fn() -> Reply) {
+    /// Once per tick: readers past their deadline learn that no leader confirmed their read;
+    /// rounds that went unanswered too long go back to waiting for the next round.
+    pub fn on_tick(&mut self, tick: u64, now: Instant) {
         let stale: Vec<u64> = self
             .in_flight
             .iter()
@@ -80,7 +80,7 @@ impl ReadRounds {
         let mut kept = Vec::with_capacity(self.waiting.len());
         for (deadline, reply) in self.waiting.drain(..) {
             if deadline <= now || reply.is_closed() {
-                let _ = reply.send(Err(timeout_reply()));
+                let _ = reply.send(Err(RaftError::ReadNoLeader));
             } else {
                 kept.push((deadline, reply));
             }
@@ -89,13 +89,13 @@ impl ReadRounds {
     }
 
     /// Fails every reader (shutdown, leaving the cluster).
-    pub fn fail_all(&mut self, reply: impl Fn() -> Reply) {
+    pub fn fail_all(&mut self, err: RaftError) {
         for (_, r) in self.waiting.drain(..) {
-            let _ = r.send(Err(reply()));
+            let _ = r.send(Err(err));
         }
         for (_, round) in self.in_flight.drain() {
             for (_, r) in round.readers {
-                let _ = r.send(Err(reply()));
+                let _ = r.send(Err(err));
             }
         }
     }
@@ -122,22 +122,35 @@ mod tests {
     }
 
     #[test]
+    fn fail_all_answers_waiting_and_in_flight_readers() {
+        let mut r = ReadRounds::default();
+        let far = Instant::now() + Duration::from_secs(60);
+        let (tx1, mut rx1) = oneshot::channel();
+        let (tx2, mut rx2) = oneshot::channel();
+        r.add(far, tx1);
+        r.start(1, 0).unwrap();
+        r.add(far, tx2);
+        r.fail_all(RaftError::ShuttingDown);
+        assert_eq!(rx1.try_recv().unwrap(), Err(RaftError::ShuttingDown));
+        assert_eq!(rx2.try_recv().unwrap(), Err(RaftError::ShuttingDown));
+        assert!(r.start(2, 1).is_none());
+    }
+
+    #[test]
     fn unanswered_rounds_are_retried_and_deadlines_enforced() {
         let mut r = ReadRounds::default();
         let (tx, mut rx) = oneshot::channel();
         let now = Instant::now();
         r.add(now + Duration::from_secs(60), tx);
         r.start(1, 0).unwrap();
-        r.on_tick(ROUND_TICKS, now, || Reply::error("X"));
+        r.on_tick(ROUND_TICKS, now);
         let ctx = r.start(2, ROUND_TICKS).expect("retried");
         r.finish(&ctx, 5);
         assert_eq!(rx.try_recv().unwrap(), Ok(5));
 
         let (tx, mut rx) = oneshot::channel();
         r.add(now, tx);
-        r.on_tick(ROUND_TICKS + 1, now + Duration::from_millis(1), || {
-            Reply::error("late")
-        });
-        assert_eq!(rx.try_recv().unwrap(), Err(Reply::error("late")));
+        r.on_tick(ROUND_TICKS + 1, now + Duration::from_millis(1));
+        assert_eq!(rx.try_recv().unwrap(), Err(RaftError::ReadNoLeader));
     }
 }

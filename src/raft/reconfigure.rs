@@ -10,6 +10,7 @@ use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry};
 use redb::ReadableDatabase;
 use slog::{error, info, o, warn};
 
+use super::RaftError;
 use super::membership::{self, Member, MemberState};
 use super::node::Node;
 use super::startup::raft_config;
@@ -178,13 +179,13 @@ impl Node {
             storage,
             &self.logger.new(o!("raft" => true)),
         )
-        .map_err(|e| StoreError::corrupt("raft", e.to_string()))?;
+        .map_err(StoreError::RaftInit)?;
         self.raw = raw;
         self.applied_index = 0;
         self.applied_term = 0;
         self.members.clear();
         self.transport.set_identity(self.identity.clone());
-        self.fail_all("TRYAGAIN this node is joining another cluster");
+        self.fail_all(RaftError::JoiningOtherCluster);
         Ok(())
     }
 }

@@ -1,8 +1,8 @@
 //! Starting the raft node: decide between bootstrapping a new cluster, waiting to join one, and
 //! restarting from disk; prepare the storage for it; build the `Node` and spawn its thread.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -16,9 +16,8 @@ use tokio::sync::watch;
 
 use super::identity::{Identity, random_u64};
 use super::membership::{self, Member, MemberState, node_id};
-use super::node::Node;
+use super::node::{Node, NodeParts};
 use super::proposal::Proposal;
-use super::read_index::ReadRounds;
 use super::snapshot::SnapshotRegistry;
 use super::status::RaftStatus;
 use super::storage::{RaftStorage, encode_pb};
@@ -33,6 +32,47 @@ use crate::store::{
 /// Ticks without hearing from a leader before an election (randomised up to twice this).
 const ELECTION_TICKS: usize = 10;
 const HEARTBEAT_TICKS: usize = 2;
+/// Why the raft node cannot start; each is the one line `kvd` prints.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot load raft state: {0}")]
+    Load(#[from] StoreError),
+    #[error(
+        "data dir '{}' belongs to node '{owner}', not '{name}': pass --id {owner} or use another data dir",
+        dir.display()
+    )]
+    OtherNode {
+        dir: PathBuf,
+        owner: String,
+        name: String,
+    },
+    #[error(
+        "database in '{}' has raft state but no identity: refusing to start (corrupted?)",
+        dir.display()
+    )]
+    NoIdentity { dir: PathBuf },
+    #[error(
+        "raft state in '{}' is inconsistent (applied {applied}, commit {commit}, term {term}, last index {last}): refusing to start",
+        dir.display()
+    )]
+    Inconsistent {
+        dir: PathBuf,
+        applied: u64,
+        commit: u64,
+        term: u64,
+        last: u64,
+    },
+    #[error("raft config: {0}")]
+    Config(#[source] raft::Error),
+    #[error("cannot start raft: {0}")]
+    Raft(#[source] raft::Error),
+    #[error("cannot spawn {thread}: {source}")]
+    Spawn {
+        thread: &'static str,
+        source: std::io::Error,
+    },
+}
+
 /// How this process starts its raft node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartMode {
@@ -53,25 +93,22 @@ pub fn start(
     transport: Transport,
     snapshots: SnapshotRegistry,
     logger: &Logger,
-) -> Result<(RaftHandle, StartMode, JoinHandle<()>), String> {
+) -> Result<(RaftHandle, StartMode, JoinHandle<()>), StartError> {
     let id = node_id(&cfg.name);
-    let err = |e: StoreError| format!("cannot load raft state: {e}");
-    clear_staged(&db).map_err(err)?;
-    let existing = load_identity(&db).map_err(err)?;
-    let storage = RaftStorage::load(db.clone(), snapshots.clone()).map_err(err)?;
+    clear_staged(&db)?;
+    let existing = load_identity(&db)?;
+    let storage = RaftStorage::load(db.clone(), snapshots.clone())?;
     let empty = existing.is_none()
         && storage.last_index_now() == 0
         && storage.conf_state().voters.is_empty();
     let mode = match (&existing, empty, cfg.join) {
         (Some(ident), _, _) => {
             if ident.name != cfg.name {
-                return Err(format!(
-                    "data dir '{}' belongs to node '{}', not '{}': pass --id {} or use another data dir",
-                    cfg.data_dir.display(),
-                    ident.name,
-                    cfg.name,
-                    ident.name
-                ));
+                return Err(StartError::OtherNode {
+                    dir: cfg.data_dir.clone(),
+                    owner: ident.name.clone(),
+                    name: cfg.name.clone(),
+                });
             }
             if ident.cluster_id == 0 {
                 StartMode::Join
@@ -82,10 +119,9 @@ pub fn start(
         (None, true, None) => StartMode::Bootstrap,
         (None, true, Some(_)) => StartMode::Join,
         (None, false, _) => {
-            return Err(format!(
-                "database in '{}' has raft state but no identity: refusing to start (corrupted?)",
-                cfg.data_dir.display()
-            ));
+            return Err(StartError::NoIdentity {
+                dir: cfg.data_dir.clone(),
+            });
         }
     };
     let identity = match mode {
@@ -95,7 +131,7 @@ pub fn start(
                 id,
                 cluster_id: random_u64(),
             };
-            bootstrap(&db, &ident, cfg.advertise_raft_addr, cfg.addr).map_err(err)?;
+            bootstrap(&db, &ident, cfg.advertise_raft_addr, cfg.addr)?;
             ident
         }
         StartMode::Join if existing.is_none() => {
@@ -104,7 +140,7 @@ pub fn start(
                 id,
                 cluster_id: 0,
             };
-            save_identity(&db, &ident).map_err(err)?;
+            save_identity(&db, &ident)?;
             ident
         }
         _ => existing.unwrap_or(Identity {
@@ -114,29 +150,26 @@ pub fn start(
         }),
     };
     // Reload: bootstrap wrote the first entry and the initial configuration.
-    let storage = RaftStorage::load(db.clone(), snapshots).map_err(err)?;
-    let (applied_index, applied_term) = load_applied(&db).map_err(err)?;
+    let storage = RaftStorage::load(db.clone(), snapshots)?;
+    let (applied_index, applied_term) = load_applied(&db)?;
     let hs = storage.hard_state();
     if applied_index > hs.commit || (storage.last_index_now() > 0 && hs.term == 0) {
-        return Err(format!(
-            "raft state in '{}' is inconsistent (applied {applied_index}, commit {}, term {}, last index {}): refusing to start",
-            cfg.data_dir.display(),
-            hs.commit,
-            hs.term,
-            storage.last_index_now()
-        ));
+        return Err(StartError::Inconsistent {
+            dir: cfg.data_dir.clone(),
+            applied: applied_index,
+            commit: hs.commit,
+            term: hs.term,
+            last: storage.last_index_now(),
+        });
     }
-    let members = load_members(&db).map_err(err)?;
+    let members = load_members(&db)?;
     transport.set_identity(identity.clone());
     transport.set_peers(peer_addrs(&members, id));
 
     let raft_logger = logger.new(o!("raft" => true));
     let raft_config = raft_config(id, applied_index);
-    raft_config
-        .validate()
-        .map_err(|e| format!("raft config: {e}"))?;
-    let mut raw = RawNode::new(&raft_config, storage, &raft_logger)
-        .map_err(|e| format!("cannot start raft: {e}"))?;
+    raft_config.validate().map_err(StartError::Config)?;
+    let mut raw = RawNode::new(&raft_config, storage, &raft_logger).map_err(StartError::Raft)?;
     campaign_if_alone(&mut raw, id);
 
     let status = Arc::new(Mutex::new(Arc::new(RaftStatus::initial(
@@ -154,7 +187,10 @@ pub fn start(
         tx.clone(),
         logger.clone(),
     )
-    .map_err(|e| format!("cannot spawn the persistence thread: {e}"))?;
+    .map_err(|source| StartError::Spawn {
+        thread: "the persistence thread",
+        source,
+    })?;
     let handle = RaftHandle {
         tx,
         status: status.clone(),
@@ -165,51 +201,32 @@ pub fn start(
         )),
         memtable: memtable.clone(),
     };
-    let mut node = Node {
-        raw,
-        db,
-        identity,
-        compact_entries: cfg.compact_entries,
-        compact_keep: cfg.compact_keep,
-        rx,
-        transport,
-        logger: logger.clone(),
-        tick: cfg.tick,
-        ticks: 0,
-        waiters: HashMap::new(),
-        parked: VecDeque::new(),
-        batch: Vec::new(),
-        retry_parked: false,
-        next_request: random_u64(),
-        applied_term,
-        applied_index,
-        members,
-        reads: ReadRounds::default(),
-        status,
-        applied_tx,
-        last_role: None,
-        last_leader: 0,
-        removed: false,
-        snapshot_acks: Vec::new(),
-        counters: Default::default(),
-        jobs,
-        outstanding: VecDeque::new(),
-        deferred: VecDeque::new(),
-        pending_compaction: None,
-        memtable,
-        flushed_applied: applied_index,
-    };
-    node.removed = node
-        .members
-        .iter()
-        .any(|m| m.id == id && m.state == MemberState::Removed);
-    node.publish_status();
+    let node = Node::new(
+        cfg,
+        NodeParts {
+            raw,
+            db,
+            identity,
+            members,
+            applied: (applied_index, applied_term),
+            rx,
+            jobs,
+            transport,
+            memtable,
+            status,
+            applied_tx,
+            logger: logger.clone(),
+        },
+    );
     info!(logger, "raft node started"; "mode" => ?mode, "applied" => applied_index,
           "last_index" => node.raw.store().last_index_now(), "term" => node.raw.raft.term);
     let thread = std::thread::Builder::new()
         .name("raft".into())
         .spawn(move || node.run())
-        .map_err(|e| format!("cannot spawn raft thread: {e}"))?;
+        .map_err(|source| StartError::Spawn {
+            thread: "raft thread",
+            source,
+        })?;
     Ok((handle, mode, thread))
 }
 

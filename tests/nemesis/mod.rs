@@ -6,6 +6,7 @@
 
 pub mod appendlog;
 pub mod client;
+pub mod leases;
 pub mod net;
 pub mod rng;
 pub mod run;

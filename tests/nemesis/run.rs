@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::checker;
+use crate::nemesis::leases::{self, Leases};
 use crate::nemesis::rng::Rng;
 use crate::nemesis::verify;
 use crate::nemesis::workload::{self, Ledger, Role, Shared, Tally};
@@ -46,6 +47,8 @@ pub struct RunConfig {
     pub append_clients: usize,
     /// Register keys (few, so ops on one key overlap a lot).
     pub keys: usize,
+    /// Lock clients and as many TTL clients (`leases`).
+    pub lease_clients: usize,
 }
 
 /// Runs the whole thing; panics with the seed, the fault log and the evidence on a violation.
@@ -79,6 +82,24 @@ pub fn run(cfg: &RunConfig) {
             shared.clone(),
         ));
     }
+    let leases = Leases::default();
+    let mut lease_handles = Vec::new();
+    for n in 0..cfg.lease_clients {
+        let id = 500 + n;
+        let sh = shared.clone();
+        lease_handles.push(leases::spawn_lock(
+            id,
+            rng.fork(id as u64),
+            sh.clone(),
+            leases.clone(),
+        ));
+        lease_handles.push(leases::spawn_ttl(
+            id,
+            rng.fork(id as u64 + 50),
+            sh,
+            leases.clone(),
+        ));
+    }
 
     let faults_until = Instant::now() + cfg.duration;
     while Instant::now() < faults_until {
@@ -97,6 +118,10 @@ pub fn run(cfg: &RunConfig) {
         tally.add(&r.tally);
         ledger.add(&r.ledger);
     }
+    for h in lease_handles {
+        h.join().expect("lease client thread panicked");
+    }
+    let lease_log = leases.take();
     world.heal_all();
     let leader = world.wait_agreed_leader();
     world
@@ -125,6 +150,9 @@ pub fn run(cfg: &RunConfig) {
         .unwrap_or_default();
     for v in ledger.violations(&log_value) {
         problems.push(format!("append invariant: {v}"));
+    }
+    for v in lease_log.violations().into_iter().take(20) {
+        problems.push(format!("expiry invariant: {v}"));
     }
     let digest = world.wait_converged();
     let leader = world.wait_agreed_leader();
@@ -179,6 +207,16 @@ pub fn run(cfg: &RunConfig) {
         log_value.len()
     );
     let _ = writeln!(summary, "  not ok: {:?}", tally.reasons);
+    let _ = writeln!(
+        summary,
+        "  leases: {} lock acquisitions acked, {} refused (held); {} TTL writes acked, {} reads \
+         of TTL values; {} ops indefinite",
+        lease_log.acquired.len(),
+        lease_log.refused,
+        lease_log.ttl_sets.len(),
+        lease_log.ttl_reads.len(),
+        lease_log.indefinite
+    );
     let _ = writeln!(
         summary,
         "  proxy: {} connections refused, {} killed; converged digest {digest}; leader {}",
