@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{oneshot, watch};
 
+use crate::cmd::transactions::{self, Multi, Plan};
 use crate::cmd::{self, Kind, Spec};
 use crate::config::ReadConsistency;
 use crate::kv::Reader;
@@ -231,6 +232,7 @@ impl Conn {
             let argv = match d {
                 Decoded::Command(argv) => argv,
                 Decoded::TooLarge { len, .. } => {
+                    self.flag_transaction();
                     self.ready(Reply::error(format!(
                         "ERR argument of {len} bytes exceeds the limit of {} bytes",
                         shared.config.max_value_size
@@ -241,10 +243,19 @@ impl Conn {
             let spec = match self.check(&argv) {
                 Ok(spec) => spec,
                 Err(reply) => {
+                    let reply = self.refused(&argv, reply);
                     self.ready(reply)?;
                     continue;
                 }
             };
+            if transactions::is_control(spec)
+                || (self.session.multi.is_some() && !transactions::runs_in_multi(spec))
+            {
+                self.transaction_step(spec, argv, wr).await?;
+                view = None;
+                barrier_done = false;
+                continue;
+            }
             match spec.kind {
                 Kind::Local(f) => {
                     let reply = f(&mut self.session, &argv);
@@ -305,6 +316,181 @@ impl Conn {
             }
         }
         self.drain(wr).await
+    }
+
+    /// MULTI, EXEC, DISCARD, WATCH, and any command between MULTI and EXEC (queued, or
+    /// refused), as redis-server 7.0 answers them.
+    async fn transaction_step(
+        &mut self,
+        spec: &'static Spec,
+        argv: Vec<Bytes>,
+        wr: &mut OwnedWriteHalf,
+    ) -> Result<(), Close> {
+        let in_multi = self.session.multi.is_some();
+        match spec.name {
+            "multi" if in_multi => self.ready(Reply::error("ERR MULTI calls can not be nested"))?,
+            "multi" => {
+                self.session.multi = Some(Multi::default());
+                self.ready(Reply::ok())?;
+            }
+            "exec" if in_multi => self.exec(wr).await?,
+            "exec" => self.ready(Reply::error("ERR EXEC without MULTI"))?,
+            "discard" if in_multi => {
+                self.session.multi = None;
+                self.session.watched.clear();
+                self.ready(Reply::ok())?;
+            }
+            "discard" => self.ready(Reply::error("ERR DISCARD without MULTI"))?,
+            "watch" if in_multi => {
+                self.ready(Reply::error("ERR WATCH inside MULTI is not allowed"))?
+            }
+            "watch" => self.watch(&argv[1..], wr).await?,
+            _ if transactions::refused_in_multi(spec) => {
+                self.flag_transaction();
+                self.ready(transactions::not_allowed())?;
+            }
+            _ => {
+                // Only commands between MULTI and EXEC get here (see `execute`).
+                let queued = match self.session.multi.as_mut() {
+                    Some(multi) => multi.queue(spec, argv),
+                    None => Err(Reply::error("ERR no transaction to queue in")),
+                };
+                match queued {
+                    Ok(()) => self.ready(Reply::status("QUEUED"))?,
+                    Err(reply) => {
+                        self.flag_transaction();
+                        self.ready(reply)?;
+                    }
+                }
+            }
+        }
+        if self.out.len() >= FLUSH_AT {
+            let stall = self.session.shared.config.client_stall_timeout;
+            write_out(wr, &mut self.out, stall)
+                .await
+                .map_err(|_| Close::Peer)?;
+        }
+        Ok(())
+    }
+
+    /// A command refused by `check`: between MULTI and EXEC it flags the transaction; EXEC's
+    /// own arity error discards the transaction and the watches, in Redis's words.
+    fn refused(&mut self, argv: &[Bytes], reply: Reply) -> Reply {
+        if argv.first().is_some_and(|n| cmd::is(n, "exec"))
+            && let Reply::Error(e) = &reply
+        {
+            self.session.multi = None;
+            self.session.watched.clear();
+            let why = e.strip_prefix("ERR ").unwrap_or(e);
+            return Reply::error(format!("EXECABORT Transaction discarded because of: {why}"));
+        }
+        self.flag_transaction();
+        reply
+    }
+
+    /// Marks the open transaction (if any) so that EXEC answers EXECABORT.
+    fn flag_transaction(&mut self) {
+        if let Some(multi) = self.session.multi.as_mut() {
+            multi.failed = true;
+        }
+    }
+
+    /// WATCH: records what this node's applied state says of each key, with an applied index
+    /// no later than that state's (an older index only makes EXEC abort more often).
+    async fn watch(&mut self, keys: &[Bytes], wr: &mut OwnedWriteHalf) -> Result<(), Close> {
+        if self.has_waiting() {
+            self.drain(wr).await?;
+        }
+        let shared = self.session.shared.clone();
+        let applied = shared.raft.fresh_status().applied;
+        let db = self.session.db;
+        let seen = Reader::new(&shared.db, shared.raft.memtable())
+            .run(db, |v| transactions::look(v, keys, applied));
+        match seen {
+            Ok(seen) => {
+                for (key, seen) in keys.iter().zip(seen) {
+                    self.session
+                        .watched
+                        .entry((db, key.clone()))
+                        .or_insert(seen);
+                }
+                self.ready(Reply::ok())
+            }
+            Err(e) => self.ready(cmd::storage_error(e)),
+        }
+    }
+
+    /// EXEC of an open transaction: one raft entry if it writes, else one local view; the
+    /// watches are forgotten either way.
+    async fn exec(&mut self, wr: &mut OwnedWriteHalf) -> Result<(), Close> {
+        let watches = std::mem::take(&mut self.session.watched);
+        let Some(multi) = self.session.multi.take() else {
+            return self.ready(Reply::error("ERR EXEC without MULTI"));
+        };
+        if multi.failed {
+            return self.ready(transactions::exec_abort());
+        }
+        let shared = self.session.shared.clone();
+        let timeout = shared.config.write_timeout;
+        let plan = Plan::new(multi.queued, self.session.db);
+        let outcome = if plan.has_writes() {
+            match transactions::encode_entry(&watches, plan.commands()) {
+                Err(too_large) => too_large,
+                Ok(entry) => {
+                    shared.stats.writes_proposed.fetch_add(1, Relaxed);
+                    shared
+                        .raft
+                        .propose_later(self.session.db, entry, timeout)
+                        .await
+                        .unwrap_or(Err(RaftError::Stopped))
+                        .unwrap_or_else(raft_error_reply)
+                }
+            }
+        } else if plan.commands().is_empty() && watches.is_empty() {
+            Reply::Array(Vec::new())
+        } else {
+            if self.has_waiting() {
+                self.drain(wr).await?;
+            }
+            let catching_up = shared.raft.catching_up();
+            let linearizable = self.session.consistency == ReadConsistency::Linearizable;
+            let barrier = if linearizable || catching_up {
+                shared.raft.read_barrier(timeout).await
+            } else {
+                Ok(())
+            };
+            match barrier {
+                Err(_) if catching_up && !linearizable => Reply::error(LOADING),
+                Err(e) => raft_error_reply(e),
+                Ok(()) => {
+                    if linearizable || catching_up {
+                        shared.raft.caught_up();
+                    }
+                    let mut reader = Reader::new(&shared.db, shared.raft.memtable());
+                    reader
+                        .run(self.session.db, |v| {
+                            transactions::run_read_only(v, &watches, plan.commands())
+                        })
+                        .unwrap_or_else(cmd::storage_error)
+                }
+            }
+        };
+        match plan.finish(outcome, &mut self.session) {
+            transactions::Finished::Reply(reply) => self.ready(reply),
+            transactions::Finished::Mixed(items) => {
+                self.drain(wr).await?;
+                // The array header is the same in RESP2 and RESP3.
+                self.out
+                    .extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
+                for (reply, proto) in items {
+                    reply.encode(proto, &mut self.out);
+                }
+                if self.out.len() > shared.config.client_output_limit {
+                    return Err(Close::OutputLimit);
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Finds the command and checks what every command must satisfy: arity, key sizes.

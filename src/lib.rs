@@ -3,7 +3,7 @@
 //! Map of the crate, following a write from the socket to the disk and back:
 //! - `server`: accept loops, startup and graceful shutdown; `connection`: one client's read →
 //!   decode → execute → reply loop (pipelining, ordering, output limits); `session`: its state
-//!   (selected database, read mode, name).
+//!   (selected database, read mode, name, MULTI queue, WATCHed keys).
 //! - `resp`: the protocol: streaming request decoder (`resp::decode`) and the one reply encoder.
 //! - `cmd`: the command table (`cmd::TABLE`, one registry line per command, one file per group).
 //!   A command is **parsed and checked** in `connection::Conn::check` (arity, sizes) and its
@@ -11,6 +11,8 @@
 //!   `raft::RaftHandle::propose_later`, **applied** on every node by `cmd::apply_write` (called
 //!   by `kv::machine::StateMachine::apply`, which the raft loop calls), and **answered** by the proposing node's connection with the reply of
 //!   its own apply. Reads run on `kv::Reader` views of the node's applied state.
+//!   Transactions (`cmd::transactions`): the connection queues MULTI ... EXEC and proposes it
+//!   as ONE entry, which `apply_write` hands to `cmd::transactions::apply_transaction`.
 //! - `raft`: the consensus thread (`node`) and its client-write bookkeeping (`pending`),
 //!   redb-backed raft storage, peer transport, snapshots, membership and the entry format
 //!   (`kv::entry`: who, when, which database, argv). It answers with the command's own

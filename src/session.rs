@@ -8,6 +8,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::cmd::transactions::{Multi, Watches};
 use crate::config::ReadConsistency;
 use crate::resp::Protocol;
 use crate::server::Shared;
@@ -36,6 +37,10 @@ pub struct Session {
     pub user: &'static str,
     /// Set by QUIT: reply, then close.
     pub quit: bool,
+    /// Between MULTI and EXEC/DISCARD: the queued commands.
+    pub multi: Option<Multi>,
+    /// WATCHed keys and what was seen of them, until EXEC, DISCARD or UNWATCH.
+    pub watched: Watches,
 }
 
 impl Session {
@@ -55,6 +60,8 @@ impl Session {
             authenticated,
             user: DEFAULT_USER,
             quit: false,
+            multi: None,
+            watched: Watches::new(),
         }
     }
 
@@ -75,7 +82,8 @@ impl Session {
     }
 
     /// RESET: the connection as it was when it connected (protocol, name, database 0, read
-    /// mode, and authentication when a password is required). The id stays.
+    /// mode, no transaction or watched keys, and authentication when a password is required).
+    /// The id stays.
     pub fn reset(&mut self) {
         self.name = None;
         self.db = 0;
@@ -83,6 +91,8 @@ impl Session {
         self.protocol = Protocol::Resp2;
         self.authenticated = !self.shared.requirepass.is_set();
         self.user = DEFAULT_USER;
+        self.multi = None;
+        self.watched.clear();
     }
 }
 

@@ -18,6 +18,7 @@ mod glob;
 mod keys;
 mod server;
 mod strings;
+pub mod transactions;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -93,6 +94,10 @@ pub fn apply_write(
     db: u8,
     argv: &[Bytes],
 ) -> Result<(Reply, bool), StoreError> {
+    // A transaction (see `transactions`): its own format, so before the arity check.
+    if argv.first().is_some_and(|n| is(n, "exec")) {
+        return Ok((transactions::apply_transaction(view, ctx, argv)?, false));
+    }
     let Some(spec) = argv
         .first()
         .and_then(|n| lookup(n).or_else(|| INTERNAL.iter().find(|s| is(n, s.name))))
@@ -230,6 +235,12 @@ pub static TABLE: &[Spec] = &[
     cluster::REMOVE,
     cluster::CLUSTER,
     cluster::ROLE,
+    // transactions
+    transactions::MULTI,
+    transactions::EXEC,
+    transactions::DISCARD,
+    transactions::WATCH,
+    transactions::UNWATCH,
 ];
 
 /// Commands only entries carry (proposed by kvd itself, never by a client): apply finds them,

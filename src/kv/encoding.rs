@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `0x00` count | `00 db` | keys in `db` as of the last memtable flush (u64 BE), kept by `flush` |
 //! | `0x00` clock | `00 ff` | the state machine's clock: the highest entry time applied (i64 BE) |
+//! | `0x00` deleted | `00 10+db` | index of the last entry that removed a key's metadata row in `db` (or emptied it), u64 BE: what WATCH of an absent key compares with |
 //! | `0x01` meta | `01 db key` | [`Meta`]: type, expiry, version, last change, then the type's body |
 //! | `0x02` member | `02 db len(key) u32 key version u64 member` | the member's value |
 //! | `0x03` expiry | `03 db at_ms i64 key` | empty: a database's keys by expiry time, for active expiry |
@@ -42,6 +43,12 @@ pub const DB_FAMILIES: [u8; 4] = [FAMILY_META, FAMILY_MEMBER, FAMILY_EXPIRY, FAM
 
 /// System row: the applied clock (see `StateMachine`'s `now`).
 pub const CLOCK_KEY: [u8; 2] = [FAMILY_SYSTEM, 0xff];
+
+/// Table key of database `db`'s last-deletion index (see the table above). Like the other
+/// system rows it is replicated state but not user data: DIGEST does not cover it.
+pub fn deleted_key(db: u8) -> [u8; 2] {
+    [FAMILY_SYSTEM, 0x10u8.saturating_add(db)]
+}
 
 /// The Redis type of a key, as stored in its metadata.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -411,5 +418,14 @@ mod tests {
         let prefix = member_prefix(0, b"ab", 5);
         assert!(a < b && a.starts_with(&prefix) && !other.starts_with(&prefix));
         assert!(!is_user_row(&count_key(0)) && !is_user_row(&CLOCK_KEY) && is_user_row(&a));
+        // System rows of every database stay apart from each other.
+        let mut system: Vec<[u8; 2]> = (0..DATABASES)
+            .flat_map(|d| [count_key(d), deleted_key(d)])
+            .chain([CLOCK_KEY])
+            .collect();
+        system.sort();
+        system.dedup();
+        assert_eq!(system.len(), 2 * DATABASES as usize + 1);
+        assert!(!is_user_row(&deleted_key(3)) && db_of(&deleted_key(3)).is_none());
     }
 }

@@ -112,6 +112,21 @@ pub trait KeyRead {
         Ok(self.meta(key)?.is_some())
     }
 
+    /// Index of the last entry that removed a key of `db` or emptied it (0: none yet), for
+    /// WATCH of an absent key (see `encoding`'s deleted row).
+    fn last_deletion(&self, db: u8) -> Result<u64, StoreError> {
+        match self.raw(&encoding::deleted_key(db))? {
+            None => Ok(0),
+            Some(raw) => {
+                let b: [u8; 8] = raw
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt("last deletion index", "not 8 bytes"))?;
+                Ok(u64::from_be_bytes(b))
+            }
+        }
+    }
+
     /// Visits the live keys of the current database in order; `f` returns false to stop.
     fn scan_keys(&self, f: &mut dyn FnMut(&[u8], &Meta) -> bool) -> Result<(), StoreError> {
         let db = self.db();
@@ -335,6 +350,21 @@ pub struct ReadView<'a> {
     now: i64,
 }
 
+impl ReadView<'_> {
+    /// The same view (same state, same clock) addressing database `db`: a read-only
+    /// transaction whose commands SELECT another database stays on one consistent state.
+    pub fn in_db(&self, db: u8) -> ReadView<'_> {
+        ReadView {
+            layers: Layers {
+                mem: self.layers.mem,
+                table: self.layers.table,
+            },
+            db,
+            now: self.now,
+        }
+    }
+}
+
 impl KeyRead for ReadView<'_> {
     fn db(&self) -> u8 {
         self.db
@@ -427,6 +457,13 @@ impl<'t> WriteView<'t> {
             self.clock = time_ms;
             self.put_raw(&CLOCK_KEY, Bytes::copy_from_slice(&time_ms.to_be_bytes()));
         }
+    }
+
+    /// Switches the database commands address within the entry being applied (a transaction's
+    /// commands each carry theirs; the caller checks `db < DATABASES`). Unlike `begin_entry`, the
+    /// version counter goes on: incarnations created by one entry stay unique.
+    pub fn select_db(&mut self, db: u8) {
+        self.db = db;
     }
 
     /// Index of the entry being applied (what a key's `modified` records).
@@ -569,23 +606,37 @@ impl<'t> WriteView<'t> {
         }
     }
 
-    /// Removes one row; true if it existed.
+    /// Removes one row; true if it existed. Removing a key's metadata row (live or expired)
+    /// records this entry as its database's last deletion, for WATCH.
     pub fn delete_raw(&mut self, table_key: &[u8]) -> Result<bool, StoreError> {
-        if let Some(slot) = self.mem.map.get_mut(table_key) {
-            return Ok(slot.value.take().is_some());
-        }
-        if self.mem.cleared(table_key) {
-            return Ok(false);
-        }
-        let existed = self.kv.get(table_key)?.is_some();
-        if existed {
-            let slot = Slot {
-                value: None,
-                in_table: Some(true),
-            };
-            self.mem.map.insert(Bytes::copy_from_slice(table_key), slot);
+        let existed = if let Some(slot) = self.mem.map.get_mut(table_key) {
+            slot.value.take().is_some()
+        } else if self.mem.cleared(table_key) {
+            false
+        } else {
+            let existed = self.kv.get(table_key)?.is_some();
+            if existed {
+                let slot = Slot {
+                    value: None,
+                    in_table: Some(true),
+                };
+                self.mem.map.insert(Bytes::copy_from_slice(table_key), slot);
+            }
+            existed
+        };
+        if existed
+            && table_key.first() == Some(&FAMILY_META)
+            && let Some(db) = encoding::db_of(table_key)
+        {
+            self.record_deletion(db);
         }
         Ok(existed)
+    }
+
+    /// Records the entry being applied as `db`'s last deletion (see `KeyRead::last_deletion`).
+    fn record_deletion(&mut self, db: u8) {
+        let index = Bytes::copy_from_slice(&self.index.to_be_bytes());
+        self.put_raw(&encoding::deleted_key(db), index);
     }
 
     /// Empties database `db` (FLUSHDB).
@@ -594,6 +645,7 @@ impl<'t> WriteView<'t> {
             return;
         };
         self.mem.cleared |= bit;
+        self.record_deletion(db);
         for family in DB_FAMILIES {
             let (lo, hi) = db_range(family, db);
             let doomed: Vec<Bytes> = self
@@ -878,6 +930,38 @@ mod tests {
             assert!(w.raw(&meta_key(0, b"c")).unwrap().is_none());
             assert!(w.raw(&meta_key(0, b"d")).unwrap().is_some());
         });
+    }
+
+    #[test]
+    fn removing_keys_and_flushing_record_the_last_deletion_per_database() {
+        let (_d, db, mem) = setup();
+        let last = |db: &Db, dbn: u8| {
+            Reader::new(db, &mem)
+                .run(0, |v| v.last_deletion(dbn))
+                .expect("read")
+        };
+        write(&db, &mem, true, |w| {
+            set(w, "a", "1");
+            set(w, "b", "1");
+        });
+        assert_eq!(last(&db, 0), 0);
+        write(&db, &mem, true, |w| {
+            w.begin_entry(0, 1000, 5);
+            assert!(!w.delete(b"nothere").unwrap());
+            assert_eq!(w.last_deletion(0).unwrap(), 0, "nothing removed");
+            w.begin_entry(0, 1000, 6);
+            assert!(w.delete(b"a").unwrap());
+            w.begin_entry(1, 1000, 7);
+            w.clear_db(1);
+        });
+        assert_eq!((last(&db, 0), last(&db, 1), last(&db, 2)), (6, 7, 0));
+        write(&db, &mem, false, |w| {
+            w.begin_entry(0, 1000, 8);
+            w.clear_all();
+        });
+        assert_eq!((last(&db, 0), last(&db, 15)), (8, 8));
+        // Not user data: it does not count as a key.
+        assert_eq!(all(&db, &mem, 0), (vec![], 0));
     }
 
     #[test]
