@@ -13,7 +13,8 @@ use std::net::SocketAddr;
 
 use redb::ReadableTable;
 
-use crate::store::StoreError;
+use crate::store::{Db, MEMBERS, StoreError};
+use redb::ReadableDatabase;
 
 /// Where a member is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,6 +143,21 @@ pub fn save(
 ) -> Result<(), StoreError> {
     table.insert(m.name.as_str(), m.encode().as_bytes())?;
     Ok(())
+}
+
+/// Every member record, as the table holds them now.
+pub fn load_members(db: &Db) -> Result<Vec<Member>, StoreError> {
+    let txn = db.begin_read()?;
+    load_all(&txn.open_table(MEMBERS)?)
+}
+
+/// The peers to connect to: every member but this node and removed ones.
+pub fn peer_addrs(members: &[Member], self_id: u64) -> Vec<(u64, SocketAddr)> {
+    members
+        .iter()
+        .filter(|m| m.id != self_id && m.state != MemberState::Removed)
+        .map(|m| (m.id, m.raft_addr))
+        .collect()
 }
 
 #[cfg(test)]

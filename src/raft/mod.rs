@@ -18,6 +18,7 @@ mod startup;
 pub mod status;
 pub mod storage;
 pub mod transport;
+mod wire;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;

@@ -28,11 +28,11 @@ use tokio::sync::{oneshot, watch};
 
 use super::identity::{Identity, random_u64};
 use super::membership::{self, Member, MemberState};
+use super::membership::{load_members, peer_addrs};
 use super::pending::{Pending, Write};
 use super::persist::{self, Done, Job};
 use super::publisher::StatusPublisher;
 use super::read_index::ReadRounds;
-use super::startup::{campaign_if_alone, load_members, peer_addrs};
 use super::status::{MemberStatus, RaftCounters, RaftStatus, Role, member_role};
 use super::storage::{RaftStorage, decode_pb, write_compaction};
 use super::transport::Transport;
@@ -935,5 +935,33 @@ impl Configuration for Node {
         e: &Entry,
     ) -> Result<(), StoreError> {
         self.conf_change(txn, view, e)
+    }
+}
+
+/// Election after 10-20 ticks without a leader; heartbeats every 2.
+const ELECTION_TICKS: usize = 10;
+const HEARTBEAT_TICKS: usize = 2;
+
+/// The only voter need not wait out an election timeout to lead its own cluster.
+pub(super) fn campaign_if_alone(raw: &mut RawNode<RaftStorage>, id: u64) {
+    let cs = raw.store().conf_state();
+    if cs.voters == [id] && cs.learners.is_empty() && raw.raft.state != StateRole::Leader {
+        let _ = raw.campaign();
+    }
+}
+
+pub(super) fn raft_config(id: u64, applied: u64) -> raft::Config {
+    raft::Config {
+        id,
+        election_tick: ELECTION_TICKS,
+        heartbeat_tick: HEARTBEAT_TICKS,
+        applied,
+        max_size_per_msg: 1024 * 1024,
+        max_inflight_msgs: 256,
+        check_quorum: true,
+        pre_vote: true,
+        max_uncommitted_size: 256 * 1024 * 1024,
+        max_committed_size_per_ready: 16 * 1024 * 1024,
+        ..Default::default()
     }
 }

@@ -13,7 +13,7 @@ use slog::{error, info, o, warn};
 use super::RaftError;
 use super::membership::{self, Member, MemberState};
 use super::node::Node;
-use super::startup::raft_config;
+use super::node::raft_config;
 use super::storage::{RaftStorage, decode_pb};
 use crate::kv::{KeyRead, Reader, encoding};
 use crate::store::{LOG, MEMBERS, RAFT_STATE, StoreError, meta};

@@ -27,7 +27,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc as amsc, oneshot};
 
 use super::Input;
-use super::transport::{MAX_FRAME, invalid};
+use super::wire::{MAX_FRAME, invalid};
 use crate::store::{self, Db, KV, MEMBERS, RAFT_STATE, STAGED_KV, STAGED_MEMBERS, meta};
 
 /// A registered snapshot not taken within this time is dropped (its read transaction pins pages).

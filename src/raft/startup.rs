@@ -8,15 +8,16 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
+use raft::RawNode;
 use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry, EntryType, HardState};
-use raft::{RawNode, StateRole};
 use redb::ReadableDatabase;
 use slog::{Logger, info, o};
 use tokio::sync::watch;
 
 use super::identity::{Identity, random_u64};
-use super::membership::{self, Member, MemberState, node_id};
-use super::node::{Node, NodeParts};
+use super::membership::node_id;
+use super::membership::{load_members, peer_addrs};
+use super::node::{Node, NodeParts, campaign_if_alone, raft_config};
 use super::snapshot::SnapshotRegistry;
 use super::status::RaftStatus;
 use super::storage::{RaftStorage, encode_pb};
@@ -26,11 +27,9 @@ use crate::config::Config;
 use crate::kv::Memtable;
 use crate::kv::entry::Proposal;
 use crate::kv::machine::{ApplyCommand, StateMachine};
-use crate::store::{self, Db, LOG, MEMBERS, RAFT_STATE, StoreError, meta};
+use crate::store::{self, Db, LOG, RAFT_STATE, StoreError, meta};
 
 /// Ticks without hearing from a leader before an election (randomised up to twice this).
-const ELECTION_TICKS: usize = 10;
-const HEARTBEAT_TICKS: usize = 2;
 /// Why the raft node cannot start; each is the one line `kvd` prints.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -230,30 +229,6 @@ pub fn start(
     Ok((handle, mode, thread))
 }
 
-/// The only voter need not wait out an election timeout to lead its own cluster.
-pub(super) fn campaign_if_alone(raw: &mut RawNode<RaftStorage>, id: u64) {
-    let cs = raw.store().conf_state();
-    if cs.voters == [id] && cs.learners.is_empty() && raw.raft.state != StateRole::Leader {
-        let _ = raw.campaign();
-    }
-}
-
-pub(super) fn raft_config(id: u64, applied: u64) -> raft::Config {
-    raft::Config {
-        id,
-        election_tick: ELECTION_TICKS,
-        heartbeat_tick: HEARTBEAT_TICKS,
-        applied,
-        max_size_per_msg: 1024 * 1024,
-        max_inflight_msgs: 256,
-        check_quorum: true,
-        pre_vote: true,
-        max_uncommitted_size: 256 * 1024 * 1024,
-        max_committed_size_per_ready: 16 * 1024 * 1024,
-        ..Default::default()
-    }
-}
-
 /// Writes the state of a brand-new one-voter cluster as its first two committed log entries:
 /// the configuration change that makes this node the only voter, and the JOIN that records it
 /// in the member list. Being in the log (not only in local state), both reach every node that
@@ -342,11 +317,6 @@ fn load_applied(db: &Db) -> Result<(u64, u64), StoreError> {
     Ok(store::read_pair(&t, meta::APPLIED)?.unwrap_or((0, 0)))
 }
 
-pub(super) fn load_members(db: &Db) -> Result<Vec<Member>, StoreError> {
-    let txn = db.begin_read()?;
-    membership::load_all(&txn.open_table(MEMBERS)?)
-}
-
 /// A half-received snapshot from before a crash is useless: start the next one clean.
 fn clear_staged(db: &Db) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
@@ -354,12 +324,4 @@ fn clear_staged(db: &Db) -> Result<(), StoreError> {
     txn.open_table(RAFT_STATE)?.remove(meta::STAGED)?;
     txn.commit()?;
     Ok(())
-}
-
-pub(super) fn peer_addrs(members: &[Member], self_id: u64) -> Vec<(u64, SocketAddr)> {
-    members
-        .iter()
-        .filter(|m| m.id != self_id && m.state != MemberState::Removed)
-        .map(|m| (m.id, m.raft_addr))
-        .collect()
 }
