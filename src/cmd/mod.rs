@@ -324,13 +324,7 @@ pub fn lossy(b: &[u8], max: usize) -> String {
 
 /// Parses a Redis integer argument (strict: no spaces, no leading '+', fits i64).
 pub fn parse_i64(b: &[u8]) -> Option<i64> {
-    if b.is_empty() || b.len() > 20 || b[0] == b'+' {
-        return None;
-    }
-    if b.len() > 1 && (b[0] == b'0' || (b[0] == b'-' && b[1] == b'0')) {
-        return None;
-    }
-    std::str::from_utf8(b).ok()?.parse().ok()
+    crate::resp::decode::parse_redis_int(b)
 }
 
 /// Case-insensitive comparison of an argument with an ASCII keyword.

@@ -101,7 +101,18 @@ pub trait KeyRead {
 
     /// A live key's metadata in database `db`.
     fn meta_in(&self, db: u8, key: &[u8]) -> Result<Option<Meta>, StoreError> {
-        let Some(raw) = self.raw(&meta_key(db, key))? else {
+        // The table key on the stack when it fits (every GET comes here).
+        let mut buf = [0u8; 64];
+        let found = match buf.get_mut(2..2 + key.len()) {
+            Some(slot) => {
+                slot.copy_from_slice(key);
+                buf[0] = FAMILY_META;
+                buf[1] = db;
+                self.raw(&buf[..2 + key.len()])?
+            }
+            None => self.raw(&meta_key(db, key))?,
+        };
+        let Some(raw) = found else {
             return Ok(None);
         };
         let meta = decode_meta(&raw)?;
@@ -416,6 +427,8 @@ pub struct WriteView<'t> {
     clock: i64,
     index: u64,
     next_version: u64,
+    /// Reused for building table keys, so a write allocates only what the memtable keeps.
+    scratch: Vec<u8>,
 }
 
 impl<'t> WriteView<'t> {
@@ -428,6 +441,7 @@ impl<'t> WriteView<'t> {
             clock: 0,
             index: 0,
             next_version: 0,
+            scratch: Vec::new(),
         };
         if let Some(raw) = view.layers().get(&CLOCK_KEY)? {
             let b: [u8; 8] = raw
@@ -509,7 +523,12 @@ impl<'t> WriteView<'t> {
         {
             self.put_raw(&encoding::expiry_key(db, at, key), Bytes::new());
         }
-        self.put_raw(&meta_key(db, key), meta.encode());
+        let mut k = std::mem::take(&mut self.scratch);
+        k.clear();
+        k.extend_from_slice(&[FAMILY_META, db]);
+        k.extend_from_slice(key);
+        self.put_raw(&k, meta.encode());
+        self.scratch = k;
         Ok(())
     }
 

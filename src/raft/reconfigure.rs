@@ -6,7 +6,7 @@
 //! handing leadership over.
 
 use raft::RawNode;
-use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2, Entry};
+use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2};
 use redb::ReadableDatabase;
 use slog::{error, info, o, warn};
 
@@ -14,7 +14,7 @@ use super::RaftError;
 use super::membership::{self, Member, MemberState};
 use super::node::Node;
 use super::node::raft_config;
-use super::storage::{RaftStorage, decode_pb};
+use super::storage::{RaftStorage, decode_log_row};
 use crate::kv::{KeyRead, Reader, encoding};
 use crate::store::{LOG, MEMBERS, RAFT_STATE, StoreError, meta};
 
@@ -147,8 +147,8 @@ impl Node {
             }
             let log = txn.open_table(LOG)?;
             for row in log.range(3u64..)? {
-                let (_, v) = row?;
-                let e: Entry = decode_pb("raft entry", v.value().get(8..).unwrap_or(&[]))?;
+                let (k, v) = row?;
+                let e = decode_log_row(k.value(), v.value())?;
                 if !e.data.is_empty() {
                     return Ok(false);
                 }

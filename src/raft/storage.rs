@@ -259,16 +259,7 @@ impl RaftStorage {
             .get(idx)
             .map_err(other)?
             .ok_or(RaftStorageError::Unavailable)?;
-        let v = row.value();
-        if v.len() < 8 {
-            return Err(other(StoreError::corrupt(
-                "raft log",
-                format!("short row {idx}"),
-            )));
-        }
-        let mut t = [0u8; 8];
-        t.copy_from_slice(&v[..8]);
-        Ok(u64::from_be_bytes(t))
+        log_row_term(idx, row.value()).map_err(other)
     }
 
     /// Reads `[low, high)` from redb (entries before the in-memory tail).
@@ -277,23 +268,36 @@ impl RaftStorage {
         let log = txn.open_table(LOG).map_err(other)?;
         for row in log.range(low..high).map_err(other)? {
             let (k, v) = row.map_err(other)?;
-            let bytes = v.value();
-            if bytes.len() < 8 {
-                return Err(other(StoreError::corrupt(
-                    "raft log",
-                    format!("short row {}", k.value()),
-                )));
-            }
-            let e = Entry::parse_from_bytes(&bytes[8..]).map_err(|e| {
-                other(StoreError::corrupt(
-                    "raft entry",
-                    format!("{}: {e}", k.value()),
-                ))
-            })?;
-            out.push(e);
+            out.push(decode_log_row(k.value(), v.value()).map_err(other)?);
         }
         Ok(())
     }
+}
+
+// A log row (`LOG`: index -> row) is the entry's term (u64 BE, so `term` needs no protobuf
+// decoding) followed by the protobuf-encoded `Entry`. These three functions are its format.
+
+/// The row of entry `e`, written into `row` (cleared first).
+fn encode_log_row(e: &Entry, row: &mut Vec<u8>) -> Result<(), StoreError> {
+    row.clear();
+    row.extend_from_slice(&e.term.to_be_bytes());
+    e.write_to_vec(row)
+        .map_err(|err| StoreError::corrupt("raft entry", err.to_string()))
+}
+
+/// The term of the entry at `index`, from its row.
+fn log_row_term(index: u64, row: &[u8]) -> Result<u64, StoreError> {
+    row.get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| StoreError::corrupt("raft log", format!("short row {index}")))
+}
+
+/// The entry at `index`, from its row.
+pub fn decode_log_row(index: u64, row: &[u8]) -> Result<Entry, StoreError> {
+    log_row_term(index, row)?;
+    Entry::parse_from_bytes(&row[8..])
+        .map_err(|e| StoreError::corrupt("raft entry", format!("{index}: {e}")))
 }
 
 /// Writes entries to the on-disk log, first cutting the conflicting suffix from `cut` on.
@@ -308,10 +312,7 @@ pub fn write_entries(
     }
     let mut row = Vec::new();
     for e in entries {
-        row.clear();
-        row.extend_from_slice(&e.term.to_be_bytes());
-        e.write_to_vec(&mut row)
-            .map_err(|err| StoreError::corrupt("raft entry", err.to_string()))?;
+        encode_log_row(e, &mut row)?;
         log.insert(e.index, row.as_slice())?;
     }
     Ok(())

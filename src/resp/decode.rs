@@ -414,7 +414,9 @@ fn check_bulk_terminator(terminator: &[u8]) -> Result<(), ProtocolError> {
 /// Parses a decimal integer as Redis's `string2ll` does, since that decides which lengths
 /// Redis accepts: an optional `-`, no `+`, no spaces, no leading zeros, at most 20
 /// characters, and no overflow.
-fn parse_redis_int(text: &[u8]) -> Option<i64> {
+/// A Redis integer, strictly: optional '-', no leading zeros or '+', no spaces, fits i64 (as
+/// Redis's `string2ll`). The one integer parser: lengths here, arguments in `cmd`.
+pub fn parse_redis_int(text: &[u8]) -> Option<i64> {
     if text.is_empty() || text.len() > 20 {
         return None;
     }
