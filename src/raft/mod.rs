@@ -6,6 +6,7 @@
 
 mod error;
 pub mod identity;
+mod inflight;
 pub mod membership;
 mod node;
 mod pending;

@@ -27,6 +27,7 @@ use slog::{Logger, info, warn};
 use tokio::sync::{oneshot, watch};
 
 use super::identity::{Identity, random_u64};
+use super::inflight::InFlightReadies;
 use super::membership::{self, Member, MemberState};
 use super::membership::{load_members, peer_addrs};
 use super::pending::{Pending, Write};
@@ -74,30 +75,16 @@ pub struct Node {
     pub(super) counters: RaftCounters,
     /// Disk work for the persistence worker.
     pub(super) jobs: mpsc::Sender<Job>,
-    /// Readies handed on and not yet reported durable, oldest first.
-    pub(super) outstanding: VecDeque<InFlight>,
+    /// Readies handed on and not yet reported durable (see `inflight`).
+    pub(super) outstanding: InFlightReadies,
     /// Inputs that arrived while the raft thread waited for the worker (`drain_worker`).
     pub(super) deferred: VecDeque<Input>,
     /// A compaction decided after an apply, to ride with the next job.
     pub(super) pending_compaction: Option<(u64, u64)>,
-    /// Applied writes not yet in the table (see `kv::Memtable`).
     /// The replicated state (see `kv::machine`).
     pub(super) machine: Arc<StateMachine>,
     /// Highest applied index written to the table: the log is compacted only up to here.
     pub(super) flushed_applied: u64,
-}
-
-/// A Ready whose disk work is with the worker.
-pub(super) struct InFlight {
-    number: u64,
-    /// Messages raft-rs allows out only once this Ready is durable (votes, append responses).
-    messages: Vec<Message>,
-    /// It had disk work (a job); otherwise it only waits for the ones before it.
-    job: bool,
-    /// Its entries replace the log from this index on.
-    cut: Option<u64>,
-    /// Its job must be fsynced.
-    sync: bool,
 }
 
 /// What startup hands the raft thread: the state loaded from disk and its links to the rest
@@ -162,7 +149,7 @@ impl Node {
             snapshot_acks: Vec::new(),
             counters: RaftCounters::default(),
             jobs,
-            outstanding: VecDeque::new(),
+            outstanding: InFlightReadies::default(),
             deferred: VecDeque::new(),
             pending_compaction: None,
             machine,
@@ -466,13 +453,7 @@ impl Node {
         let inline = has_job
             && self.outstanding.is_empty()
             && (!sync || self.raw.raft.state != StateRole::Leader);
-        self.outstanding.push_back(InFlight {
-            number,
-            messages,
-            job: has_job,
-            cut,
-            sync,
-        });
+        self.outstanding.push(number, messages, has_job, cut, sync);
         if inline {
             let done = persist::write_batch(&self.machine, vec![job])?;
             self.on_persisted(done);
@@ -484,7 +465,7 @@ impl Node {
 
     /// True while the worker holds a job that must be fsynced.
     fn fsync_in_flight(&self) -> bool {
-        self.outstanding.iter().any(|f| f.sync)
+        self.outstanding.fsync_in_flight()
     }
 
     /// The worker made every Ready up to `done.number` durable: release what waited on them.
@@ -503,31 +484,15 @@ impl Node {
         } else {
             self.counters.apply_commits += 1;
         }
-        let mut released = Vec::new();
-        let mut last_number = None;
-        while let Some(f) = self.outstanding.front() {
-            if f.number > number && f.job {
-                break;
-            }
-            let f = self.outstanding.pop_front().expect("front exists");
-            last_number = Some(f.number);
-            released.extend(f.messages);
-        }
-        // Entries a later, still pending job replaces are not durable in their new form.
-        let floor = self
-            .outstanding
-            .iter()
-            .filter_map(|f| f.cut)
-            .min()
-            .map(|c| c - 1)
-            .unwrap_or(u64::MAX);
+        let released = self.outstanding.release_through(number);
         if let Some(last) = done.last_entry {
-            self.raw.mut_store().mark_durable(last.min(floor));
+            let durable = self.outstanding.durable_floor(last);
+            self.raw.mut_store().mark_durable(durable);
         }
-        if let Some(n) = last_number {
+        if let Some(n) = released.number {
             self.raw.on_persist_ready(n);
         }
-        self.send(released);
+        self.send(released.messages);
         self.finish_summary(done.applied);
     }
 
@@ -559,7 +524,7 @@ impl Node {
     /// Waits until the worker has made everything handed to it durable (before the raft thread
     /// writes itself, or stops). Other inputs arriving meanwhile are kept for later, in order.
     pub(super) fn drain_worker(&mut self) {
-        while self.outstanding.iter().any(|f| f.job) {
+        while self.outstanding.has_jobs() {
             match self.rx.recv() {
                 Ok(Input::Persisted(done)) => self.on_persisted(*done),
                 Ok(other) => self.deferred.push_back(other),
@@ -567,13 +532,11 @@ impl Node {
             }
         }
         // Readies without disk work that queued behind the last job.
-        let rest: Vec<InFlight> = self.outstanding.drain(..).collect();
-        if let Some(last) = rest.last() {
-            self.raw.on_persist_ready(last.number);
+        let rest = self.outstanding.release_all();
+        if let Some(n) = rest.number {
+            self.raw.on_persist_ready(n);
         }
-        for f in rest {
-            self.send(f.messages);
-        }
+        self.send(rest.messages);
     }
 
     /// After applying, compact the log once it holds more than `compact_entries` applied
