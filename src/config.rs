@@ -114,6 +114,27 @@ pub struct Args {
     /// A node started with --join gives it to the member it joins through.
     #[arg(long, env = "KVD_REQUIREPASS", hide_env_values = true)]
     pub requirepass: Option<String>,
+
+    /// Secret every node of the cluster shares: each peer connection (raft messages, forwarded
+    /// writes, snapshot streams) starts with an HMAC-SHA256 challenge-response over fresh nonces
+    /// from both sides, and a process that does not know it is refused. Prefer the environment
+    /// variable or --cluster-secret-file (a flag shows in ps).
+    #[arg(long, env = "KVD_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+
+    /// File holding the cluster secret (its first line).
+    #[arg(long, env = "KVD_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+
+    /// Run a cluster without a secret on a raft address that is not loopback (anyone who can
+    /// reach it can then join, send raft messages or take a snapshot).
+    #[arg(long, env = "KVD_ALLOW_UNAUTHENTICATED_CLUSTER")]
+    pub allow_unauthenticated_cluster: bool,
+
+    /// As Redis's protected mode: with no password, a node whose client address is not loopback
+    /// answers only loopback clients (`yes`), or everyone (`no`).
+    #[arg(long, env = "KVD_PROTECTED_MODE", default_value = "yes", value_parser = ["yes", "no"])]
+    pub protected_mode: String,
 }
 
 /// How reads are served.
@@ -152,6 +173,9 @@ pub struct Config {
     pub cluster: String,
     /// `--requirepass`; `None` when absent or empty.
     pub requirepass: Option<Secret>,
+    /// `--cluster-secret` or the first line of `--cluster-secret-file`.
+    pub cluster_secret: Option<Secret>,
+    pub protected_mode: bool,
 }
 
 /// A password. Its `Debug` form hides it, so a logged `Config` never shows it.
@@ -184,6 +208,36 @@ impl Args {
         check_name(&name)?;
         let addr = parse_addr("--addr", &self.addr)?;
         let raft_addr = parse_addr("--raft-addr", &self.raft_addr)?;
+        let cluster_secret = match (&self.cluster_secret, &self.cluster_secret_file) {
+            (Some(_), Some(_)) => {
+                return Err("give --cluster-secret or --cluster-secret-file, not both".into());
+            }
+            (Some(s), None) => Some(s.clone()),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    format!(
+                        "cannot read --cluster-secret-file '{}': {e}",
+                        path.display()
+                    )
+                })?;
+                Some(text.lines().next().unwrap_or("").to_string())
+            }
+            (None, None) => None,
+        };
+        if cluster_secret.as_deref() == Some("") {
+            return Err("the cluster secret is empty".into());
+        }
+        let cluster_secret = cluster_secret.map(Secret);
+        if cluster_secret.is_none()
+            && !self.allow_unauthenticated_cluster
+            && !raft_addr.ip().is_loopback()
+        {
+            return Err(format!(
+                "--raft-addr {raft_addr} is not a loopback address and no cluster secret is set: \
+                 give every node the same --cluster-secret-file (or KVD_CLUSTER_SECRET), or pass \
+                 --allow-unauthenticated-cluster"
+            ));
+        }
         let advertise_raft_addr = match &self.advertise_raft_addr {
             Some(a) => parse_addr("--advertise-raft-addr", a)?,
             None => raft_addr,
@@ -235,6 +289,8 @@ impl Args {
             io_threads: self.io_threads.clamp(1, 64),
             cluster: self.cluster,
             requirepass: self.requirepass.filter(|p| !p.is_empty()).map(Secret),
+            cluster_secret,
+            protected_mode: self.protected_mode == "yes",
         })
     }
 }
@@ -294,6 +350,45 @@ mod tests {
         Args::try_parse_from(v)
             .map_err(|e| e.to_string())?
             .validate()
+    }
+
+    #[test]
+    fn a_raft_address_off_loopback_needs_a_secret_or_an_explicit_choice() {
+        let err = args(&["--raft-addr", "0.0.0.0:19000"]).unwrap_err();
+        assert!(
+            err.contains("not a loopback address and no cluster secret is set"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'));
+        assert!(args(&["--raft-addr", "0.0.0.0:19000", "--cluster-secret", "s"]).is_ok());
+        assert!(
+            args(&[
+                "--raft-addr",
+                "0.0.0.0:19000",
+                "--allow-unauthenticated-cluster"
+            ])
+            .is_ok()
+        );
+        // Loopback needs neither.
+        assert_eq!(args(&[]).unwrap().cluster_secret, None);
+        assert!(
+            args(&["--cluster-secret", ""])
+                .unwrap_err()
+                .contains("empty")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "from-file\nignored\n").unwrap();
+        let c = args(&["--cluster-secret-file", file.to_str().unwrap()]).unwrap();
+        assert_eq!(c.cluster_secret, Some(Secret("from-file".into())));
+        let missing = dir.path().join("nope");
+        assert!(
+            args(&["--cluster-secret-file", missing.to_str().unwrap()])
+                .unwrap_err()
+                .starts_with("cannot read --cluster-secret-file")
+        );
+        assert!(args(&["--protected-mode", "maybe"]).is_err());
+        assert!(!args(&["--protected-mode", "no"]).unwrap().protected_mode);
     }
 
     #[test]

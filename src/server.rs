@@ -109,8 +109,19 @@ pub fn run(config: Config) -> Result<(), StartError> {
         .map_err(StartError::Runtime)?;
     let (tx, rx) = std::sync::mpsc::channel::<Input>();
     let snapshots = SnapshotRegistry::default();
+    let key = config
+        .cluster_secret
+        .as_ref()
+        .map(|s| crate::raft::transport::ClusterKey::new(s.0.as_bytes()));
+    if key.is_none() {
+        warn!(logger, "cluster traffic is not authenticated (no cluster secret)";
+              "raft_addr" => %config.raft_addr);
+    }
     let transport = Transport::new(
-        config.cluster.clone(),
+        crate::raft::transport::PeerAuth {
+            cluster_name: config.cluster.clone(),
+            key,
+        },
         config.advertise_raft_addr,
         tx.clone(),
         snapshots.clone(),
@@ -258,8 +269,23 @@ async fn accept(
             .await;
         return;
     }
+    let password = shared.requirepass.is_set();
+    if protected_refuses(&shared.config, peer.ip(), password) {
+        stats.rejected_connections.fetch_add(1, Relaxed);
+        let _ = stream.write_all(PROTECTED_MODE_DENIED.as_bytes()).await;
+        return;
+    }
     let slot = ClientSlot::take(shared);
     conns.spawn(crate::connection::serve(slot, stream, peer, stop));
+}
+
+/// Redis 7.0's words, byte for byte.
+const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Protected mode (safe by default, as Redis): with no password, a node listening on an address
+/// that is not loopback answers only loopback clients.
+fn protected_refuses(config: &Config, peer: std::net::IpAddr, password: bool) -> bool {
+    config.protected_mode && !config.addr.ip().is_loopback() && !peer.is_loopback() && !password
 }
 
 async fn shutdown_signal() {
@@ -398,6 +424,27 @@ pub fn rss_bytes() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protected_mode_answers_only_loopback_clients_without_a_password() {
+        use clap::Parser;
+        let mut cfg = crate::config::Args::try_parse_from(["kvd"])
+            .unwrap()
+            .validate()
+            .unwrap();
+        let lan: std::net::IpAddr = "10.1.2.3".parse().unwrap();
+        let lo: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        // Listening on loopback: nobody else can reach it anyway.
+        assert!(!protected_refuses(&cfg, lan, false));
+        cfg.addr = "0.0.0.0:6379".parse().unwrap();
+        assert!(protected_refuses(&cfg, lan, false));
+        assert!(!protected_refuses(&cfg, lo, false));
+        assert!(!protected_refuses(&cfg, lan, true), "a password lifts it");
+        cfg.protected_mode = false;
+        assert!(!protected_refuses(&cfg, lan, false));
+        assert!(PROTECTED_MODE_DENIED.starts_with("-DENIED Redis is running in protected mode"));
+        assert!(PROTECTED_MODE_DENIED.ends_with("from the outside.\r\n"));
+    }
 
     /// The lines an operator (and the test harness, which retries on "cannot listen") reads.
     #[test]

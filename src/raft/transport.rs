@@ -27,7 +27,8 @@ use super::Input;
 use super::identity::Identity;
 use super::snapshot::{self, SnapshotRegistry};
 pub use super::wire::{
-    Handshake, MAX_FRAME, Purpose, encode_frame, invalid, read_verdict, write_verdict,
+    ClusterKey, Handshake, MAX_FRAME, PeerAuth, Purpose, challenge, encode_frame, invalid, nonce,
+    prove, read_verdict, write_verdict,
 };
 
 /// Messages queued for one peer at most (count).
@@ -48,6 +49,7 @@ struct Peer {
 struct Inner {
     identity: Mutex<Identity>,
     cluster_name: String,
+    key: Option<ClusterKey>,
     raft_addr: SocketAddr,
     peers: Mutex<HashMap<u64, Peer>>,
     /// Addresses learnt from handshakes, for peers not (yet) in our member list: a node that
@@ -71,7 +73,7 @@ pub struct Transport {
 
 impl Transport {
     pub fn new(
-        cluster_name: String,
+        auth: PeerAuth,
         raft_addr: SocketAddr,
         raft_tx: mpsc::Sender<Input>,
         snapshots: SnapshotRegistry,
@@ -86,7 +88,8 @@ impl Transport {
                     id: 0,
                     cluster_id: 0,
                 }),
-                cluster_name,
+                cluster_name: auth.cluster_name,
+                key: auth.key,
                 raft_addr,
                 peers: Mutex::new(HashMap::new()),
                 learned: Mutex::new(HashMap::new()),
@@ -193,6 +196,8 @@ impl Transport {
             from_addr: self.inner.raft_addr.to_string(),
             to_id,
             purpose,
+            authenticated: self.inner.key.is_some(),
+            nonce: nonce(),
         }
     }
 
@@ -278,8 +283,15 @@ impl Transport {
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
         s.set_nodelay(true)?;
-        s.write_all(&self.handshake(id, purpose).encode()).await?;
-        tokio::time::timeout(CONNECT_TIMEOUT, read_verdict(&mut s))
+        let hs = self.handshake(id, purpose);
+        s.write_all(&hs.encode()).await?;
+        let answer = async {
+            if let Some(key) = &self.inner.key {
+                prove(&mut s, key, &hs).await?;
+            }
+            read_verdict(&mut s).await
+        };
+        tokio::time::timeout(CONNECT_TIMEOUT, answer)
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "handshake timed out"))??;
         Ok(s)
@@ -337,7 +349,23 @@ impl Transport {
         let hs = tokio::time::timeout(CONNECT_TIMEOUT, Handshake::read(&mut stream))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "handshake timed out"))??;
-        if let Err(reason) = self.admit(&hs).await {
+        let proven = match (&self.inner.key, hs.authenticated) {
+            (Some(key), true) => {
+                tokio::time::timeout(CONNECT_TIMEOUT, challenge(&mut stream, key, &hs))
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "challenge timed out"))??
+                    .then_some(())
+                    .ok_or("peer could not prove the cluster secret")
+            }
+            (Some(_), false) => Err("this cluster requires a cluster secret; the peer has none"),
+            (None, true) => Err("the peer has a cluster secret; this node has none"),
+            (None, false) => Ok(()),
+        };
+        let admitted = match proven {
+            Ok(()) => self.admit(&hs).await,
+            Err(reason) => Err(reason.to_string()),
+        };
+        if let Err(reason) = admitted {
             // Once per sender until it is admitted: it retries every second.
             if lock(&self.inner.refused).insert(hs.from_id) {
                 warn!(self.inner.logger, "refused peer connection"; "from" => &hs.from_name,
@@ -459,6 +487,8 @@ mod tests {
             from_addr: "127.0.0.1:19000".into(),
             to_id: 2,
             purpose: Purpose::Snapshot,
+            authenticated: true,
+            nonce: nonce(),
         };
         let bytes = h.encode();
         let mut r = &bytes[..];
@@ -466,6 +496,83 @@ mod tests {
         let mut bad = bytes.clone();
         bad[0] = b'X';
         assert!(Handshake::read(&mut &bad[..]).await.is_err());
+    }
+
+    fn handshake(authenticated: bool) -> Handshake {
+        Handshake {
+            cluster_name: "kvd".into(),
+            cluster_id: 7,
+            from_id: 1,
+            from_name: "a".into(),
+            from_addr: "127.0.0.1:1".into(),
+            to_id: 2,
+            purpose: Purpose::Raft,
+            authenticated,
+            nonce: nonce(),
+        }
+    }
+
+    /// Runs the challenge (acceptor) against the proof (dialer) over an in-memory pipe.
+    async fn exchange(acceptor: &str, dialer: &str) -> (io::Result<bool>, io::Result<()>) {
+        let (mut a, mut d) = tokio::io::duplex(1024);
+        let hs = handshake(true);
+        let (ka, kd) = (
+            ClusterKey::new(acceptor.as_bytes()),
+            ClusterKey::new(dialer.as_bytes()),
+        );
+        let acc = async {
+            let r = challenge(&mut a, &ka, &hs).await;
+            let verdict = match &r {
+                Ok(true) => None,
+                _ => Some("peer could not prove the cluster secret"),
+            };
+            let _ = write_verdict(&mut a, verdict).await;
+            r
+        };
+        // The dialer's end is dropped when it gives up, as a real connection is closed.
+        let hs2 = hs.clone();
+        let dial = async move {
+            prove(&mut d, &kd, &hs2).await?;
+            read_verdict(&mut d).await
+        };
+        tokio::join!(acc, dial)
+    }
+
+    #[tokio::test]
+    async fn only_a_peer_that_knows_the_secret_gets_through_either_way() {
+        let (acc, dial) = exchange("s3cret", "s3cret").await;
+        assert!(acc.unwrap());
+        dial.unwrap();
+        // A dialer with the wrong secret learns the acceptor is not its cluster, and never
+        // answers; the acceptor is never convinced.
+        let (acc, dial) = exchange("s3cret", "wrong").await;
+        assert!(!matches!(acc, Ok(true)));
+        let err = dial.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        assert!(
+            err.to_string().contains("does not know the cluster secret"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_cannot_be_replayed_on_another_connection() {
+        // Record a good dialer's answer to one challenge...
+        let key = ClusterKey::new(b"k");
+        let hs = handshake(true);
+        let (mut a, mut d) = tokio::io::duplex(1024);
+        let (ok, _) = tokio::join!(challenge(&mut a, &key, &hs), prove(&mut d, &key, &hs));
+        assert!(ok.unwrap());
+        // ...then send the same handshake and a stale answer to a new challenge: refused.
+        let (mut a, mut d) = tokio::io::duplex(1024);
+        let stale = key.tag(b"kvd-dialer", &hs.encode(), &[0u8; 16]).unwrap();
+        let attacker = async {
+            let mut challenge_bytes = [0u8; 1 + 16 + 32];
+            d.read_exact(&mut challenge_bytes).await.unwrap();
+            d.write_all(&stale).await.unwrap();
+        };
+        let (ok, ()) = tokio::join!(challenge(&mut a, &key, &hs), attacker);
+        assert!(!ok.unwrap());
     }
 
     #[test]

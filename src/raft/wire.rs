@@ -1,6 +1,21 @@
 //! The peer wire format, shared by the raft transport and the snapshot stream: the handshake
 //! that opens every peer connection (cluster, sender, receiver, purpose), its verdict, and the
 //! length-prefixed protobuf frames raft messages travel in.
+//!
+//! With a cluster secret, the handshake is followed by a challenge-response that proves both
+//! sides know it, before anything else is read or sent (`challenge` on the accepting side,
+//! `prove` on the dialing side):
+//!
+//! ```text
+//! dialer   -> handshake (with a 16-byte nonce, flagged authenticated)
+//! acceptor -> 0x02, nonce_a (16 bytes), HMAC-SHA256(secret, "kvd-acceptor" | handshake | nonce_a)
+//! dialer   -> HMAC-SHA256(secret, "kvd-dialer" | handshake | nonce_a)
+//! acceptor -> verdict (0x00 accepted, or 0x01 and a reason)
+//! ```
+//!
+//! Both MACs cover both nonces (the dialer's is in the handshake), so no answer can be replayed
+//! on another connection, and a dialer learns that its peer knows the secret before it sends a
+//! raft message or a snapshot.
 
 use std::io;
 
@@ -11,7 +26,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Largest frame accepted from a peer (raft messages are capped at 1 MiB of entries).
 pub const MAX_FRAME: usize = 64 * 1024 * 1024;
-const MAGIC: &[u8; 4] = b"KVD1";
+const MAGIC: &[u8; 4] = b"KVD2";
+/// First byte from the acceptor when a challenge follows (a verdict starts with 0 or 1).
+const CHALLENGE: u8 = 2;
+const NONCE: usize = 16;
+const MAC: usize = 32;
 
 /// What a connection is for, sent in the handshake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +49,10 @@ pub struct Handshake {
     pub from_addr: String,
     pub to_id: u64,
     pub purpose: Purpose,
+    /// The dialer holds a cluster secret and expects to be challenged.
+    pub authenticated: bool,
+    /// Fresh per connection (see the module docs).
+    pub nonce: [u8; NONCE],
 }
 
 impl Handshake {
@@ -43,6 +66,8 @@ impl Handshake {
         put_str(&mut b, &self.from_addr);
         b.extend_from_slice(&self.to_id.to_be_bytes());
         b.push(self.purpose as u8);
+        b.push(u8::from(self.authenticated));
+        b.extend_from_slice(&self.nonce);
         b
     }
 
@@ -63,6 +88,13 @@ impl Handshake {
             1 => Purpose::Snapshot,
             _ => return Err(invalid("unknown connection purpose")),
         };
+        let authenticated = match r.read_u8().await? {
+            0 => false,
+            1 => true,
+            _ => return Err(invalid("bad handshake flags")),
+        };
+        let mut nonce = [0u8; NONCE];
+        r.read_exact(&mut nonce).await?;
         Ok(Handshake {
             cluster_name,
             cluster_id,
@@ -71,6 +103,8 @@ impl Handshake {
             from_addr,
             to_id,
             purpose,
+            authenticated,
+            nonce,
         })
     }
 }
@@ -109,7 +143,12 @@ pub async fn write_verdict<W: AsyncWriteExt + Unpin>(
 }
 
 pub async fn read_verdict<R: AsyncReadExt + Unpin>(r: &mut R) -> io::Result<()> {
-    match r.read_u8().await? {
+    let first = r.read_u8().await?;
+    verdict_from(first, r).await
+}
+
+async fn verdict_from<R: AsyncReadExt + Unpin>(first: u8, r: &mut R) -> io::Result<()> {
+    match first {
         0 => Ok(()),
         _ => {
             let reason = read_str(r).await.unwrap_or_default();
@@ -136,4 +175,112 @@ pub fn encode_frame(buf: &mut BytesMut, m: &Message) -> usize {
     }
     let _ = buf.remaining();
     4 + size
+}
+
+/// The cluster secret as an HMAC-SHA256 key (a well-kept implementation, the `hmac` crate:
+/// its `verify_slice` compares in constant time).
+#[derive(Clone)]
+pub struct ClusterKey(Vec<u8>);
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+impl ClusterKey {
+    pub fn new(secret: &[u8]) -> Self {
+        ClusterKey(secret.to_vec())
+    }
+
+    fn mac(&self, role: &[u8], handshake: &[u8], nonce: &[u8]) -> io::Result<HmacSha256> {
+        use hmac::Mac;
+        let mut m = <HmacSha256 as Mac>::new_from_slice(&self.0)
+            .map_err(|_| invalid("the cluster secret cannot be an HMAC key"))?;
+        m.update(role);
+        m.update(&(handshake.len() as u64).to_be_bytes());
+        m.update(handshake);
+        m.update(nonce);
+        Ok(m)
+    }
+
+    pub(super) fn tag(&self, role: &[u8], handshake: &[u8], nonce: &[u8]) -> io::Result<[u8; MAC]> {
+        use hmac::Mac;
+        Ok(self
+            .mac(role, handshake, nonce)?
+            .finalize()
+            .into_bytes()
+            .into())
+    }
+
+    fn verify(&self, role: &[u8], handshake: &[u8], nonce: &[u8], tag: &[u8]) -> io::Result<bool> {
+        use hmac::Mac;
+        Ok(self.mac(role, handshake, nonce)?.verify_slice(tag).is_ok())
+    }
+}
+
+impl std::fmt::Debug for ClusterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterKey(hidden)")
+    }
+}
+
+/// A fresh nonce.
+pub fn nonce() -> [u8; NONCE] {
+    let mut n = [0u8; NONCE];
+    n[..8].copy_from_slice(&super::identity::random_u64().to_be_bytes());
+    n[8..].copy_from_slice(&super::identity::random_u64().to_be_bytes());
+    n
+}
+
+/// Acceptor side: challenges the dialer that sent `hs`. Ok(true) if it proved the secret.
+pub async fn challenge<S: AsyncReadExt + AsyncWriteExt + Unpin>(
+    s: &mut S,
+    key: &ClusterKey,
+    hs: &Handshake,
+) -> io::Result<bool> {
+    let bytes = hs.encode();
+    let ours = nonce();
+    let mut out = Vec::with_capacity(1 + NONCE + MAC);
+    out.push(CHALLENGE);
+    out.extend_from_slice(&ours);
+    out.extend_from_slice(&key.tag(b"kvd-acceptor", &bytes, &ours)?);
+    s.write_all(&out).await?;
+    let mut theirs = [0u8; MAC];
+    s.read_exact(&mut theirs).await?;
+    key.verify(b"kvd-dialer", &bytes, &ours, &theirs)
+}
+
+/// Dialer side, after sending `hs`: answers the acceptor's challenge once it has shown that it
+/// knows the secret too; then the verdict follows as without a secret.
+pub async fn prove<S: AsyncReadExt + AsyncWriteExt + Unpin>(
+    s: &mut S,
+    key: &ClusterKey,
+    hs: &Handshake,
+) -> io::Result<()> {
+    let first = s.read_u8().await?;
+    if first != CHALLENGE {
+        // A refusal (e.g. the peer has no cluster secret) comes as a verdict.
+        verdict_from(first, s).await?;
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "peer did not challenge an authenticated handshake",
+        ));
+    }
+    let mut theirs = [0u8; NONCE];
+    s.read_exact(&mut theirs).await?;
+    let mut tag = [0u8; MAC];
+    s.read_exact(&mut tag).await?;
+    let bytes = hs.encode();
+    if !key.verify(b"kvd-acceptor", &bytes, &theirs, &tag)? {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "peer does not know the cluster secret",
+        ));
+    }
+    s.write_all(&key.tag(b"kvd-dialer", &bytes, &theirs)?).await
+}
+
+/// Who this node's peers must be: the cluster name every handshake names, and the secret
+/// they must prove, if the cluster has one.
+#[derive(Clone, Debug)]
+pub struct PeerAuth {
+    pub cluster_name: String,
+    pub key: Option<ClusterKey>,
 }
