@@ -750,7 +750,8 @@ mod tests {
         assert_eq!(signed_overflow(-128, -1, 8, Sat), Some(Some(-128)));
         assert_eq!(signed_overflow(i64::MAX, 1, 64, Wrap), Some(Some(i64::MIN)));
         assert_eq!(signed_overflow(i64::MIN, -1, 64, Sat), Some(Some(i64::MIN)));
-        assert_eq!(signed_overflow(-1, i64::MIN, 64, Fail), None);
+        assert_eq!(signed_overflow(0, i64::MIN, 64, Fail), None);
+        assert_eq!(signed_overflow(-1, i64::MIN, 64, Fail), Some(None));
         assert_eq!(signed_overflow(200, 0, 8, Fail), Some(None));
     }
 
