@@ -11,13 +11,16 @@
 //! state (its "now" is the entry's clock, see `kv::WriteView`), and whatever the entry holds it
 //! gives a reply, never a panic: the arity is checked again before it runs (`apply_write`).
 
+mod bitops;
 mod cluster;
 mod connection;
 mod expire;
 mod glob;
 mod keys;
+mod long_double;
 mod server;
 mod strings;
+mod strings_range;
 pub mod transactions;
 
 use std::collections::HashMap;
@@ -229,6 +232,19 @@ pub static TABLE: &[Spec] = &[
     strings::DECR,
     strings::INCRBY,
     strings::DECRBY,
+    strings_range::SETRANGE,
+    strings_range::GETRANGE,
+    strings_range::SUBSTR,
+    strings_range::INCRBYFLOAT,
+    strings_range::LCS,
+    // bits
+    bitops::SETBIT,
+    bitops::GETBIT,
+    bitops::BITCOUNT,
+    bitops::BITPOS,
+    bitops::BITOP,
+    bitops::BITFIELD,
+    bitops::BITFIELD_RO,
     // cluster
     cluster::JOIN,
     cluster::LEAVE,

@@ -14,7 +14,7 @@ use crate::store::StoreError;
 
 /// Largest string a write may produce (Redis's 512 MB). A constant, not a per-node setting:
 /// `apply` must decide the same on every node.
-const MAX_STRING: usize = 512 * 1024 * 1024;
+pub(super) const MAX_STRING: usize = 512 * 1024 * 1024;
 
 pub const GET: Spec = Spec {
     name: "get",
@@ -243,7 +243,7 @@ fn getex(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
 }
 
 /// Replaces a string's value in place (APPEND, INCR): its expiry stays, as in Redis.
-fn update_string(
+pub(super) fn update_string(
     w: &mut WriteView,
     key: &[u8],
     old: Option<Meta>,
@@ -261,7 +261,7 @@ fn update_string(
 }
 
 /// A string key's metadata for an in-place change: WRONGTYPE for other types.
-fn string_meta(w: &WriteView, key: &[u8]) -> Result<Option<Meta>, super::CmdError> {
+pub(super) fn string_meta(w: &WriteView, key: &[u8]) -> Result<Option<Meta>, super::CmdError> {
     match w.meta(key)? {
         Some(m) if m.kind != KeyType::String => Err(super::wrong_type().into()),
         m => Ok(m),
