@@ -223,6 +223,37 @@ pub fn member_key(db: u8, key: &[u8], version: u64, member: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// The first table key past every member row that starts with `prefix` (`None`: nothing
+/// sorts after them, the prefix being all `ff`).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// Splits a member row's table key into (db, key, version, member).
+pub fn parse_member_key(table_key: &[u8]) -> Option<(u8, &[u8], u64, &[u8])> {
+    let [FAMILY_MEMBER, db, rest @ ..] = table_key else {
+        return None;
+    };
+    let len = usize::try_from(be_u32(rest.get(..4)?)).ok()?;
+    let rest = &rest[4..];
+    let key = rest.get(..len)?;
+    let version = be_u64(rest.get(len..len + 8)?);
+    Some((*db, key, version, &rest[len + 8..]))
+}
+
+fn be_u32(b: &[u8]) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[..4]);
+    u32::from_be_bytes(a)
+}
+
 /// Table key of a key's row in the expiry index (`03 db at key`). `at` is stored with its sign
 /// bit flipped, so rows sort by time, negative times first.
 pub fn expiry_key(db: u8, at: i64, key: &[u8]) -> Bytes {
