@@ -29,6 +29,7 @@ pub mod fnv;
 pub mod kv;
 pub mod logging;
 pub mod raft;
+pub mod reclaim;
 pub mod resp;
 pub mod server;
 pub mod session;

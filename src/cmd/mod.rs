@@ -15,8 +15,10 @@ mod cluster;
 mod connection;
 mod expire;
 mod glob;
+mod hash;
 mod keys;
 mod server;
+mod set;
 mod strings;
 
 use std::collections::HashMap;
@@ -213,6 +215,41 @@ pub static TABLE: &[Spec] = &[
     strings::DECR,
     strings::INCRBY,
     strings::DECRBY,
+    // hashes
+    hash::HSET,
+    hash::HSETNX,
+    hash::HGET,
+    hash::HMGET,
+    hash::HMSET,
+    hash::HGETALL,
+    hash::HDEL,
+    hash::HLEN,
+    hash::HSTRLEN,
+    hash::HEXISTS,
+    hash::HINCRBY,
+    hash::HINCRBYFLOAT,
+    hash::HKEYS,
+    hash::HVALS,
+    hash::HSCAN,
+    hash::HRANDFIELD,
+    // sets
+    set::SADD,
+    set::SREM,
+    set::SMEMBERS,
+    set::SISMEMBER,
+    set::SMISMEMBER,
+    set::SCARD,
+    set::SPOP,
+    set::SRANDMEMBER,
+    set::SMOVE,
+    set::SINTER,
+    set::SINTERCARD,
+    set::SINTERSTORE,
+    set::SUNION,
+    set::SUNIONSTORE,
+    set::SDIFF,
+    set::SDIFFSTORE,
+    set::SSCAN,
     // cluster
     cluster::JOIN,
     cluster::LEAVE,
@@ -223,7 +260,7 @@ pub static TABLE: &[Spec] = &[
 
 /// Commands only entries carry (proposed by kvd itself, never by a client): apply finds them,
 /// the connection does not.
-pub static INTERNAL: &[Spec] = &[expire::REAP];
+pub static INTERNAL: &[Spec] = &[expire::REAP, crate::reclaim::ROWS_REAP];
 
 pub use expire::reap_argv;
 pub use server::storage_error;

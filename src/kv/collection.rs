@@ -261,6 +261,96 @@ impl Rng {
     }
 }
 
+/// HSCAN/SSCAN cursors. A cursor stands for "go on from member M of incarnation V of key K":
+/// a member, not a rank, so a resumed scan costs one seek however far it got, and it survives
+/// memtable flushes and any change to the collection (members added or removed meanwhile are
+/// returned or not, members present throughout are returned once, as Redis guarantees).
+/// Clients see a number: a 63-bit hash of (db, key, version, member), the same on every node,
+/// mapped back to the member in this process's memory (bounded: the oldest go first). A
+/// cursor this node does not know (evicted, from before a restart, from another node) starts
+/// the scan over, which keeps the guarantee at the price of repeats.
+pub mod cursors {
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+
+    /// At most this many cursors, holding at most `MAX_BYTES` of keys and members.
+    const MAX_CURSORS: usize = 65_536;
+    const MAX_BYTES: usize = 64 << 20;
+
+    struct Position {
+        db: u8,
+        key: Bytes,
+        version: u64,
+        member: Bytes,
+    }
+
+    #[derive(Default)]
+    struct Registry {
+        by_id: HashMap<u64, Position>,
+        order: VecDeque<u64>,
+        bytes: usize,
+    }
+
+    static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+
+    fn id(db: u8, key: &[u8], version: u64, member: &[u8]) -> u64 {
+        let mut h = crate::fnv::Fnv1a::new();
+        h.feed(&[db]);
+        h.feed(&(key.len() as u64).to_be_bytes());
+        h.feed(key);
+        h.feed(&version.to_be_bytes());
+        h.feed(member);
+        // Never 0 (the end of a scan), and within i64 for clients that parse it so.
+        (h.finish() >> 1).max(1)
+    }
+
+    /// Remembers where a scan goes on; returns its cursor.
+    pub fn save(db: u8, key: &[u8], version: u64, member: Bytes) -> u64 {
+        let id = id(db, key, version, &member);
+        let Ok(mut guard) = REGISTRY.lock() else {
+            return id;
+        };
+        let reg = guard.get_or_insert_with(Registry::default);
+        if reg.by_id.contains_key(&id) {
+            return id;
+        }
+        reg.bytes += key.len() + member.len();
+        let position = Position {
+            db,
+            key: Bytes::copy_from_slice(key),
+            version,
+            member,
+        };
+        reg.by_id.insert(id, position);
+        reg.order.push_back(id);
+        while reg.by_id.len() > MAX_CURSORS || reg.bytes > MAX_BYTES {
+            let Some(old) = reg.order.pop_front() else {
+                break;
+            };
+            if let Some(p) = reg.by_id.remove(&old) {
+                reg.bytes -= p.key.len() + p.member.len();
+            }
+        }
+        id
+    }
+
+    /// The member a scan of this incarnation resumes from (empty: from the start).
+    pub fn resume(cursor: u64, db: u8, key: &[u8], version: u64) -> Bytes {
+        if cursor == 0 {
+            return Bytes::new();
+        }
+        let Ok(guard) = REGISTRY.lock() else {
+            return Bytes::new();
+        };
+        match guard.as_ref().and_then(|r| r.by_id.get(&cursor)) {
+            Some(p) if p.db == db && p.key == key && p.version == version => p.member.clone(),
+            _ => Bytes::new(),
+        }
+    }
+}
+
 /// The member rows of a database that no live incarnation owns, from table key `from` on:
 /// the rows whose key has no metadata row, or one of another version or type. Visits at most
 /// `budget` rows (a live key's rows are skipped with one seek, costing one unit); returns the
