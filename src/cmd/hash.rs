@@ -458,7 +458,7 @@ fn hrandfield(r: &dyn KeyRead, argv: &[Bytes]) -> CmdResult {
         4 if is(&argv[3], "withvalues") => true,
         _ => return Ok(syntax_error()),
     };
-    if with_values && count.is_some_and(|n| n < -(i64::MAX / 2) || n > i64::MAX / 2) {
+    if with_values && count.is_some_and(|n| !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n)) {
         return Ok(Reply::error("ERR value is out of range"));
     }
     let h = open(r, &argv[1], KeyType::Hash)?;
