@@ -9,13 +9,18 @@
 //! | `0x00` count | `00 db` | keys in `db` as of the last memtable flush (u64 BE), kept by `flush` |
 //! | `0x00` clock | `00 ff` | the state machine's clock: the highest entry time applied (i64 BE) |
 //! | `0x01` meta | `01 db key` | [`Meta`]: type, expiry, version, last change, then the type's body |
-//! | `0x02` member | `02 db len(key) u32 key version u64 member` | the member's value |
+//! | `0x02` member | `02 db len(key) u32 key version u64 member` | the member's value (a hash field's value; empty for a set member) |
 //! | `0x03` expiry | `03 db at_ms i64 key` | empty: a database's keys by expiry time, for active expiry (reserved) |
 //!
 //! A string's value is the body of its metadata row (one lookup for GET). A collection's body
-//! holds its counters (size, list head and tail...); its member rows carry its `version`, so
+//! holds its counters (size, list head and tail...): for a hash (`KeyType::Hash`) and a set
+//! (`KeyType::Set`), the member count, u64 BE (`kv::collection`). A collection's `version` is
+//! fresh when the key is created and `modified` is the index of every change. Its member rows
+//! carry its `version`, so
 //! deleting or overwriting the key writes one metadata row (O(1)) and the older version's rows
-//! become unreachable, to be reclaimed in the background. Versions are unique per incarnation:
+//! become unreachable, to be reclaimed in the background (`crate::reclaim`: the leader proposes
+//! `rows-reap` entries). When a collection's last member goes, its key is deleted (as Redis).
+//! Versions are unique per incarnation:
 //! the applying entry's index times 2^20 plus a counter within the entry.
 //!
 //! All integers are big-endian so that rows sort by them; expiry times are stored with the sign
