@@ -17,6 +17,8 @@
 //!   rows), the memtable of recent applies over the `kv` table, and the views commands read and
 //!   write through; `store`: the redb file, its tables and format version.
 //! - `config`, `logging`, `fnv`: flags, logs, the one stable hash.
+//! - `expiry`, `reclaim`: leader-side tasks that propose bounded internal entries (expired
+//!   keys; member rows of deleted collections, see `kv::collection`).
 //!
 //! Adding a data type: its row layout in `kv/encoding.rs` (a `KeyType`, the metadata body, its
 //! member rows), its commands in `cmd/<type>.rs`, their registry lines in `cmd::TABLE`.
