@@ -293,7 +293,9 @@ fn hincrbyfloat(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
 pub(super) fn parse_cursor(b: &[u8]) -> Result<u64, Reply> {
     let invalid = || Reply::error("ERR invalid cursor");
     let s = std::str::from_utf8(b).map_err(|_| invalid())?;
-    let s = s.trim_start();
+    if s.starts_with(|c: char| c.is_ascii_whitespace()) {
+        return Err(invalid());
+    }
     if let Some(neg) = s.strip_prefix('-') {
         return neg
             .parse::<u64>()
@@ -510,5 +512,7 @@ mod tests {
         assert!(parse_cursor(b"18446744073709551616").is_err());
         assert!(parse_cursor(b"abc").is_err());
         assert!(parse_cursor(b"").is_err());
+        assert!(parse_cursor(b" 0").is_err());
+        assert_eq!(parse_cursor(b"+0"), Ok(0));
     }
 }
