@@ -23,6 +23,8 @@
 //!   write through; `store`: the redb file, its tables and format version.
 //! - `config`, `logging`, `fnv`: flags, logs, the one stable hash; `fatal`: the one way the
 //!   process stops on its own.
+//! - `expiry`, `reclaim`: leader-side tasks that propose bounded internal entries (expired
+//!   keys; member rows of deleted collections, see `kv::collection`).
 //!
 //! Adding a data type: its row layout in `kv/encoding.rs` (a `KeyType`, the metadata body, its
 //! member rows), its commands in `cmd/<type>.rs`, their registry lines in `cmd::TABLE`.
@@ -36,6 +38,7 @@ pub mod fnv;
 pub mod kv;
 pub mod logging;
 pub mod raft;
+pub mod reclaim;
 pub mod resp;
 pub mod server;
 pub mod session;

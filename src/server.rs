@@ -228,6 +228,7 @@ async fn serve(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(crate::expiry::run(shared.clone(), stop_rx.clone()));
+    tokio::spawn(crate::reclaim::run(shared.clone(), stop_rx.clone()));
     let mut conns = JoinSet::new();
     let signal = shutdown_signal();
     tokio::pin!(signal);

@@ -16,9 +16,11 @@ mod cluster;
 mod connection;
 mod expire;
 mod glob;
+mod hash;
 mod keys;
 mod long_double;
 mod server;
+mod set;
 mod strings;
 mod strings_range;
 pub mod transactions;
@@ -245,6 +247,41 @@ pub static TABLE: &[Spec] = &[
     bitops::BITOP,
     bitops::BITFIELD,
     bitops::BITFIELD_RO,
+    // hashes
+    hash::HSET,
+    hash::HSETNX,
+    hash::HGET,
+    hash::HMGET,
+    hash::HMSET,
+    hash::HGETALL,
+    hash::HDEL,
+    hash::HLEN,
+    hash::HSTRLEN,
+    hash::HEXISTS,
+    hash::HINCRBY,
+    hash::HINCRBYFLOAT,
+    hash::HKEYS,
+    hash::HVALS,
+    hash::HSCAN,
+    hash::HRANDFIELD,
+    // sets
+    set::SADD,
+    set::SREM,
+    set::SMEMBERS,
+    set::SISMEMBER,
+    set::SMISMEMBER,
+    set::SCARD,
+    set::SPOP,
+    set::SRANDMEMBER,
+    set::SMOVE,
+    set::SINTER,
+    set::SINTERCARD,
+    set::SINTERSTORE,
+    set::SUNION,
+    set::SUNIONSTORE,
+    set::SDIFF,
+    set::SDIFFSTORE,
+    set::SSCAN,
     // cluster
     cluster::JOIN,
     cluster::LEAVE,
@@ -261,7 +298,7 @@ pub static TABLE: &[Spec] = &[
 
 /// Commands only entries carry (proposed by kvd itself, never by a client): apply finds them,
 /// the connection does not.
-pub static INTERNAL: &[Spec] = &[expire::REAP];
+pub static INTERNAL: &[Spec] = &[expire::REAP, crate::reclaim::ROWS_REAP];
 
 pub use cluster::JoinAnswer;
 pub use expire::reap_argv;

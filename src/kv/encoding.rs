@@ -10,14 +10,19 @@
 //! | `0x00` clock | `00 ff` | the state machine's clock: the highest entry time applied (i64 BE) |
 //! | `0x00` deleted | `00 10+db` | index of the last entry that removed a key's metadata row in `db` (or emptied it), u64 BE: what WATCH of an absent key compares with |
 //! | `0x01` meta | `01 db key` | [`Meta`]: type, expiry, version, last change, then the type's body |
-//! | `0x02` member | `02 db len(key) u32 key version u64 member` | the member's value |
+//! | `0x02` member | `02 db len(key) u32 key version u64 member` | the member's value (a hash field's value; empty for a set member) |
 //! | `0x03` expiry | `03 db at_ms i64 key` | empty: a database's keys by expiry time, for active expiry |
 //! | `0x04` scan | `04 db fnv64(key) key` | empty: a database's keys in hash order, for SCAN cursors and RANDOMKEY |
 //!
 //! A string's value is the body of its metadata row (one lookup for GET). A collection's body
-//! holds its counters (size, list head and tail...); its member rows carry its `version`, so
+//! holds its counters (size, list head and tail...): for a hash (`KeyType::Hash`) and a set
+//! (`KeyType::Set`), the member count, u64 BE (`kv::collection`). A collection's `version` is
+//! fresh when the key is created and `modified` is the index of every change. Its member rows
+//! carry its `version`, so
 //! deleting or overwriting the key writes one metadata row (O(1)) and the older version's rows
-//! become unreachable, to be reclaimed in the background. Versions are unique per incarnation:
+//! become unreachable, to be reclaimed in the background (`crate::reclaim`: the leader proposes
+//! `rows-reap` entries). When a collection's last member goes, its key is deleted (as Redis).
+//! Versions are unique per incarnation:
 //! the applying entry's index times 2^20 plus a counter within the entry.
 //!
 //! All integers are big-endian so that rows sort by them; expiry times are stored with the sign
@@ -233,6 +238,37 @@ pub fn member_key(db: u8, key: &[u8], version: u64, member: &[u8]) -> Bytes {
     let mut out = member_prefix(db, key, version);
     out.put_slice(member);
     out.freeze()
+}
+
+/// The first table key past every member row that starts with `prefix` (`None`: nothing
+/// sorts after them, the prefix being all `ff`).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// Splits a member row's table key into (db, key, version, member).
+pub fn parse_member_key(table_key: &[u8]) -> Option<(u8, &[u8], u64, &[u8])> {
+    let [FAMILY_MEMBER, db, rest @ ..] = table_key else {
+        return None;
+    };
+    let len = usize::try_from(be_u32(rest.get(..4)?)).ok()?;
+    let rest = &rest[4..];
+    let key = rest.get(..len)?;
+    let version = be_u64(rest.get(len..len + 8)?);
+    Some((*db, key, version, &rest[len + 8..]))
+}
+
+fn be_u32(b: &[u8]) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[..4]);
+    u32::from_be_bytes(a)
 }
 
 /// Table key of a key's row in the expiry index (`03 db at key`). `at` is stored with its sign

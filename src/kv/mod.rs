@@ -4,6 +4,7 @@
 //! node, or the [`WriteView`] inside apply) and change state only through `WriteView`, which
 //! exists only inside the raft loop's apply transaction.
 
+pub mod collection;
 pub mod encoding;
 pub mod entry;
 pub mod machine;

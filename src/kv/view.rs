@@ -94,6 +94,13 @@ pub trait KeyRead {
         Ok((boundary.unwrap_or(0), out))
     }
 
+    /// The index of the entry being applied, inside apply; `None` on a connection's view. A
+    /// command that picks at random seeds from it inside apply (so every node picks alike) and
+    /// may use local randomness elsewhere.
+    fn entry_index(&self) -> Option<u64> {
+        None
+    }
+
     /// A live key's metadata (`None` if absent or expired).
     fn meta(&self, key: &[u8]) -> Result<Option<Meta>, StoreError> {
         self.meta_in(self.db(), key)
@@ -690,6 +697,10 @@ impl<'t> WriteView<'t> {
 impl KeyRead for WriteView<'_> {
     fn db(&self) -> u8 {
         self.db
+    }
+
+    fn entry_index(&self) -> Option<u64> {
+        Some(self.index)
     }
 
     fn now_ms(&self) -> i64 {

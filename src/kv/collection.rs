@@ -1,0 +1,640 @@
+//! Collections on member rows: what hashes and sets (and later lists and sorted sets) share.
+//!
+//! A collection is a metadata row (`encoding::Meta`: its type, a `version` fresh for each
+//! incarnation, `modified`, and a body holding the member count, u64 BE) and one row per member,
+//! `encoding::member_key(db, key, version, member)` → the member's value (a hash field's value;
+//! empty for a set). So:
+//! - one member's read or write is one B-tree lookup, whatever the collection's size;
+//! - the count is kept in the metadata on every change (HLEN/SCARD never scan);
+//! - members come back in member-byte order, by one ordered scan that can resume from any
+//!   member (HSCAN/SSCAN cursors);
+//! - deleting or overwriting the key replaces only its metadata row: the old version's member
+//!   rows are unreachable at once and `crate::reclaim` removes them later, in bounded batches.
+//!
+//! [`Collection`] is one collection being read or changed within one command: it carries the
+//! metadata and count, and `save` writes the metadata back once (or deletes the key when its
+//! last member went, as Redis does).
+
+use bytes::{Bytes, BytesMut};
+
+use super::encoding::{self, KeyType, Meta};
+use super::view::{KeyRead, WriteView, wall_clock_ms};
+use crate::store::StoreError;
+
+/// A collection key within one command: its metadata, its member count, whether it changed.
+#[derive(Clone, Debug)]
+pub struct Collection {
+    key: Bytes,
+    meta: Meta,
+    len: u64,
+    /// The metadata row as it was (none: the key is being created).
+    existed: bool,
+    old_expiry: Option<i64>,
+    changed: bool,
+}
+
+/// The count a collection's metadata body holds.
+pub fn count_of(meta: &Meta) -> Result<u64, StoreError> {
+    let b: [u8; 8] = meta
+        .body
+        .as_ref()
+        .try_into()
+        .map_err(|_| StoreError::corrupt("collection count", "not 8 bytes"))?;
+    Ok(u64::from_be_bytes(b))
+}
+
+fn count_body(n: u64) -> Bytes {
+    Bytes::copy_from_slice(&n.to_be_bytes())
+}
+
+impl Collection {
+    /// An existing collection, from its (live) metadata row; the caller has checked its type.
+    pub fn from_meta(key: &[u8], meta: Meta) -> Result<Collection, StoreError> {
+        Ok(Collection {
+            key: Bytes::copy_from_slice(key),
+            len: count_of(&meta)?,
+            old_expiry: meta.expire_at,
+            meta,
+            existed: true,
+            changed: false,
+        })
+    }
+
+    /// A new, empty incarnation of `key` (a fresh version: no older member row can show
+    /// through). Written only by `save`, and only if it got members.
+    pub fn create(w: &mut WriteView, key: &[u8], kind: KeyType) -> Collection {
+        let meta = Meta {
+            kind,
+            expire_at: None,
+            version: w.new_version(),
+            modified: w.index(),
+            body: count_body(0),
+        };
+        Collection {
+            key: Bytes::copy_from_slice(key),
+            meta,
+            len: 0,
+            existed: false,
+            old_expiry: None,
+            changed: false,
+        }
+    }
+
+    pub fn key(&self) -> &Bytes {
+        &self.key
+    }
+
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    /// Members now (as changed so far).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn row(&self, db: u8, member: &[u8]) -> Bytes {
+        encoding::member_key(db, &self.key, self.meta.version, member)
+    }
+
+    /// One member's value (`None`: not a member). One lookup.
+    pub fn get(&self, r: &dyn KeyRead, member: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        r.raw(&self.row(r.db(), member))
+    }
+
+    pub fn contains(&self, r: &dyn KeyRead, member: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.get(r, member)?.is_some())
+    }
+
+    /// Adds or replaces a member; true if it is new (the count grew).
+    pub fn put(
+        &mut self,
+        w: &mut WriteView,
+        member: &[u8],
+        value: Bytes,
+    ) -> Result<bool, StoreError> {
+        let row = self.row(w.db(), member);
+        let new = w.raw(&row)?.is_none();
+        w.put_raw(&row, value);
+        self.len += u64::from(new);
+        self.changed = true;
+        Ok(new)
+    }
+
+    /// Removes a member; true if it was one.
+    pub fn remove(&mut self, w: &mut WriteView, member: &[u8]) -> Result<bool, StoreError> {
+        let row = self.row(w.db(), member);
+        let gone = w.delete_raw(&row)?;
+        if gone {
+            self.len = self.len.saturating_sub(1);
+            self.changed = true;
+        }
+        Ok(gone)
+    }
+
+    /// Writes the metadata back if anything changed: the new count and `modified` (WATCH sees
+    /// every change), expiry kept. A collection left empty is deleted, as Redis does; one
+    /// created and left empty is never written. True if the key was deleted.
+    pub fn save(mut self, w: &mut WriteView) -> Result<bool, StoreError> {
+        if !self.changed {
+            return Ok(false);
+        }
+        if self.len == 0 {
+            if self.existed {
+                w.delete(&self.key)?;
+            }
+            return Ok(self.existed);
+        }
+        self.meta.body = count_body(self.len);
+        self.meta.modified = w.index();
+        w.put_meta(&self.key, &self.meta, self.old_expiry)?;
+        Ok(false)
+    }
+
+    /// Visits members from `from` (inclusive) in member-byte order with their values; `f`
+    /// returns false to stop. One ordered scan of this incarnation's rows.
+    pub fn scan(
+        &self,
+        r: &dyn KeyRead,
+        from: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let prefix = encoding::member_prefix(r.db(), &self.key, self.meta.version);
+        let hi = encoding::prefix_end(&prefix).unwrap_or_else(|| vec![0xff; prefix.len() + 1]);
+        let skip = prefix.len();
+        let mut lo = BytesMut::from(&prefix[..]);
+        lo.extend_from_slice(from);
+        r.scan_raw(&lo, &hi, &mut |k, v| f(&k[skip..], v))
+    }
+
+    /// Every member and value, in order (for HGETALL, SMEMBERS: the reply holds them anyway).
+    pub fn all(&self, r: &dyn KeyRead) -> Result<Vec<(Bytes, Bytes)>, StoreError> {
+        let mut out = Vec::with_capacity(usize::try_from(self.len.min(1 << 20)).unwrap_or(0));
+        self.scan(r, b"", &mut |m, v| {
+            out.push((Bytes::copy_from_slice(m), Bytes::copy_from_slice(v)));
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// The members at `positions` (0-based ranks in member order, sorted ascending, repeats
+    /// allowed), one scan up to the last one. Positions past the end are skipped.
+    pub fn at_positions(
+        &self,
+        r: &dyn KeyRead,
+        positions: &[u64],
+    ) -> Result<Vec<(Bytes, Bytes)>, StoreError> {
+        let mut out = Vec::with_capacity(positions.len());
+        let mut next = 0;
+        let mut rank = 0u64;
+        self.scan(r, b"", &mut |m, v| {
+            while next < positions.len() && positions[next] == rank {
+                out.push((Bytes::copy_from_slice(m), Bytes::copy_from_slice(v)));
+                next += 1;
+            }
+            rank += 1;
+            next < positions.len()
+        })?;
+        Ok(out)
+    }
+}
+
+/// A small PRNG (SplitMix64) for commands that pick members at random. Inside apply it is
+/// seeded from the entry's index and the key, so every node picks the same members; on a
+/// connection's view (a read-only SRANDMEMBER), from local randomness.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded for `key` on view `r` (see the type's docs).
+    pub fn for_key(r: &dyn KeyRead, key: &[u8]) -> Rng {
+        match r.entry_index() {
+            Some(index) => Rng::seeded(index, key),
+            None => Rng::local(),
+        }
+    }
+
+    /// The same on every node for the same entry and key.
+    pub fn seeded(index: u64, key: &[u8]) -> Rng {
+        let mut h = crate::fnv::Fnv1a::new();
+        h.feed(&index.to_be_bytes());
+        h.feed(key);
+        Rng(h.finish())
+    }
+
+    /// From this process's hasher keys and the clock: different on every call.
+    pub fn local() -> Rng {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_i64(wall_clock_ms());
+        Rng(h.finish())
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, n)` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// `k` distinct positions out of `[0, n)`, sorted (k ≤ n), by Floyd's algorithm: k draws,
+    /// whatever n.
+    pub fn distinct(&mut self, k: u64, n: u64) -> Vec<u64> {
+        let k = k.min(n);
+        let mut chosen = std::collections::BTreeSet::new();
+        for j in n - k..n {
+            let t = self.below(j + 1);
+            if !chosen.insert(t) {
+                chosen.insert(j);
+            }
+        }
+        chosen.into_iter().collect()
+    }
+}
+
+/// HSCAN/SSCAN cursors. A cursor stands for "go on from member M of incarnation V of key K":
+/// a member, not a rank, so a resumed scan costs one seek however far it got, and it survives
+/// memtable flushes and any change to the collection (members added or removed meanwhile are
+/// returned or not, members present throughout are returned once, as Redis guarantees).
+/// Clients see a number: a 63-bit hash of (db, key, version, member), the same on every node,
+/// mapped back to the member in this process's memory (bounded: the oldest go first). A
+/// cursor this node does not know (evicted, from before a restart, from another node) starts
+/// the scan over, which keeps the guarantee at the price of repeats.
+pub mod cursors {
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+
+    /// At most this many cursors, holding at most `MAX_BYTES` of keys and members.
+    const MAX_CURSORS: usize = 65_536;
+    const MAX_BYTES: usize = 64 << 20;
+
+    struct Position {
+        db: u8,
+        key: Bytes,
+        version: u64,
+        member: Bytes,
+    }
+
+    #[derive(Default)]
+    struct Registry {
+        by_id: HashMap<u64, Position>,
+        order: VecDeque<u64>,
+        bytes: usize,
+    }
+
+    static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+
+    fn id(db: u8, key: &[u8], version: u64, member: &[u8]) -> u64 {
+        let mut h = crate::fnv::Fnv1a::new();
+        h.feed(&[db]);
+        h.feed(&(key.len() as u64).to_be_bytes());
+        h.feed(key);
+        h.feed(&version.to_be_bytes());
+        h.feed(member);
+        // Never 0 (the end of a scan), and within i64 for clients that parse it so.
+        (h.finish() >> 1).max(1)
+    }
+
+    /// Remembers where a scan goes on; returns its cursor.
+    pub fn save(db: u8, key: &[u8], version: u64, member: Bytes) -> u64 {
+        let id = id(db, key, version, &member);
+        let Ok(mut guard) = REGISTRY.lock() else {
+            return id;
+        };
+        let reg = guard.get_or_insert_with(Registry::default);
+        if reg.by_id.contains_key(&id) {
+            return id;
+        }
+        reg.bytes += key.len() + member.len();
+        let position = Position {
+            db,
+            key: Bytes::copy_from_slice(key),
+            version,
+            member,
+        };
+        reg.by_id.insert(id, position);
+        reg.order.push_back(id);
+        while reg.by_id.len() > MAX_CURSORS || reg.bytes > MAX_BYTES {
+            let Some(old) = reg.order.pop_front() else {
+                break;
+            };
+            if let Some(p) = reg.by_id.remove(&old) {
+                reg.bytes -= p.key.len() + p.member.len();
+            }
+        }
+        id
+    }
+
+    /// The member a scan of this incarnation resumes from (empty: from the start).
+    pub fn resume(cursor: u64, db: u8, key: &[u8], version: u64) -> Bytes {
+        if cursor == 0 {
+            return Bytes::new();
+        }
+        let Ok(guard) = REGISTRY.lock() else {
+            return Bytes::new();
+        };
+        match guard.as_ref().and_then(|r| r.by_id.get(&cursor)) {
+            Some(p) if p.db == db && p.key == key && p.version == version => p.member.clone(),
+            _ => Bytes::new(),
+        }
+    }
+}
+
+/// The member rows of a database that no live incarnation owns, from table key `from` on:
+/// the rows whose key has no metadata row, or one of another version or type. Visits at most
+/// `budget` rows (a live key's rows are skipped with one seek, costing one unit); returns the
+/// orphans found (at most `max`) and where to go on (`None`: the end of the member rows).
+pub fn find_orphans(
+    r: &dyn KeyRead,
+    from: &[u8],
+    max: usize,
+    budget: usize,
+) -> Result<(Vec<Bytes>, Option<Vec<u8>>), StoreError> {
+    let end = [encoding::FAMILY_MEMBER + 1];
+    let mut orphans = Vec::new();
+    let mut cursor = from.to_vec();
+    let mut spent = 0;
+    // The last incarnation looked up: (db, key, version).
+    let mut last_dead: Option<(u8, Vec<u8>, u64)> = None;
+    loop {
+        // Where to go on after this scan stops: `None` if it reached the end.
+        let mut next: Option<Vec<u8>> = None;
+        let mut failed = None;
+        r.scan_raw(&cursor, &end, &mut |k, _| {
+            if spent >= budget || orphans.len() >= max {
+                next = Some(k.to_vec());
+                return false;
+            }
+            spent += 1;
+            let Some((db, key, version, _)) = encoding::parse_member_key(k) else {
+                // Not a well-formed member row: not ours to judge.
+                return true;
+            };
+            let dead =
+                matches!(&last_dead, Some((d, k2, v)) if *d == db && k2 == key && *v == version);
+            if !dead {
+                match owner_version(r, db, key) {
+                    Ok(owner) if owner == Some(version) => {
+                        // A live incarnation: skip its rows in one seek.
+                        let prefix = encoding::member_prefix(db, key, version);
+                        next = Some(encoding::prefix_end(&prefix).unwrap_or_else(|| end.to_vec()));
+                        return false;
+                    }
+                    Ok(_) => last_dead = Some((db, key.to_vec(), version)),
+                    Err(e) => {
+                        failed = Some(e);
+                        return false;
+                    }
+                }
+            }
+            orphans.push(Bytes::copy_from_slice(k));
+            true
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        match next {
+            Some(n) if spent < budget && orphans.len() < max => cursor = n,
+            other => return Ok((orphans, other)),
+        }
+    }
+}
+
+/// The version of the collection incarnation that owns member rows of `key` in `db`: its
+/// metadata row's, whether expired or not (an expired key's rows go once expiry removes it).
+/// `None` for no key or a string.
+pub fn owner_version(r: &dyn KeyRead, db: u8, key: &[u8]) -> Result<Option<u64>, StoreError> {
+    let Some(raw) = r.raw(&encoding::meta_key(db, key))? else {
+        return Ok(None);
+    };
+    let meta = Meta::decode(&raw).map_err(|e| StoreError::corrupt("key metadata", e))?;
+    Ok((meta.kind != KeyType::String).then_some(meta.version))
+}
+
+/// Removes the member row `table_key` if no live incarnation owns it (re-checked here, in
+/// apply, against the metadata as it is now). True if it was removed.
+pub fn reap_orphan(w: &mut WriteView, table_key: &[u8]) -> Result<bool, StoreError> {
+    let Some((db, key, version, _)) = encoding::parse_member_key(table_key) else {
+        return Ok(false);
+    };
+    if db >= encoding::DATABASES || owner_version(w, db, key)? == Some(version) {
+        return Ok(false);
+    }
+    w.delete_raw(table_key)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::kv::{Memtable, flush_into};
+    use crate::store::{self, Db};
+
+    fn setup() -> (tempfile::TempDir, Db, Arc<Memtable>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = store::open(&dir.path().join("d"), 1 << 20).expect("open");
+        (dir, db, Arc::new(Memtable::new()))
+    }
+
+    /// Runs `f` as entry `index` of database 0, then flushes to the table if asked.
+    fn write<R>(
+        db: &Db,
+        mem: &Memtable,
+        index: u64,
+        flush: bool,
+        f: impl FnOnce(&mut WriteView) -> R,
+    ) -> R {
+        let txn = db.begin_write().expect("txn");
+        let mut state = mem.write();
+        let r = {
+            let mut view = WriteView::open(&txn, &mut state).expect("view");
+            view.begin_entry(0, 1000, index);
+            f(&mut view)
+        };
+        if flush {
+            flush_into(&txn, &state).expect("flush");
+            txn.commit().expect("commit");
+            state.flushed();
+        } else {
+            txn.commit().expect("commit");
+        }
+        r
+    }
+
+    fn open(w: &WriteView, key: &[u8]) -> Option<Collection> {
+        w.meta(key)
+            .unwrap()
+            .map(|m| Collection::from_meta(key, m).unwrap())
+    }
+
+    fn members(w: &dyn KeyRead, c: &Collection, from: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        c.scan(w, from, &mut |m, _| {
+            out.push(String::from_utf8_lossy(m).into_owned());
+            true
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn the_count_follows_puts_and_removes_and_the_last_member_deletes_the_key() {
+        let (_d, db, mem) = setup();
+        write(&db, &mem, 1, false, |w| {
+            let mut c = Collection::create(w, b"h", KeyType::Hash);
+            assert!(c.put(w, b"a", Bytes::from_static(b"1")).unwrap());
+            assert!(c.put(w, b"b", Bytes::from_static(b"2")).unwrap());
+            assert!(!c.put(w, b"a", Bytes::from_static(b"3")).unwrap());
+            assert!(!c.remove(w, b"zz").unwrap());
+            assert_eq!(c.len(), 2);
+            c.save(w).unwrap();
+            let m = w.meta(b"h").unwrap().unwrap();
+            assert_eq!(
+                (m.kind, count_of(&m).unwrap(), m.modified),
+                (KeyType::Hash, 2, 1)
+            );
+            // A created collection that gets no member is never written.
+            let c = Collection::create(w, b"empty", KeyType::Set);
+            c.save(w).unwrap();
+            assert!(!w.exists(b"empty").unwrap());
+        });
+        write(&db, &mem, 2, true, |w| {
+            let mut c = open(w, b"h").unwrap();
+            assert_eq!(c.get(w, b"a").unwrap().as_deref(), Some(&b"3"[..]));
+            assert!(c.remove(w, b"a").unwrap());
+            c.save(w).unwrap();
+            assert_eq!(w.meta(b"h").unwrap().unwrap().modified, 2);
+        });
+        write(&db, &mem, 3, true, |w| {
+            let mut c = open(w, b"h").unwrap();
+            assert!(c.remove(w, b"b").unwrap());
+            assert!(c.save(w).unwrap(), "the last member deletes the key");
+            assert!(!w.exists(b"h").unwrap());
+        });
+    }
+
+    #[test]
+    fn versions_isolate_incarnations() {
+        let (_d, db, mem) = setup();
+        write(&db, &mem, 1, true, |w| {
+            let mut c = Collection::create(w, b"s", KeyType::Set);
+            for m in ["x", "y", "z"] {
+                c.put(w, m.as_bytes(), Bytes::new()).unwrap();
+            }
+            c.save(w).unwrap();
+        });
+        let orphan_rows = write(&db, &mem, 2, false, |w| {
+            // DEL writes one row; the old members are unreachable from the new incarnation.
+            assert!(w.delete(b"s").unwrap());
+            let mut c = Collection::create(w, b"s", KeyType::Set);
+            c.put(w, b"y", Bytes::new()).unwrap();
+            c.save(w).unwrap();
+            let c = open(w, b"s").unwrap();
+            assert_eq!(members(w, &c, b""), ["y"]);
+            assert!(!c.contains(w, b"x").unwrap());
+            let (orphans, next) = find_orphans(w, &[encoding::FAMILY_MEMBER], 100, 100).unwrap();
+            assert_eq!(next, None);
+            orphans
+        });
+        assert_eq!(orphan_rows.len(), 3);
+        write(&db, &mem, 3, true, |w| {
+            for row in &orphan_rows {
+                assert!(reap_orphan(w, row).unwrap());
+            }
+            // The live incarnation's row is never reaped, even if asked.
+            let c = open(w, b"s").unwrap();
+            let live = encoding::member_key(0, b"s", c.meta().version, b"y");
+            assert!(!reap_orphan(w, &live).unwrap());
+            let (orphans, _) = find_orphans(w, &[encoding::FAMILY_MEMBER], 100, 100).unwrap();
+            assert!(orphans.is_empty());
+        });
+    }
+
+    #[test]
+    fn orphans_are_found_in_bounded_steps() {
+        let (_d, db, mem) = setup();
+        write(&db, &mem, 1, true, |w| {
+            for key in ["a", "b", "c"] {
+                let mut c = Collection::create(w, key.as_bytes(), KeyType::Hash);
+                for i in 0..50 {
+                    c.put(w, format!("f{i:03}").as_bytes(), Bytes::new())
+                        .unwrap();
+                }
+                c.save(w).unwrap();
+            }
+            w.delete(b"a").unwrap();
+            w.set_string(b"c", Bytes::from_static(b"now a string"), None)
+                .unwrap();
+        });
+        let mut r = crate::kv::Reader::new(&db, &mem);
+        let mut from = vec![encoding::FAMILY_MEMBER];
+        let mut found = 0;
+        let mut rounds = 0;
+        loop {
+            let (orphans, next) = r.run(0, |v| find_orphans(v, &from, 7, 10)).unwrap();
+            assert!(orphans.len() <= 7);
+            found += orphans.len();
+            rounds += 1;
+            match next {
+                Some(n) => from = n,
+                None => break,
+            }
+        }
+        assert_eq!(found, 100, "a's and c's rows, not b's");
+        assert!(rounds >= 100 / 7);
+    }
+
+    #[test]
+    fn scans_are_ordered_and_resume_from_any_member_across_flushes() {
+        let (_d, db, mem) = setup();
+        write(&db, &mem, 1, true, |w| {
+            let mut c = Collection::create(w, b"k", KeyType::Set);
+            for m in ["d", "b", "a"] {
+                c.put(w, m.as_bytes(), Bytes::new()).unwrap();
+            }
+            c.save(w).unwrap();
+        });
+        // Some members in the table, some in the memtable only.
+        write(&db, &mem, 2, false, |w| {
+            let mut c = open(w, b"k").unwrap();
+            c.put(w, b"c", Bytes::new()).unwrap();
+            c.put(w, b"e", Bytes::new()).unwrap();
+            c.remove(w, b"b").unwrap();
+            c.save(w).unwrap();
+            let c = open(w, b"k").unwrap();
+            assert_eq!(members(w, &c, b""), ["a", "c", "d", "e"]);
+            assert_eq!(members(w, &c, b"c"), ["c", "d", "e"]);
+            assert_eq!(members(w, &c, b"cc"), ["d", "e"]);
+            assert_eq!(c.len(), 4);
+            let picked = c.at_positions(w, &[0, 2, 2, 9]).unwrap();
+            let names: Vec<_> = picked.iter().map(|(m, _)| m.clone()).collect();
+            assert_eq!(names, ["a", "d", "d"]);
+        });
+    }
+
+    #[test]
+    fn seeded_picks_are_reproducible_and_distinct() {
+        let a = Rng::seeded(7, b"k").distinct(5, 10);
+        assert_eq!(a, Rng::seeded(7, b"k").distinct(5, 10));
+        assert_eq!(a.len(), 5);
+        assert!(a.windows(2).all(|w| w[0] < w[1]) && a.iter().all(|&p| p < 10));
+        assert_eq!(
+            Rng::seeded(1, b"k").distinct(10, 10),
+            (0..10).collect::<Vec<_>>()
+        );
+        let mut r = Rng::seeded(3, b"x");
+        assert!((0..1000).all(|_| r.below(3) < 3));
+    }
+}
