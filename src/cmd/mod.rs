@@ -11,7 +11,9 @@
 //! state (its "now" is the entry's clock, see `kv::WriteView`), and whatever the entry holds it
 //! gives a reply, never a panic: the arity is checked again before it runs (`apply_write`).
 
+mod client;
 mod cluster;
+pub mod config;
 mod connection;
 mod expire;
 mod glob;
@@ -169,11 +171,11 @@ pub static TABLE: &[Spec] = &[
     connection::AUTH,
     connection::ACL,
     connection::RESET,
-    connection::CLIENT,
+    client::CLIENT,
     connection::CONSISTENCY,
     // server
     server::INFO,
-    server::CONFIG,
+    config::CONFIG,
     server::COMMAND,
     server::DBSIZE,
     server::FLUSHDB,

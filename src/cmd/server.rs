@@ -1,4 +1,4 @@
-//! Server commands: INFO, CONFIG, COMMAND, DBSIZE, FLUSHDB/FLUSHALL, TIME, DIGEST.
+//! Server commands: INFO, COMMAND, DBSIZE, FLUSHDB/FLUSHALL, TIME, DIGEST.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use super::{Kind, Spec, TABLE, glob, is, lookup, lossy, wrong_arity};
+use super::{Kind, Spec, TABLE, is, lookup, lossy, wrong_arity};
 use crate::kv::encoding::{self, DATABASES};
 use crate::kv::{ApplyCtx, KeyRead, Reader, WriteView};
 use crate::resp::Reply;
@@ -90,7 +90,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
                 "connected_clients:{}",
                 stats.connected_clients.load(Relaxed)
             );
-            line!("maxclients:{}", cfg.max_clients);
+            line!("maxclients:{}", shared.settings.maxclients.load(Relaxed));
             line!("blocked_clients:0");
         }
         "memory" => {
@@ -148,86 +148,6 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
         _ => {}
     }
     Ok(())
-}
-
-pub const CONFIG: Spec = Spec {
-    name: "config",
-    arity: -2,
-    kind: Kind::Local(config),
-    flags: &["admin", "noscript", "loading", "stale"],
-    keys: (0, 0, 0),
-};
-
-/// `CONFIG GET pattern [pattern ...]` over the settings clients and tools ask about.
-/// redis-benchmark reads `save` and `appendonly` at start.
-fn config(s: &mut Session, argv: &[Bytes]) -> Reply {
-    let sub = &argv[1];
-    if is(sub, "get") {
-        if argv.len() < 3 {
-            return wrong_arity("config|get");
-        }
-        let cfg = &s.shared.config;
-        let params: Vec<(&str, String)> = vec![
-            ("save", String::new()),
-            ("appendonly", "no".into()),
-            ("appendfsync", "always".into()),
-            ("databases", DATABASES.to_string()),
-            ("maxmemory", "0".into()),
-            ("maxclients", cfg.max_clients.to_string()),
-            ("port", cfg.addr.port().to_string()),
-            ("bind", cfg.addr.ip().to_string()),
-            ("timeout", "0".into()),
-            ("proto-max-bulk-len", cfg.proto_max_bulk_len.to_string()),
-            ("dir", cfg.data_dir.display().to_string()),
-            (
-                "read-consistency",
-                format!("{:?}", cfg.read_consistency).to_ascii_lowercase(),
-            ),
-            ("cluster-enabled", "no".into()),
-            ("requirepass", s.shared.requirepass.shown()),
-        ];
-        let mut out = Vec::new();
-        for (name, value) in &params {
-            let Some(pattern) = argv[2..]
-                .iter()
-                .find(|p| glob::matches(p, name.as_bytes(), true))
-            else {
-                continue;
-            };
-            // Like Redis, a plain name (no glob characters) is echoed as the client spelled it.
-            let shown = if pattern.iter().any(|b| b"*?[".contains(b)) {
-                Bytes::from_static(name.as_bytes())
-            } else {
-                pattern.clone()
-            };
-            out.push((Reply::Bulk(shown), Reply::bulk(value.clone())));
-        }
-        // A map in RESP3, a flat name/value array in RESP2.
-        return Reply::Map(out);
-    }
-    if is(sub, "set") {
-        if argv.len() < 4 || !argv.len().is_multiple_of(2) {
-            return wrong_arity("config|set");
-        }
-        return Reply::error(format!(
-            "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
-            lossy(&argv[2], 128)
-        ));
-    }
-    if is(sub, "resetstat") && argv.len() == 2 {
-        let st = &s.shared.stats;
-        st.commands_processed.store(0, Relaxed);
-        st.connections_received.store(0, Relaxed);
-        st.rejected_connections.store(0, Relaxed);
-        return Reply::ok();
-    }
-    if is(sub, "rewrite") && argv.len() == 2 {
-        return Reply::error("ERR The server is running without a config file");
-    }
-    Reply::error(format!(
-        "ERR unknown subcommand '{}'. Try CONFIG HELP.",
-        lossy(sub, 128)
-    ))
 }
 
 pub const COMMAND: Spec = Spec {
