@@ -208,6 +208,7 @@ impl Conn {
                 }
             };
             self.session.note_command(spec.name, &argv);
+            shared.stats.command_calls.count(spec);
             let write = matches!(spec.kind, Kind::Write { .. });
             while let Some(wait) = shared.clients.paused_for(write) {
                 tokio::time::sleep(wait.min(Duration::from_millis(20))).await;

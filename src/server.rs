@@ -37,6 +37,8 @@ pub struct Stats {
     pub rejected_connections: AtomicU64,
     pub connected_clients: AtomicUsize,
     pub writes_proposed: AtomicU64,
+    /// Calls per command, for INFO commandstats.
+    pub command_calls: crate::cmd::CommandCalls,
 }
 
 impl Stats {
@@ -50,6 +52,7 @@ impl Stats {
         ] {
             c.store(0, Relaxed);
         }
+        self.command_calls.reset();
     }
 }
 

@@ -239,7 +239,7 @@ pub static TABLE: &[Spec] = &[
 pub static INTERNAL: &[Spec] = &[expire::REAP];
 
 pub use expire::reap_argv;
-pub use server::storage_error;
+pub use server::{CommandCalls, storage_error};
 
 /// Finds a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
