@@ -216,8 +216,9 @@ impl Conn {
             match spec.kind {
                 Kind::Local(f) => {
                     let reply = f(&mut self.session, &argv);
-                    // CLIENT REPLY OFF/SKIP is itself not answered.
-                    self.silent |= self.session.reply_off || self.session.skip_next_reply;
+                    // CLIENT REPLY OFF/SKIP is itself not answered, CLIENT REPLY ON is.
+                    self.silent =
+                        skipped || self.session.reply_off || self.session.skip_next_reply;
                     self.ready(reply)?;
                     if self.session.quit {
                         break;

@@ -104,7 +104,10 @@ fn cpu_lines(out: &mut String) {
     fn secs(t: libc::timeval) -> String {
         format!("{}.{:06}", t.tv_sec, t.tv_usec)
     }
-    for (who, suffix) in [(libc::RUSAGE_SELF, ""), (libc::RUSAGE_CHILDREN, "_children")] {
+    for (who, suffix) in [
+        (libc::RUSAGE_SELF, ""),
+        (libc::RUSAGE_CHILDREN, "_children"),
+    ] {
         // SAFETY: getrusage only writes the struct we pass.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
         if unsafe { libc::getrusage(who, &mut ru) } != 0 {
