@@ -199,6 +199,7 @@ impl Conn {
                 }
             };
             let skipped = std::mem::take(&mut self.session.skip_next_reply);
+            self.session.skip_this_reply = skipped;
             self.silent = skipped || self.session.reply_off;
             let spec = match self.check(&argv) {
                 Ok(spec) => spec,
@@ -217,8 +218,8 @@ impl Conn {
                 Kind::Local(f) => {
                     let reply = f(&mut self.session, &argv);
                     // CLIENT REPLY OFF/SKIP is itself not answered, CLIENT REPLY ON is.
-                    self.silent =
-                        skipped || self.session.reply_off || self.session.skip_next_reply;
+                    let s = &self.session;
+                    self.silent = s.skip_this_reply || s.reply_off || s.skip_next_reply;
                     self.ready(reply)?;
                     if self.session.quit {
                         break;

@@ -45,6 +45,9 @@ pub struct Session {
     pub reply_off: bool,
     /// CLIENT REPLY SKIP: the next command's reply is not sent.
     pub skip_next_reply: bool,
+    /// The command running follows a CLIENT REPLY SKIP: its reply is not sent (unless it is
+    /// CLIENT REPLY ON).
+    pub skip_this_reply: bool,
 }
 
 impl Session {
@@ -68,6 +71,7 @@ impl Session {
             info,
             reply_off: false,
             skip_next_reply: false,
+            skip_this_reply: false,
         }
     }
 

@@ -62,7 +62,7 @@ fn client(s: &mut Session, argv: &[Bytes]) -> Reply {
         "getname" => s.name.clone().map(Reply::Bulk).unwrap_or(Reply::Nil),
         "id" => Reply::Integer(s.id as i64),
         "setinfo" => setinfo(argv),
-        "info" => Reply::verbatim_text(own_line(s)),
+        "info" => Reply::verbatim_text(own_line(s, argv)),
         "list" => list(s, argv),
         "kill" => kill(s, argv),
         "no-evict" | "no-touch" => {
@@ -84,6 +84,7 @@ fn client(s: &mut Session, argv: &[Bytes]) -> Reply {
             if is(mode, "on") {
                 s.reply_off = false;
                 s.skip_next_reply = false;
+                s.skip_this_reply = false;
                 Reply::ok()
             } else if is(mode, "off") {
                 s.reply_off = true;
@@ -163,7 +164,13 @@ fn setinfo(argv: &[Bytes]) -> Reply {
 
 /// One CLIENT LIST line in Redis 7.0's field order. kvd keeps no per-client buffer accounting,
 /// so the buffer fields are 0.
-fn line(out: &mut String, c: &ClientInfo, name: Option<&[u8]>, db: u8, resp: u8, cmd: &str) {
+fn line(
+    out: &mut String,
+    c: &ClientInfo,
+    name: Option<&[u8]>,
+    (db, resp, qbuf): (u8, u8, usize),
+    cmd: &str,
+) {
     let mut flags = String::new();
     if c.no_evict.load(Relaxed) {
         flags.push('e');
@@ -177,7 +184,7 @@ fn line(out: &mut String, c: &ClientInfo, name: Option<&[u8]>, db: u8, resp: u8,
     let _ = writeln!(
         out,
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db={db} sub=0 psub=0 \
-         ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 \
+         ssub=0 multi=-1 qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 \
          omem=0 tot-mem=0 events=r cmd={cmd} user={DEFAULT_USER} redir=-1 resp={resp}",
         c.id,
         c.addr,
@@ -189,24 +196,35 @@ fn line(out: &mut String, c: &ClientInfo, name: Option<&[u8]>, db: u8, resp: u8,
     );
 }
 
-/// This connection's line, from its live session (the command running is this CLIENT one).
-fn own_line(s: &Session) -> String {
+/// This connection's line, from its live session (the command running is this CLIENT one,
+/// whose request is what its query buffer holds).
+fn own_line(s: &Session, argv: &[Bytes]) -> String {
     let mut out = String::new();
     let cmd = s.info.cmd();
+    let qbuf = request_len(argv);
     line(
         &mut out,
         &s.info,
         s.name.as_deref(),
-        s.db,
-        s.protocol.version() as u8,
+        (s.db, s.protocol.version() as u8, qbuf),
         &cmd,
     );
     out
 }
 
-fn client_line(s: &Session, c: &ClientInfo) -> String {
+/// Bytes of `argv` as a RESP request.
+fn request_len(argv: &[Bytes]) -> usize {
+    let header = |n: usize| 3 + n.to_string().len();
+    header(argv.len())
+        + argv
+            .iter()
+            .map(|a| header(a.len()) + a.len() + 2)
+            .sum::<usize>()
+}
+
+fn client_line(s: &Session, argv: &[Bytes], c: &ClientInfo) -> String {
     if c.id == s.id {
-        return own_line(s);
+        return own_line(s, argv);
     }
     let mut out = String::new();
     let name = c.name();
@@ -214,8 +232,7 @@ fn client_line(s: &Session, c: &ClientInfo) -> String {
         &mut out,
         c,
         name.as_deref(),
-        c.db.load(Relaxed),
-        c.resp.load(Relaxed),
+        (c.db.load(Relaxed), c.resp.load(Relaxed), 0),
         &c.cmd(),
     );
     out
@@ -244,13 +261,13 @@ fn list(s: &Session, argv: &[Bytes]) -> Reply {
     let mut out = String::new();
     if argv.len() == 2 {
         for c in &clients {
-            out.push_str(&client_line(s, c));
+            out.push_str(&client_line(s, argv, c));
         }
     } else if argv.len() == 4 && is(&argv[2], "type") {
         match client_type(&argv[3]) {
             Ok(true) => clients
                 .iter()
-                .for_each(|c| out.push_str(&client_line(s, c))),
+                .for_each(|c| out.push_str(&client_line(s, argv, c))),
             Ok(false) => {}
             Err(e) => return e,
         }
@@ -263,7 +280,7 @@ fn list(s: &Session, argv: &[Bytes]) -> Reply {
             }
         }
         for c in clients.iter().filter(|c| ids.contains(&c.id)) {
-            out.push_str(&client_line(s, c));
+            out.push_str(&client_line(s, argv, c));
         }
     } else {
         return syntax_error();
