@@ -305,7 +305,7 @@ fn kill(s: &Session, argv: &[Bytes]) -> Reply {
             None => Reply::error("ERR No such client"),
         };
     }
-    if argv.len() % 2 != 0 {
+    if !argv.len().is_multiple_of(2) {
         return syntax_error();
     }
     let mut id = None;

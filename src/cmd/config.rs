@@ -1294,7 +1294,7 @@ fn config(s: &mut Session, argv: &[Bytes]) -> Reply {
         return config_get(s, &argv[2..]);
     }
     if is(sub, "set") && n >= 4 {
-        if n % 2 != 0 {
+        if !n.is_multiple_of(2) {
             return syntax_error();
         }
         return config_set(s, &argv[2..]);
@@ -1595,7 +1595,7 @@ pub fn parse_memory(raw: &[u8]) -> Option<u64> {
 /// shown with every class, `replica` as `slave`, memory in bytes.
 fn client_output_limits(text: &str, current: &str) -> Result<String, String> {
     let words: Vec<&str> = text.split_whitespace().collect();
-    if words.is_empty() || words.len() % 4 != 0 {
+    if words.is_empty() || !words.len().is_multiple_of(4) {
         return Err("Wrong number of arguments in buffer limit configuration.".into());
     }
     let mut classes: Vec<(String, [String; 3])> = Vec::new();
