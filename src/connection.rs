@@ -25,7 +25,7 @@ use crate::kv::Reader;
 use crate::raft::RaftError;
 use crate::resp::{Decoded, Decoder, Limits, Reply};
 use crate::server::Shared;
-use crate::session::Session;
+use crate::session::{ClientInfo, Clients, Session};
 
 /// Commands taken from the input buffer before replies are written: bounds the work (and the
 /// reply memory) of one round while keeping pipelines batched.
@@ -38,6 +38,8 @@ const READ_CHUNK: usize = 16 * 1024;
 enum Slot {
     Ready(Reply),
     Waiting(oneshot::Receiver<Result<Reply, RaftError>>),
+    /// A write whose reply CLIENT REPLY OFF/SKIP suppresses: awaited in order, not sent.
+    Silent(oneshot::Receiver<Result<Reply, RaftError>>),
 }
 
 /// The one place where the raft layer's failures become RESP errors. The first word tells a
@@ -97,6 +99,8 @@ enum Close {
     Protocol,
     Shutdown,
     OutputLimit,
+    /// CLIENT KILL, or idle past CONFIG SET timeout.
+    Killed,
 }
 
 pub async fn serve(
@@ -109,17 +113,21 @@ pub async fn serve(
     let shared = slot.shared.clone();
     let _ = stream.set_nodelay(true);
     let id = shared.next_client_id.fetch_add(1, Relaxed);
+    let laddr = stream.local_addr().unwrap_or(shared.config.addr);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    let registered = Clients::register(&shared, ClientInfo::new(id, peer, laddr, fd));
     let (mut rd, mut wr) = stream.into_split();
     let cfg = &shared.config;
     let mut decoder = Decoder::new(Limits {
-        max_bulk_len: cfg.proto_max_bulk_len,
+        max_bulk_len: shared.settings.proto_max_bulk_len.load(Relaxed),
         max_arg_len: cfg.max_value_size.max(cfg.max_key_size),
         ..Limits::default()
     });
     let mut conn = Conn {
-        session: Session::new(shared.clone(), id, peer),
+        session: Session::new(shared.clone(), registered.info.clone()),
         out: BytesMut::new(),
         queue: VecDeque::new(),
+        silent: false,
     };
     let mut inbuf = BytesMut::new();
     let stall = cfg.client_stall_timeout;
@@ -177,12 +185,15 @@ pub async fn serve(
         if inbuf.capacity() - inbuf.len() < READ_CHUNK {
             inbuf.reserve(want);
         }
+        let idle = shared.settings.timeout_secs.load(Relaxed);
         tokio::select! {
             r = rd.read_buf(&mut inbuf) => match r {
                 Ok(0) | Err(_) => break Close::Peer,
                 Ok(_) => {}
             },
             _ = shutdown.changed() => break Close::Shutdown,
+            _ = registered.info.kill.notified() => break Close::Killed,
+            _ = tokio::time::sleep(Duration::from_secs(idle)), if idle > 0 => break Close::Killed,
         }
     };
     if let Close::Shutdown = reason {
@@ -217,6 +228,8 @@ struct Conn {
     /// Replies waiting behind a write, each with the protocol in force when its command ran (a
     /// later HELLO in the same pipeline must not change how it is written).
     queue: VecDeque<(Slot, crate::resp::Protocol)>,
+    /// The reply of the command running is not sent (CLIENT REPLY OFF or SKIP).
+    silent: bool,
 }
 
 impl Conn {
@@ -240,6 +253,9 @@ impl Conn {
                     continue;
                 }
             };
+            let skipped = std::mem::take(&mut self.session.skip_next_reply);
+            self.session.skip_this_reply = skipped;
+            self.silent = skipped || self.session.reply_off;
             let spec = match self.check(&argv) {
                 Ok(spec) => spec,
                 Err(reply) => {
@@ -248,6 +264,12 @@ impl Conn {
                     continue;
                 }
             };
+            self.session.note_command(spec.name, &argv);
+            shared.stats.command_calls.count(spec);
+            let write = matches!(spec.kind, Kind::Write { .. });
+            while let Some(wait) = shared.clients.paused_for(write) {
+                tokio::time::sleep(wait.min(Duration::from_millis(20))).await;
+            }
             if transactions::is_control(spec)
                 || (self.session.multi.is_some() && !transactions::runs_in_multi(spec))
             {
@@ -259,6 +281,9 @@ impl Conn {
             match spec.kind {
                 Kind::Local(f) => {
                     let reply = f(&mut self.session, &argv);
+                    // CLIENT REPLY OFF/SKIP is itself not answered, CLIENT REPLY ON is.
+                    let s = &self.session;
+                    self.silent = s.skip_this_reply || s.reply_off || s.skip_next_reply;
                     self.ready(reply)?;
                     if self.session.quit {
                         break;
@@ -298,8 +323,12 @@ impl Conn {
                     Ok(argv) => {
                         shared.stats.writes_proposed.fetch_add(1, Relaxed);
                         let rx = shared.raft.propose_later(self.session.db, argv, timeout);
-                        self.queue
-                            .push_back((Slot::Waiting(rx), self.session.protocol));
+                        let slot = if self.silent {
+                            Slot::Silent(rx)
+                        } else {
+                            Slot::Waiting(rx)
+                        };
+                        self.queue.push_back((slot, self.session.protocol));
                         view = None;
                         barrier_done = false;
                     }
@@ -526,10 +555,13 @@ impl Conn {
 
     /// Takes a reply that is known now: encoded at once unless it must wait behind a write.
     fn ready(&mut self, reply: Reply) -> Result<(), Close> {
+        if self.silent {
+            return Ok(());
+        }
         let proto = self.session.protocol;
         if self.queue.is_empty() {
             reply.encode(proto, &mut self.out);
-            if self.out.len() > self.session.shared.config.client_output_limit {
+            if self.out.len() > self.session.shared.settings.output_limit.load(Relaxed) {
                 return Err(Close::OutputLimit);
             }
         } else {
@@ -540,7 +572,7 @@ impl Conn {
 
     /// Resolves every queued reply in order into `out`, writing out as it grows.
     async fn drain(&mut self, wr: &mut OwnedWriteHalf) -> Result<(), Close> {
-        let limit = self.session.shared.config.client_output_limit;
+        let limit = self.session.shared.settings.output_limit.load(Relaxed);
         while let Some((slot, proto)) = self.queue.pop_front() {
             let reply = match slot {
                 Slot::Ready(r) => r,
@@ -548,6 +580,10 @@ impl Conn {
                     .await
                     .unwrap_or(Err(RaftError::Stopped))
                     .unwrap_or_else(raft_error_reply),
+                Slot::Silent(rx) => {
+                    let _ = rx.await;
+                    continue;
+                }
             };
             reply.encode(proto, &mut self.out);
             if self.out.len() > limit {

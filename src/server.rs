@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::cmd::JoinAnswer;
+use crate::cmd::config::Settings;
 use crate::config::Config;
 use crate::connection::ClientSlot;
 use crate::fatal::{Exit, fatal};
@@ -23,7 +24,7 @@ use crate::raft::status::Role;
 use crate::raft::transport::Transport;
 use crate::raft::{self, Input, RaftHandle, StartMode};
 use crate::resp::Reply;
-use crate::session::RequirePass;
+use crate::session::{Clients, RequirePass};
 use crate::store::{self, Db};
 
 /// The Redis version kvd reports, so clients enable the Redis 7 features it speaks.
@@ -75,6 +76,23 @@ pub struct Stats {
     pub rejected_connections: AtomicU64,
     pub connected_clients: AtomicUsize,
     pub writes_proposed: AtomicU64,
+    /// Calls per command, for INFO commandstats.
+    pub command_calls: crate::cmd::CommandCalls,
+}
+
+impl Stats {
+    /// CONFIG RESETSTAT: the counters start again from 0 (connected clients are a gauge).
+    pub fn reset(&self) {
+        for c in [
+            &self.connections_received,
+            &self.commands_processed,
+            &self.rejected_connections,
+            &self.writes_proposed,
+        ] {
+            c.store(0, Relaxed);
+        }
+        self.command_calls.reset();
+    }
 }
 
 /// What every connection shares.
@@ -88,6 +106,10 @@ pub struct Shared {
     pub logger: Logger,
     /// The default user's password; behind a lock so it can change at run time.
     pub requirepass: RequirePass,
+    /// CONFIG GET/SET values of this node (not replicated).
+    pub settings: Settings,
+    /// The live client connections, for CLIENT LIST/KILL and pausing.
+    pub clients: Clients,
 }
 
 /// Runs the node until SIGTERM/SIGINT. Startup errors come back as one line.
@@ -139,7 +161,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
         &logger,
     )?;
     let requirepass = RequirePass::new(config.requirepass.clone().map(|p| p.0));
+    let settings = Settings::new(&config);
     let shared = Arc::new(Shared {
+        settings,
+        clients: Clients::default(),
         config,
         db,
         raft,
@@ -263,7 +288,7 @@ async fn accept(
 ) {
     let stats = &shared.stats;
     stats.connections_received.fetch_add(1, Relaxed);
-    if stats.connected_clients.load(Relaxed) >= shared.config.max_clients {
+    if stats.connected_clients.load(Relaxed) >= shared.settings.maxclients.load(Relaxed) {
         stats.rejected_connections.fetch_add(1, Relaxed);
         let _ = stream
             .write_all(b"-ERR max number of clients reached\r\n")

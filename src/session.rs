@@ -1,8 +1,11 @@
 //! Per-connection state that commands may read or change, and the password connections
 //! authenticate against.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -41,10 +44,20 @@ pub struct Session {
     pub multi: Option<Multi>,
     /// WATCHed keys and what was seen of them, until EXEC, DISCARD or UNWATCH.
     pub watched: Watches,
+    /// What other connections see of this one (CLIENT LIST, CLIENT KILL).
+    pub info: Arc<ClientInfo>,
+    /// CLIENT REPLY OFF: no replies until CLIENT REPLY ON.
+    pub reply_off: bool,
+    /// CLIENT REPLY SKIP: the next command's reply is not sent.
+    pub skip_next_reply: bool,
+    /// The command running follows a CLIENT REPLY SKIP: its reply is not sent (unless it is
+    /// CLIENT REPLY ON).
+    pub skip_this_reply: bool,
 }
 
 impl Session {
-    pub fn new(shared: Arc<Shared>, id: u64, peer: SocketAddr) -> Self {
+    pub fn new(shared: Arc<Shared>, info: Arc<ClientInfo>) -> Self {
+        let (id, peer) = (info.id, info.addr);
         let consistency = shared.config.read_consistency;
         // As Redis: a connection is authenticated from the start when the default user
         // needs no password.
@@ -62,6 +75,10 @@ impl Session {
             quit: false,
             multi: None,
             watched: Watches::new(),
+            info,
+            reply_off: false,
+            skip_next_reply: false,
+            skip_this_reply: false,
         }
     }
 
@@ -85,7 +102,11 @@ impl Session {
     /// mode, no transaction or watched keys, and authentication when a password is required).
     /// The id stays.
     pub fn reset(&mut self) {
-        self.name = None;
+        self.set_name(None);
+        self.reply_off = false;
+        self.skip_next_reply = false;
+        self.info.no_evict.store(false, Relaxed);
+        self.info.no_touch.store(false, Relaxed);
         self.db = 0;
         self.consistency = self.shared.config.read_consistency;
         self.protocol = Protocol::Resp2;
@@ -93,6 +114,195 @@ impl Session {
         self.user = DEFAULT_USER;
         self.multi = None;
         self.watched.clear();
+    }
+}
+
+impl Session {
+    /// CLIENT SETNAME / HELLO SETNAME: the name, also where CLIENT LIST reads it.
+    pub fn set_name(&mut self, name: Option<Bytes>) {
+        *self.info.name.lock().unwrap_or_else(|e| e.into_inner()) = name.clone();
+        self.name = name;
+    }
+
+    /// Called by the connection before each command: publishes the state the previous one
+    /// left (database, protocol) and this command's name, for CLIENT LIST on other connections.
+    pub fn note_command(&self, name: &'static str, argv: &[Bytes]) {
+        let info = &self.info;
+        info.db.store(self.db, Relaxed);
+        info.resp.store(self.protocol.version() as u8, Relaxed);
+        info.touch();
+        let mut cmd = info.cmd.lock().unwrap_or_else(|e| e.into_inner());
+        let with_sub = CONTAINERS.contains(&name) && argv.len() > 1;
+        if with_sub {
+            let sub =
+                String::from_utf8_lossy(&argv[1][..argv[1].len().min(32)]).to_ascii_lowercase();
+            *cmd = std::borrow::Cow::Owned(format!("{name}|{sub}"));
+        } else if *cmd != name {
+            *cmd = std::borrow::Cow::Borrowed(name);
+        }
+    }
+}
+
+/// Commands Redis names with their subcommand in CLIENT LIST's `cmd=` (`client|list`).
+const CONTAINERS: &[&str] = &["client", "config", "command", "object", "acl", "cluster"];
+
+/// What CLIENT LIST shows of a connection and how CLIENT KILL reaches it, readable without
+/// the connection's task: plain facts fixed at accept, atomics and small locks the connection
+/// updates as it runs commands.
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub fd: i32,
+    pub created: Instant,
+    pub name: Mutex<Option<Bytes>>,
+    pub db: AtomicU8,
+    pub resp: AtomicU8,
+    /// The last command (`get`, `client|list`...).
+    pub cmd: Mutex<std::borrow::Cow<'static, str>>,
+    /// Milliseconds after `created` of the last command.
+    pub last_active_ms: AtomicU64,
+    pub no_evict: AtomicBool,
+    pub no_touch: AtomicBool,
+    /// Set by CLIENT KILL; `kill` wakes the connection, which closes.
+    pub killed: AtomicBool,
+    pub kill: tokio::sync::Notify,
+}
+
+impl ClientInfo {
+    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr, fd: i32) -> ClientInfo {
+        ClientInfo {
+            id,
+            addr,
+            laddr,
+            fd,
+            created: Instant::now(),
+            name: Mutex::new(None),
+            db: AtomicU8::new(0),
+            resp: AtomicU8::new(2),
+            cmd: Mutex::new(std::borrow::Cow::Borrowed("NULL")),
+            last_active_ms: AtomicU64::new(0),
+            no_evict: AtomicBool::new(false),
+            no_touch: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            kill: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Marks the connection active now (resets CLIENT LIST's `idle`).
+    pub fn touch(&self) {
+        let ms = self.created.elapsed().as_millis() as u64;
+        self.last_active_ms.store(ms, Relaxed);
+    }
+
+    /// Seconds since the last command.
+    pub fn idle_secs(&self) -> u64 {
+        let now = self.created.elapsed().as_millis() as u64;
+        now.saturating_sub(self.last_active_ms.load(Relaxed)) / 1000
+    }
+
+    /// CLIENT KILL: the connection closes once it next waits for input.
+    pub fn kill(&self) {
+        self.killed.store(true, Relaxed);
+        self.kill.notify_one();
+    }
+
+    pub fn name(&self) -> Option<Bytes> {
+        self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn cmd(&self) -> String {
+        self.cmd
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .to_string()
+    }
+}
+
+/// The live connections of this node, and CLIENT PAUSE's state.
+#[derive(Default)]
+pub struct Clients {
+    live: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+    pause: Mutex<Option<Pause>>,
+    /// True while a pause may be in force: the one check every command pays.
+    pausing: AtomicBool,
+}
+
+#[derive(Clone, Copy)]
+struct Pause {
+    until: Instant,
+    /// PAUSE ALL (every command waits), else PAUSE WRITE (writes wait).
+    all: bool,
+}
+
+/// Removes its connection from the registry when the connection ends, however it ends.
+pub struct Registered {
+    shared: Arc<Shared>,
+    pub info: Arc<ClientInfo>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut live = self
+            .shared
+            .clients
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        live.remove(&self.info.id);
+    }
+}
+
+impl Clients {
+    /// Adds a connection; it stays listed while the returned guard lives.
+    pub fn register(shared: &Arc<Shared>, info: ClientInfo) -> Registered {
+        let info = Arc::new(info);
+        shared
+            .clients
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(info.id, info.clone());
+        Registered {
+            shared: shared.clone(),
+            info,
+        }
+    }
+
+    /// Every live connection, by id.
+    pub fn all(&self) -> Vec<Arc<ClientInfo>> {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.values().cloned().collect()
+    }
+
+    /// CLIENT PAUSE: commands of the kind paused wait until `until` (a longer pause already in
+    /// force stays; ALL stays ALL until it ends).
+    pub fn pause(&self, until: Instant, all: bool) {
+        let mut p = self.pause.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        self.pausing.store(true, Relaxed);
+        *p = Some(match *p {
+            Some(old) if old.until > now => Pause {
+                until: old.until.max(until),
+                all: old.all || all,
+            },
+            _ => Pause { until, all },
+        });
+    }
+
+    pub fn unpause(&self) {
+        *self.pause.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.pausing.store(false, Relaxed);
+    }
+
+    /// How long a command must still wait before it runs (`write`: it changes data), if at all.
+    pub fn paused_for(&self, write: bool) -> Option<Duration> {
+        if !self.pausing.load(Relaxed) {
+            return None;
+        }
+        let p = (*self.pause.lock().unwrap_or_else(|e| e.into_inner()))?;
+        let left = p.until.saturating_duration_since(Instant::now());
+        (!left.is_zero() && (write || p.all)).then_some(left)
     }
 }
 

@@ -119,8 +119,9 @@ fn hello(s: &mut Session, argv: &[Bytes]) -> Reply {
             }
             i += 3;
         } else if is(&argv[i], "setname") && more >= 1 {
-            if let Err(e) = set_name(s, &argv[i + 1]) {
-                return e;
+            match super::client::check_name(&argv[i + 1]) {
+                Ok(name) => s.set_name(name),
+                Err(e) => return e,
             }
             i += 2;
         } else {
@@ -214,80 +215,6 @@ fn acl(s: &mut Session, argv: &[Bytes]) -> Reply {
         "ERR unknown subcommand '{}'. Try ACL HELP.",
         lossy(sub, 128)
     ))
-}
-
-pub const CLIENT: Spec = Spec {
-    name: "client",
-    arity: -2,
-    kind: Kind::Local(client),
-    flags: &["stale", "noscript"],
-    keys: (0, 0, 0),
-};
-
-fn client(s: &mut Session, argv: &[Bytes]) -> Reply {
-    let sub = &argv[1];
-    let n = argv.len();
-    if is(sub, "setname") && n == 3 {
-        return match set_name(s, &argv[2]) {
-            Ok(()) => Reply::ok(),
-            Err(e) => e,
-        };
-    }
-    if is(sub, "getname") && n == 2 {
-        return s.name.clone().map(Reply::Bulk).unwrap_or(Reply::Nil);
-    }
-    if is(sub, "id") && n == 2 {
-        return Reply::Integer(s.id as i64);
-    }
-    if is(sub, "setinfo") && n == 4 {
-        if is(&argv[2], "lib-name") || is(&argv[2], "lib-ver") {
-            if argv[3].iter().any(|&b| b <= b' ' || b > b'~') {
-                return Reply::error(format!(
-                    "ERR {} cannot contain spaces, newlines or special characters.",
-                    lossy(&argv[2], 32).to_ascii_uppercase()
-                ));
-            }
-            return Reply::ok();
-        }
-        return Reply::error(format!(
-            "ERR Unrecognized option '{}'",
-            lossy(&argv[2], 128)
-        ));
-    }
-    if is(sub, "info") && n == 2 {
-        // Redis's fields kvd has, in Redis's order; verbatim text in RESP3, as Redis sends it.
-        return Reply::verbatim_text(format!(
-            "id={} addr={} name={} db={} cmd=client|info user={} redir=-1 resp={}\n",
-            s.id,
-            s.peer,
-            s.name.as_deref().map(|b| lossy(b, 128)).unwrap_or_default(),
-            s.db,
-            s.user,
-            s.protocol.version()
-        ));
-    }
-    let known = ["setname", "getname", "id", "setinfo", "info"];
-    if known.iter().any(|k| is(sub, k)) {
-        return wrong_arity(&format!("client|{}", lossy(sub, 32).to_ascii_lowercase()));
-    }
-    Reply::error(format!(
-        "ERR unknown subcommand '{}'. Try CLIENT HELP.",
-        lossy(sub, 128)
-    ))
-}
-
-fn set_name(s: &mut Session, name: &Bytes) -> Result<(), Reply> {
-    if name.iter().any(|&b| b <= b' ' || b > b'~') {
-        return Err(Reply::error(
-            "ERR Client names cannot contain spaces, newlines or special characters.",
-        ));
-    }
-    s.name = if name.is_empty() {
-        None
-    } else {
-        Some(name.clone())
-    };
-    Ok(())
 }
 
 pub const CONSISTENCY: Spec = Spec {

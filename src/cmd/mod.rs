@@ -12,7 +12,9 @@
 //! gives a reply, never a panic: the arity is checked again before it runs (`apply_write`).
 
 mod bitops;
+mod client;
 mod cluster;
+pub mod config;
 mod connection;
 mod expire;
 mod glob;
@@ -179,11 +181,11 @@ pub static TABLE: &[Spec] = &[
     connection::AUTH,
     connection::ACL,
     connection::RESET,
-    connection::CLIENT,
+    client::CLIENT,
     connection::CONSISTENCY,
     // server
     server::INFO,
-    server::CONFIG,
+    config::CONFIG,
     server::COMMAND,
     server::DBSIZE,
     server::FLUSHDB,
@@ -302,7 +304,7 @@ pub static INTERNAL: &[Spec] = &[expire::REAP, crate::reclaim::ROWS_REAP];
 
 pub use cluster::JoinAnswer;
 pub use expire::reap_argv;
-pub use server::storage_error;
+pub use server::{CommandCalls, storage_error};
 
 /// Finds a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
