@@ -3,7 +3,8 @@
 //! Map of the crate, following a write from the socket to the disk and back:
 //! - `server`: accept loops, startup and graceful shutdown; `connection`: one client's read →
 //!   decode → execute → reply loop (pipelining, ordering, output limits); `session`: its state
-//!   (selected database, read mode, name, MULTI queue, WATCHed keys).
+//!   (selected database, protocol, auth, read mode, name, MULTI queue, WATCHed keys) and the
+//!   registry of live connections (CLIENT LIST/KILL/PAUSE).
 //! - `resp`: the protocol: streaming request decoder (`resp::decode`) and the one reply encoder.
 //! - `cmd`: the command table (`cmd::TABLE`, one registry line per command, one file per group).
 //!   A command is **parsed and checked** in `connection::Conn::check` (arity, sizes) and its
