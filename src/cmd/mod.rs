@@ -19,6 +19,7 @@ mod connection;
 mod expire;
 mod glob;
 mod hash;
+mod hyperloglog;
 mod keys;
 mod long_double;
 mod server;
@@ -284,6 +285,12 @@ pub static TABLE: &[Spec] = &[
     set::SDIFF,
     set::SDIFFSTORE,
     set::SSCAN,
+    // hyperloglog
+    hyperloglog::PFADD,
+    hyperloglog::PFCOUNT,
+    hyperloglog::PFMERGE,
+    hyperloglog::PFDEBUG,
+    hyperloglog::PFSELFTEST,
     // cluster
     cluster::JOIN,
     cluster::LEAVE,
