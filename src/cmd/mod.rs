@@ -29,10 +29,12 @@ mod strings_range;
 pub mod transactions;
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
 
+use crate::fnv::Fnv1a;
 use crate::kv::{ApplyCtx, KeyRead, KeyType, Meta, WriteView, encoding::DATABASES};
 use crate::resp::Reply;
 use crate::session::Session;
@@ -315,7 +317,9 @@ pub use server::{CommandCalls, storage_error};
 
 /// Finds a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    static INDEX: OnceLock<HashMap<&'static str, &'static Spec>> = OnceLock::new();
+    // FNV rather than SipHash: command names are not attacker-chosen keys of a growing map.
+    type Index = HashMap<&'static str, &'static Spec, BuildHasherDefault<Fnv1a>>;
+    static INDEX: OnceLock<Index> = OnceLock::new();
     let index = INDEX.get_or_init(|| TABLE.iter().map(|s| (s.name, s)).collect());
     if name.len() > 32 {
         return None;
