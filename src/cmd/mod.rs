@@ -19,6 +19,7 @@ mod connection;
 mod expire;
 mod glob;
 mod hash;
+mod hyperloglog;
 mod keys;
 mod list;
 mod long_double;
@@ -308,6 +309,12 @@ pub static TABLE: &[Spec] = &[
     list::BLMOVE,
     list::BRPOPLPUSH,
     list::BLMPOP,
+    // hyperloglog
+    hyperloglog::PFADD,
+    hyperloglog::PFCOUNT,
+    hyperloglog::PFMERGE,
+    hyperloglog::PFDEBUG,
+    hyperloglog::PFSELFTEST,
     // cluster
     cluster::JOIN,
     cluster::LEAVE,
