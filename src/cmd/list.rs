@@ -54,6 +54,29 @@ fn open(r: &dyn KeyRead, key: &[u8]) -> Result<Option<List>, CmdError> {
     }
 }
 
+/// The keyspace events of elements leaving `key` at `end`, as Redis's `listElementsRemoved`:
+/// `lpop`/`rpop`, then `del` if the list went.
+fn notify_removed(w: &mut WriteView, key: &[u8], end: End, deleted: bool) {
+    w.notify('l', pop_event(end), key);
+    if deleted {
+        w.notify('g', "del", key);
+    }
+}
+
+fn pop_event(end: End) -> &'static str {
+    match end {
+        End::Left => "lpop",
+        End::Right => "rpop",
+    }
+}
+
+fn push_event(end: End) -> &'static str {
+    match end {
+        End::Left => "lpush",
+        End::Right => "rpush",
+    }
+}
+
 fn len_reply(n: u64) -> Reply {
     Reply::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
@@ -152,6 +175,7 @@ fn push(w: &mut WriteView, argv: &[Bytes], end: End, only_existing: bool) -> Cmd
     }
     let n = list.len();
     list.save(w)?;
+    w.notify('l', push_event(end), &argv[1]);
     Ok(len_reply(n))
 }
 
@@ -190,17 +214,18 @@ fn pop(w: &mut WriteView, argv: &[Bytes], end: End, name: &str) -> CmdResult {
             Reply::Nil
         });
     };
-    let reply = match count {
-        None => list.pop(w, end)?.map_or(Reply::Nil, Reply::Bulk),
-        Some(n) => Reply::Array(
-            list.pop_many(w, end, n as u64)?
-                .into_iter()
-                .map(Reply::Bulk)
-                .collect(),
-        ),
+    let popped = match count {
+        None => list.pop(w, end)?.into_iter().collect(),
+        Some(n) => list.pop_many(w, end, n as u64)?,
     };
-    list.save(w)?;
-    Ok(reply)
+    let deleted = list.save(w)?;
+    if !popped.is_empty() {
+        notify_removed(w, &argv[1], end, deleted);
+    }
+    Ok(match count {
+        None => popped.into_iter().next().map_or(Reply::Nil, Reply::Bulk),
+        Some(_) => Reply::Array(popped.into_iter().map(Reply::Bulk).collect()),
+    })
 }
 
 write_spec!(LMPOP, "lmpop", -4, lmpop, &[], (0, 0, 0));
@@ -250,7 +275,8 @@ fn mpop(w: &mut WriteView, keys: &[Bytes], end: End, count: u64) -> CmdResult {
             continue;
         };
         let items = list.pop_many(w, end, count)?;
-        list.save(w)?;
+        let deleted = list.save(w)?;
+        notify_removed(w, key, end, deleted);
         return Ok(Reply::Array(vec![
             Reply::Bulk(key.clone()),
             Reply::Array(items.into_iter().map(Reply::Bulk).collect()),
@@ -409,6 +435,7 @@ fn lset(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
         return Ok(Reply::error("ERR index out of range"));
     }
     list.save(w)?;
+    w.notify('l', "lset", &argv[1]);
     Ok(Reply::ok())
 }
 
@@ -445,6 +472,7 @@ fn linsert(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     }
     let n = list.len();
     list.save(w)?;
+    w.notify('l', "linsert", &argv[1]);
     Ok(len_reply(n))
 }
 
@@ -468,7 +496,13 @@ fn lrem(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
         limit == 0 || (hits.len() as u64) < limit
     })?;
     list.remove_positions(w, &mut hits)?;
-    list.save(w)?;
+    let deleted = list.save(w)?;
+    if !hits.is_empty() {
+        w.notify('l', "lrem", &argv[1]);
+    }
+    if deleted {
+        w.notify('g', "del", &argv[1]);
+    }
     Ok(len_reply(hits.len() as u64))
 }
 
@@ -487,7 +521,11 @@ fn ltrim(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
         Some((first, count)) => (first, len - first - count),
     };
     list.cut(w, left, right)?;
-    list.save(w)?;
+    let deleted = list.save(w)?;
+    w.notify('l', "ltrim", &argv[1]);
+    if deleted {
+        w.notify('g', "del", &argv[1]);
+    }
     Ok(Reply::ok())
 }
 
@@ -527,6 +565,8 @@ fn move_one(w: &mut WriteView, src: &Bytes, dst: &Bytes, from: End, to: End) -> 
         };
         source.push(w, to, v.clone())?;
         source.save(w)?;
+        w.notify('l', push_event(to), dst);
+        w.notify('l', pop_event(from), src);
         return Ok(Reply::Bulk(v));
     }
     let mut target = match open(w, dst)? {
@@ -539,9 +579,12 @@ fn move_one(w: &mut WriteView, src: &Bytes, dst: &Bytes, from: End, to: End) -> 
     let Some(v) = source.pop(w, from)? else {
         return Ok(Reply::Nil);
     };
-    source.save(w)?;
+    let deleted = source.save(w)?;
     target.push(w, to, v.clone())?;
     target.save(w)?;
+    // Redis's order: the push, then the pop (and `del` if the source went).
+    w.notify('l', push_event(to), dst);
+    notify_removed(w, src, from, deleted);
     Ok(Reply::Bulk(v))
 }
 
@@ -560,7 +603,8 @@ fn bpop(w: &mut WriteView, argv: &[Bytes], end: End) -> CmdResult {
         let Some(v) = list.pop(w, end)? else {
             continue;
         };
-        list.save(w)?;
+        let deleted = list.save(w)?;
+        notify_removed(w, key, end, deleted);
         return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(v)]));
     }
     Ok(Reply::NilArray)

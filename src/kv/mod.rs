@@ -7,8 +7,8 @@
 pub mod collection;
 pub mod encoding;
 pub mod entry;
-pub mod list;
 pub mod hll;
+pub mod list;
 pub mod machine;
 mod memtable;
 mod view;
