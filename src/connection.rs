@@ -279,6 +279,15 @@ impl Conn {
                 barrier_done = false;
                 continue;
             }
+            if crate::blocking::is_blocking(spec) {
+                self.drain(wr).await?;
+                let reply =
+                    crate::blocking::execute(&shared, &self.session, spec, argv, wr.as_ref()).await;
+                self.ready(reply)?;
+                view = None;
+                barrier_done = false;
+                continue;
+            }
             match spec.kind {
                 Kind::Local(f) => {
                     let reply = f(&mut self.session, &argv);

@@ -30,6 +30,7 @@
 //! Adding a data type: its row layout in `kv/encoding.rs` (a `KeyType`, the metadata body, its
 //! member rows), its commands in `cmd/<type>.rs`, their registry lines in `cmd::TABLE`.
 
+pub mod blocking;
 pub mod cmd;
 pub mod config;
 pub mod connection;

@@ -112,6 +112,8 @@ pub struct Shared {
     pub clients: Clients,
     /// Where node-local listeners (blocking pops, pub/sub, tracking) hear of applied writes.
     pub events: Arc<crate::events::Hub>,
+    /// Clients blocked in BLPOP and its kin on this node.
+    pub blocking: Arc<crate::blocking::Blocking>,
 }
 
 /// Runs the node until SIGTERM/SIGINT. Startup errors come back as one line.
@@ -154,6 +156,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
         logger.clone(),
     );
     let events = crate::events::Hub::new();
+    let blocking = crate::blocking::Blocking::new();
+    events.add(blocking.clone());
     let (raft, mode, raft_thread) = raft::start(
         &config,
         db.clone(),
@@ -169,6 +173,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         settings,
         clients: Clients::default(),
         events,
+        blocking,
         config,
         db,
         raft,
@@ -258,6 +263,7 @@ async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(crate::expiry::run(shared.clone(), stop_rx.clone()));
     tokio::spawn(crate::reclaim::run(shared.clone(), stop_rx.clone()));
+    tokio::spawn(crate::blocking::run(shared.clone(), stop_rx.clone()));
     let mut conns = JoinSet::new();
     let signal = shutdown_signal();
     tokio::pin!(signal);

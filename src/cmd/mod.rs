@@ -21,6 +21,7 @@ mod glob;
 mod hash;
 mod hyperloglog;
 mod keys;
+mod list;
 mod long_double;
 mod server;
 mod set;
@@ -287,6 +288,29 @@ pub static TABLE: &[Spec] = &[
     set::SDIFF,
     set::SDIFFSTORE,
     set::SSCAN,
+    // lists
+    list::LPUSH,
+    list::RPUSH,
+    list::LPUSHX,
+    list::RPUSHX,
+    list::LPOP,
+    list::RPOP,
+    list::LLEN,
+    list::LRANGE,
+    list::LINDEX,
+    list::LSET,
+    list::LINSERT,
+    list::LREM,
+    list::LTRIM,
+    list::LPOS,
+    list::LMOVE,
+    list::RPOPLPUSH,
+    list::LMPOP,
+    list::BLPOP,
+    list::BRPOP,
+    list::BLMOVE,
+    list::BRPOPLPUSH,
+    list::BLMPOP,
     // hyperloglog
     hyperloglog::PFADD,
     hyperloglog::PFCOUNT,
@@ -313,6 +337,7 @@ pub static INTERNAL: &[Spec] = &[expire::REAP, crate::reclaim::ROWS_REAP];
 
 pub use cluster::JoinAnswer;
 pub use expire::reap_argv;
+pub use list::{blocking_keys, blocking_timeout};
 pub use server::{CommandCalls, storage_error};
 
 /// Finds a command by name, case-insensitively.

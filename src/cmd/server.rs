@@ -151,7 +151,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
                 stats.connected_clients.load(Relaxed)
             );
             line!("maxclients:{}", shared.settings.maxclients.load(Relaxed));
-            line!("blocked_clients:0");
+            line!("blocked_clients:{}", shared.blocking.blocked_clients());
         }
         "memory" => {
             let rss = crate::server::rss_bytes().unwrap_or(0);

@@ -8,6 +8,7 @@ pub mod collection;
 pub mod encoding;
 pub mod entry;
 pub mod hll;
+pub mod list;
 pub mod machine;
 mod memtable;
 mod view;
