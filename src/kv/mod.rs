@@ -10,6 +10,7 @@ pub mod entry;
 pub mod machine;
 mod memtable;
 mod view;
+pub mod zset;
 
 pub use encoding::{KeyType, Meta};
 pub use memtable::{Memtable, State as MemState};
