@@ -110,6 +110,8 @@ pub struct Shared {
     pub settings: Settings,
     /// The live client connections, for CLIENT LIST/KILL and pausing.
     pub clients: Clients,
+    /// Where node-local listeners (blocking pops, pub/sub, tracking) hear of applied writes.
+    pub events: Arc<crate::events::Hub>,
 }
 
 /// Runs the node until SIGTERM/SIGINT. Startup errors come back as one line.
@@ -151,10 +153,11 @@ pub fn run(config: Config) -> Result<(), StartError> {
         runtime.handle().clone(),
         logger.clone(),
     );
+    let events = crate::events::Hub::new();
     let (raft, mode, raft_thread) = raft::start(
         &config,
         db.clone(),
-        crate::cmd::apply_write,
+        (crate::cmd::apply_write, events.clone()),
         (tx, rx),
         transport.clone(),
         snapshots,
@@ -165,6 +168,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let shared = Arc::new(Shared {
         settings,
         clients: Clients::default(),
+        events,
         config,
         db,
         raft,

@@ -18,6 +18,7 @@ use super::encoding::{
     self, CLOCK_KEY, DATABASES, DB_FAMILIES, FAMILY_META, Meta, db_range, meta_key,
 };
 use super::memtable::{KvTable, Memtable, Slot, State};
+use crate::events::Event;
 use crate::store::{Db, KV, MEMBERS, StoreError};
 
 /// Reads of the keyspace, the same for a connection's view and for apply.
@@ -516,6 +517,9 @@ pub struct WriteView<'t> {
     next_version: u64,
     /// Reused for building table keys, so a write allocates only what the memtable keeps.
     scratch: Vec<u8>,
+    /// What the entries applied through this view did, for node-local listeners (see
+    /// `crate::events`); `None` while no listener wants them.
+    events: Option<Vec<Event>>,
 }
 
 impl<'t> WriteView<'t> {
@@ -529,6 +533,7 @@ impl<'t> WriteView<'t> {
             index: 0,
             next_version: 0,
             scratch: Vec::new(),
+            events: None,
         };
         if let Some(raw) = view.layers().get(&CLOCK_KEY)? {
             let b: [u8; 8] = raw
@@ -557,6 +562,41 @@ impl<'t> WriteView<'t> {
         if time_ms > self.clock {
             self.clock = time_ms;
             self.put_raw(&CLOCK_KEY, Bytes::copy_from_slice(&time_ms.to_be_bytes()));
+        }
+    }
+
+    /// Starts collecting events (see `crate::events`) for the entries applied from now on.
+    pub fn collect_events(&mut self) {
+        self.events.get_or_insert_with(Vec::new);
+    }
+
+    /// The events collected so far (none unless `collect_events` was called).
+    pub fn take_events(&mut self) -> Vec<Event> {
+        self.events.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Raises a keyspace notification for `key` in the current database, as Redis's
+    /// `notifyKeyspaceEvent`: `class` is its flag character, `event` its event name.
+    pub fn notify(&mut self, class: char, event: &'static str, key: &[u8]) {
+        if let Some(events) = &mut self.events {
+            events.push(Event::Notify {
+                db: self.db,
+                class,
+                event,
+                key: Bytes::copy_from_slice(key),
+            });
+        }
+    }
+
+    /// Records that the metadata row `table_key` (`01 db key`) was written or removed.
+    fn changed(&mut self, table_key: &[u8]) {
+        if let Some(events) = &mut self.events
+            && let [FAMILY_META, db, key @ ..] = table_key
+        {
+            events.push(Event::Changed {
+                db: *db,
+                key: Bytes::copy_from_slice(key),
+            });
         }
     }
 
@@ -703,6 +743,7 @@ impl<'t> WriteView<'t> {
 
     /// Writes one row.
     pub fn put_raw(&mut self, table_key: &[u8], value: Bytes) {
+        self.changed(table_key);
         let value = Some(value);
         match self.mem.map.get_mut(table_key) {
             Some(slot) => slot.value = value,
@@ -738,6 +779,7 @@ impl<'t> WriteView<'t> {
             && table_key.first() == Some(&FAMILY_META)
             && let Some(db) = encoding::db_of(table_key)
         {
+            self.changed(table_key);
             self.record_deletion(db);
         }
         Ok(existed)
@@ -756,6 +798,9 @@ impl<'t> WriteView<'t> {
         };
         self.mem.cleared |= bit;
         self.record_deletion(db);
+        if let Some(events) = &mut self.events {
+            events.push(Event::Flushed { db });
+        }
         for family in DB_FAMILIES {
             let (lo, hi) = db_range(family, db);
             let doomed: Vec<Bytes> = self
@@ -929,6 +974,46 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn applied_writes_are_recorded_as_events_only_when_collected() {
+        let (_d, db, mem) = setup();
+        write(&db, &mem, true, |w| {
+            set(w, "quiet", "x");
+            assert!(w.take_events().is_empty(), "not collecting");
+            w.collect_events();
+            set(w, "a", "1");
+            w.notify('$', "set", b"a");
+            w.select_db(2);
+            set(w, "b", "1");
+            assert!(w.delete(b"b").unwrap());
+            assert!(!w.delete(b"absent").unwrap(), "no row: no event");
+            w.select_db(0);
+            assert!(w.delete(b"quiet").unwrap());
+            w.clear_db(5);
+            let changed = |db, k: &str| Event::Changed {
+                db,
+                key: Bytes::copy_from_slice(k.as_bytes()),
+            };
+            assert_eq!(
+                w.take_events(),
+                vec![
+                    changed(0, "a"),
+                    Event::Notify {
+                        db: 0,
+                        class: '$',
+                        event: "set",
+                        key: Bytes::from_static(b"a"),
+                    },
+                    changed(2, "b"),
+                    changed(2, "b"),
+                    changed(0, "quiet"),
+                    Event::Flushed { db: 5 },
+                ]
+            );
+            assert!(w.take_events().is_empty(), "taken");
+        });
     }
 
     #[test]
