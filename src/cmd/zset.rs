@@ -422,7 +422,7 @@ fn zadd(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
         i += 1;
     }
     let rest = &argv[i..];
-    if rest.is_empty() || rest.len() % 2 != 0 {
+    if rest.is_empty() || !rest.len().is_multiple_of(2) {
         return Ok(syntax_error());
     }
     if f.nx && f.xx {
@@ -430,7 +430,7 @@ fn zadd(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
             "ERR XX and NX options at the same time are not compatible",
         ));
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if ((f.gt || f.lt) && f.nx) || (f.gt && f.lt) {
         return Ok(Reply::error(
             "ERR GT, LT, and/or NX options at the same time are not compatible",
         ));
