@@ -426,3 +426,169 @@ impl ZSet {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::kv::{Memtable, flush_into};
+    use crate::store::{self, Db};
+
+    fn setup() -> (tempfile::TempDir, Db, Arc<Memtable>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = store::open(&dir.path().join("d"), 1 << 20).expect("open");
+        (dir, db, Arc::new(Memtable::new()))
+    }
+
+    /// Runs `f` as entry `index` of database 0, flushing the memtable to the table if asked.
+    fn write<R>(
+        db: &Db,
+        mem: &Memtable,
+        index: u64,
+        flush: bool,
+        f: impl FnOnce(&mut WriteView) -> R,
+    ) -> R {
+        let txn = db.begin_write().expect("txn");
+        let mut state = mem.write();
+        let r = {
+            let mut view = WriteView::open(&txn, &mut state).expect("view");
+            view.begin_entry(0, 1000, index);
+            f(&mut view)
+        };
+        if flush {
+            flush_into(&txn, &state).expect("flush");
+        }
+        txn.commit().expect("commit");
+        if flush {
+            state.flushed();
+        }
+        r
+    }
+
+    fn open(w: &WriteView, key: &[u8]) -> ZSet {
+        ZSet::from_meta(key, w.meta(key).unwrap().unwrap()).unwrap()
+    }
+
+    fn by_score(w: &dyn KeyRead, z: &ZSet, start: Option<f64>, rev: bool) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        z.scan_scores(w, start, rev, &mut |s, m| {
+            out.push((String::from_utf8_lossy(m).into_owned(), s));
+            true
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn both_orders_follow_inserts_rescores_and_removes() {
+        let (_d, db, mem) = setup();
+        write(&db, &mem, 1, true, |w| {
+            let mut z = ZSet::create(w, b"z");
+            assert_eq!(z.insert(w, b"b", 2.0).unwrap(), None);
+            assert_eq!(z.insert(w, b"a", 2.0).unwrap(), None);
+            assert_eq!(z.insert(w, b"c", f64::NEG_INFINITY).unwrap(), None);
+            z.save(w).unwrap();
+        });
+        write(&db, &mem, 2, false, |w| {
+            let mut z = open(w, b"z");
+            assert_eq!(z.insert(w, b"c", 5.0).unwrap(), Some(f64::NEG_INFINITY));
+            assert_eq!(z.remove(w, b"a").unwrap(), Some(2.0));
+            assert_eq!(z.remove(w, b"a").unwrap(), None);
+            z.insert(w, b"d", -1.0).unwrap();
+            assert_eq!(z.len(), 3);
+            z.save(w).unwrap();
+            let z = open(w, b"z");
+            let all = by_score(w, &z, None, false);
+            assert_eq!(
+                all,
+                [("d".into(), -1.0), ("b".into(), 2.0), ("c".into(), 5.0)]
+            );
+            assert_eq!(by_score(w, &z, Some(2.0), false).len(), 2);
+            let rev = by_score(w, &z, Some(2.0), true);
+            assert_eq!(rev, [("b".into(), 2.0), ("d".into(), -1.0)]);
+            assert_eq!(z.score(w, b"c").unwrap(), Some(5.0));
+            assert_eq!(count_of(z.meta()), 3);
+            assert!(!is_skiplist(z.meta()));
+        });
+    }
+
+    #[test]
+    fn ranks_count_from_either_end_across_the_memtable_and_the_table() {
+        let (_d, db, mem) = setup();
+        let n = 700u64;
+        write(&db, &mem, 1, true, |w| {
+            let mut z = ZSet::create(w, b"z");
+            for i in 0..n / 2 {
+                z.insert(w, format!("m{i:04}").as_bytes(), (i % 50) as f64)
+                    .unwrap();
+            }
+            z.save(w).unwrap();
+        });
+        write(&db, &mem, 2, false, |w| {
+            let mut z = open(w, b"z");
+            for i in n / 2..n {
+                z.insert(w, format!("m{i:04}").as_bytes(), (i % 50) as f64)
+                    .unwrap();
+            }
+            z.save(w).unwrap();
+            let z = open(w, b"z");
+            assert!(is_skiplist(z.meta()), "more than 128 members");
+            let order = by_score(w, &z, None, false);
+            assert_eq!(order.len() as u64, n);
+            for (rank, (m, _)) in order.iter().enumerate().step_by(13) {
+                assert_eq!(z.rank(w, m.as_bytes()).unwrap(), Some(rank as u64), "{m}");
+            }
+            assert_eq!(
+                z.rank(w, order[n as usize - 1].0.as_bytes()).unwrap(),
+                Some(n - 1)
+            );
+            assert_eq!(z.rank(w, b"nope").unwrap(), None);
+            for (a, b) in [(0, 4), (3, 3), (690, 699), (400, 420)] {
+                let got = z.by_rank(w, a, b, false).unwrap();
+                let names: Vec<_> = got.iter().map(|(m, _)| m.to_vec()).collect();
+                let want: Vec<_> = order[a as usize..=b as usize]
+                    .iter()
+                    .map(|(m, _)| m.as_bytes().to_vec())
+                    .collect();
+                assert_eq!(names, want, "{a}..={b}");
+                let rev = z.by_rank(w, a, b, true).unwrap();
+                let want_rev: Vec<_> = order[(n - 1 - b) as usize..=(n - 1 - a) as usize]
+                    .iter()
+                    .rev()
+                    .map(|(m, _)| m.as_bytes().to_vec())
+                    .collect();
+                let names: Vec<_> = rev.iter().map(|(m, _)| m.to_vec()).collect();
+                assert_eq!(names, want_rev, "rev {a}..={b}");
+            }
+        });
+    }
+
+    #[test]
+    fn member_order_scans_resume_both_ways() {
+        let (_d, db, mem) = setup();
+        write(&db, &mem, 1, false, |w| {
+            let mut z = ZSet::create(w, b"z");
+            for m in ["a", "b", "c", "d"] {
+                z.insert(w, m.as_bytes(), 0.0).unwrap();
+            }
+            z.save(w).unwrap();
+            let z = open(w, b"z");
+            let walk = |from: Option<&[u8]>, rev: bool| {
+                let mut out = String::new();
+                z.scan_members(w, from, rev, &mut |m, _| {
+                    out.push_str(std::str::from_utf8(m).unwrap());
+                    true
+                })
+                .unwrap();
+                out
+            };
+            assert_eq!(walk(None, false), "abcd");
+            assert_eq!(walk(Some(b"b"), false), "bcd");
+            assert_eq!(walk(Some(b"bb"), false), "cd");
+            assert_eq!(walk(None, true), "dcba");
+            assert_eq!(walk(Some(b"c"), true), "cba");
+            assert_eq!(walk(Some(b"bb"), true), "ba");
+        });
+    }
+}
