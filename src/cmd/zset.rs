@@ -711,34 +711,52 @@ fn clamp_ranks(start: i64, end: i64, len: u64) -> Option<(u64, u64)> {
 
 /// The members a range selects, in the order it asks for.
 fn select(r: &dyn KeyRead, z: &ZSet, q: &RangeReq) -> Result<Vec<(Bytes, f64)>, CmdError> {
-    let mut out = Vec::new();
     if let Range::Rank(start, end) = q.range {
         return Ok(match clamp_ranks(start, end, z.len()) {
             Some((s, e)) => z.by_rank(r, s, e, q.rev)?,
             None => Vec::new(),
         });
     }
-    if q.offset < 0 || (q.offset > 0 && q.offset as u64 >= z.len()) {
+    let mut out = Vec::new();
+    if q.offset < 0 || (q.offset > 0 && q.offset as u64 >= z.len()) || q.count == 0 {
         return Ok(out);
     }
     let mut skip = q.offset as u64;
-    let count = q.count;
-    let mut take = |m: &[u8], s: f64, out: &mut Vec<(Bytes, f64)>| {
+    visit(r, z, &q.range, q.rev, &mut |m, s| {
         if skip > 0 {
             skip -= 1;
             return true;
         }
         out.push((Bytes::copy_from_slice(m), s));
-        count < 0 || (out.len() as i64) < count
-    };
-    if count == 0 {
-        return Ok(out);
-    }
-    match &q.range {
+        q.count < 0 || (out.len() as i64) < q.count
+    })?;
+    Ok(out)
+}
+
+/// How many members a score or lexicographic range holds: one walk, nothing kept.
+fn count_range(r: &dyn KeyRead, z: &ZSet, range: &Range) -> Result<i64, CmdError> {
+    let mut n = 0i64;
+    visit(r, z, range, false, &mut |_, _| {
+        n += 1;
+        true
+    })?;
+    Ok(n)
+}
+
+/// Visits the members of a score or lexicographic range in order (descending if `rev`);
+/// `f` returns false to stop. One seek and one ordered scan.
+fn visit(
+    r: &dyn KeyRead,
+    z: &ZSet,
+    range: &Range,
+    rev: bool,
+    f: &mut dyn FnMut(&[u8], f64) -> bool,
+) -> Result<(), CmdError> {
+    match range {
         Range::Score(min, max) => {
-            let start = if q.rev { max.score } else { min.score };
-            z.scan_scores(r, Some(start), q.rev, &mut |s, m| {
-                let (inside, past) = if q.rev {
+            let start = if rev { max.score } else { min.score };
+            z.scan_scores(r, Some(start), rev, &mut |s, m| {
+                let (inside, past) = if rev {
                     (max.above(s), !min.below(s))
                 } else {
                     (min.below(s), !max.above(s))
@@ -746,14 +764,14 @@ fn select(r: &dyn KeyRead, z: &ZSet, q: &RangeReq) -> Result<Vec<(Bytes, f64)>, 
                 if past {
                     return false;
                 }
-                if !inside {
-                    return true;
-                }
-                take(m, s, &mut out)
+                !inside || f(m, s)
             })?;
         }
         Range::Lex(min, max) => {
-            let from = if q.rev {
+            if matches!(min, Lex::PosInf) || matches!(max, Lex::NegInf) {
+                return Ok(());
+            }
+            let from = if rev {
                 match max {
                     Lex::Incl(x) | Lex::Excl(x) => Some(&x[..]),
                     _ => None,
@@ -764,11 +782,8 @@ fn select(r: &dyn KeyRead, z: &ZSet, q: &RangeReq) -> Result<Vec<(Bytes, f64)>, 
                     _ => Some(&b""[..]),
                 }
             };
-            if matches!(min, Lex::PosInf) || matches!(max, Lex::NegInf) {
-                return Ok(out);
-            }
-            z.scan_members(r, from, q.rev, &mut |m, s| {
-                let (inside, past) = if q.rev {
+            z.scan_members(r, from, rev, &mut |m, s| {
+                let (inside, past) = if rev {
                     (lex_lte_max(m, max), !lex_gte_min(m, min))
                 } else {
                     (lex_gte_min(m, min), !lex_lte_max(m, max))
@@ -776,15 +791,12 @@ fn select(r: &dyn KeyRead, z: &ZSet, q: &RangeReq) -> Result<Vec<(Bytes, f64)>, 
                 if past {
                     return false;
                 }
-                if !inside {
-                    return true;
-                }
-                take(m, s, &mut out)
+                !inside || f(m, s)
             })?;
         }
         Range::Rank(..) => {}
     }
-    Ok(out)
+    Ok(())
 }
 
 fn zrange_read(r: &dyn KeyRead, argv: &[Bytes], by: By, rev: Option<bool>) -> CmdResult {
@@ -892,14 +904,7 @@ read_spec!(
         let Some(z) = open(r, &argv[1])? else {
             return Ok(Reply::Integer(0));
         };
-        let q = RangeReq {
-            range: Range::Score(min, max),
-            rev: false,
-            offset: 0,
-            count: -1,
-            withscores: false,
-        };
-        Ok(Reply::Integer(select(r, &z, &q)?.len() as i64))
+        Ok(Reply::Integer(count_range(r, &z, &Range::Score(min, max))?))
     },
     (1, 1, 1)
 );
@@ -913,14 +918,7 @@ read_spec!(
         let Some(z) = open(r, &argv[1])? else {
             return Ok(Reply::Integer(0));
         };
-        let q = RangeReq {
-            range: Range::Lex(min, max),
-            rev: false,
-            offset: 0,
-            count: -1,
-            withscores: false,
-        };
-        Ok(Reply::Integer(select(r, &z, &q)?.len() as i64))
+        Ok(Reply::Integer(count_range(r, &z, &Range::Lex(min, max))?))
     },
     (1, 1, 1)
 );
