@@ -19,6 +19,7 @@ mod connection;
 mod expire;
 mod glob;
 mod hash;
+mod hyperloglog;
 mod keys;
 mod long_double;
 mod server;
@@ -318,6 +319,12 @@ pub static TABLE: &[Spec] = &[
     zset::ZDIFFSTORE,
     zset::ZRANDMEMBER,
     zset::ZSCAN,
+    // hyperloglog
+    hyperloglog::PFADD,
+    hyperloglog::PFCOUNT,
+    hyperloglog::PFMERGE,
+    hyperloglog::PFDEBUG,
+    hyperloglog::PFSELFTEST,
     // cluster
     cluster::JOIN,
     cluster::LEAVE,

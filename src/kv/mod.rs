@@ -7,6 +7,7 @@
 pub mod collection;
 pub mod encoding;
 pub mod entry;
+pub mod hll;
 pub mod machine;
 mod memtable;
 mod view;

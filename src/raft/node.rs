@@ -879,6 +879,7 @@ impl Node {
             leader_id: raft.leader_id,
             commit: raft.raft_log.committed,
             applied: self.applied_index,
+            flushed: self.flushed_applied,
             first_index: store.first_index_now(),
             last_index: raft.raft_log.last_index(),
             members,
