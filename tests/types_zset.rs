@@ -736,6 +736,166 @@ fn zset_commands_reply_as_redis() {
 }
 
 #[test]
+fn zset_options_bounds_and_set_inputs_reply_as_redis() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    check_all(
+        &mut c,
+        &[
+            (&["zadd", "z", "gt", "5", "new"], ":1\r\n"),
+            (&["zadd", "z", "lt", "ch", "3", "new"], ":1\r\n"),
+            (
+                &["zadd", "z", "Infinity", "a", "-INF", "b", "+Inf", "c"],
+                ":3\r\n",
+            ),
+            (&["zrangebyscore", "z", "(inf", "+inf"], "*0\r\n"),
+            (&["zrangebyscore", "z", "-inf", "(-inf"], "*0\r\n"),
+            (
+                &["zrangebyscore", "z", "(-inf", "(inf", "withscores"],
+                "*2\r\n$3\r\nnew\r\n$1\r\n3\r\n",
+            ),
+            (&["zincrby", "z", "-5", "new"], "$2\r\n-2\r\n"),
+            (&["zincrby", "z", "0", "new"], "$2\r\n-2\r\n"),
+            (&["zadd", "z", "incr", "-0", "new"], "$2\r\n-2\r\n"),
+            (&["zscore", "z", "new"], "$2\r\n-2\r\n"),
+            (
+                &[
+                    "zrangestore",
+                    "d",
+                    "z",
+                    "-inf",
+                    "+inf",
+                    "byscore",
+                    "limit",
+                    "1",
+                    "2",
+                ],
+                ":2\r\n",
+            ),
+            (
+                &["zrange", "d", "0", "-1", "withscores"],
+                "*4\r\n$3\r\nnew\r\n$2\r\n-2\r\n$1\r\na\r\n$3\r\ninf\r\n",
+            ),
+            (
+                &[
+                    "zrangestore",
+                    "d",
+                    "z",
+                    "+",
+                    "-",
+                    "bylex",
+                    "rev",
+                    "limit",
+                    "0",
+                    "1",
+                ],
+                ":1\r\n",
+            ),
+            (
+                &["zadd", "l", "0", "a", "0", "b", "0", "c", "0", "d"],
+                ":4\r\n",
+            ),
+            (
+                &["zrange", "l", "+", "-", "bylex", "rev", "limit", "1", "2"],
+                "*2\r\n$1\r\nc\r\n$1\r\nb\r\n",
+            ),
+            (
+                &["zrange", "l", "[b", "[c", "bylex", "limit", "0", "-1"],
+                "*2\r\n$1\r\nb\r\n$1\r\nc\r\n",
+            ),
+            (
+                &["zrange", "l", "(a", "+", "bylex", "limit", "5", "1"],
+                "*0\r\n",
+            ),
+            (&["zrangebylex", "l", "-", "+", "limit", "0", "0"], "*0\r\n"),
+            (
+                &["zrangebyscore", "l", "0", "0", "limit", "0", "99999999999"],
+                "*4\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n",
+            ),
+            (&["sadd", "s", "a", "x"], ":2\r\n"),
+            (
+                &[
+                    "zunionstore",
+                    "u",
+                    "2",
+                    "l",
+                    "s",
+                    "aggregate",
+                    "max",
+                    "weights",
+                    "2",
+                    "3",
+                ],
+                ":5\r\n",
+            ),
+            (
+                &["zrange", "u", "0", "-1", "withscores"],
+                "*10\r\n$1\r\nb\r\n$1\r\n0\r\n$1\r\nc\r\n$1\r\n0\r\n$1\r\nd\r\n$1\r\n0\r\n$1\r\na\r\n$1\r\n3\r\n$1\r\nx\r\n$1\r\n3\r\n",
+            ),
+            (
+                &["zinterstore", "u", "2", "l", "s", "weights", "0", "1"],
+                ":1\r\n",
+            ),
+            (
+                &["zrange", "u", "0", "-1", "withscores"],
+                "*2\r\n$1\r\na\r\n$1\r\n1\r\n",
+            ),
+            (&["zintercard", "2", "l", "s", "limit", "0"], ":1\r\n"),
+            (&["zintercard", "1", "l", "limit", "2"], ":2\r\n"),
+            (&["zdiffstore", "u", "2", "s", "l"], ":1\r\n"),
+            (
+                &["zrange", "u", "0", "-1", "withscores"],
+                "*2\r\n$1\r\nx\r\n$1\r\n1\r\n",
+            ),
+            (&["zdiff", "1", "s"], "*2\r\n$1\r\na\r\n$1\r\nx\r\n"),
+            (
+                &["zinter", "1", "s", "withscores"],
+                "*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nx\r\n$1\r\n1\r\n",
+            ),
+            (
+                &["zadd", "s", "1", "x"],
+                "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+            ),
+            (&["zrangestore", "s", "l", "0", "-1"], ":4\r\n"),
+            (&["type", "s"], "+zset\r\n"),
+            (
+                &["zrange", "s", "0", "-1"],
+                "*4\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n",
+            ),
+            (&["zmscore", "nokey", "a"], "*1\r\n$-1\r\n"),
+            (&["zremrangebyscore", "l", "-inf", "+inf"], ":4\r\n"),
+            (&["exists", "l"], ":0\r\n"),
+            (
+                &["zpopmin", "z", "-0"],
+                "-ERR value is out of range, must be positive\r\n",
+            ),
+            (
+                &["zpopmin", "z", "1.5"],
+                "-ERR value is out of range, must be positive\r\n",
+            ),
+            (
+                &["zrange", "z", "0", "-1", "withscores", "limit", "0", "1"],
+                "-ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX\r\n",
+            ),
+            (
+                &["zrange", "z", "0", "-1", "rev", "rev"],
+                "-ERR syntax error\r\n",
+            ),
+            (
+                &["zrange", "z", "0", "-1", "byscore", "byscore"],
+                "-ERR syntax error\r\n",
+            ),
+            (&["zadd", "z", "ch", "gt", "xx", "1", "a"], ":0\r\n"),
+            (&["zadd", "z", "1", "a", "xx"], "-ERR syntax error\r\n"),
+            (
+                &["zadd", "z", "incr", "nx", "gt", "1", "a"],
+                "-ERR GT, LT, and/or NX options at the same time are not compatible\r\n",
+            ),
+        ],
+    );
+}
+
+#[test]
 fn zset_replies_in_resp3_are_typed_as_redis() {
     let node = Node::single(&[]);
     let mut c = node.raw();
