@@ -28,6 +28,7 @@ mod set;
 mod strings;
 mod strings_range;
 pub mod transactions;
+mod zset;
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -311,6 +312,39 @@ pub static TABLE: &[Spec] = &[
     list::BLMOVE,
     list::BRPOPLPUSH,
     list::BLMPOP,
+    // sorted sets
+    zset::ZADD,
+    zset::ZINCRBY,
+    zset::ZREM,
+    zset::ZCARD,
+    zset::ZSCORE,
+    zset::ZMSCORE,
+    zset::ZRANK,
+    zset::ZREVRANK,
+    zset::ZRANGE,
+    zset::ZRANGESTORE,
+    zset::ZREVRANGE,
+    zset::ZRANGEBYSCORE,
+    zset::ZREVRANGEBYSCORE,
+    zset::ZRANGEBYLEX,
+    zset::ZREVRANGEBYLEX,
+    zset::ZCOUNT,
+    zset::ZLEXCOUNT,
+    zset::ZPOPMIN,
+    zset::ZPOPMAX,
+    zset::ZMPOP,
+    zset::ZREMRANGEBYRANK,
+    zset::ZREMRANGEBYSCORE,
+    zset::ZREMRANGEBYLEX,
+    zset::ZUNION,
+    zset::ZUNIONSTORE,
+    zset::ZINTER,
+    zset::ZINTERSTORE,
+    zset::ZINTERCARD,
+    zset::ZDIFF,
+    zset::ZDIFFSTORE,
+    zset::ZRANDMEMBER,
+    zset::ZSCAN,
     // hyperloglog
     hyperloglog::PFADD,
     hyperloglog::PFCOUNT,
