@@ -110,6 +110,8 @@ pub struct Shared {
     pub settings: Settings,
     /// The live client connections, for CLIENT LIST/KILL and pausing.
     pub clients: Clients,
+    /// This node's Pub/Sub subscribers and its links to the peers' (`pubsub`).
+    pub pubsub: Arc<crate::pubsub::Hub>,
 }
 
 /// Runs the node until SIGTERM/SIGINT. Startup errors come back as one line.
@@ -162,7 +164,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
     )?;
     let requirepass = RequirePass::new(config.requirepass.clone().map(|p| p.0));
     let settings = Settings::new(&config);
+    let pubsub = crate::pubsub::Hub::new(crate::pubsub::links::Links::new(transport.clone()));
+    transport.set_pubsub(pubsub.clone());
     let shared = Arc::new(Shared {
+        pubsub,
         settings,
         clients: Clients::default(),
         config,
@@ -235,6 +240,7 @@ async fn serve(
     info!(logger, "listening"; "addr" => %shared.config.addr, "raft_addr" => %shared.config.raft_addr,
           "data_dir" => %shared.config.data_dir.display());
     tokio::spawn(transport.serve(peers));
+    tokio::spawn(shared.pubsub.links.clone().maintain());
     if mode == StartMode::Join
         && let Some(seed) = shared.config.join
     {

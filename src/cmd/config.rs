@@ -1440,6 +1440,7 @@ fn take_effect(s: &Session, name: &str, value: &str) {
             }
         }
         "client-output-buffer-limit" => {
+            s.shared.pubsub.limits.set_from_config(value);
             let hard = value
                 .split(' ')
                 .collect::<Vec<_>>()

@@ -17,10 +17,11 @@ mod cluster;
 pub mod config;
 mod connection;
 mod expire;
-mod glob;
+pub mod glob;
 mod hash;
 mod keys;
 mod long_double;
+pub mod pubsub;
 mod server;
 mod set;
 mod strings;
@@ -183,6 +184,16 @@ pub static TABLE: &[Spec] = &[
     connection::RESET,
     client::CLIENT,
     connection::CONSISTENCY,
+    // pub/sub
+    pubsub::SUBSCRIBE,
+    pubsub::UNSUBSCRIBE,
+    pubsub::PSUBSCRIBE,
+    pubsub::PUNSUBSCRIBE,
+    pubsub::SSUBSCRIBE,
+    pubsub::SUNSUBSCRIBE,
+    pubsub::PUBLISH,
+    pubsub::SPUBLISH,
+    pubsub::PUBSUB,
     // server
     server::INFO,
     config::CONFIG,
