@@ -35,6 +35,7 @@
 pub mod cmd;
 pub mod config;
 pub mod connection;
+pub mod events;
 pub mod expiry;
 pub mod fatal;
 pub mod fnv;

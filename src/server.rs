@@ -110,6 +110,8 @@ pub struct Shared {
     pub settings: Settings,
     /// The live client connections, for CLIENT LIST/KILL and pausing.
     pub clients: Clients,
+    /// Where node-local listeners (blocking pops, pub/sub, tracking) hear of applied writes.
+    pub events: Arc<crate::events::Hub>,
     /// This node's Pub/Sub subscribers and its links to the peers' (`pubsub`).
     pub pubsub: Arc<crate::pubsub::Hub>,
 }
@@ -153,10 +155,11 @@ pub fn run(config: Config) -> Result<(), StartError> {
         runtime.handle().clone(),
         logger.clone(),
     );
+    let events = crate::events::Hub::new();
     let (raft, mode, raft_thread) = raft::start(
         &config,
         db.clone(),
-        crate::cmd::apply_write,
+        (crate::cmd::apply_write, events.clone()),
         (tx, rx),
         transport.clone(),
         snapshots,
@@ -170,6 +173,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         pubsub,
         settings,
         clients: Clients::default(),
+        events,
         config,
         db,
         raft,

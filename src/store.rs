@@ -225,6 +225,9 @@ fn check_format(db: &Database, existed: bool) -> Result<(), String> {
     };
     match found {
         Some(f) if f == current => return Ok(()),
+        Some(1) => {
+            migrate_format_1(&txn).map_err(|e| format!("migrating from keyspace format 1: {e}"))?
+        }
         Some(f) if f > current => {
             return Err(format!(
                 "keyspace format {f} is newer than this kvd's ({current}): refusing to start; run a newer kvd"
@@ -270,6 +273,28 @@ fn migrate_format_0(txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
     clear_staged(txn)?;
     txn.open_table(RAFT_STATE)?.remove(meta::STAGED)?;
     Ok(n)
+}
+
+/// Format 1 had no per-database count of keys with an expiry (format 2's `expires` rows, see
+/// `kv::encoding`): count them once, from the metadata rows. The same on every node, since every
+/// node counts the same rows.
+fn migrate_format_1(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    use crate::kv::encoding::{self, DATABASES, FAMILY_META};
+    use redb::ReadableTable;
+    let mut kv = txn.open_table(KV)?;
+    let mut counts = [0u64; DATABASES as usize];
+    for row in kv.range::<&[u8]>(&[FAMILY_META][..]..&[FAMILY_META + 1][..])? {
+        let (k, v) = row?;
+        if let Some(db) = encoding::db_of(k.value()).filter(|&d| d < DATABASES)
+            && encoding::meta_has_expiry(v.value())
+        {
+            counts[db as usize] += 1;
+        }
+    }
+    for (db, n) in (0..DATABASES).zip(counts) {
+        kv.insert(&encoding::expires_key(db)[..], &n.to_be_bytes()[..])?;
+    }
+    Ok(())
 }
 
 /// Commits `txn`, fsynced (`durable`) or not: the one place the durability raft needs is
@@ -373,9 +398,43 @@ mod tests {
         drop(db);
         let err = open(&data, 1 << 20).expect_err("refused");
         assert!(
-            err.contains("keyspace format 2 is newer than this kvd's (1)"),
+            err.contains("keyspace format 3 is newer than this kvd's (2)"),
             "{err}"
         );
         assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn a_format_1_database_gets_its_expiry_counts_at_open() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("d");
+        let db = open(&data, 1 << 20).expect("create");
+        {
+            // What format 1 left: keys with and without expiry, no `expires` rows.
+            let txn = db.begin_write().expect("txn");
+            {
+                let mut kv = txn.open_table(KV).expect("kv");
+                for (db, key, at) in [(0, "a", Some(10)), (0, "b", None), (4, "c", Some(20))] {
+                    let mut m = crate::kv::Meta::string(bytes::Bytes::from_static(b"v"), 1, 1);
+                    m.expire_at = at;
+                    kv.insert(&encoding::meta_key(db, key.as_bytes())[..], &m.encode()[..])
+                        .expect("insert");
+                }
+                txn.open_table(RAFT_STATE)
+                    .expect("state")
+                    .insert(meta::FORMAT, &1u64.to_be_bytes()[..])
+                    .expect("insert");
+            }
+            txn.commit().expect("commit");
+        }
+        drop(db);
+        let db = open(&data, 1 << 20).expect("reopen migrates");
+        let mem = Arc::new(Memtable::new());
+        let mut r = Reader::new(&db, &mem);
+        let counts: Vec<u64> = [0u8, 4, 5]
+            .iter()
+            .map(|&d| r.run(d, |v| v.expires_count(d)).expect("read"))
+            .collect();
+        assert_eq!(counts, vec![1, 1, 0]);
     }
 }

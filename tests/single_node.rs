@@ -339,6 +339,32 @@ fn info_sections() {
         parse_info_field(&ks, "db0").as_deref(),
         Some("keys=2,expires=0,avg_ttl=0")
     );
+    // Keys with a TTL are counted, before and after the memtable is flushed (500 ms).
+    let _: () = q(&mut con, &["SET", "c", "3", "EX", "100"]);
+    let _: () = q(&mut con, &["SET", "d", "4", "PX", "100000"]);
+    let _: i64 = q(&mut con, &["PERSIST", "d"]);
+    let ks: String = q(&mut con, &["INFO", "keyspace"]);
+    assert_eq!(
+        parse_info_field(&ks, "db0").as_deref(),
+        Some("keys=4,expires=1,avg_ttl=0")
+    );
+    poll_until(
+        Duration::from_secs(10),
+        "the memtable to be flushed",
+        || {
+            let raft: String = q(&mut con, &["INFO", "raft"]);
+            parse_info_field(&raft, "raft_flushed_index")
+                .zip(parse_info_field(&raft, "raft_applied_index"))
+                .filter(|(f, a)| f == a)
+                .map(|_| ())
+        },
+    );
+    let ks: String = q(&mut con, &["INFO", "keyspace"]);
+    assert_eq!(
+        parse_info_field(&ks, "db0").as_deref(),
+        Some("keys=4,expires=1,avg_ttl=0")
+    );
+    let _: i64 = q(&mut con, &["DEL", "a", "b", "c", "d"]);
     let none: String = q(&mut con, &["INFO", "nosuchsection"]);
     assert_eq!(none, "");
     // Applying our write moves the applied index (INFO may trail the reply by a moment).

@@ -224,9 +224,10 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
             line!("# Keyspace");
             let mut reader = Reader::new(&shared.db, shared.raft.memtable());
             for db in 0..DATABASES {
-                let keys = reader.run(db, |v| v.key_count(db))?;
+                let (keys, expires) =
+                    reader.run(db, |v| Ok((v.key_count(db)?, v.expires_count(db)?)))?;
                 if keys > 0 {
-                    line!("db{db}:keys={keys},expires=0,avg_ttl=0");
+                    line!("db{db}:keys={keys},expires={expires},avg_ttl=0");
                 }
             }
         }

@@ -1,4 +1,5 @@
-//! How the typed keyspace is laid out in the one ordered `kv` table (format version 1).
+//! How the typed keyspace is laid out in the one ordered `kv` table (format version 2; format 1
+//! had no `expires` rows and is migrated at open, `store::migrate_format_1`).
 //!
 //! Every Redis key has one **metadata row**; a collection's members are **member rows** of their
 //! own beside it, so one member's read or write is one B-tree lookup and a range is one ordered
@@ -8,6 +9,7 @@
 //! |---|---|---|
 //! | `0x00` count | `00 db` | keys in `db` as of the last memtable flush (u64 BE), kept by `flush` |
 //! | `0x00` clock | `00 ff` | the state machine's clock: the highest entry time applied (i64 BE) |
+//! | `0x00` expires | `00 20+db` | keys in `db` with an expiry as of the last memtable flush (u64 BE), kept by `flush` (INFO keyspace `expires=`) |
 //! | `0x00` deleted | `00 10+db` | index of the last entry that removed a key's metadata row in `db` (or emptied it), u64 BE: what WATCH of an absent key compares with |
 //! | `0x01` meta | `01 db key` | [`Meta`]: type, expiry, version, last change, then the type's body |
 //! | `0x02` member | `02 db len(key) u32 key version u64 member` | the member's value (a hash field's value; empty for a set member) |
@@ -31,7 +33,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// The on-disk format this build writes; stored in `RAFT_STATE` (`store::meta::FORMAT`).
-pub const FORMAT: u64 = 1;
+pub const FORMAT: u64 = 2;
 
 /// Number of databases (`SELECT 0..15`), as Redis's default. A constant, not a node setting:
 /// every node must agree on it, since apply checks it.
@@ -53,6 +55,16 @@ pub const CLOCK_KEY: [u8; 2] = [FAMILY_SYSTEM, 0xff];
 /// system rows it is replicated state but not user data: DIGEST does not cover it.
 pub fn deleted_key(db: u8) -> [u8; 2] {
     [FAMILY_SYSTEM, 0x10u8.saturating_add(db)]
+}
+
+/// Table key of database `db`'s count of keys with an expiry (see the table above).
+pub fn expires_key(db: u8) -> [u8; 2] {
+    [FAMILY_SYSTEM, 0x20u8.saturating_add(db)]
+}
+
+/// Whether an encoded metadata row carries an expiry (its flags byte; no full decode).
+pub fn meta_has_expiry(raw: &[u8]) -> bool {
+    raw.get(2).is_some_and(|f| f & FLAG_EXPIRY != 0)
 }
 
 /// The Redis type of a key, as stored in its metadata.

@@ -23,6 +23,7 @@ use slog::{Logger, error, info};
 use super::entry::Proposal;
 use super::memtable::{Memtable, State as MemState};
 use super::view::{ApplyCtx, WriteView, flush_into};
+use crate::events::{Event, Hub};
 use crate::resp::Reply;
 use crate::store::{self, Db, RAFT_STATE, StoreError, meta};
 
@@ -51,6 +52,8 @@ pub struct Summary {
     pub count: u64,
     /// A JOIN, LEAVE or conf change was applied: the member list changed.
     pub members_changed: bool,
+    /// What the entries did, for node-local listeners (empty while none wants events).
+    pub events: Vec<Event>,
 }
 
 impl Summary {
@@ -107,6 +110,8 @@ pub struct StateMachine {
     /// This node's raft id: only the proposer reports an entry's result.
     self_id: u64,
     command: ApplyCommand,
+    /// Where the node's listeners hear about applied writes.
+    events: Arc<Hub>,
     logger: Logger,
 }
 
@@ -116,6 +121,7 @@ impl StateMachine {
         mem: Arc<Memtable>,
         self_id: u64,
         command: ApplyCommand,
+        events: Arc<Hub>,
         logger: Logger,
     ) -> Self {
         StateMachine {
@@ -123,8 +129,15 @@ impl StateMachine {
             mem,
             self_id,
             command,
+            events,
             logger,
         }
+    }
+
+    /// The node's event listeners: the raft thread hands them each batch's `Summary::events`
+    /// once the writes are visible.
+    pub fn events(&self) -> &Arc<Hub> {
+        &self.events
     }
 
     pub fn db(&self) -> &Db {
@@ -149,6 +162,9 @@ impl StateMachine {
         let mut summary = Summary::default();
         {
             let mut view = WriteView::open(txn, mem)?;
+            if self.events.wanted() {
+                view.collect_events();
+            }
             for e in entries.iter().filter(|e| e.index > applied) {
                 match e.get_entry_type() {
                     EntryType::EntryNormal => {
@@ -165,6 +181,7 @@ impl StateMachine {
                 summary.last = Some((e.index, e.term));
                 summary.count += 1;
             }
+            summary.events = view.take_events();
         }
         if let Some((index, term)) = summary.last {
             mem.set_applied(index, term);

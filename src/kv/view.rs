@@ -15,9 +15,10 @@ use raft::eraftpb::ConfState;
 use redb::{ReadableTable, Table};
 
 use super::encoding::{
-    self, CLOCK_KEY, DATABASES, DB_FAMILIES, FAMILY_META, Meta, db_range, meta_key,
+    self, CLOCK_KEY, DATABASES, DB_FAMILIES, FAMILY_META, Meta, db_range, meta_has_expiry, meta_key,
 };
 use super::memtable::{KvTable, Memtable, Slot, State};
+use crate::events::Event;
 use crate::store::{Db, KV, MEMBERS, StoreError};
 
 /// Reads of the keyspace, the same for a connection's view and for apply.
@@ -37,6 +38,8 @@ pub trait KeyRead {
     ) -> Result<(), StoreError>;
     /// Keys stored in `db`, expired ones not yet reclaimed included (as Redis's DBSIZE).
     fn key_count(&self, db: u8) -> Result<u64, StoreError>;
+    /// Keys of `db` with an expiry (due or not: as Redis, until they are removed).
+    fn expires_count(&self, db: u8) -> Result<u64, StoreError>;
     /// Visits the keys of `db` written (and not deleted) since the last memtable flush.
     fn recent_keys(&self, db: u8, f: &mut dyn FnMut(&[u8]));
 
@@ -300,6 +303,24 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> Layers<'_, T> {
         }
         Ok(n.max(0) as u64)
     }
+
+    fn expires_count(&self, db: u8) -> Result<u64, StoreError> {
+        let (lo, hi) = db_range(FAMILY_META, db);
+        let changed = self.mem.map.range::<[u8], _>(between(&lo, &hi));
+        let has = |slot: &Slot| slot.value.as_ref().is_some_and(|v| meta_has_expiry(v));
+        if self.mem.cleared(&lo) {
+            return Ok(changed.filter(|(_, s)| has(s)).count() as u64);
+        }
+        let mut n = table_u64(self.table, &encoding::expires_key(db), "expires count")? as i64;
+        for (k, slot) in changed {
+            let before = self
+                .table
+                .get(k.as_ref())?
+                .is_some_and(|v| meta_has_expiry(v.value()));
+            n += has(slot) as i64 - before as i64;
+        }
+        Ok(n.max(0) as u64)
+    }
 }
 
 /// The count row of `db` (0 if none yet).
@@ -307,13 +328,22 @@ fn table_count<T: ReadableTable<&'static [u8], &'static [u8]>>(
     table: &T,
     db: u8,
 ) -> Result<u64, StoreError> {
-    match table.get(&encoding::count_key(db)[..])? {
+    table_u64(table, &encoding::count_key(db), "key count")
+}
+
+/// A u64 system row (absent: 0).
+fn table_u64<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    table: &T,
+    key: &[u8],
+    what: &'static str,
+) -> Result<u64, StoreError> {
+    match table.get(key)? {
         None => Ok(0),
         Some(v) => {
             let b: [u8; 8] = v
                 .value()
                 .try_into()
-                .map_err(|_| StoreError::corrupt("key count", "not 8 bytes"))?;
+                .map_err(|_| StoreError::corrupt(what, "not 8 bytes"))?;
             Ok(u64::from_be_bytes(b))
         }
     }
@@ -409,6 +439,10 @@ impl KeyRead for ReadView<'_> {
         self.layers.key_count(db)
     }
 
+    fn expires_count(&self, db: u8) -> Result<u64, StoreError> {
+        self.layers.expires_count(db)
+    }
+
     fn recent_keys(&self, db: u8, f: &mut dyn FnMut(&[u8])) {
         self.layers.recent_keys(db, f)
     }
@@ -436,6 +470,9 @@ pub struct WriteView<'t> {
     next_version: u64,
     /// Reused for building table keys, so a write allocates only what the memtable keeps.
     scratch: Vec<u8>,
+    /// What the entries applied through this view did, for node-local listeners (see
+    /// `crate::events`); `None` while no listener wants them.
+    events: Option<Vec<Event>>,
 }
 
 impl<'t> WriteView<'t> {
@@ -449,6 +486,7 @@ impl<'t> WriteView<'t> {
             index: 0,
             next_version: 0,
             scratch: Vec::new(),
+            events: None,
         };
         if let Some(raw) = view.layers().get(&CLOCK_KEY)? {
             let b: [u8; 8] = raw
@@ -477,6 +515,41 @@ impl<'t> WriteView<'t> {
         if time_ms > self.clock {
             self.clock = time_ms;
             self.put_raw(&CLOCK_KEY, Bytes::copy_from_slice(&time_ms.to_be_bytes()));
+        }
+    }
+
+    /// Starts collecting events (see `crate::events`) for the entries applied from now on.
+    pub fn collect_events(&mut self) {
+        self.events.get_or_insert_with(Vec::new);
+    }
+
+    /// The events collected so far (none unless `collect_events` was called).
+    pub fn take_events(&mut self) -> Vec<Event> {
+        self.events.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Raises a keyspace notification for `key` in the current database, as Redis's
+    /// `notifyKeyspaceEvent`: `class` is its flag character, `event` its event name.
+    pub fn notify(&mut self, class: char, event: &'static str, key: &[u8]) {
+        if let Some(events) = &mut self.events {
+            events.push(Event::Notify {
+                db: self.db,
+                class,
+                event,
+                key: Bytes::copy_from_slice(key),
+            });
+        }
+    }
+
+    /// Records that the metadata row `table_key` (`01 db key`) was written or removed.
+    fn changed(&mut self, table_key: &[u8]) {
+        if let Some(events) = &mut self.events
+            && let [FAMILY_META, db, key @ ..] = table_key
+        {
+            events.push(Event::Changed {
+                db: *db,
+                key: Bytes::copy_from_slice(key),
+            });
         }
     }
 
@@ -619,6 +692,7 @@ impl<'t> WriteView<'t> {
 
     /// Writes one row.
     pub fn put_raw(&mut self, table_key: &[u8], value: Bytes) {
+        self.changed(table_key);
         let value = Some(value);
         match self.mem.map.get_mut(table_key) {
             Some(slot) => slot.value = value,
@@ -654,6 +728,7 @@ impl<'t> WriteView<'t> {
             && table_key.first() == Some(&FAMILY_META)
             && let Some(db) = encoding::db_of(table_key)
         {
+            self.changed(table_key);
             self.record_deletion(db);
         }
         Ok(existed)
@@ -672,6 +747,9 @@ impl<'t> WriteView<'t> {
         };
         self.mem.cleared |= bit;
         self.record_deletion(db);
+        if let Some(events) = &mut self.events {
+            events.push(Event::Flushed { db });
+        }
         for family in DB_FAMILIES {
             let (lo, hi) = db_range(family, db);
             let doomed: Vec<Bytes> = self
@@ -724,6 +802,10 @@ impl KeyRead for WriteView<'_> {
         self.layers().key_count(db)
     }
 
+    fn expires_count(&self, db: u8) -> Result<u64, StoreError> {
+        self.layers().expires_count(db)
+    }
+
     fn recent_keys(&self, db: u8, f: &mut dyn FnMut(&[u8])) {
         self.layers().recent_keys(db, f)
     }
@@ -735,6 +817,7 @@ impl KeyRead for WriteView<'_> {
 pub fn flush_into(txn: &redb::WriteTransaction, mem: &State) -> Result<(), StoreError> {
     let mut kv = txn.open_table(KV)?;
     let mut counts = [0i64; DATABASES as usize];
+    let mut expires = [0i64; DATABASES as usize];
     let mut touched = [false; DATABASES as usize];
     for db in 0..DATABASES {
         let (lo, _) = db_range(FAMILY_META, db);
@@ -746,16 +829,30 @@ pub fn flush_into(txn: &redb::WriteTransaction, mem: &State) -> Result<(), Store
             touched[db as usize] = true;
         } else {
             counts[db as usize] = table_count(&kv, db)? as i64;
+            expires[db as usize] =
+                table_u64(&kv, &encoding::expires_key(db), "expires count")? as i64;
         }
     }
     for (k, slot) in &mem.map {
-        let existed = match &slot.value {
-            Some(v) => kv.insert(k.as_ref(), v.as_ref())?.is_some(),
-            None => kv.remove(k.as_ref())?.is_some(),
+        let (existed, expired_before) = {
+            let old = match &slot.value {
+                Some(v) => kv.insert(k.as_ref(), v.as_ref())?,
+                None => kv.remove(k.as_ref())?,
+            };
+            (
+                old.is_some(),
+                old.is_some_and(|o| meta_has_expiry(o.value())),
+            )
         };
         if k.first() == Some(&FAMILY_META)
             && let Some(db) = encoding::db_of(k).filter(|&d| d < DATABASES)
         {
+            let expiring = slot.value.as_ref().is_some_and(|v| meta_has_expiry(v));
+            let change = expiring as i64 - expired_before as i64;
+            if change != 0 {
+                expires[db as usize] += change;
+                touched[db as usize] = true;
+            }
             let delta = slot.value.is_some() as i64 - existed as i64;
             if delta != 0 {
                 counts[db as usize] += delta;
@@ -775,6 +872,8 @@ pub fn flush_into(txn: &redb::WriteTransaction, mem: &State) -> Result<(), Store
         if touched[db as usize] {
             let n = counts[db as usize].max(0) as u64;
             kv.insert(&encoding::count_key(db)[..], &n.to_be_bytes()[..])?;
+            let e = expires[db as usize].max(0) as u64;
+            kv.insert(&encoding::expires_key(db)[..], &e.to_be_bytes()[..])?;
         }
     }
     Ok(())
@@ -836,6 +935,83 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn keys_with_an_expiry_are_counted_in_the_memtable_and_across_flushes() {
+        let (_d, db, mem) = setup();
+        let expiring = |w: &mut WriteView, k: &str, at: Option<i64>| {
+            w.set_string(k.as_bytes(), Bytes::from_static(b"v"), at)
+                .unwrap();
+        };
+        let count = |dbn: u8| {
+            Reader::new(&db, &mem)
+                .run(dbn, |v| v.expires_count(dbn))
+                .expect("read")
+        };
+        write(&db, &mem, false, |w| {
+            expiring(w, "a", Some(5000));
+            expiring(w, "b", Some(6000));
+            expiring(w, "c", None);
+            assert_eq!(w.expires_count(0).unwrap(), 2, "memtable only");
+        });
+        assert_eq!(count(0), 2, "readers see the memtable");
+        write(&db, &mem, true, |w| {
+            expiring(w, "a", Some(5000));
+            expiring(w, "b", Some(6000));
+            expiring(w, "c", None);
+            w.select_db(3);
+            expiring(w, "d", Some(7000));
+        });
+        assert_eq!((count(0), count(3)), (2, 1), "flushed");
+        write(&db, &mem, false, |w| {
+            expiring(w, "a", None); // loses its expiry
+            expiring(w, "c", Some(9000)); // gains one
+            assert!(w.delete(b"b").unwrap());
+            assert_eq!(w.expires_count(0).unwrap(), 1, "table + memtable");
+        });
+        write(&db, &mem, true, |w| w.clear_db(3));
+        assert_eq!((count(0), count(3)), (1, 0), "flushed again");
+    }
+
+    #[test]
+    fn applied_writes_are_recorded_as_events_only_when_collected() {
+        let (_d, db, mem) = setup();
+        write(&db, &mem, true, |w| {
+            set(w, "quiet", "x");
+            assert!(w.take_events().is_empty(), "not collecting");
+            w.collect_events();
+            set(w, "a", "1");
+            w.notify('$', "set", b"a");
+            w.select_db(2);
+            set(w, "b", "1");
+            assert!(w.delete(b"b").unwrap());
+            assert!(!w.delete(b"absent").unwrap(), "no row: no event");
+            w.select_db(0);
+            assert!(w.delete(b"quiet").unwrap());
+            w.clear_db(5);
+            let changed = |db, k: &str| Event::Changed {
+                db,
+                key: Bytes::copy_from_slice(k.as_bytes()),
+            };
+            assert_eq!(
+                w.take_events(),
+                vec![
+                    changed(0, "a"),
+                    Event::Notify {
+                        db: 0,
+                        class: '$',
+                        event: "set",
+                        key: Bytes::from_static(b"a"),
+                    },
+                    changed(2, "b"),
+                    changed(2, "b"),
+                    changed(0, "quiet"),
+                    Event::Flushed { db: 5 },
+                ]
+            );
+            assert!(w.take_events().is_empty(), "taken");
+        });
     }
 
     #[test]

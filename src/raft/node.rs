@@ -39,6 +39,7 @@ use super::storage::{RaftStorage, decode_pb, write_compaction};
 use super::transport::Transport;
 use super::{Input, RaftError};
 use crate::config::Config;
+use crate::events::Event;
 use crate::fatal;
 use crate::kv::machine::{Configuration, Outcome, StateMachine, Summary};
 use crate::kv::{MemState, WriteView};
@@ -518,7 +519,7 @@ impl Node {
         }
         self.raw.advance_apply_to(index);
         self.schedule_compaction();
-        self.finish_apply(outcomes);
+        self.finish_apply(outcomes, summary.events);
     }
 
     /// Waits until the worker has made everything handed to it durable (before the raft thread
@@ -582,16 +583,18 @@ impl Node {
             write_compaction(&txn, point)?;
         }
         let mut outcomes = Vec::new();
+        let mut events = Vec::new();
         let snapshot_installed = !rd.snapshot().is_empty();
         if snapshot_installed {
             self.install_snapshot(&txn, &mut mem, rd.snapshot())?;
+            events.push(Event::Reset);
             // Our pending proposals may or may not be inside it: their fate is unknown here.
             let term = rd.snapshot().get_metadata().term;
             self.pending.covered_by_snapshot(term, &mut outcomes);
         }
         let committed = rd.take_committed_entries();
         let applies = !committed.is_empty();
-        self.apply_committed(&txn, &mut mem, committed, &mut outcomes)?;
+        self.apply_committed(&txn, &mut mem, committed, &mut outcomes, &mut events)?;
         let flushed = machine.flush(&txn, &mem)?;
         self.raw.mut_store().append_in(&txn, rd.entries())?;
         if let Some(hs) = rd.hs() {
@@ -613,7 +616,7 @@ impl Node {
         if snapshot_installed {
             self.after_snapshot()?;
         }
-        self.finish_apply(outcomes);
+        self.finish_apply(outcomes, events);
 
         // 5. Messages that must follow our own persistence (votes, append responses).
         self.send(rd.take_persisted_messages());
@@ -630,9 +633,10 @@ impl Node {
                 self.raw.mut_store().set_hard_state_in(&txn, &hs)?;
             }
             let mut outcomes = Vec::new();
+            let mut events = Vec::new();
             let applies = !committed.is_empty();
             let mut mem = machine.memtable().write();
-            self.apply_committed(&txn, &mut mem, committed, &mut outcomes)?;
+            self.apply_committed(&txn, &mut mem, committed, &mut outcomes, &mut events)?;
             let flushed = machine.flush(&txn, &mem)?;
             // A commit-index-only change may be lost in a crash (raft relearns it); applied
             // state may not (see above).
@@ -640,7 +644,7 @@ impl Node {
             self.note_flushed(&mut mem, flushed);
             drop(mem);
             self.schedule_compaction();
-            self.finish_apply(outcomes);
+            self.finish_apply(outcomes, events);
         }
         self.raw.advance_apply();
         Ok(())
@@ -657,17 +661,19 @@ impl Node {
 
     /// Applies committed entries (conf changes among them, through `Configuration` below)
     /// inside `txn` on the raft thread; the state machine records the applied index there too.
-    /// Replies for this node's clients are collected in `outcomes` and sent only after the
-    /// transaction commits.
+    /// Replies for this node's clients are collected in `outcomes`, and what the entries did in
+    /// `events`: both are handed out only after the transaction commits.
     fn apply_committed(
         &mut self,
         txn: &WriteTransaction,
         mem: &mut MemState,
         entries: Vec<Entry>,
         outcomes: &mut Vec<(u64, Outcome)>,
+        events: &mut Vec<Event>,
     ) -> Result<(), StoreError> {
         let machine = self.machine.clone();
-        let summary = machine.apply(txn, mem, &entries, self.applied_index, self)?;
+        let mut summary = machine.apply(txn, mem, &entries, self.applied_index, self)?;
+        events.append(&mut summary.events);
         let Some((index, term)) = summary.last else {
             return Ok(());
         };
@@ -749,9 +755,12 @@ impl Node {
     }
 
     /// Sends the results of applied entries to their clients (after the transaction committed).
-    fn finish_apply(&mut self, outcomes: Vec<(u64, Outcome)>) {
+    /// Publishes what was applied: progress, then the events to this node's listeners, then the
+    /// replies to this node's clients.
+    fn finish_apply(&mut self, outcomes: Vec<(u64, Outcome)>, events: Vec<Event>) {
         // Publish progress first, so INFO never shows less than what a client was told.
         self.applied_tx.send_replace(self.applied_index);
+        self.machine.events().deliver(&events);
         self.counters.proposals_fenced += self.pending.finish(outcomes);
     }
 
@@ -870,6 +879,7 @@ impl Node {
             leader_id: raft.leader_id,
             commit: raft.raft_log.committed,
             applied: self.applied_index,
+            flushed: self.flushed_applied,
             first_index: store.first_index_now(),
             last_index: raft.raft_log.last_index(),
             members,

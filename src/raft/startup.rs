@@ -24,6 +24,7 @@ use super::storage::{RaftStorage, encode_pb};
 use super::transport::Transport;
 use super::{Input, RaftHandle};
 use crate::config::Config;
+use crate::events::Hub;
 use crate::kv::Memtable;
 use crate::kv::entry::Proposal;
 use crate::kv::machine::{ApplyCommand, StateMachine};
@@ -86,7 +87,7 @@ pub enum StartMode {
 pub fn start(
     cfg: &Config,
     db: Db,
-    command: ApplyCommand,
+    (command, events): (ApplyCommand, Arc<Hub>),
     (tx, rx): (mpsc::Sender<Input>, mpsc::Receiver<Input>),
     transport: Transport,
     snapshots: SnapshotRegistry,
@@ -181,6 +182,7 @@ pub fn start(
         memtable.clone(),
         id,
         command,
+        events,
         logger.clone(),
     ));
     let (jobs, jobs_rx) = mpsc::channel();

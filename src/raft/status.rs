@@ -67,6 +67,8 @@ pub struct RaftStatus {
     pub leader_id: u64,
     pub commit: u64,
     pub applied: u64,
+    /// The applied index the key-value table on disk covers (the rest is in the memtable).
+    pub flushed: u64,
     pub first_index: u64,
     pub last_index: u64,
     pub members: Vec<MemberStatus>,
@@ -83,6 +85,7 @@ impl RaftStatus {
             leader_id: 0,
             commit: 0,
             applied: 0,
+            flushed: 0,
             first_index: 0,
             last_index: 0,
             members: Vec::new(),
@@ -135,6 +138,7 @@ impl RaftStatus {
         );
         line("raft_commit_index", &self.commit);
         line("raft_applied_index", &self.applied);
+        line("raft_flushed_index", &self.flushed);
         line("raft_first_index", &self.first_index);
         line("raft_last_index", &self.last_index);
         let c = &self.counters;
