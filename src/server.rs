@@ -169,6 +169,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let settings = Settings::new(&config);
     let pubsub = crate::pubsub::Hub::new(crate::pubsub::links::Links::new(transport.clone()));
     transport.set_pubsub(pubsub.clone());
+    events.add(pubsub.clone());
     let shared = Arc::new(Shared {
         pubsub,
         settings,

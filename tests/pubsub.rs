@@ -287,3 +287,74 @@ fn a_subscriber_that_does_not_read_is_disconnected() {
         "*2\r\n$8\r\nfirehose\r\n:0\r\n",
     );
 }
+
+fn pmessage(pattern: &str, channel: &str, msg: &str) -> String {
+    format!(
+        "*4\r\n$8\r\npmessage\r\n${}\r\n{pattern}\r\n${}\r\n{channel}\r\n${}\r\n{msg}\r\n",
+        pattern.len(),
+        channel.len(),
+        msg.len()
+    )
+}
+
+/// A subscriber on a follower sees the keyspace events of writes made through the leader (each
+/// node raises the events of its own applies), and the `expired` events of active expiry.
+#[test]
+fn keyspace_notifications_on_a_follower() {
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(30));
+    let follower = cluster.node((leader + 1) % 3);
+    let mut admin = follower.raw();
+    admin.check(
+        &["CONFIG", "SET", "notify-keyspace-events", "KEA"],
+        "+OK\r\n",
+    );
+    admin.check(
+        &["CONFIG", "GET", "notify-keyspace-events"],
+        "*2\r\n$22\r\nnotify-keyspace-events\r\n$3\r\nAKE\r\n",
+    );
+    let mut sub = follower.raw();
+    sub.check(
+        &["PSUBSCRIBE", "*"],
+        "*3\r\n$10\r\npsubscribe\r\n$1\r\n*\r\n:1\r\n",
+    );
+    let mut w = cluster.node(leader).raw();
+    w.check(&["SET", "foo", "bar"], "+OK\r\n");
+    w.check(&["HSET", "h", "f", "v"], ":1\r\n");
+    w.check(&["SADD", "s", "a"], ":1\r\n");
+    w.check(&["SREM", "s", "a"], ":1\r\n");
+    w.check(&["DEL", "foo", "nothere"], ":1\r\n");
+    w.check(&["SET", "tmp", "1", "PX", "100"], "+OK\r\n");
+    let expect = [
+        ("__keyspace@0__:foo", "set"),
+        ("__keyevent@0__:set", "foo"),
+        ("__keyspace@0__:h", "hset"),
+        ("__keyevent@0__:hset", "h"),
+        ("__keyspace@0__:s", "sadd"),
+        ("__keyevent@0__:sadd", "s"),
+        ("__keyspace@0__:s", "srem"),
+        ("__keyevent@0__:srem", "s"),
+        ("__keyspace@0__:s", "del"),
+        ("__keyevent@0__:del", "s"),
+        ("__keyspace@0__:foo", "del"),
+        ("__keyevent@0__:del", "foo"),
+        ("__keyspace@0__:tmp", "set"),
+        ("__keyevent@0__:set", "tmp"),
+        ("__keyspace@0__:tmp", "expire"),
+        ("__keyevent@0__:expire", "tmp"),
+        // Reaped by the leader's active expiry, applied (and announced) here.
+        ("__keyspace@0__:tmp", "expired"),
+        ("__keyevent@0__:expired", "tmp"),
+    ];
+    for (ch, msg) in expect {
+        sub.expect(pmessage("*", ch, msg).as_bytes());
+    }
+    // Masking: only list events wanted, so a string write raises nothing.
+    admin.check(
+        &["CONFIG", "SET", "notify-keyspace-events", "Kl"],
+        "+OK\r\n",
+    );
+    w.check(&["SET", "foo", "bar"], "+OK\r\n");
+    assert!(!sub.closed_within(Duration::from_millis(500)));
+    assert!(sub.pending().is_empty(), "{}", show(sub.pending()));
+}

@@ -1439,6 +1439,7 @@ fn take_effect(s: &Session, name: &str, value: &str) {
                 settings.proto_max_bulk_len.store(n, Relaxed);
             }
         }
+        "notify-keyspace-events" => s.shared.pubsub.set_notify_flags(value),
         "client-output-buffer-limit" => {
             s.shared.pubsub.limits.set_from_config(value);
             let hard = value
@@ -1653,12 +1654,16 @@ fn notify_flags(text: &str) -> Result<String, String> {
         }
     }
     let mut out = String::new();
+    // As Redis's keyspaceEventsFlagsToString: `n` is shown only without `A` (a quirk kept).
     if TYPES.chars().all(|c| set.contains(&c)) {
         out.push('A');
     } else {
         out.extend(TYPES.chars().filter(|c| set.contains(c)));
+        if set.contains(&'n') {
+            out.push('n');
+        }
     }
-    out.extend("KEmn".chars().filter(|c| set.contains(c)));
+    out.extend("KEm".chars().filter(|c| set.contains(c)));
     Ok(out)
 }
 

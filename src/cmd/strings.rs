@@ -129,6 +129,10 @@ fn set(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
             Expiry::At(at) => Some(at),
         };
         w.put_meta(key, &meta, old_expiry)?;
+        w.notify('$', "set", key);
+        if let Expiry::At(_) = o.expiry {
+            w.notify('g', "expire", key);
+        }
     }
     Ok(match (o.get, blocked) {
         (true, _) => old_value.into(),
@@ -158,6 +162,8 @@ fn apply_setex(w: &mut WriteView, argv: &[Bytes], unit: TimeArg, name: &str) -> 
     let mut meta = Meta::string(argv[3].clone(), w.new_version(), w.index());
     meta.expire_at = Some(at);
     w.put_meta(&argv[1], &meta, old_expiry)?;
+    w.notify('$', "set", &argv[1]);
+    w.notify('g', "expire", &argv[1]);
     Ok(Reply::ok())
 }
 
@@ -233,10 +239,18 @@ fn getex(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
         if expire_at.is_some_and(|at| at <= w.now_ms()) {
             // An expiry already passed deletes the key, as Redis does.
             w.delete(&argv[1])?;
-        } else if old != expire_at {
-            meta.expire_at = expire_at;
-            meta.modified = w.index();
-            w.put_meta(&argv[1], &meta, old)?;
+            w.notify('g', "del", &argv[1]);
+        } else {
+            if old != expire_at {
+                meta.expire_at = expire_at;
+                meta.modified = w.index();
+                w.put_meta(&argv[1], &meta, old)?;
+            }
+            match expire_at {
+                Some(_) => w.notify('g', "expire", &argv[1]),
+                None if old.is_some() => w.notify('g', "persist", &argv[1]),
+                None => {}
+            }
         }
     }
     Ok(Reply::Bulk(value))
@@ -278,6 +292,7 @@ pub const SETNX: Spec = Spec {
                 return Ok(Reply::Integer(0));
             }
             w.set_string(&argv[1], argv[2].clone(), None)?;
+            w.notify('$', "set", &argv[1]);
             Ok(Reply::Integer(1))
         },
     },
@@ -293,6 +308,7 @@ pub const GETSET: Spec = Spec {
         apply: |w, _, argv| {
             let old = get_string(w, &argv[1])?;
             w.set_string(&argv[1], argv[2].clone(), None)?;
+            w.notify('$', "set", &argv[1]);
             Ok(old.into())
         },
     },
@@ -309,6 +325,7 @@ pub const GETDEL: Spec = Spec {
             let old = get_string(w, &argv[1])?;
             if old.is_some() {
                 w.delete(&argv[1])?;
+                w.notify('g', "del", &argv[1]);
             }
             Ok(old.into())
         },
@@ -343,6 +360,7 @@ pub const MSET: Spec = Spec {
             check_pairs(argv, "mset")?;
             for kv in argv[1..].chunks_exact(2) {
                 w.set_string(&kv[0], kv[1].clone(), None)?;
+                w.notify('$', "set", &kv[0]);
             }
             Ok(Reply::ok())
         },
@@ -365,6 +383,7 @@ pub const MSETNX: Spec = Spec {
             }
             for kv in argv[1..].chunks_exact(2) {
                 w.set_string(&kv[0], kv[1].clone(), None)?;
+                w.notify('$', "set", &kv[0]);
             }
             Ok(Reply::Integer(1))
         },
@@ -422,6 +441,7 @@ fn append(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     v.extend_from_slice(&argv[2]);
     let len = v.len();
     update_string(w, &argv[1], meta, v.into())?;
+    w.notify('$', "append", &argv[1]);
     Ok(Reply::Integer(len as i64))
 }
 
@@ -491,6 +511,7 @@ fn incr_by(w: &mut WriteView, key: &[u8], by: i64) -> CmdResult {
     match current.checked_add(by) {
         Some(n) => {
             update_string(w, key, meta, Bytes::from(n.to_string()))?;
+            w.notify('$', "incrby", key);
             Ok(Reply::Integer(n))
         }
         None => Ok(Reply::error("ERR increment or decrement would overflow")),

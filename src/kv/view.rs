@@ -531,9 +531,14 @@ impl<'t> WriteView<'t> {
     /// Raises a keyspace notification for `key` in the current database, as Redis's
     /// `notifyKeyspaceEvent`: `class` is its flag character, `event` its event name.
     pub fn notify(&mut self, class: char, event: &'static str, key: &[u8]) {
+        self.notify_in(self.db, class, event, key);
+    }
+
+    /// `notify` for a key of database `db` (active expiry reaps keys of every database).
+    pub fn notify_in(&mut self, db: u8, class: char, event: &'static str, key: &[u8]) {
         if let Some(events) = &mut self.events {
             events.push(Event::Notify {
-                db: self.db,
+                db,
                 class,
                 event,
                 key: Bytes::copy_from_slice(key),

@@ -7,6 +7,7 @@
 //! connection published them. Keyspace notifications are delivered locally only: every node
 //! applies every write and raises its own.
 
+pub mod keyspace;
 pub mod links;
 
 use std::collections::{HashMap, HashSet, VecDeque};
