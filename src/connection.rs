@@ -302,6 +302,9 @@ impl Conn {
                 }
             };
             self.session.note_command(spec.name, &argv);
+            self.session
+                .pubsub
+                .note_command(spec.name, self.session.protocol);
             shared.stats.command_calls.count(spec);
             let write = matches!(spec.kind, Kind::Write { .. });
             while let Some(wait) = shared.clients.paused_for(write) {
@@ -342,6 +345,8 @@ impl Conn {
                 }
                 Kind::Local(f) => {
                     let reply = f(&mut self.session, &argv);
+                    let proto = self.session.protocol;
+                    self.session.pubsub.note_protocol(proto);
                     // CLIENT REPLY OFF/SKIP is itself not answered, CLIENT REPLY ON is.
                     let s = &self.session;
                     self.silent = s.skip_this_reply || s.reply_off || s.skip_next_reply;
@@ -377,6 +382,10 @@ impl Conn {
                         Ok(r) => r,
                         Err(e) => cmd::storage_error(e),
                     };
+                    if self.session.pubsub.tracking.on {
+                        let keys = spec.key_args(&argv).cloned().collect();
+                        self.session.pubsub.after_command(Some(keys));
+                    }
                     self.ready(reply)?;
                 }
                 Kind::Write { prepare, .. } => match prepare(argv) {
@@ -685,8 +694,10 @@ impl Conn {
                     continue;
                 }
             };
-            self.take_pushes()?;
             reply.encode(proto, &mut self.out);
+            // What this write's apply raised for this connection (invalidations of keys it
+            // tracks) follows its reply, as Redis sends it.
+            self.take_pushes()?;
             if self.out.len() > limit {
                 return Err(Close::OutputLimit);
             }

@@ -358,3 +358,59 @@ fn keyspace_notifications_on_a_follower() {
     assert!(!sub.closed_within(Duration::from_millis(500)));
     assert!(sub.pending().is_empty(), "{}", show(sub.pending()));
 }
+
+/// Client-side caching on a follower: keys read there are invalidated when a write made through
+/// the leader is applied there (RESP3 push), once; RESP2 through REDIRECT to a connection
+/// subscribed to `__redis__:invalidate`; BCAST with prefixes; a flush invalidates everything.
+#[test]
+fn tracking_invalidates_on_every_node() {
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(30));
+    let follower = cluster.node((leader + 1) % 3);
+    let mut w = cluster.node(leader).raw();
+    let mut t = follower.raw();
+    let _ = t.call(&["HELLO", "3"]);
+    t.check(&["CLIENT", "TRACKING", "on"], "+OK\r\n");
+    t.check(&["GET", "k1"], "_\r\n");
+    w.check(&["SET", "k1", "v"], "+OK\r\n");
+    t.expect(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\nk1\r\n");
+    // Told once: not read again, so a second write says nothing.
+    w.check(&["SET", "k1", "w"], "+OK\r\n");
+    assert!(!t.closed_within(Duration::from_millis(300)));
+    assert!(t.pending().is_empty(), "{}", show(t.pending()));
+    t.check(
+        &["CLIENT", "TRACKINGINFO"],
+        "%3\r\n$5\r\nflags\r\n~1\r\n$2\r\non\r\n$8\r\nredirect\r\n:0\r\n$8\r\nprefixes\r\n*0\r\n",
+    );
+
+    // RESP2: invalidations travel as messages to the REDIRECT connection.
+    let mut inv = follower.raw();
+    let id = String::from_utf8(inv.call(&["CLIENT", "ID"])).unwrap();
+    let id = id.trim().trim_start_matches(':').to_string();
+    inv.check(
+        &["SUBSCRIBE", "__redis__:invalidate"],
+        "*3\r\n$9\r\nsubscribe\r\n$20\r\n__redis__:invalidate\r\n:1\r\n",
+    );
+    let mut r2 = follower.raw();
+    r2.check(&["CLIENT", "TRACKING", "on", "REDIRECT", &id], "+OK\r\n");
+    r2.check(&["GET", "k2"], "$-1\r\n");
+    w.check(&["SET", "k2", "v"], "+OK\r\n");
+    inv.expect(b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*1\r\n$2\r\nk2\r\n");
+
+    // BCAST: every key under a prefix, whoever read it.
+    let mut b = follower.raw();
+    let _ = b.call(&["HELLO", "3"]);
+    b.check(
+        &["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "user:"],
+        "+OK\r\n",
+    );
+    w.check(&["SET", "other", "1"], "+OK\r\n");
+    w.check(&["SET", "user:1", "1"], "+OK\r\n");
+    b.expect(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$6\r\nuser:1\r\n");
+
+    // A flush: a null, "everything".
+    w.check(&["FLUSHALL"], "+OK\r\n");
+    b.expect(b">2\r\n$10\r\ninvalidate\r\n_\r\n");
+    t.expect(b">2\r\n$10\r\ninvalidate\r\n_\r\n");
+    inv.expect(b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n$-1\r\n");
+}

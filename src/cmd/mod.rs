@@ -26,6 +26,7 @@ mod server;
 mod set;
 mod strings;
 mod strings_range;
+mod tracking;
 pub mod transactions;
 
 use std::collections::HashMap;

@@ -55,10 +55,11 @@ impl Hub {
 impl Listener for Hub {
     fn wants_events(&self) -> bool {
         let f = self.notify_flags.load(Relaxed);
-        f & (KEYSPACE | KEYEVENT) != 0 && f & !(KEYSPACE | KEYEVENT) != 0
+        self.tracking_wanted() || f & (KEYSPACE | KEYEVENT) != 0 && f & !(KEYSPACE | KEYEVENT) != 0
     }
 
     fn applied(&self, events: &[Event]) {
+        self.tracking_applied(events);
         let flags = self.notify_flags.load(Relaxed);
         if flags & (KEYSPACE | KEYEVENT) == 0 {
             return;

@@ -9,6 +9,7 @@
 
 pub mod keyspace;
 pub mod links;
+pub mod tracking;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -65,6 +66,8 @@ pub struct Mailbox {
     pub wake: Notify,
     /// Woken when the subscriber went over its limit.
     pub overflow: Notify,
+    /// The connection speaks RESP3 (where invalidations go as pushes).
+    pub resp3: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -84,6 +87,7 @@ impl Mailbox {
             queued: AtomicUsize::new(0),
             wake: Notify::new(),
             overflow: Notify::new(),
+            resp3: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -190,6 +194,8 @@ pub struct Hub {
     /// `notify-keyspace-events`, as Redis's flag bits (see `keyspace`).
     pub notify_flags: AtomicU64,
     pub links: Arc<links::Links>,
+    /// CLIENT TRACKING: tracked keys and the tracking connections.
+    pub tracking: tracking::Table,
 }
 
 impl Hub {
@@ -199,6 +205,7 @@ impl Hub {
             limits: Limits::default(),
             notify_flags: AtomicU64::new(0),
             links: Arc::new(links),
+            tracking: tracking::Table::default(),
         };
         hub.limits.set_from_config("pubsub 33554432 8388608 60");
         Arc::new(hub)
@@ -299,6 +306,14 @@ impl Hub {
         map.get(channel).map_or(0, |s| s.len())
     }
 
+    /// Whether connection `id` is subscribed to `channel` here.
+    pub fn is_subscribed(&self, channel: &[u8], id: u64) -> bool {
+        lock(&self.registry)
+            .channels
+            .get(channel)
+            .is_some_and(|s| s.contains_key(&id))
+    }
+
     /// PUBSUB NUMPAT: distinct patterns subscribed here.
     pub fn numpat(&self) -> usize {
         lock(&self.registry).patterns.len()
@@ -326,13 +341,21 @@ pub struct Subscriptions {
     channels: HashSet<Bytes>,
     patterns: HashSet<Bytes>,
     shard_channels: HashSet<Bytes>,
+    /// CLIENT TRACKING.
+    pub tracking: tracking::Mode,
+    /// The command running is the one CLIENT CACHING was for.
+    caching_used: bool,
 }
 
 impl Subscriptions {
     pub fn new(hub: Arc<Hub>, id: u64) -> Subscriptions {
+        let mailbox = Mailbox::new(id);
+        hub.tracking.register(&mailbox);
         Subscriptions {
             hub,
-            mailbox: Mailbox::new(id),
+            mailbox,
+            tracking: tracking::Mode::default(),
+            caching_used: false,
             channels: HashSet::new(),
             patterns: HashSet::new(),
             shard_channels: HashSet::new(),
@@ -400,9 +423,55 @@ impl Subscriptions {
     }
 }
 
+impl Subscriptions {
+    /// CLIENT TRACKING ON/OFF took effect: the hub learns the new mode.
+    pub fn tracking_changed(&mut self) {
+        self.hub.tracking.set_mode(&self.mailbox, &self.tracking);
+    }
+
+    /// After a read: remembers its keys if the tracking mode says so; CLIENT CACHING applies
+    /// to one command only.
+    pub fn after_command(&mut self, read_keys: Option<Vec<Bytes>>) {
+        if !self.tracking.on {
+            return;
+        }
+        if let Some(keys) = read_keys
+            && self.tracking.remembers()
+        {
+            self.hub
+                .tracking
+                .remember(self.mailbox.id, keys.into_iter());
+        }
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Before each command: the protocol in force (for invalidations sent to this connection),
+    /// and CLIENT CACHING lasting one command (the CLIENT command itself aside).
+    pub fn note_command(&mut self, name: &str, proto: Protocol) {
+        self.note_protocol(proto);
+        if std::mem::take(&mut self.caching_used) {
+            self.tracking.caching = false;
+        }
+        if self.tracking.caching && name != "client" {
+            self.caching_used = true;
+        }
+    }
+
+    pub fn note_protocol(&self, proto: Protocol) {
+        self.mailbox.resp3.store(
+            proto == Protocol::Resp3,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
+
 impl Drop for Subscriptions {
     fn drop(&mut self) {
         self.clear();
+        self.hub.tracking.unregister(self.mailbox.id);
     }
 }
 
