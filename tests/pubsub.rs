@@ -414,3 +414,30 @@ fn tracking_invalidates_on_every_node() {
     t.expect(b">2\r\n$10\r\ninvalidate\r\n_\r\n");
     inv.expect(b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n$-1\r\n");
 }
+
+#[test]
+fn new_key_events_only_when_a_key_is_created() {
+    let node = Node::single(&[]);
+    let mut admin = node.raw();
+    admin.check(
+        &["CONFIG", "SET", "notify-keyspace-events", "En"],
+        "+OK\r\n",
+    );
+    admin.check(
+        &["CONFIG", "GET", "notify-keyspace-events"],
+        "*2\r\n$22\r\nnotify-keyspace-events\r\n$2\r\nnE\r\n",
+    );
+    let mut sub = node.raw();
+    sub.check(
+        &["PSUBSCRIBE", "*"],
+        "*3\r\n$10\r\npsubscribe\r\n$1\r\n*\r\n:1\r\n",
+    );
+    admin.check(&["SET", "foo", "bar"], "+OK\r\n");
+    admin.check(&["SET", "foo", "baz"], "+OK\r\n");
+    admin.check(&["SADD", "s", "a"], ":1\r\n");
+    admin.check(&["SADD", "s", "b"], ":1\r\n");
+    admin.check(&["INCR", "n"], ":1\r\n");
+    for key in ["foo", "s", "n"] {
+        sub.expect(pmessage("*", "__keyevent@0__:new", key).as_bytes());
+    }
+}

@@ -95,7 +95,11 @@ fn hset(w: &mut WriteView, argv: &[Bytes], name: &str) -> CmdResult {
     for pair in argv[2..].chunks_exact(2) {
         added += i64::from(h.put(w, &pair[0], pair[1].clone())?);
     }
+    let created = !h.existed();
     h.save(w)?;
+    if created {
+        w.notify('n', "new", &argv[1]);
+    }
     w.notify('h', "hset", &argv[1]);
     Ok(if name == "hmset" {
         Reply::ok()

@@ -56,8 +56,12 @@ fn sadd(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     for m in &argv[2..] {
         added += i64::from(s.put(w, m, Bytes::new())?);
     }
+    let created = !s.existed();
     s.save(w)?;
     if added > 0 {
+        if created {
+            w.notify('n', "new", &argv[1]);
+        }
         w.notify('s', "sadd", &argv[1]);
     }
     Ok(Reply::Integer(added))

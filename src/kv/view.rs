@@ -523,6 +523,11 @@ impl<'t> WriteView<'t> {
         self.events.get_or_insert_with(Vec::new);
     }
 
+    /// Whether events are being collected (commands skip reads only events need otherwise).
+    pub fn collecting_events(&self) -> bool {
+        self.events.is_some()
+    }
+
     /// The events collected so far (none unless `collect_events` was called).
     pub fn take_events(&mut self) -> Vec<Event> {
         self.events.as_mut().map(std::mem::take).unwrap_or_default()
