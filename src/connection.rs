@@ -392,6 +392,10 @@ impl Conn {
                     Err(reply) => self.ready(reply)?,
                     Ok(argv) => {
                         shared.stats.writes_proposed.fetch_add(1, Relaxed);
+                        if self.session.pubsub.tracking.noloop {
+                            let keys = spec.key_args(&argv).cloned();
+                            shared.pubsub.tracking.begin_write(self.session.id, keys);
+                        }
                         let rx = shared.raft.propose_later(self.session.db, argv, timeout);
                         let slot = if self.silent {
                             Slot::Silent(rx)
@@ -659,6 +663,22 @@ impl Conn {
         Ok(())
     }
 
+    /// NOLOOP tracking: once no write of this connection is in flight, it hears of every change.
+    fn writes_answered(&self) {
+        if self.session.pubsub.tracking.noloop
+            && !self
+                .queue
+                .iter()
+                .any(|(s, _)| matches!(s, Slot::Waiting(_) | Slot::Silent(_)))
+        {
+            self.session
+                .shared
+                .pubsub
+                .tracking
+                .end_writes(self.session.id);
+        }
+    }
+
     /// A reply that CLIENT REPLY OFF/SKIP does not suppress: (un)subscribe confirmations are
     /// pushes, as in Redis.
     fn push_frame(&mut self, reply: Reply) -> Result<(), Close> {
@@ -691,9 +711,11 @@ impl Conn {
                     .unwrap_or_else(raft_error_reply),
                 Slot::Silent(rx) => {
                     let _ = rx.await;
+                    self.writes_answered();
                     continue;
                 }
             };
+            self.writes_answered();
             reply.encode(proto, &mut self.out);
             // What this write's apply raised for this connection (invalidations of keys it
             // tracks) follows its reply, as Redis sends it.

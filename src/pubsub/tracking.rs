@@ -8,8 +8,9 @@
 //! RESP3, or to its REDIRECT target: a RESP3 push there, or a `__redis__:invalidate` message
 //! when the target is a RESP2 connection subscribed to that channel.
 //!
-//! Not as Redis: NOLOOP is accepted and shown but does not filter (applies do not say which
-//! connection wrote), and a write's invalidation to the writer itself comes after its reply.
+//! NOLOOP: applies do not say which connection wrote, so a NOLOOP connection registers the keys
+//! of its writes in flight, and is not told of changes to them until their replies are in (a
+//! change by another connection to the same key in that window is not reported either).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
@@ -64,6 +65,9 @@ pub struct Table {
     mailboxes: Mutex<HashMap<u64, std::sync::Weak<Mailbox>>>,
     /// Tracking connections whose REDIRECT target was gone when an invalidation was due.
     broken: Mutex<HashSet<u64>>,
+    /// NOLOOP: the keys of the writes each NOLOOP connection has in flight (until its replies
+    /// are in), whose invalidations it is not sent.
+    writing: Mutex<HashMap<u64, HashSet<Bytes>>>,
 }
 
 impl Table {
@@ -75,6 +79,7 @@ impl Table {
         lock(&self.mailboxes).remove(&id);
         lock(&self.trackers).remove(&id);
         lock(&self.broken).remove(&id);
+        lock(&self.writing).remove(&id);
     }
 
     pub fn exists(&self, id: u64) -> bool {
@@ -102,6 +107,22 @@ impl Table {
         } else {
             t.remove(&mailbox.id);
         }
+    }
+
+    /// A NOLOOP connection proposes a write of `keys`.
+    pub fn begin_write(&self, id: u64, keys: impl Iterator<Item = Bytes>) {
+        lock(&self.writing).entry(id).or_default().extend(keys);
+    }
+
+    /// Its writes are answered.
+    pub fn end_writes(&self, id: u64) {
+        lock(&self.writing).remove(&id);
+    }
+
+    fn own_write(&self, id: u64, key: &[u8]) -> bool {
+        lock(&self.writing)
+            .get(&id)
+            .is_some_and(|keys| keys.contains(key))
     }
 
     pub fn remember(&self, id: u64, keys: impl Iterator<Item = Bytes>) {
@@ -210,6 +231,9 @@ impl Hub {
         for (id, keys) in per_client {
             if let Some(t) = trackers.get(&id).filter(|t| !t.mode.bcast) {
                 for key in keys {
+                    if t.mode.noloop && self.tracking.own_write(id, &key) {
+                        continue;
+                    }
                     self.invalidate(t, Some(vec![key]));
                 }
             }
@@ -223,10 +247,12 @@ impl Hub {
                 &t.mode.prefixes[..]
             };
             for p in prefixes {
+                let id = t.mailbox.id;
                 let mine: std::collections::BTreeSet<&Bytes> = changed
                     .iter()
                     .copied()
                     .filter(|k| k.starts_with(p))
+                    .filter(|k| !(t.mode.noloop && self.tracking.own_write(id, k)))
                     .collect();
                 if !mine.is_empty() {
                     self.invalidate(t, Some(mine.into_iter().cloned().collect()));
