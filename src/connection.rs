@@ -579,6 +579,12 @@ impl Conn {
             }
         };
         match plan.finish(outcome, &mut self.session) {
+            // What the transaction's apply raised for this connection (invalidations) follows
+            // EXEC's reply, as Redis sends it.
+            transactions::Finished::Reply(reply) if self.queue.is_empty() && !self.silent => {
+                reply.encode(self.session.protocol, &mut self.out);
+                self.take_pushes()
+            }
             transactions::Finished::Reply(reply) => self.ready(reply),
             transactions::Finished::Mixed(items) => {
                 self.drain(wr).await?;
@@ -588,6 +594,7 @@ impl Conn {
                 for (reply, proto) in items {
                     reply.encode(proto, &mut self.out);
                 }
+                self.take_pushes()?;
                 if self.out.len() > shared.config.client_output_limit {
                     return Err(Close::OutputLimit);
                 }

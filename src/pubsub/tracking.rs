@@ -132,6 +132,23 @@ impl Table {
         }
     }
 
+    /// INFO: tracking connections, tracked keys, (key, connection) pairs, BCAST prefixes.
+    pub fn info(&self) -> (usize, usize, usize, usize) {
+        let (keys, items) = {
+            let k = lock(&self.keys);
+            (k.len(), k.values().map(HashSet::len).sum())
+        };
+        let t = lock(&self.trackers);
+        let mut prefixes: HashSet<&[u8]> = HashSet::new();
+        for tr in t.values().filter(|tr| tr.mode.bcast) {
+            if tr.mode.prefixes.is_empty() {
+                prefixes.insert(b"");
+            }
+            prefixes.extend(tr.mode.prefixes.iter().map(|p| &p[..]));
+        }
+        (t.len(), keys, items, prefixes.len())
+    }
+
     fn any(&self) -> bool {
         !lock(&self.trackers).is_empty()
     }
