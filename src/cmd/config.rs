@@ -1440,6 +1440,12 @@ fn take_effect(s: &Session, name: &str, value: &str) {
             }
         }
         "notify-keyspace-events" => s.shared.pubsub.set_notify_flags(value),
+        "tracking-table-max-keys" => {
+            if let Ok(n) = value.parse() {
+                s.shared.pubsub.tracking.max_keys.store(n, Relaxed);
+                s.shared.pubsub.enforce_tracking_limit();
+            }
+        }
         "client-output-buffer-limit" => {
             s.shared.pubsub.limits.set_from_config(value);
             let hard = value

@@ -207,6 +207,7 @@ impl Hub {
             links: Arc::new(links),
             tracking: tracking::Table::default(),
         };
+        hub.tracking.max_keys.store(1_000_000, Relaxed);
         hub.limits.set_from_config("pubsub 33554432 8388608 60");
         Arc::new(hub)
     }
@@ -441,6 +442,7 @@ impl Subscriptions {
             self.hub
                 .tracking
                 .remember(self.mailbox.id, keys.into_iter());
+            self.hub.enforce_tracking_limit();
         }
     }
 

@@ -68,6 +68,9 @@ pub struct Table {
     /// NOLOOP: the keys of the writes each NOLOOP connection has in flight (until its replies
     /// are in), whose invalidations it is not sent.
     writing: Mutex<HashMap<u64, HashSet<Bytes>>>,
+    /// `tracking-table-max-keys` (0: no limit): beyond it, keys are forgotten and their
+    /// readers told, as if the keys had changed.
+    pub max_keys: std::sync::atomic::AtomicUsize,
 }
 
 impl Table {
@@ -155,6 +158,34 @@ impl Table {
 }
 
 impl Hub {
+    /// Forgets tracked keys beyond `tracking-table-max-keys`, invalidating them for their readers.
+    pub fn enforce_tracking_limit(&self) {
+        let max = self.tracking.max_keys.load(Relaxed);
+        if max == 0 {
+            return;
+        }
+        let evicted: Vec<(Bytes, HashSet<u64>)> = {
+            let mut keys = lock(&self.tracking.keys);
+            let over = keys.len().saturating_sub(max);
+            let victims: Vec<Bytes> = keys.keys().take(over).cloned().collect();
+            victims
+                .into_iter()
+                .filter_map(|k| keys.remove(&k).map(|ids| (k, ids)))
+                .collect()
+        };
+        if evicted.is_empty() {
+            return;
+        }
+        let trackers = lock(&self.tracking.trackers);
+        for (key, ids) in evicted {
+            for id in ids {
+                if let Some(t) = trackers.get(&id).filter(|t| !t.mode.bcast) {
+                    self.invalidate(t, Some(vec![key.clone()]));
+                }
+            }
+        }
+    }
+
     /// Sends one invalidation (`keys` None: everything) for tracking connection `t`.
     fn invalidate(&self, t: &Tracker, keys: Option<Vec<Bytes>>) {
         let payload = match keys {
