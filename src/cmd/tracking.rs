@@ -82,6 +82,10 @@ pub fn tracking(s: &mut Session, argv: &[Bytes]) -> Reply {
                 prefixes.push(p);
             }
         }
+        // BCAST without a prefix is the empty prefix: every key (and TRACKINGINFO shows it).
+        if new.bcast && prefixes.is_empty() {
+            prefixes.push(Bytes::new());
+        }
         prefixes.sort();
         new.prefixes = prefixes;
         new.on = true;
