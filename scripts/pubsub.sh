@@ -41,23 +41,27 @@ def cmd(*args):
     return out
 
 class Reader:
+    # A buffer and a read position (no copy of the rest per reply).
     def __init__(self, s):
-        self.s, self.buf = s, b""
+        self.s, self.buf, self.pos = s, b"", 0
+    def more(self):
+        d = self.s.recv(1 << 20)
+        if not d:
+            raise SystemExit("connection closed")
+        self.buf = self.buf[self.pos:] + d
+        self.pos = 0
     def line(self):
-        while b"\r\n" not in self.buf:
-            d = self.s.recv(1 << 20)
-            if not d:
-                raise SystemExit("connection closed")
-            self.buf += d
-        l, self.buf = self.buf.split(b"\r\n", 1)
-        return l
+        while True:
+            i = self.buf.find(b"\r\n", self.pos)
+            if i >= 0:
+                l, self.pos = self.buf[self.pos:i], i + 2
+                return l
+            self.more()
     def exact(self, k):
-        while len(self.buf) < k + 2:
-            d = self.s.recv(1 << 20)
-            if not d:
-                raise SystemExit("connection closed")
-            self.buf += d
-        v, self.buf = self.buf[:k], self.buf[k + 2:]
+        while len(self.buf) - self.pos < k + 2:
+            self.more()
+        v = self.buf[self.pos:self.pos + k]
+        self.pos += k + 2
         return v
     def reply(self):
         l = self.line()
@@ -128,3 +132,9 @@ tp.join(); tr.join()
 print(f"throughput: {n} messages of {size} B, one pipelined publisher, in order: "
       f"{n/dt:,.0f} messages/s ({dt:.2f} s)")
 PY
+
+# Publisher side alone: redis-benchmark's PUBLISH on node1 (every message still goes to both
+# peers and waits for their counts).
+log "redis-benchmark PUBLISH on node1 (fan-out to 2 peers, no subscriber)"
+timeout 120 redis-benchmark -p "${P[2]}" -n "${PUBSUB_N:-100000}" -P 50 -c 4 -q publish bench x \
+    2>/dev/null | tr '\r' '\n' | grep -v '^$' | tail -1
