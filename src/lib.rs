@@ -24,6 +24,8 @@
 //!   write through; `store`: the redb file, its tables and format version.
 //! - `config`, `logging`, `fnv`: flags, logs, the one stable hash; `fatal`: the one way the
 //!   process stops on its own.
+//! - `pubsub`: subscribers of this node, their bounded queues, and the links that fan a
+//!   PUBLISH out to the other nodes (`docs/pubsub.md`); commands in `cmd::pubsub`.
 //! - `expiry`, `reclaim`: leader-side tasks that propose bounded internal entries (expired
 //!   keys; member rows of deleted collections, see `kv::collection`).
 //!
@@ -40,6 +42,7 @@ pub mod fatal;
 pub mod fnv;
 pub mod kv;
 pub mod logging;
+pub mod pubsub;
 pub mod raft;
 pub mod reclaim;
 pub mod resp;

@@ -114,6 +114,8 @@ pub struct Shared {
     pub events: Arc<crate::events::Hub>,
     /// Clients blocked in BLPOP and its kin on this node.
     pub blocking: Arc<crate::blocking::Blocking>,
+    /// This node's Pub/Sub subscribers and its links to the peers' (`pubsub`).
+    pub pubsub: Arc<crate::pubsub::Hub>,
 }
 
 /// Runs the node until SIGTERM/SIGINT. Startup errors come back as one line.
@@ -169,7 +171,11 @@ pub fn run(config: Config) -> Result<(), StartError> {
     )?;
     let requirepass = RequirePass::new(config.requirepass.clone().map(|p| p.0));
     let settings = Settings::new(&config);
+    let pubsub = crate::pubsub::Hub::new(crate::pubsub::links::Links::new(transport.clone()));
+    transport.set_pubsub(pubsub.clone());
+    events.add(pubsub.clone());
     let shared = Arc::new(Shared {
+        pubsub,
         settings,
         clients: Clients::default(),
         events,
@@ -244,6 +250,7 @@ async fn serve(
     info!(logger, "listening"; "addr" => %shared.config.addr, "raft_addr" => %shared.config.raft_addr,
           "data_dir" => %shared.config.data_dir.display());
     tokio::spawn(transport.serve(peers));
+    tokio::spawn(shared.pubsub.links.clone().maintain());
     if mode == StartMode::Join
         && let Some(seed) = shared.config.join
     {

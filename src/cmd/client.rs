@@ -101,20 +101,11 @@ fn client(s: &mut Session, argv: &[Bytes]) -> Reply {
             s.shared.clients.unpause();
             Reply::ok()
         }
-        "getredir" => Reply::Integer(-1),
+        "getredir" => super::tracking::getredir(s),
         "unblock" => unblock(s, argv),
-        "caching" => Reply::error(
-            "ERR CLIENT CACHING can be called only when the client is in tracking mode with \
-             OPTIN or OPTOUT mode enabled",
-        ),
-        "trackinginfo" => Reply::map([
-            (Reply::bulk("flags"), Reply::Set(vec![Reply::bulk("off")])),
-            (Reply::bulk("redirect"), Reply::Integer(-1)),
-            (Reply::bulk("prefixes"), Reply::Array(vec![])),
-        ]),
-        // Client-side caching needs invalidation messages kvd does not send yet: refused as
-        // redis-server refuses a subcommand it does not have.
-        "tracking" => unknown_subcommand(sub),
+        "caching" => super::tracking::caching(s, argv),
+        "trackinginfo" => super::tracking::trackinginfo(s),
+        "tracking" => super::tracking::tracking(s, argv),
         _ => help(),
     }
 }

@@ -17,16 +17,18 @@ mod cluster;
 pub mod config;
 mod connection;
 mod expire;
-mod glob;
+pub mod glob;
 mod hash;
 mod hyperloglog;
 mod keys;
 mod list;
 mod long_double;
+pub mod pubsub;
 mod server;
 mod set;
 mod strings;
 mod strings_range;
+mod tracking;
 pub mod transactions;
 mod zset;
 
@@ -188,6 +190,16 @@ pub static TABLE: &[Spec] = &[
     connection::RESET,
     client::CLIENT,
     connection::CONSISTENCY,
+    // pub/sub
+    pubsub::SUBSCRIBE,
+    pubsub::UNSUBSCRIBE,
+    pubsub::PSUBSCRIBE,
+    pubsub::PUNSUBSCRIBE,
+    pubsub::SSUBSCRIBE,
+    pubsub::SUNSUBSCRIBE,
+    pubsub::PUBLISH,
+    pubsub::SPUBLISH,
+    pubsub::PUBSUB,
     // server
     server::INFO,
     config::CONFIG,

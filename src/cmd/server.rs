@@ -152,6 +152,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
             );
             line!("maxclients:{}", shared.settings.maxclients.load(Relaxed));
             line!("blocked_clients:{}", shared.blocking.blocked_clients());
+            line!("tracking_clients:{}", shared.pubsub.tracking.info().0);
         }
         "memory" => {
             let rss = crate::server::rss_bytes().unwrap_or(0);
@@ -185,6 +186,15 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
                 "total_writes_proposed:{}",
                 stats.writes_proposed.load(Relaxed)
             );
+            let (_, keys, items, prefixes) = shared.pubsub.tracking.info();
+            line!(
+                "pubsub_channels:{}",
+                shared.pubsub.channels(false, None).len()
+            );
+            line!("pubsub_patterns:{}", shared.pubsub.numpat());
+            line!("tracking_total_keys:{keys}");
+            line!("tracking_total_items:{items}");
+            line!("tracking_total_prefixes:{prefixes}");
         }
         "replication" => {
             line!("# Replication");

@@ -88,6 +88,11 @@ impl Collection {
         &self.meta
     }
 
+    /// Whether the key existed when opened (false: this command creates it).
+    pub fn existed(&self) -> bool {
+        self.existed
+    }
+
     /// Members now (as changed so far).
     pub fn len(&self) -> u64 {
         self.len

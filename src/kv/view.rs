@@ -603,6 +603,11 @@ impl<'t> WriteView<'t> {
         self.events.get_or_insert_with(Vec::new);
     }
 
+    /// Whether events are being collected (commands skip reads only events need otherwise).
+    pub fn collecting_events(&self) -> bool {
+        self.events.is_some()
+    }
+
     /// The events collected so far (none unless `collect_events` was called).
     pub fn take_events(&mut self) -> Vec<Event> {
         self.events.as_mut().map(std::mem::take).unwrap_or_default()
@@ -611,9 +616,14 @@ impl<'t> WriteView<'t> {
     /// Raises a keyspace notification for `key` in the current database, as Redis's
     /// `notifyKeyspaceEvent`: `class` is its flag character, `event` its event name.
     pub fn notify(&mut self, class: char, event: &'static str, key: &[u8]) {
+        self.notify_in(self.db, class, event, key);
+    }
+
+    /// `notify` for a key of database `db` (active expiry reaps keys of every database).
+    pub fn notify_in(&mut self, db: u8, class: char, event: &'static str, key: &[u8]) {
         if let Some(events) = &mut self.events {
             events.push(Event::Notify {
-                db: self.db,
+                db,
                 class,
                 event,
                 key: Bytes::copy_from_slice(key),
