@@ -311,6 +311,7 @@ impl Conn {
             while let Some(wait) = shared.clients.paused_for(write) {
                 tokio::time::sleep(wait.min(Duration::from_millis(20))).await;
             }
+            self.feed_monitors(spec, &argv);
             if transactions::is_control(spec)
                 || (self.session.multi.is_some() && !transactions::runs_in_multi(spec))
             {
@@ -653,6 +654,30 @@ impl Conn {
             )));
         }
         Ok(spec)
+    }
+
+    /// Shows the command to this node's monitors, as Redis shows what it runs: a command
+    /// queued in MULTI is shown when EXEC runs it, just before `exec`.
+    fn feed_monitors(&self, spec: &'static Spec, argv: &[Bytes]) {
+        let monitors = &self.session.shared.pubsub.monitors;
+        if !monitors.active() {
+            return;
+        }
+        let (db, addr) = (self.session.db, &self.session.peer);
+        if spec.name == "reset" {
+            // RESET ends monitoring before Redis shows it: not to this connection itself.
+            monitors.remove(self.session.id);
+        }
+        match &self.session.multi {
+            Some(multi) if spec.name == "exec" => {
+                for (queued, args) in &multi.queued {
+                    monitors.feed(queued, db, addr, args);
+                }
+                monitors.feed(spec, db, addr, argv);
+            }
+            Some(_) if !transactions::is_control(spec) && !transactions::runs_in_multi(spec) => {}
+            _ => monitors.feed(spec, db, addr, argv),
+        }
     }
 
     /// True while a write's reply is outstanding (the queue only ever starts with one).

@@ -42,6 +42,7 @@ pub mod fatal;
 pub mod fnv;
 pub mod kv;
 pub mod logging;
+pub mod monitor;
 pub mod pubsub;
 pub mod raft;
 pub mod reclaim;

@@ -208,6 +208,7 @@ pub static TABLE: &[Spec] = &[
     server::FLUSHDB,
     server::FLUSHALL,
     server::TIME,
+    server::MONITOR,
     server::DIGEST,
     #[cfg(debug_assertions)]
     server::DEBUG,

@@ -371,6 +371,20 @@ fn apply_flush(w: &mut WriteView, _: &ApplyCtx, _: &[Bytes]) -> super::CmdResult
     Ok(Reply::ok())
 }
 
+/// MONITOR: this connection is shown every command this node's clients run from now on (see
+/// `crate::monitor`), until RESET or it closes.
+pub const MONITOR: Spec = Spec {
+    name: "monitor",
+    arity: 1,
+    kind: Kind::Local(|s, _| {
+        let hub = s.pubsub.hub().clone();
+        hub.monitors.add(&s.pubsub.mailbox);
+        Reply::ok()
+    }),
+    flags: &["admin", "noscript", "loading", "stale"],
+    keys: (0, 0, 0),
+};
+
 pub const TIME: Spec = Spec {
     name: "time",
     arity: 1,
