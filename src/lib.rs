@@ -41,6 +41,7 @@ pub mod logging;
 pub mod raft;
 pub mod reclaim;
 pub mod resp;
+pub mod script;
 pub mod server;
 pub mod session;
 pub mod store;
