@@ -321,6 +321,34 @@ impl Conn {
                 Kind::Write { prepare, .. } => match prepare(argv) {
                     Err(reply) => self.ready(reply)?,
                     Ok(argv) => {
+                        // A script runs on this node's view first; only one that writes is
+                        // proposed (see `cmd::scripting`).
+                        if cmd::scripting::runs_locally_first(spec)
+                            && self.session.consistency != ReadConsistency::Linearizable
+                            && !shared.raft.catching_up()
+                        {
+                            if self.has_waiting() {
+                                self.drain(wr).await?;
+                                view = None;
+                                barrier_done = false;
+                            }
+                            let reader = view.get_or_insert_with(|| {
+                                Reader::new(&shared.db, shared.raft.memtable())
+                            });
+                            match reader
+                                .run(self.session.db, |v| cmd::scripting::run_local(v, &argv))
+                            {
+                                Ok(Some(reply)) => {
+                                    self.ready(reply)?;
+                                    continue;
+                                }
+                                Ok(None) => {}
+                                Err(e) => {
+                                    self.ready(cmd::storage_error(e))?;
+                                    continue;
+                                }
+                            }
+                        }
                         shared.stats.writes_proposed.fetch_add(1, Relaxed);
                         let rx = shared.raft.propose_later(self.session.db, argv, timeout);
                         let slot = if self.silent {

@@ -21,6 +21,7 @@ mod glob;
 mod hash;
 mod keys;
 mod long_double;
+pub mod scripting;
 mod server;
 mod set;
 mod strings;
@@ -296,6 +297,12 @@ pub static TABLE: &[Spec] = &[
     transactions::DISCARD,
     transactions::WATCH,
     transactions::UNWATCH,
+    // scripting
+    scripting::EVAL,
+    scripting::EVALSHA,
+    scripting::EVAL_RO,
+    scripting::EVALSHA_RO,
+    scripting::SCRIPT,
 ];
 
 /// Commands only entries carry (proposed by kvd itself, never by a client): apply finds them,
