@@ -264,6 +264,10 @@ impl Conn {
                     continue;
                 }
             };
+            if let Some(busy) = cmd::scripting::busy_reply(&shared.settings, spec) {
+                self.ready(busy)?;
+                continue;
+            }
             self.session.note_command(spec.name, &argv);
             shared.stats.command_calls.count(spec);
             let write = matches!(spec.kind, Kind::Write { .. });

@@ -78,6 +78,27 @@ pub const SCRIPT: Spec = Spec {
     keys: (0, 0, 0),
 };
 
+/// Redis's BUSY: while a script this node serves from a connection has run longer than
+/// `busy-reply-threshold` (`lua-time-limit`), other commands are refused, except those that
+/// may stop it. `None` when `spec` may run.
+pub fn busy_reply(settings: &crate::cmd::config::Settings, spec: &Spec) -> Option<Reply> {
+    let since = script::running_since()?;
+    if spec.flags.contains(&"allow_busy") || matches!(spec.name, "script" | "shutdown") {
+        return None;
+    }
+    let limit = ["busy-reply-threshold", "lua-time-limit"]
+        .iter()
+        .filter_map(|name| settings.get(name).parse::<i64>().ok())
+        .filter(|&ms| ms > 0)
+        .min()?;
+    if crate::kv::wall_clock_ms() - since < limit {
+        return None;
+    }
+    Some(Reply::error(
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+    ))
+}
+
 /// True for the commands the connection first tries on its read view (see the module docs).
 pub fn runs_locally_first(spec: &Spec) -> bool {
     matches!(spec.name, "eval" | "evalsha")
@@ -241,6 +262,13 @@ fn denied(name: &str) -> bool {
 /// a script runs itself (PING, ECHO, TIME, SELECT); `Ok` means "run it through the table".
 fn precheck(argv: &[Bytes], now_ms: i64) -> Result<&'static Spec, Reply> {
     let Some(spec) = lookup(&argv[0]) else {
+        let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+        // Redis's noscript commands kvd does not have (yet) are refused as Redis refuses them.
+        if denied(&name) {
+            return Err(Reply::error(
+                "ERR This Redis command is not allowed from script",
+            ));
+        }
         return Err(Reply::error("ERR Unknown Redis command called from script"));
     };
     if spec.check_arity(argv.len()).is_err() {

@@ -17,7 +17,7 @@
 //! so `pcall` cannot hold the error back, as Redis does for SCRIPT KILL.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use std::ffi::c_int;
@@ -65,6 +65,23 @@ pub enum Outcome {
 static KILL: AtomicBool = AtomicBool::new(false);
 /// Killable runs in progress on this node.
 static KILLABLE_RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// When the killable runs in progress started (unix ms; 0: none running).
+static KILLABLE_SINCE: AtomicI64 = AtomicI64::new(0);
+
+/// Since when (unix ms) a killable script has been running on this node, if one is.
+pub fn running_since() -> Option<i64> {
+    let since = KILLABLE_SINCE.load(Ordering::Acquire);
+    (since != 0).then_some(since)
+}
+
+/// Heap of the Lua state that ran the last script, for INFO's `used_memory_lua`.
+static LUA_MEMORY: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes of Lua heap in use after the last script this node ran.
+pub fn lua_memory() -> usize {
+    LUA_MEMORY.load(Ordering::Relaxed)
+}
 
 /// SCRIPT KILL: true if a killable script was running (it stops at its next instructions).
 pub fn kill() -> bool {
@@ -132,12 +149,13 @@ pub fn compile(script: &Script) -> Result<(), String> {
 /// Runs `script` with `keys` and `args` against `host`.
 pub fn run(script: &Script, keys: &[Bytes], args: &[Bytes], host: &mut dyn Host) -> Outcome {
     let killable = host.killable();
-    if killable {
-        KILLABLE_RUNNING.fetch_add(1, Ordering::AcqRel);
+    if killable && KILLABLE_RUNNING.fetch_add(1, Ordering::AcqRel) == 0 {
+        KILLABLE_SINCE.store(crate::kv::wall_clock_ms().max(1), Ordering::Release);
     }
     let outcome = with_engine(|e| e.run(script, keys, args, host))
         .unwrap_or_else(|e| Outcome::Reply(Reply::error(format!("ERR {e}"))));
     if killable && KILLABLE_RUNNING.fetch_sub(1, Ordering::AcqRel) == 1 {
+        KILLABLE_SINCE.store(0, Ordering::Release);
         KILL.store(false, Ordering::Release);
     }
     outcome
@@ -418,6 +436,7 @@ impl Engine {
         });
         let result = self.call(f, keys, args, host);
         let st = lua.remove_app_data::<RunState>();
+        LUA_MEMORY.store(lua.used_memory(), Ordering::Relaxed);
         let _ = lua.set_hook(HookTriggers::new().every_nth_instruction(1000), hook);
         let _ = lua.set_named_registry_value(CALL_KEY, Value::Nil);
         let resp = st.as_ref().map_or(2, |s| s.resp);

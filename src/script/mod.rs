@@ -28,7 +28,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use bytes::Bytes;
 use sha1::{Digest, Sha1};
 
-pub use engine::{Host, Outcome, Stop, kill, run};
+pub use engine::{Host, Outcome, Stop, kill, lua_memory, run, running_since};
 
 /// Units of work a script may spend (about one per Lua VM instruction; a command called from
 /// the script costs [`CALL_COST`]). Redis stops nothing by itself; kvd must, because a script
