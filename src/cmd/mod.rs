@@ -303,6 +303,9 @@ pub static TABLE: &[Spec] = &[
     scripting::EVAL_RO,
     scripting::EVALSHA_RO,
     scripting::SCRIPT,
+    scripting::FCALL,
+    scripting::FCALL_RO,
+    scripting::FUNCTION,
 ];
 
 /// Commands only entries carry (proposed by kvd itself, never by a client): apply finds them,

@@ -20,7 +20,7 @@ use bytes::Bytes;
 
 use super::transactions::refused_in_multi;
 use super::{CmdResult, Kind, Spec, is, lookup, lossy, parse_i64, run_read, settle};
-use crate::kv::encoding::DATABASES;
+use crate::kv::encoding::{self, DATABASES};
 use crate::kv::{ApplyCtx, KeyRead, WriteView, with_fixed_clock};
 use crate::resp::Reply;
 use crate::script::{self, Host, Outcome, Script, Stop};
@@ -101,7 +101,7 @@ pub fn busy_reply(settings: &crate::cmd::config::Settings, spec: &Spec) -> Optio
 
 /// True for the commands the connection first tries on its read view (see the module docs).
 pub fn runs_locally_first(spec: &Spec) -> bool {
-    matches!(spec.name, "eval" | "evalsha")
+    matches!(spec.name, "eval" | "evalsha" | "fcall")
 }
 
 fn noscript() -> Reply {
@@ -168,6 +168,9 @@ fn writers() -> &'static Mutex<HashSet<String>> {
 /// A prepared EVAL entry run on a connection's read view: `Some(reply)` if it completed
 /// without writing (the reply to send), `None` if it must be proposed.
 pub fn run_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, StoreError> {
+    if argv.first().is_some_and(|n| is(n, "fcall")) {
+        return fcall_local(view, argv);
+    }
     let Ok(n) = numkeys(argv) else {
         return Ok(None);
     };
@@ -474,4 +477,354 @@ fn apply_script(_: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
         }
         _ => Ok(Reply::error("ERR invalid SCRIPT entry")),
     }
+}
+
+// Functions (FUNCTION LOAD, FCALL, ...): libraries are replicated state, rows of
+// `encoding::FAMILY_FUNCTION` (so they are in snapshots and survive restarts). A library is
+// loaded (its top level run, registering its functions) in the Lua state of the thread that
+// needs it, cached by the SHA of its code.
+
+pub const FCALL: Spec = Spec {
+    name: "fcall",
+    arity: -3,
+    kind: Kind::Write {
+        prepare: |argv| numkeys(&argv).map(|_| argv),
+        apply: apply_fcall,
+    },
+    flags: FLAGS,
+    keys: (0, 0, 0),
+};
+
+pub const FCALL_RO: Spec = Spec {
+    name: "fcall_ro",
+    kind: Kind::Read(fcall_read_only),
+    flags: &["noscript", "skip_monitor", "no_mandatory_keys", "stale"],
+    ..FCALL
+};
+
+pub const FUNCTION: Spec = Spec {
+    name: "function",
+    arity: -2,
+    kind: Kind::Write {
+        prepare: prepare_function,
+        apply: apply_function,
+    },
+    flags: &["noscript"],
+    keys: (0, 0, 0),
+};
+
+/// A function's library code, from the replicated state.
+fn function_code(r: &dyn KeyRead, name: &[u8]) -> Result<Option<Bytes>, StoreError> {
+    let Some(lib) = r.raw(&encoding::function_key(name))? else {
+        return Ok(None);
+    };
+    r.raw(&encoding::library_key(&lib))
+}
+
+fn no_function() -> Reply {
+    Reply::error("ERR Function not found")
+}
+
+fn outcome_reply(o: Outcome) -> CmdResult {
+    match o {
+        Outcome::Reply(r) => Ok(r),
+        Outcome::Store(e) => Err(e.into()),
+        Outcome::NeedsWrite => Ok(read_only_write()),
+    }
+}
+
+fn function_flags(code: &[u8], name: &[u8]) -> Option<bool> {
+    let name = String::from_utf8_lossy(name);
+    script::load_library(code)
+        .ok()?
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, no_writes)| no_writes)
+}
+
+fn apply_fcall(w: &mut WriteView, ctx: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
+    let n = numkeys(argv)?;
+    let Some(code) = function_code(&*w, &argv[1])? else {
+        return Ok(no_function());
+    };
+    let read_only = function_flags(&code, &argv[1]).unwrap_or(false);
+    let name = String::from_utf8_lossy(&argv[1]).into_owned();
+    let mut host = ApplyHost { read_only, w, ctx };
+    let (keys, args) = argv[3..].split_at(n);
+    outcome_reply(script::run_function(&code, &name, keys, args, &mut host))
+}
+
+/// FCALL on a connection's read view first (see `run_local`).
+fn fcall_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, StoreError> {
+    let Ok(n) = numkeys(argv) else {
+        return Ok(None);
+    };
+    let Some(code) = function_code(view, &argv[1])? else {
+        return Ok(Some(no_function()));
+    };
+    let name = String::from_utf8_lossy(&argv[1]).into_owned();
+    let key = format!("fcall:{}:{name}", script::sha1hex(&code));
+    if writers()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains(&key)
+    {
+        return Ok(None);
+    }
+    let read_only = function_flags(&code, &argv[1]).unwrap_or(false);
+    let mut host = ReadHost { view, read_only };
+    let (keys, args) = argv[3..].split_at(n);
+    match script::run_function(&code, &name, keys, args, &mut host) {
+        Outcome::Reply(r) => Ok(Some(r)),
+        Outcome::Store(e) => Err(e),
+        Outcome::NeedsWrite => {
+            writers()
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(key);
+            Ok(None)
+        }
+    }
+}
+
+fn fcall_read_only(view: &dyn KeyRead, argv: &[Bytes]) -> CmdResult {
+    let n = numkeys(argv)?;
+    let Some(code) = function_code(view, &argv[1])? else {
+        return Ok(no_function());
+    };
+    if function_flags(&code, &argv[1]) != Some(true) {
+        return Ok(Reply::error(
+            "ERR Can not execute a script with write flag using *_ro command.",
+        ));
+    }
+    let name = String::from_utf8_lossy(&argv[1]).into_owned();
+    let mut host = ReadHost {
+        view,
+        read_only: true,
+    };
+    let (keys, args) = argv[3..].split_at(n);
+    outcome_reply(script::run_function(&code, &name, keys, args, &mut host))
+}
+
+/// The library name a code's shebang gives (`#!lua name=<name>`), checked as Redis does.
+fn library_name(code: &[u8]) -> Result<String, Reply> {
+    if !code.starts_with(b"#!") {
+        return Err(Reply::error("ERR Missing library metadata"));
+    }
+    let end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
+    let line = String::from_utf8_lossy(&code[2..end]).into_owned();
+    let mut parts = line.split_ascii_whitespace();
+    let engine = parts.next().unwrap_or("");
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(Reply::error(format!("ERR Engine '{engine}' not found")));
+    }
+    let mut name = None;
+    for part in parts {
+        match part.strip_prefix("name=") {
+            Some(n) => name = Some(n.to_string()),
+            None => {
+                return Err(Reply::error(format!(
+                    "ERR Invalid metadata value given: {part}"
+                )));
+            }
+        }
+    }
+    let name = name.ok_or_else(|| Reply::error("ERR Library name was not given"))?;
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(Reply::error(
+            "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long",
+        ));
+    }
+    Ok(name)
+}
+
+fn prepare_function(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
+    let sub = &argv[1];
+    let argc = argv.len();
+    if is(sub, "load") && argc >= 3 {
+        let replace = argc == 4 && is(&argv[2], "replace");
+        if argc > 4 || (argc == 4 && !replace) {
+            return Err(Reply::error(format!(
+                "ERR Unknown option given: {}",
+                lossy(&argv[2], 128)
+            )));
+        }
+        let code = argv[argc - 1].clone();
+        library_name(&code)?;
+        script::load_library(&code).map_err(|e| Reply::error(format!("ERR {e}")))?;
+        let mode = if replace { "replace" } else { "noreplace" };
+        return Ok(vec![
+            argv[0].clone(),
+            Bytes::from_static(b"load"),
+            Bytes::from_static(mode.as_bytes()),
+            code,
+        ]);
+    }
+    if is(sub, "delete") && argc == 3 {
+        return Ok(argv);
+    }
+    if is(sub, "flush") {
+        if argc == 2 || (argc == 3 && (is(&argv[2], "sync") || is(&argv[2], "async"))) {
+            return Ok(vec![argv[0].clone(), Bytes::from_static(b"flush")]);
+        }
+        return Err(Reply::error(
+            "ERR FUNCTION FLUSH only supports SYNC|ASYNC option",
+        ));
+    }
+    if is(sub, "list") || (is(sub, "stats") && argc == 2) {
+        // Answered from the replicated state, through the log (kvd has no local path for it).
+        return Ok(argv);
+    }
+    if is(sub, "kill") && argc == 2 {
+        return Err(if script::kill() {
+            Reply::ok()
+        } else {
+            Reply::error("NOTBUSY No scripts in execution right now.")
+        });
+    }
+    if (is(sub, "dump") && argc == 2) || (is(sub, "restore") && argc >= 3) {
+        return Err(Reply::error(
+            "ERR FUNCTION DUMP and RESTORE are not supported by kvd yet",
+        ));
+    }
+    Err(Reply::error(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+        lossy(sub, 128)
+    )))
+}
+
+/// Every library: (name, code).
+fn libraries(r: &dyn KeyRead) -> Result<Vec<(Bytes, Bytes)>, StoreError> {
+    let lo = [encoding::FAMILY_FUNCTION, b'L'];
+    let hi = [encoding::FAMILY_FUNCTION, b'M'];
+    let mut out = Vec::new();
+    r.scan_raw(&lo, &hi, &mut |k, v| {
+        out.push((Bytes::copy_from_slice(&k[2..]), Bytes::copy_from_slice(v)));
+        true
+    })?;
+    Ok(out)
+}
+
+fn remove_library(w: &mut WriteView, name: &[u8], code: &[u8]) -> Result<(), StoreError> {
+    for (f, _) in script::load_library(code).unwrap_or_default() {
+        w.delete_raw(&encoding::function_key(f.as_bytes()))?;
+    }
+    w.delete_raw(&encoding::library_key(name))?;
+    Ok(())
+}
+
+fn apply_function(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
+    let sub = &argv[1];
+    if is(sub, "load") && argv.len() == 4 {
+        let code = &argv[3];
+        let name = library_name(code)?;
+        let functions = script::load_library(code).map_err(|e| Reply::error(format!("ERR {e}")))?;
+        let old = w.raw(&encoding::library_key(name.as_bytes()))?;
+        if old.is_some() && !is(&argv[2], "replace") {
+            return Ok(Reply::error(format!("ERR Library '{name}' already exists")));
+        }
+        for (f, _) in &functions {
+            if let Some(owner) = w.raw(&encoding::function_key(f.as_bytes()))?
+                && owner.as_ref() != name.as_bytes()
+            {
+                return Ok(Reply::error(format!("ERR Function {f} already exists")));
+            }
+        }
+        if let Some(old) = old {
+            remove_library(w, name.as_bytes(), &old)?;
+        }
+        w.put_raw(&encoding::library_key(name.as_bytes()), code.clone());
+        for (f, _) in &functions {
+            w.put_raw(
+                &encoding::function_key(f.as_bytes()),
+                Bytes::from(name.clone().into_bytes()),
+            );
+        }
+        return Ok(Reply::bulk(name));
+    }
+    if is(sub, "delete") && argv.len() == 3 {
+        let Some(code) = w.raw(&encoding::library_key(&argv[2]))? else {
+            return Ok(Reply::error("ERR Library not found"));
+        };
+        remove_library(w, &argv[2], &code)?;
+        return Ok(Reply::ok());
+    }
+    if is(sub, "flush") {
+        for (name, code) in libraries(&*w)? {
+            remove_library(w, &name, &code)?;
+        }
+        return Ok(Reply::ok());
+    }
+    if is(sub, "list") {
+        let with_code = argv[2..].iter().any(|a| is(a, "withcode"));
+        let pattern = argv[2..]
+            .iter()
+            .position(|a| is(a, "libraryname"))
+            .and_then(|i| argv.get(3 + i));
+        let mut out = Vec::new();
+        for (name, code) in libraries(&*w)? {
+            if let Some(p) = pattern
+                && !super::glob::matches(p, &name, false)
+            {
+                continue;
+            }
+            let functions = script::load_library(&code).unwrap_or_default();
+            let mut entry = vec![
+                (Reply::bulk("library_name"), Reply::Bulk(name)),
+                (Reply::bulk("engine"), Reply::bulk("LUA")),
+                (
+                    Reply::bulk("functions"),
+                    Reply::Array(
+                        functions
+                            .into_iter()
+                            .map(|(f, no_writes)| {
+                                let flags = if no_writes {
+                                    vec![Reply::bulk("no-writes")]
+                                } else {
+                                    Vec::new()
+                                };
+                                Reply::Map(vec![
+                                    (Reply::bulk("name"), Reply::bulk(f)),
+                                    (Reply::bulk("description"), Reply::Nil),
+                                    (Reply::bulk("flags"), Reply::Set(flags)),
+                                ])
+                            })
+                            .collect(),
+                    ),
+                ),
+            ];
+            if with_code {
+                entry.push((Reply::bulk("library_code"), Reply::Bulk(code)));
+            }
+            out.push(Reply::Map(entry));
+        }
+        return Ok(Reply::Array(out));
+    }
+    if is(sub, "stats") {
+        let libs = libraries(&*w)?;
+        let functions: usize = libs
+            .iter()
+            .map(|(_, code)| script::load_library(code).map(|f| f.len()).unwrap_or(0))
+            .sum();
+        return Ok(Reply::Map(vec![
+            (Reply::bulk("running_script"), Reply::Nil),
+            (
+                Reply::bulk("engines"),
+                Reply::Map(vec![(
+                    Reply::bulk("LUA"),
+                    Reply::Map(vec![
+                        (
+                            Reply::bulk("libraries_count"),
+                            Reply::Integer(libs.len() as i64),
+                        ),
+                        (
+                            Reply::bulk("functions_count"),
+                            Reply::Integer(functions as i64),
+                        ),
+                    ]),
+                )]),
+            ),
+        ]));
+    }
+    Ok(Reply::error("ERR invalid FUNCTION entry"))
 }

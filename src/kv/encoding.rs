@@ -42,6 +42,24 @@ pub const FAMILY_META: u8 = 0x01;
 pub const FAMILY_MEMBER: u8 = 0x02;
 pub const FAMILY_EXPIRY: u8 = 0x03;
 pub const FAMILY_SCAN: u8 = 0x04;
+/// Function libraries (FUNCTION LOAD): `05 'L' name` -> the library's code, and `05 'F'
+/// function` -> the name of the library that registered it. Not per database, so FLUSHALL
+/// keeps them, as Redis does; in snapshots like every row of the table.
+pub const FAMILY_FUNCTION: u8 = 0x05;
+
+/// The row of library `name`.
+pub fn library_key(name: &[u8]) -> Vec<u8> {
+    let mut k = vec![FAMILY_FUNCTION, b'L'];
+    k.extend_from_slice(name);
+    k
+}
+
+/// The row naming the library of function `name`.
+pub fn function_key(name: &[u8]) -> Vec<u8> {
+    let mut k = vec![FAMILY_FUNCTION, b'F'];
+    k.extend_from_slice(name);
+    k
+}
 
 /// The families holding rows of a database (all emptied by FLUSHDB).
 pub const DB_FAMILIES: [u8; 4] = [FAMILY_META, FAMILY_MEMBER, FAMILY_EXPIRY, FAMILY_SCAN];

@@ -113,6 +113,9 @@ struct Engine {
     globals: Table,
     /// Compiled scripts by SHA.
     compiled: Table,
+    /// Loaded function libraries by the SHA of their code: name -> {callback, no_writes}.
+    libraries: Table,
+    library_env: Function,
     proxy: Table,
     xpcall: Function,
     handler: Function,
@@ -144,6 +147,51 @@ fn with_engine<R>(f: impl FnOnce(&Engine) -> R) -> Result<R, String> {
 /// Compiles a script in this thread's state (see `super::compile`).
 pub fn compile(script: &Script) -> Result<(), String> {
     with_engine(|e| e.function(script).map(|_| ()))?
+}
+
+/// The functions a library registers (name, no-writes flag), loading it in this thread's
+/// state; the error is Redis's text (without `ERR `).
+pub fn load_library(code: &[u8]) -> Result<Vec<(String, bool)>, String> {
+    with_engine(|e| {
+        let lib = e.library(code)?;
+        let mut out = Vec::new();
+        for pair in lib.pairs::<String, Table>() {
+            let (name, f) = pair.map_err(|e| e.to_string())?;
+            out.push((name, f.raw_get::<bool>("no_writes").unwrap_or(false)));
+        }
+        out.sort();
+        Ok(out)
+    })?
+}
+
+/// Runs function `name` of the library `code` with `keys` and `args` against `host`.
+pub fn run_function(
+    code: &[u8],
+    name: &str,
+    keys: &[Bytes],
+    args: &[Bytes],
+    host: &mut dyn Host,
+) -> Outcome {
+    let killable = host.killable();
+    if killable && KILLABLE_RUNNING.fetch_add(1, Ordering::AcqRel) == 0 {
+        KILLABLE_SINCE.store(crate::kv::wall_clock_ms().max(1), Ordering::Release);
+    }
+    let outcome = with_engine(|e| match e.library(code) {
+        Err(msg) => Outcome::Reply(Reply::error(format!("ERR {msg}"))),
+        Ok(lib) => match lib.raw_get::<Value>(name) {
+            Ok(Value::Table(f)) => match f.raw_get::<Function>("callback") {
+                Ok(callback) => e.start(callback, keys, args, host, name, true),
+                Err(_) => Outcome::Reply(Reply::error("ERR Function not found")),
+            },
+            _ => Outcome::Reply(Reply::error("ERR Function not found")),
+        },
+    })
+    .unwrap_or_else(|e| Outcome::Reply(Reply::error(format!("ERR {e}"))));
+    if killable && KILLABLE_RUNNING.fetch_sub(1, Ordering::AcqRel) == 1 {
+        KILLABLE_SINCE.store(0, Ordering::Release);
+        KILL.store(false, Ordering::Release);
+    }
+    outcome
 }
 
 /// Runs `script` with `keys` and `args` against `host`.
@@ -384,10 +432,13 @@ impl Engine {
             .call((globals.clone(), raw.clone()))?;
         lua.set_globals(proxy.clone())?;
         let xpcall: Function = globals.raw_get("xpcall")?;
+        let library_env: Function = raw.raw_get("library_env")?;
         let handler = lua.create_function(handler)?;
         lua.set_hook(HookTriggers::new().every_nth_instruction(1000), hook)?;
         Ok(Engine {
             compiled: lua.create_table()?,
+            libraries: lua.create_table()?,
+            library_env,
             lua,
             globals,
             proxy,
@@ -425,6 +476,83 @@ impl Engine {
             Ok(f) => f,
             Err(msg) => return Outcome::Reply(Reply::error(format!("ERR {msg}"))),
         };
+        if let Err(e) = f.set_environment(self.proxy.clone()) {
+            return Outcome::Reply(Reply::error(format!("ERR {e}")));
+        }
+        self.start(f, keys, args, host, &script.sha, false)
+    }
+
+    /// A library's functions, loading its code on first use (its top level runs once, with
+    /// `redis.register_function`, under the budget).
+    fn library(&self, code: &[u8]) -> Result<Table, String> {
+        let sha = super::sha1hex(code);
+        if let Ok(Value::Table(t)) = self.libraries.raw_get::<Value>(sha.as_str()) {
+            return Ok(t);
+        }
+        let body = match code.iter().position(|&b| b == b'\n') {
+            Some(end) if code.starts_with(b"#!") => &code[end..],
+            _ if code.starts_with(b"#!") => &[][..],
+            _ => code,
+        };
+        let f = self
+            .lua
+            .load(body)
+            .set_name("@user_function")
+            .into_function()
+            .map_err(|e| {
+                let msg = match &e {
+                    mlua::Error::SyntaxError { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                format!("Error compiling function: {msg}")
+            })?;
+        let registry = self.lua.create_table().map_err(|e| e.to_string())?;
+        let env: Table = self
+            .library_env
+            .call(registry.clone())
+            .map_err(|e| e.to_string())?;
+        f.set_environment(env).map_err(|e| e.to_string())?;
+        struct Loading;
+        impl Host for Loading {
+            fn call(&mut self, _: Vec<Bytes>) -> Result<Reply, Stop> {
+                Ok(Reply::error(
+                    "ERR redis.call is not available while loading a library",
+                ))
+            }
+            fn seed(&self) -> u64 {
+                0
+            }
+        }
+        match self.start(f, &[], &[], &mut Loading, "library", false) {
+            Outcome::Reply(Reply::Error(e)) => {
+                return Err(format!(
+                    "Error registering functions: {}",
+                    e.strip_prefix("ERR ").unwrap_or(&e)
+                ));
+            }
+            Outcome::Reply(_) => {}
+            _ => return Err("Error registering functions".into()),
+        }
+        if registry.pairs::<Value, Value>().next().is_none() {
+            return Err("No functions registered".into());
+        }
+        self.libraries
+            .raw_set(sha.as_str(), registry.clone())
+            .map_err(|e| e.to_string())?;
+        Ok(registry)
+    }
+
+    /// Runs a compiled function (a script's chunk, or a library function called with KEYS and
+    /// ARGV as its arguments) under a fresh run state.
+    fn start(
+        &self,
+        f: Function,
+        keys: &[Bytes],
+        args: &[Bytes],
+        host: &mut dyn Host,
+        name: &str,
+        with_args: bool,
+    ) -> Outcome {
         let lua = &self.lua;
         super::cjson::reset();
         lua.set_app_data(RunState {
@@ -434,7 +562,7 @@ impl Engine {
             killable: host.killable(),
             halt: None,
         });
-        let result = self.call(f, keys, args, host);
+        let result = self.call(f, keys, args, host, with_args);
         let st = lua.remove_app_data::<RunState>();
         LUA_MEMORY.store(lua.used_memory(), Ordering::Relaxed);
         let _ = lua.set_hook(HookTriggers::new().every_nth_instruction(1000), hook);
@@ -447,7 +575,7 @@ impl Engine {
         }
         let reply = match result {
             Ok((true, value)) => lua_to_reply(&value, resp),
-            Ok((false, Value::Table(t))) => error_reply(&t, &script.sha),
+            Ok((false, Value::Table(t))) => error_reply(&t, name),
             Ok((false, other)) => Reply::error(format!("ERR {}", describe(lua, &other))),
             Err(e) => Reply::error(format!("ERR Error running script: {e}")),
         };
@@ -460,9 +588,9 @@ impl Engine {
         keys: &[Bytes],
         args: &[Bytes],
         host: &mut dyn Host,
+        with_args: bool,
     ) -> mlua::Result<(bool, Value)> {
         let lua = &self.lua;
-        f.set_environment(self.proxy.clone())?;
         let array = |items: &[Bytes]| -> mlua::Result<Table> {
             let t = lua.create_table_with_capacity(items.len(), 0)?;
             for (i, item) in items.iter().enumerate() {
@@ -470,8 +598,14 @@ impl Engine {
             }
             Ok(t)
         };
-        self.globals.raw_set("KEYS", array(keys)?)?;
-        self.globals.raw_set("ARGV", array(args)?)?;
+        let (keys, args) = (array(keys)?, array(args)?);
+        let f = if with_args {
+            f.bind((keys, args))?
+        } else {
+            self.globals.raw_set("KEYS", keys)?;
+            self.globals.raw_set("ARGV", args)?;
+            f
+        };
         let host = RefCell::new(host);
         lua.scope(|scope| {
             let call = scope.create_function(|lua, argv: MultiValue| {

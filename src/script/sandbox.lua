@@ -224,4 +224,46 @@ base_setmetatable(G, {__index = function(_, k)
 end})
 local PG = protect(G)
 G._G = PG
+
+-- FUNCTION LOAD: the environment a library's code runs in, where redis.register_function
+-- records its functions in `registry` (name -> {callback, no_writes}).
+function raw.library_env(registry)
+  local lredis = {}
+  lredis.register_function = function(...)
+    local name, callback, flags
+    local a = ...
+    if type(a) == 'table' then
+      if select('#', ...) ~= 1 then error(errtab('wrong number of arguments to redis.register_function'), 0) end
+      name, callback, flags = a.function_name, a.callback, a.flags
+    else
+      if select('#', ...) ~= 2 then error(errtab('wrong number of arguments to redis.register_function'), 0) end
+      name, callback = ...
+    end
+    if type(name) ~= 'string' then error(errtab('function_name argument given to redis.register_function must be a string'), 0) end
+    if type(callback) ~= 'function' then error(errtab('callback argument given to redis.register_function must be a function'), 0) end
+    if registry[name] ~= nil then error(errtab('Function already exists in the library'), 0) end
+    local no_writes = false
+    if type(flags) == 'table' then
+      for _, f in ipairs(flags) do
+        if f == 'no-writes' then no_writes = true
+        elseif f ~= 'allow-oom' and f ~= 'allow-stale' and f ~= 'no-cluster' and f ~= 'allow-cross-slot-keys' then
+          error(errtab('unknown flag given'), 0)
+        end
+      end
+    end
+    registry[name] = {callback = callback, no_writes = no_writes}
+  end
+  local lr = base_setmetatable({}, {__index = function(_, k)
+    if k == 'register_function' then return lredis.register_function end
+    return G.redis[k]
+  end, __newindex = deny})
+  return base_setmetatable({}, {__index = function(_, k)
+    if k == 'redis' then return lr end
+    local v = base_rawget(G, k)
+    if v == nil then
+      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+    end
+    return v
+  end, __newindex = deny})
+end
 return PG
