@@ -464,3 +464,48 @@ fn evalsha_works_through_a_follower() {
     });
     wait_converged(&c);
 }
+
+#[test]
+fn functions_are_replicated_state_and_survive_a_restart() {
+    let mut node = Node::single(&[]);
+    let mut c = node.raw();
+    let lib = "#!lua name=mylib\nredis.register_function('incr2', function(KEYS, ARGV) return redis.call('incrby', KEYS[1], 2) end)";
+    let broken =
+        "#!lua name=test\nredis.register_function(\"test\", function(KEYS, ARGV)\n return a \nend)";
+    check_all(
+        &mut c,
+        &[
+            (&["FUNCTION", "LOAD", lib], "$5\r\nmylib\r\n"),
+            (&["FCALL", "incr2", "1", "n"], ":2\r\n"),
+            (
+                &["FUNCTION", "LOAD", lib],
+                "-ERR Library 'mylib' already exists\r\n",
+            ),
+            (&["FUNCTION", "LOAD", "REPLACE", broken], "$4\r\ntest\r\n"),
+            (
+                &["FCALL", "test", "0"],
+                "-ERR user_function:3: Script attempted to access nonexistent global variable 'a' script: test, on @user_function:3.\r\n",
+            ),
+            (&["FCALL", "nosuch", "0"], "-ERR Function not found\r\n"),
+            (&["FUNCTION", "DELETE", "test"], "+OK\r\n"),
+            (
+                &["FUNCTION", "DELETE", "test"],
+                "-ERR Library not found\r\n",
+            ),
+            (
+                &["FCALL_RO", "incr2", "1", "n"],
+                "-ERR Can not execute a script with write flag using *_ro command.\r\n",
+            ),
+        ],
+    );
+    drop(c);
+    node.kill9();
+    node.restart();
+    node.wait_role("leader", LEADER_TIMEOUT);
+    let mut c = node.raw();
+    c.check(&["FCALL", "incr2", "1", "n"], ":4\r\n");
+    c.check(&["FLUSHALL"], "+OK\r\n");
+    c.check(&["FCALL", "incr2", "1", "n"], ":2\r\n");
+    c.check(&["FUNCTION", "FLUSH"], "+OK\r\n");
+    c.check(&["FCALL", "incr2", "1", "n"], "-ERR Function not found\r\n");
+}
