@@ -316,7 +316,14 @@ impl Conn {
                     }
                     let reader =
                         view.get_or_insert_with(|| Reader::new(&shared.db, shared.raft.memtable()));
-                    let reply = match reader.run(self.session.db, |v| cmd::run_read(f, v, &argv)) {
+                    let db = self.session.db;
+                    let mut run = || reader.run(db, |v| cmd::run_read(f, v, &argv));
+                    let ran = if cmd::scripting::is_script(spec) {
+                        tokio::task::block_in_place(run)
+                    } else {
+                        run()
+                    };
+                    let reply = match ran {
                         Ok(r) => r,
                         Err(e) => cmd::storage_error(e),
                     };
@@ -339,9 +346,14 @@ impl Conn {
                             let reader = view.get_or_insert_with(|| {
                                 Reader::new(&shared.db, shared.raft.memtable())
                             });
-                            match reader
-                                .run(self.session.db, |v| cmd::scripting::run_local(v, &argv))
-                            {
+                            // A script may run for a while: let the runtime move this
+                            // worker's other tasks (the accept loop, other clients, who
+                            // must be able to get BUSY and send SCRIPT KILL) elsewhere.
+                            let db = self.session.db;
+                            let ran = tokio::task::block_in_place(|| {
+                                reader.run(db, |v| cmd::scripting::run_local(v, &argv))
+                            });
+                            match ran {
                                 Ok(Some(reply)) => {
                                     self.ready(reply)?;
                                     continue;

@@ -83,7 +83,8 @@ pub const SCRIPT: Spec = Spec {
 /// may stop it. `None` when `spec` may run.
 pub fn busy_reply(settings: &crate::cmd::config::Settings, spec: &Spec) -> Option<Reply> {
     let since = script::running_since()?;
-    if spec.flags.contains(&"allow_busy") || matches!(spec.name, "script" | "shutdown") {
+    if spec.flags.contains(&"allow_busy") || matches!(spec.name, "script" | "function" | "shutdown")
+    {
         return None;
     }
     let limit = ["busy-reply-threshold", "lua-time-limit"]
@@ -97,6 +98,11 @@ pub fn busy_reply(settings: &crate::cmd::config::Settings, spec: &Spec) -> Optio
     Some(Reply::error(
         "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
     ))
+}
+
+/// True for the read-only script commands (they may run long: see `connection`).
+pub fn is_script(spec: &Spec) -> bool {
+    matches!(spec.name, "eval_ro" | "evalsha_ro" | "fcall_ro")
 }
 
 /// True for the commands the connection first tries on its read view (see the module docs).

@@ -435,6 +435,9 @@ impl Engine {
         let library_env: Function = raw.raw_get("library_env")?;
         let handler = lua.create_function(handler)?;
         lua.set_hook(HookTriggers::new().every_nth_instruction(1000), hook)?;
+        // The setup's garbage, so a fresh state starts as small as it can.
+        lua.gc_collect()?;
+        lua.gc_collect()?;
         Ok(Engine {
             compiled: lua.create_table()?,
             libraries: lua.create_table()?,
