@@ -124,6 +124,7 @@ struct Engine {
 
 thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+    static RUNS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// Largest Lua heap of one state: a script allocating past it fails with "not enough memory"
@@ -567,6 +568,17 @@ impl Engine {
         });
         let result = self.call(f, keys, args, host, with_args);
         let st = lua.remove_app_data::<RunState>();
+        // A little collection every 50 runs, as Redis does, so garbage never piles up into
+        // one long full cycle.
+        let runs = RUNS.with(|r| {
+            r.set(r.get().wrapping_add(1));
+            r.get()
+        });
+        if runs.is_multiple_of(50) {
+            for _ in 0..50 {
+                let _ = lua.gc_step();
+            }
+        }
         LUA_MEMORY.store(lua.used_memory(), Ordering::Relaxed);
         let _ = lua.set_hook(HookTriggers::new().every_nth_instruction(1000), hook);
         let _ = lua.set_named_registry_value(CALL_KEY, Value::Nil);
