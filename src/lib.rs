@@ -47,6 +47,7 @@ pub mod pubsub;
 pub mod raft;
 pub mod reclaim;
 pub mod resp;
+pub mod script;
 pub mod server;
 pub mod session;
 pub mod store;

@@ -24,6 +24,7 @@ mod keys;
 mod list;
 mod long_double;
 pub mod pubsub;
+pub mod scripting;
 mod server;
 mod set;
 mod strings;
@@ -376,6 +377,15 @@ pub static TABLE: &[Spec] = &[
     transactions::DISCARD,
     transactions::WATCH,
     transactions::UNWATCH,
+    // scripting
+    scripting::EVAL,
+    scripting::EVALSHA,
+    scripting::EVAL_RO,
+    scripting::EVALSHA_RO,
+    scripting::SCRIPT,
+    scripting::FCALL,
+    scripting::FCALL_RO,
+    scripting::FUNCTION,
 ];
 
 /// Commands only entries carry (proposed by kvd itself, never by a client): apply finds them,

@@ -161,6 +161,8 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
             line!("used_memory_human:{:.2}M", rss as f64 / 1048576.0);
             line!("used_memory_rss:{rss}");
             line!("maxmemory:0");
+            line!("used_memory_lua:{}", crate::script::lua_memory());
+            line!("number_of_cached_scripts:{}", crate::script::cached_count());
         }
         "persistence" => {
             line!("# Persistence");

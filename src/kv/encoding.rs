@@ -16,6 +16,7 @@
 //! | `0x03` expiry | `03 db at_ms i64 key` | empty: a database's keys by expiry time, for active expiry |
 //! | `0x04` scan | `04 db fnv64(key) key` | empty: a database's keys in hash order, for SCAN cursors and RANDOMKEY |
 //! | `0x05` score | `05 db len(key) u32 key version u64 score(8, order-preserving) member` | empty: a sorted set's members in score order (`kv::zset`) |
+//! | `0x07` function | `07 'L' name`, `07 'F' function` | FUNCTION libraries' code, and which library registered each function (not per database: FLUSHALL keeps them) |
 //!
 //! A string's value is the body of its metadata row (one lookup for GET). A collection's body
 //! holds its counters (size, list head and tail...): for a hash (`KeyType::Hash`) and a set
@@ -46,6 +47,25 @@ pub const FAMILY_MEMBER: u8 = 0x02;
 pub const FAMILY_EXPIRY: u8 = 0x03;
 pub const FAMILY_SCAN: u8 = 0x04;
 pub const FAMILY_SCORE: u8 = 0x05;
+
+/// Function libraries (FUNCTION LOAD): `07 'L' name` -> the library's code, and `07 'F'
+/// function` -> the name of the library that registered it. Not per database, so FLUSHALL
+/// keeps them, as Redis does; in snapshots like every row of the table.
+pub const FAMILY_FUNCTION: u8 = 0x07;
+
+/// The row of library `name`.
+pub fn library_key(name: &[u8]) -> Vec<u8> {
+    let mut k = vec![FAMILY_FUNCTION, b'L'];
+    k.extend_from_slice(name);
+    k
+}
+
+/// The row naming the library of function `name`.
+pub fn function_key(name: &[u8]) -> Vec<u8> {
+    let mut k = vec![FAMILY_FUNCTION, b'F'];
+    k.extend_from_slice(name);
+    k
+}
 
 /// The families holding rows of a database (all emptied by FLUSHDB).
 pub const DB_FAMILIES: [u8; 5] = [
