@@ -87,7 +87,35 @@ struct Registry {
     waiters: BTreeMap<u64, Waiter>,
     by_key: HashMap<(u8, Bytes), BTreeSet<u64>>,
     /// Keys changed since the serving task last looked.
-    dirty: HashSet<(u8, Bytes)>,
+    dirty: Ready,
+}
+
+/// Keys to look at, in the order they became ready (as Redis serves them), each once.
+#[derive(Default)]
+struct Ready {
+    order: Vec<(u8, Bytes)>,
+    set: HashSet<(u8, Bytes)>,
+}
+
+impl Ready {
+    fn insert(&mut self, slot: (u8, Bytes)) -> bool {
+        let new = self.set.insert(slot.clone());
+        if new {
+            self.order.push(slot);
+        }
+        new
+    }
+
+    fn extend(&mut self, slots: impl IntoIterator<Item = (u8, Bytes)>) {
+        for slot in slots {
+            self.insert(slot);
+        }
+    }
+
+    fn take(&mut self) -> Vec<(u8, Bytes)> {
+        self.set.clear();
+        std::mem::take(&mut self.order)
+    }
 }
 
 impl Registry {
@@ -243,6 +271,14 @@ impl Blocking {
             drop(reg);
             self.work.notify_one();
         }
+    }
+}
+
+impl Blocking {
+    /// Marks `key` to be looked at again.
+    fn recheck(&self, db: u8, key: &Bytes) {
+        self.lock().dirty.insert((db, key.clone()));
+        self.work.notify_one();
     }
 }
 
@@ -433,7 +469,7 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             _ = blocking.work.notified() => {}
             _ = stop.changed() => return,
         }
-        let dirty: Vec<(u8, Bytes)> = blocking.lock().dirty.drain().collect();
+        let dirty = blocking.lock().dirty.take();
         let mut reader = Reader::new(&shared.db, shared.raft.memtable());
         for (db, key) in dirty {
             let len = reader.run(db, |v| {
@@ -493,11 +529,18 @@ fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, len: u64) {
         // Proposed one after the other from this task: raft keeps their order.
         let rx = shared.raft.propose_later(db, argv, timeout);
         let blocking = blocking.clone();
+        let key = key.clone();
         tokio::spawn(async move {
+            // An attempt that pops nothing leaves the list as it was: the key is looked at
+            // again, so the next waiter gets its turn (the list may still hold elements).
             match rx.await.unwrap_or(Err(RaftError::Stopped)) {
-                Ok(reply) if reply.is_error() && !moves => blocking.back(id, false),
+                Ok(reply) if reply.is_error() && !moves => blocking.back(id, true),
+                Ok(reply) if reply.is_error() => {
+                    blocking.recheck(db, &key);
+                    blocking.served(id, reply);
+                }
                 Ok(reply) if popped(&reply) => blocking.served(id, reply),
-                Ok(_) => blocking.back(id, false),
+                Ok(_) => blocking.back(id, true),
                 Err(e) if not_applied(&e) => {
                     tokio::time::sleep(RETRY_PAUSE).await;
                     blocking.back(id, true);
@@ -548,7 +591,7 @@ mod tests {
         let (b_, _db, _ub) = reg.register(2, 0, args(&["blpop", "k", "j", "0"]), args(&["k", "j"]));
         assert!(reg.wants_events() && a < b_);
         assert!(reg.has_waiters(0, &args(&["j"])) && !reg.has_waiters(1, &args(&["j"])));
-        reg.lock().dirty.clear();
+        reg.lock().dirty.take();
         reg.applied(&[
             Event::Changed {
                 db: 0,
@@ -556,12 +599,19 @@ mod tests {
             },
             Event::Changed { db: 0, key: b("j") },
         ]);
+        assert_eq!(reg.lock().dirty.take(), vec![(0, b("j"))]);
+        reg.applied(&[
+            Event::Changed { db: 0, key: b("k") },
+            Event::Changed { db: 0, key: b("j") },
+            Event::Changed { db: 0, key: b("k") },
+        ]);
         assert_eq!(
-            reg.lock().dirty.iter().cloned().collect::<Vec<_>>(),
-            vec![(0, b("j"))]
+            reg.lock().dirty.take(),
+            vec![(0, b("k")), (0, b("j"))],
+            "in the order they became ready, once"
         );
         reg.applied(&[Event::Reset]);
-        assert_eq!(reg.lock().dirty.len(), 2);
+        assert_eq!(reg.lock().dirty.take().len(), 2);
         // CLIENT UNBLOCK finds the client; leaving without an attempt in flight removes it.
         assert!(reg.unblock(2, true));
         assert!(!reg.unblock(2, true), "already told");
