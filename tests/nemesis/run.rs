@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::checker;
 use crate::nemesis::leases::{self, Leases};
+use crate::nemesis::lists::{self, Lists};
 use crate::nemesis::rng::Rng;
 use crate::nemesis::verify;
 use crate::nemesis::workload::{self, Ledger, Role, Shared, Tally};
@@ -101,6 +102,9 @@ pub fn run(cfg: &RunConfig) {
         ));
     }
 
+    let lists = Lists::default();
+    lease_handles.extend(lists::spawn(cfg.lease_clients, &mut rng, &shared, &lists));
+
     let faults_until = Instant::now() + cfg.duration;
     while Instant::now() < faults_until {
         std::thread::sleep(rng.millis(100, 1000));
@@ -154,6 +158,7 @@ pub fn run(cfg: &RunConfig) {
     for v in lease_log.violations().into_iter().take(20) {
         problems.push(format!("expiry invariant: {v}"));
     }
+    problems.extend(lists::verify(&lists, &shared, &mut rng, RECOVERY));
     let digest = world.wait_converged();
     let leader = world.wait_agreed_leader();
     let member_view = world.wait_same_members();
