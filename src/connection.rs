@@ -241,6 +241,7 @@ impl Conn {
         // One read view serves a run of reads; a write or a barrier ends the run.
         let mut view: Option<Reader> = None;
         let mut barrier_done = false;
+        self.session.touch();
         for d in batch {
             let argv = match d {
                 Decoded::Command(argv) => argv,

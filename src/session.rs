@@ -124,13 +124,18 @@ impl Session {
         self.name = name;
     }
 
+    /// Called by the connection for each batch of commands it read: CLIENT LIST's idle time
+    /// counts from here (one clock read per batch, not per command).
+    pub fn touch(&self) {
+        self.info.touch();
+    }
+
     /// Called by the connection before each command: publishes the state the previous one
     /// left (database, protocol) and this command's name, for CLIENT LIST on other connections.
     pub fn note_command(&self, name: &'static str, argv: &[Bytes]) {
         let info = &self.info;
         info.db.store(self.db, Relaxed);
         info.resp.store(self.protocol.version() as u8, Relaxed);
-        info.touch();
         let mut cmd = info.cmd.lock().unwrap_or_else(|e| e.into_inner());
         let with_sub = CONTAINERS.contains(&name) && argv.len() > 1;
         if with_sub {

@@ -373,7 +373,8 @@ fn encoding_name(meta: &Meta) -> &'static str {
         KeyType::Hash => "hashtable",
         KeyType::List => "quicklist",
         KeyType::Set => "hashtable",
-        KeyType::ZSet => "skiplist",
+        KeyType::ZSet if crate::kv::zset::is_skiplist(meta) => "skiplist",
+        KeyType::ZSet => "listpack",
         KeyType::Stream => "stream",
     }
 }

@@ -28,12 +28,15 @@ mod set;
 mod strings;
 mod strings_range;
 pub mod transactions;
+mod zset;
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
 
+use crate::fnv::Fnv1a;
 use crate::kv::{ApplyCtx, KeyRead, KeyType, Meta, WriteView, encoding::DATABASES};
 use crate::resp::Reply;
 use crate::session::Session;
@@ -309,6 +312,39 @@ pub static TABLE: &[Spec] = &[
     list::BLMOVE,
     list::BRPOPLPUSH,
     list::BLMPOP,
+    // sorted sets
+    zset::ZADD,
+    zset::ZINCRBY,
+    zset::ZREM,
+    zset::ZCARD,
+    zset::ZSCORE,
+    zset::ZMSCORE,
+    zset::ZRANK,
+    zset::ZREVRANK,
+    zset::ZRANGE,
+    zset::ZRANGESTORE,
+    zset::ZREVRANGE,
+    zset::ZRANGEBYSCORE,
+    zset::ZREVRANGEBYSCORE,
+    zset::ZRANGEBYLEX,
+    zset::ZREVRANGEBYLEX,
+    zset::ZCOUNT,
+    zset::ZLEXCOUNT,
+    zset::ZPOPMIN,
+    zset::ZPOPMAX,
+    zset::ZMPOP,
+    zset::ZREMRANGEBYRANK,
+    zset::ZREMRANGEBYSCORE,
+    zset::ZREMRANGEBYLEX,
+    zset::ZUNION,
+    zset::ZUNIONSTORE,
+    zset::ZINTER,
+    zset::ZINTERSTORE,
+    zset::ZINTERCARD,
+    zset::ZDIFF,
+    zset::ZDIFFSTORE,
+    zset::ZRANDMEMBER,
+    zset::ZSCAN,
     // hyperloglog
     hyperloglog::PFADD,
     hyperloglog::PFCOUNT,
@@ -340,7 +376,9 @@ pub use server::{CommandCalls, storage_error};
 
 /// Finds a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    static INDEX: OnceLock<HashMap<&'static str, &'static Spec>> = OnceLock::new();
+    // FNV rather than SipHash: command names are not attacker-chosen keys of a growing map.
+    type Index = HashMap<&'static str, &'static Spec, BuildHasherDefault<Fnv1a>>;
+    static INDEX: OnceLock<Index> = OnceLock::new();
     let index = INDEX.get_or_init(|| TABLE.iter().map(|s| (s.name, s)).collect());
     if name.len() > 32 {
         return None;

@@ -12,6 +12,7 @@ pub mod list;
 pub mod machine;
 mod memtable;
 mod view;
+pub mod zset;
 
 pub use encoding::{KeyType, Meta};
 pub use memtable::{Memtable, State as MemState};

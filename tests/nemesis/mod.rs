@@ -14,3 +14,4 @@ pub mod run;
 pub mod verify;
 pub mod workload;
 pub mod world;
+pub mod zsets;

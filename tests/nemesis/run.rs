@@ -102,6 +102,7 @@ pub fn run(cfg: &RunConfig) {
         ));
     }
 
+    let zset_client = crate::nemesis::zsets::spawn(700, rng.fork(700), shared.clone());
     let lists = Lists::default();
     lease_handles.extend(lists::spawn(cfg.lease_clients, &mut rng, &shared, &lists));
 
@@ -125,6 +126,7 @@ pub fn run(cfg: &RunConfig) {
     for h in lease_handles {
         h.join().expect("lease client thread panicked");
     }
+    tally.add(&zset_client.join().expect("zset client thread panicked"));
     let lease_log = leases.take();
     world.heal_all();
     let leader = world.wait_agreed_leader();
@@ -160,6 +162,12 @@ pub fn run(cfg: &RunConfig) {
     }
     problems.extend(lists::verify(&lists, &shared, &mut rng, RECOVERY));
     let digest = world.wait_converged();
+    let member_addrs: Vec<String> = world
+        .members()
+        .iter()
+        .map(|&i| world.slots[i].node.client_addr())
+        .collect();
+    problems.extend(crate::nemesis::zsets::same_on_every_member(&member_addrs));
     let leader = world.wait_agreed_leader();
     let member_view = world.wait_same_members();
     let voters: Vec<&str> = member_view
