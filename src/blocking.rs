@@ -73,6 +73,8 @@ struct Waiter {
     keys: Vec<Bytes>,
     /// An attempt for it is in raft's hands.
     in_flight: bool,
+    /// Counted in `blocked` (its first attempt is over, or it made none).
+    counted: bool,
     /// It stopped waiting while an attempt was in flight: the attempt's outcome still goes to
     /// `done`, then the waiter is dropped.
     leaving: bool,
@@ -146,6 +148,8 @@ pub struct Blocking {
     registry: Mutex<Registry>,
     /// Waiters registered: events are wanted only while there are some.
     waiting: AtomicUsize,
+    /// Waiters past their first attempt: INFO's `blocked_clients`.
+    blocked: AtomicUsize,
     /// Wakes the serving task.
     work: Notify,
 }
@@ -161,7 +165,7 @@ impl Blocking {
 
     /// Clients blocked now (INFO's `blocked_clients`).
     pub fn blocked_clients(&self) -> usize {
-        self.waiting.load(Relaxed)
+        self.blocked.load(Relaxed)
     }
 
     /// CLIENT UNBLOCK: ends client `client`'s wait (as a timeout, or with an error); false if
@@ -186,12 +190,15 @@ impl Blocking {
             .any(|k| reg.by_key.contains_key(&(db, k.clone())))
     }
 
+    /// Queues a client behind those already waiting on its keys. `trying`: its first attempt
+    /// is being made (it counts as in flight, so nobody behind it is served first).
     fn register(
         &self,
         client: u64,
         db: u8,
         argv: Vec<Bytes>,
         keys: Vec<Bytes>,
+        trying: bool,
     ) -> (u64, oneshot::Receiver<Reply>, oneshot::Receiver<Leave>) {
         let (done, done_rx) = oneshot::channel();
         let (unblock, unblock_rx) = oneshot::channel();
@@ -201,7 +208,9 @@ impl Blocking {
         for k in &keys {
             reg.by_key.entry((db, k.clone())).or_default().insert(id);
         }
-        reg.mark(db, &keys);
+        if !trying {
+            reg.mark(db, &keys);
+        }
         reg.waiters.insert(
             id,
             Waiter {
@@ -209,16 +218,22 @@ impl Blocking {
                 db,
                 argv,
                 keys,
-                in_flight: false,
+                in_flight: trying,
+                counted: !trying,
                 leaving: false,
                 done: Some(done),
                 unblock: Some(unblock),
             },
         );
         self.waiting.fetch_add(1, Relaxed);
+        if !trying {
+            self.blocked.fetch_add(1, Relaxed);
+        }
         drop(reg);
-        // It may be ready already (a push applied before it joined).
-        self.work.notify_one();
+        if !trying {
+            // It may be ready already (a push applied before it joined).
+            self.work.notify_one();
+        }
         (id, done_rx, unblock_rx)
     }
 
@@ -234,21 +249,44 @@ impl Blocking {
             Some(_) => false,
             None => return false,
         };
-        if !in_flight {
-            reg.remove(id);
-            self.waiting.fetch_sub(1, Relaxed);
+        if !in_flight && let Some(w) = reg.remove(id) {
+            self.dropped(&w);
         }
         in_flight
     }
 
-    /// An attempt served the waiter: it leaves with `reply`.
+    /// An attempt served the waiter: it leaves with `reply`. Its other keys are looked at
+    /// again (the clients behind it there counted on it taking an element).
     fn served(&self, id: u64, reply: Reply) {
-        let w = self.lock().remove(id);
-        if let Some(mut w) = w {
-            self.waiting.fetch_sub(1, Relaxed);
-            if let Some(done) = w.done.take() {
-                let _ = done.send(reply);
-            }
+        let mut reg = self.lock();
+        let Some(mut w) = reg.remove(id) else {
+            return;
+        };
+        reg.mark(w.db, &w.keys);
+        drop(reg);
+        self.dropped(&w);
+        self.work.notify_one();
+        if let Some(done) = w.done.take() {
+            let _ = done.send(reply);
+        }
+    }
+
+    /// Counts a waiter out.
+    fn dropped(&self, w: &Waiter) {
+        self.waiting.fetch_sub(1, Relaxed);
+        if w.counted {
+            self.blocked.fetch_sub(1, Relaxed);
+        }
+    }
+
+    /// The waiter's first attempt answered it: it leaves without a word through `done`.
+    fn finish(&self, id: u64) {
+        let mut reg = self.lock();
+        if let Some(w) = reg.remove(id) {
+            reg.mark(w.db, &w.keys);
+            drop(reg);
+            self.dropped(&w);
+            self.work.notify_one();
         }
     }
 
@@ -260,9 +298,14 @@ impl Blocking {
             return;
         };
         w.in_flight = false;
+        if !w.counted {
+            w.counted = true;
+            self.blocked.fetch_add(1, Relaxed);
+        }
         if w.leaving {
-            reg.remove(id);
-            self.waiting.fetch_sub(1, Relaxed);
+            if let Some(w) = reg.remove(id) {
+                self.dropped(&w);
+            }
             return;
         }
         if recheck {
@@ -363,24 +406,34 @@ pub async fn execute(
     let keys = cmd::blocking_keys(&argv);
     let timeout_ms = cmd::blocking_timeout(&argv).unwrap_or(0);
     let started = Instant::now();
-    if blocking.has_waiters(db, &keys) {
+    let behind = blocking.has_waiters(db, &keys);
+    if behind {
         // Behind the clients already waiting here: only the type check happens now.
         match Reader::new(&shared.db, shared.raft.memtable()).run(db, |v| first_check(v, &keys)) {
             Ok(Some(reply)) => return reply,
             Ok(None) => {}
             Err(e) => return cmd::storage_error(e),
         }
-    } else {
+    }
+    // Queued before the first attempt, so a client arriving meanwhile queues behind this one.
+    let (id, mut done, mut unblock) =
+        blocking.register(session.id, db, argv.clone(), keys, !behind);
+    if !behind {
         let timeout = shared.config.write_timeout;
-        match shared.raft.propose(db, argv.clone(), timeout).await {
-            Ok(reply) if popped(&reply) => return reply,
-            Ok(_) => {}
-            Err(e) if not_applied(&e) => {}
-            Err(e) => return crate::connection::raft_error_reply(e),
+        match shared.raft.propose(db, argv, timeout).await {
+            Ok(reply) if popped(&reply) => {
+                blocking.finish(id);
+                return reply;
+            }
+            Ok(_) => blocking.back(id, true),
+            Err(e) if not_applied(&e) => blocking.back(id, true),
+            Err(e) => {
+                blocking.finish(id);
+                return crate::connection::raft_error_reply(e);
+            }
         }
     }
     let deadline = (timeout_ms > 0).then(|| started + Duration::from_millis(timeout_ms));
-    let (id, mut done, mut unblock) = blocking.register(session.id, db, argv, keys);
     let mut watch_peer = true;
     let mut unblock_closed = false;
     let mut probe = [0u8; 1];
@@ -505,17 +558,25 @@ fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, len: u64) {
         };
         let queue: Vec<u64> = queue.iter().copied().collect();
         let mut out = Vec::new();
+        // Elements spoken for by the waiters met so far (in flight or proposed now).
+        let mut budget = 0u64;
         for id in queue {
-            if out.len() as u64 >= len {
+            if budget >= len {
                 break;
             }
             let Some(w) = reg.waiters.get_mut(&id) else {
                 continue;
             };
-            if w.in_flight || w.leaving {
+            if w.in_flight {
+                // Its attempt may take an element: the clients behind it wait their turn.
+                budget += 1;
+                continue;
+            }
+            if w.leaving {
                 continue;
             }
             w.in_flight = true;
+            budget += 1;
             let moves = matches!(
                 &w.argv[0].to_ascii_lowercase()[..],
                 b"blmove" | b"brpoplpush"
@@ -587,8 +648,14 @@ mod tests {
     fn waiters_queue_by_arrival_and_changed_keys_are_marked() {
         let reg = Blocking::new();
         assert!(!reg.wants_events());
-        let (a, _da, _ua) = reg.register(1, 0, args(&["blpop", "k", "0"]), args(&["k"]));
-        let (b_, _db, _ub) = reg.register(2, 0, args(&["blpop", "k", "j", "0"]), args(&["k", "j"]));
+        let (a, _da, _ua) = reg.register(1, 0, args(&["blpop", "k", "0"]), args(&["k"]), false);
+        let (b_, _db, _ub) = reg.register(
+            2,
+            0,
+            args(&["blpop", "k", "j", "0"]),
+            args(&["k", "j"]),
+            false,
+        );
         assert!(reg.wants_events() && a < b_);
         assert!(reg.has_waiters(0, &args(&["j"])) && !reg.has_waiters(1, &args(&["j"])));
         reg.lock().dirty.take();
@@ -631,7 +698,7 @@ mod tests {
     #[test]
     fn a_served_waiter_gets_its_reply_once() {
         let reg = Blocking::new();
-        let (a, mut done, _u) = reg.register(1, 0, args(&["blpop", "k", "0"]), args(&["k"]));
+        let (a, mut done, _u) = reg.register(1, 0, args(&["blpop", "k", "0"]), args(&["k"]), false);
         reg.served(a, Reply::Integer(7));
         reg.served(a, Reply::Integer(8));
         assert_eq!(done.try_recv().ok(), Some(Reply::Integer(7)));
