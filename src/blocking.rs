@@ -73,6 +73,8 @@ struct Waiter {
     keys: Vec<Bytes>,
     /// An attempt for it is in raft's hands.
     in_flight: bool,
+    /// The key that attempt pops from (`None`: its first attempt, on all its keys).
+    attempt_on: Option<Bytes>,
     /// Counted in `blocked` (its first attempt is over, or it made none).
     counted: bool,
     /// It stopped waiting while an attempt was in flight: the attempt's outcome still goes to
@@ -219,6 +221,7 @@ impl Blocking {
                 argv,
                 keys,
                 in_flight: trying,
+                attempt_on: None,
                 counted: !trying,
                 leaving: false,
                 done: Some(done),
@@ -568,7 +571,13 @@ fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, len: u64) {
                 continue;
             };
             if w.in_flight {
-                // Its attempt may take an element: the clients behind it wait their turn.
+                if w.attempt_on.as_ref() != Some(key) {
+                    // Its attempt is elsewhere and may come back wanting this key: the clients
+                    // behind it here wait until it is settled.
+                    break;
+                }
+                // Its attempt may take an element of this key: the clients behind it get the
+                // others.
                 budget += 1;
                 continue;
             }
@@ -576,6 +585,7 @@ fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, len: u64) {
                 continue;
             }
             w.in_flight = true;
+            w.attempt_on = Some(key.clone());
             budget += 1;
             let moves = matches!(
                 &w.argv[0].to_ascii_lowercase()[..],
