@@ -280,3 +280,28 @@ fn pipelined_replies_keep_their_protocol() {
     );
     c.expect(expected.as_bytes());
 }
+
+#[test]
+fn hash_replies_are_maps_and_pairs_in_resp3_as_redis() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    c.check(&["HSET", "h", "a", "1"], ":1\r\n");
+    // RESP2: flat arrays.
+    c.check(&["HGETALL", "h"], "*2\r\n$1\r\na\r\n$1\r\n1\r\n");
+    c.check(
+        &["HRANDFIELD", "h", "1", "WITHVALUES"],
+        "*2\r\n$1\r\na\r\n$1\r\n1\r\n",
+    );
+    c.check(&["HGETALL", "nokey"], "*0\r\n");
+    c.call(&["HELLO", "3"]);
+    // RESP3 (taken from redis-server 7.0.15): a map, an empty map for a missing key, and
+    // HRANDFIELD's field/value pairs nested.
+    c.check(&["HGETALL", "h"], "%1\r\n$1\r\na\r\n$1\r\n1\r\n");
+    c.check(&["HGETALL", "nokey"], "%0\r\n");
+    c.check(
+        &["HRANDFIELD", "h", "1", "WITHVALUES"],
+        "*1\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n",
+    );
+    c.check(&["HRANDFIELD", "h", "1"], "*1\r\n$1\r\na\r\n");
+    c.check(&["HKEYS", "nokey"], "*0\r\n");
+}

@@ -149,17 +149,26 @@ enum Parts {
 }
 
 fn hgetall(r: &dyn KeyRead, key: &[u8], parts: Parts) -> CmdResult {
+    let both = matches!(parts, Parts::Both);
     let Some(h) = open(r, key, KeyType::Hash)? else {
-        return Ok(Reply::Array(Vec::new()));
+        // HGETALL is a map in RESP3 (an empty one for a missing key), as Redis replies.
+        return Ok(if both {
+            Reply::Map(Vec::new())
+        } else {
+            Reply::Array(Vec::new())
+        });
     };
+    if both {
+        let mut pairs = Vec::new();
+        h.scan(r, b"", &mut |f, v| {
+            pairs.push((bulk(f), bulk(v)));
+            true
+        })?;
+        return Ok(Reply::Map(pairs));
+    }
     let mut out = Vec::new();
     h.scan(r, b"", &mut |f, v| {
-        if !matches!(parts, Parts::Values) {
-            out.push(bulk(f));
-        }
-        if !matches!(parts, Parts::Fields) {
-            out.push(bulk(v));
-        }
+        out.push(bulk(if matches!(parts, Parts::Fields) { f } else { v }));
         true
     })?;
     Ok(Reply::Array(out))
@@ -490,14 +499,19 @@ fn hrandfield(r: &dyn KeyRead, argv: &[Bytes]) -> CmdResult {
     let Some(h) = h else {
         return Ok(Reply::Array(Vec::new()));
     };
-    let mut out = Vec::new();
-    for (f, v) in random_members(r, &h, count)? {
-        out.push(Reply::Bulk(f));
-        if with_values {
-            out.push(Reply::Bulk(v));
-        }
+    let picked = random_members(r, &h, count)?;
+    if with_values {
+        // Pairs in RESP3, a flat array in RESP2, as Redis 7 replies.
+        return Ok(Reply::Pairs(
+            picked
+                .into_iter()
+                .map(|(f, v)| (Reply::Bulk(f), Reply::Bulk(v)))
+                .collect(),
+        ));
     }
-    Ok(Reply::Array(out))
+    Ok(Reply::Array(
+        picked.into_iter().map(|(f, _)| Reply::Bulk(f)).collect(),
+    ))
 }
 
 #[cfg(test)]
