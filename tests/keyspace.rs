@@ -162,3 +162,32 @@ fn rename_copy_move_touch_object_reply_as_redis() {
     c.check(&["SELECT", "5"], "+OK\r\n");
     c.check(&["RANDOMKEY"], "$-1\r\n");
 }
+
+#[test]
+fn memory_usage_estimates_from_rows_and_checks_its_arguments_as_redis() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    c.check(&["MEMORY", "USAGE", "nokey"], "$-1\r\n");
+    c.check(&["SET", "s", "hello"], "+OK\r\n");
+    c.check(&["HSET", "h", "a", "1", "b", "2"], ":2\r\n");
+    let size = |c: &mut RawConn, key: &str| -> i64 {
+        let r = c.call(&["MEMORY", "USAGE", key, "SAMPLES", "0"]);
+        String::from_utf8_lossy(&r[1..r.len() - 2])
+            .parse()
+            .expect("integer")
+    };
+    let (s, h) = (size(&mut c, "s"), size(&mut c, "h"));
+    assert!(s > 5 && h > s, "string {s}, hash {h}");
+    c.check(&["HSET", "h", "c", "3"], ":1\r\n");
+    assert!(size(&mut c, "h") > h, "grows with members");
+    c.check(
+        &["MEMORY", "USAGE", "s", "SAMPLES", "x"],
+        "-ERR value is not an integer or out of range\r\n",
+    );
+    c.check(&["MEMORY", "USAGE", "s", "extra"], "-ERR syntax error\r\n");
+    c.check(
+        &["MEMORY", "FOO"],
+        "-ERR unknown subcommand 'FOO'. Try MEMORY HELP.\r\n",
+    );
+    c.check(&["MEMORY", "PURGE"], "+OK\r\n");
+}

@@ -210,6 +210,7 @@ pub static TABLE: &[Spec] = &[
     server::FLUSHALL,
     server::TIME,
     server::MONITOR,
+    server::MEMORY,
     server::DIGEST,
     #[cfg(debug_assertions)]
     server::DEBUG,

@@ -373,6 +373,99 @@ fn apply_flush(w: &mut WriteView, _: &ApplyCtx, _: &[Bytes]) -> super::CmdResult
     Ok(Reply::ok())
 }
 
+/// MEMORY USAGE/DOCTOR/PURGE/MALLOC-STATS/HELP. USAGE estimates a key's size from its rows:
+/// the metadata row plus, for a collection, its member rows (all of them, or the average of
+/// the first SAMPLES times the count, as Redis samples nested values).
+pub const MEMORY: Spec = Spec {
+    name: "memory",
+    arity: -2,
+    kind: Kind::Read(memory),
+    flags: &["readonly"],
+    keys: (2, 2, 1),
+};
+
+const MEMORY_HELP: &[&str] = &[
+    "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DOCTOR",
+    "    Return memory problems reports.",
+    "MALLOC-STATS",
+    "    Return internal statistics report from the memory allocator.",
+    "PURGE",
+    "    Attempt to purge dirty pages for reclamation by the allocator.",
+    "USAGE <key> [SAMPLES <count>]",
+    "    Return memory in bytes used by <key> and its value. Nested values are",
+    "    sampled up to <count> times (default: 5, 0 means sample all).",
+    "HELP",
+    "    Prints this help.",
+];
+
+fn memory(r: &dyn KeyRead, argv: &[Bytes]) -> super::CmdResult {
+    let sub = &argv[1];
+    if is(sub, "help") && argv.len() == 2 {
+        return Ok(Reply::Array(
+            MEMORY_HELP.iter().map(|l| Reply::status(*l)).collect(),
+        ));
+    }
+    if is(sub, "doctor") && argv.len() == 2 {
+        return Ok(Reply::bulk(
+            "Sam, I detected no memory problems in this kvd node (its data lives in redb, \
+             see INFO raft and the data dir's size).",
+        ));
+    }
+    if is(sub, "purge") && argv.len() == 2 {
+        return Ok(Reply::ok());
+    }
+    if is(sub, "malloc-stats") && argv.len() == 2 {
+        return Ok(Reply::bulk("Stats not supported for the current allocator"));
+    }
+    if !is(sub, "usage") || argv.len() < 3 {
+        return Ok(Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try MEMORY HELP.",
+            lossy(sub, 128)
+        )));
+    }
+    let mut samples: u64 = 5;
+    let mut rest = argv[3..].iter();
+    while let Some(opt) = rest.next() {
+        match rest.next() {
+            Some(n) if is(opt, "samples") => match super::parse_i64(n) {
+                Some(n) if n >= 0 => samples = if n == 0 { u64::MAX } else { n as u64 },
+                Some(_) => return Ok(Reply::error("ERR value is out of range, must be positive")),
+                None => return Ok(super::not_an_integer()),
+            },
+            _ => return Ok(super::syntax_error()),
+        }
+    }
+    let key = &argv[2];
+    let Some(meta) = r.meta(key)? else {
+        return Ok(Reply::Nil);
+    };
+    let mut total = (2 + key.len() + meta.encode().len()) as u64;
+    if meta.kind != crate::kv::KeyType::String {
+        use crate::kv::KeyType;
+        // Collections whose metadata holds their size are sampled; others are walked whole.
+        let count = match meta.kind {
+            KeyType::Hash | KeyType::Set => crate::kv::collection::count_of(&meta).ok(),
+            KeyType::ZSet => Some(crate::kv::zset::count_of(&meta)),
+            _ => None,
+        };
+        let limit = if count.is_some() { samples } else { u64::MAX };
+        let prefix = encoding::member_prefix(r.db(), key, meta.version);
+        let end = encoding::prefix_end(&prefix).unwrap_or_else(|| vec![0xff; prefix.len() + 1]);
+        let (mut seen, mut bytes) = (0u64, 0u64);
+        r.scan_raw(&prefix, &end, &mut |k, v| {
+            seen += 1;
+            bytes += (k.len() + v.len()) as u64;
+            seen < limit
+        })?;
+        total += match count {
+            Some(n) if seen > 0 => bytes / seen * n.max(seen),
+            _ => bytes,
+        };
+    }
+    Ok(Reply::Integer(i64::try_from(total).unwrap_or(i64::MAX)))
+}
+
 /// MONITOR: this connection is shown every command this node's clients run from now on (see
 /// `crate::monitor`), until RESET or it closes.
 pub const MONITOR: Spec = Spec {
