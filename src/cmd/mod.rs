@@ -24,6 +24,8 @@ mod keys;
 mod long_double;
 mod server;
 mod set;
+mod stream;
+mod stream_group;
 mod strings;
 mod strings_range;
 pub mod transactions;
@@ -285,6 +287,22 @@ pub static TABLE: &[Spec] = &[
     set::SDIFF,
     set::SDIFFSTORE,
     set::SSCAN,
+    // streams
+    stream::XADD,
+    stream::XLEN,
+    stream::XRANGE,
+    stream::XREVRANGE,
+    stream::XDEL,
+    stream::XTRIM,
+    stream::XREAD,
+    stream::XSETID,
+    stream::XINFO,
+    stream_group::XGROUP,
+    stream_group::XREADGROUP,
+    stream_group::XACK,
+    stream_group::XPENDING,
+    stream_group::XCLAIM,
+    stream_group::XAUTOCLAIM,
     // hyperloglog
     hyperloglog::PFADD,
     hyperloglog::PFCOUNT,

@@ -392,16 +392,20 @@ pub const DIGEST: Spec = Spec {
 fn digest(view: &dyn KeyRead, _: &[Bytes]) -> super::CmdResult {
     let mut h = crate::fnv::Fnv1a::new();
     let mut n = 0u64;
-    let lo = [encoding::FAMILY_META];
-    let hi = [encoding::FAMILY_MEMBER + 1];
-    view.scan_raw(&lo, &hi, &mut |k, v| {
-        h.feed(&(k.len() as u64).to_be_bytes());
-        h.feed(k);
-        h.feed(&(v.len() as u64).to_be_bytes());
-        h.feed(v);
-        n += u64::from(k[0] == encoding::FAMILY_META);
-        true
-    })?;
+    let ranges = [
+        (encoding::FAMILY_META, encoding::FAMILY_MEMBER + 1),
+        (encoding::FAMILY_STREAM, encoding::FAMILY_STREAM + 1),
+    ];
+    for (lo, hi) in ranges {
+        view.scan_raw(&[lo], &[hi], &mut |k, v| {
+            h.feed(&(k.len() as u64).to_be_bytes());
+            h.feed(k);
+            h.feed(&(v.len() as u64).to_be_bytes());
+            h.feed(v);
+            n += u64::from(k[0] == encoding::FAMILY_META);
+            true
+        })?;
+    }
     Ok(Reply::bulk(format!("{:016x} {n}", h.finish())))
 }
 

@@ -361,7 +361,8 @@ pub fn find_orphans(
     max: usize,
     budget: usize,
 ) -> Result<(Vec<Bytes>, Option<Vec<u8>>), StoreError> {
-    let end = [encoding::FAMILY_MEMBER + 1];
+    let families = encoding::ROW_FAMILIES;
+    let end = [families[families.len() - 1] + 1];
     let mut orphans = Vec::new();
     let mut cursor = from.to_vec();
     let mut spent = 0;
@@ -377,7 +378,13 @@ pub fn find_orphans(
                 return false;
             }
             spent += 1;
-            let Some((db, key, version, _)) = encoding::parse_member_key(k) else {
+            if !families.contains(&k[0]) {
+                // Between the row families (expiry, scan rows): on to the next one.
+                let next_family = families.iter().find(|&&f| f > k[0]);
+                next = Some(next_family.map_or_else(|| end.to_vec(), |&f| vec![f]));
+                return false;
+            }
+            let Some((db, key, version, _)) = encoding::parse_row_key(k) else {
                 // Not a well-formed member row: not ours to judge.
                 return true;
             };
@@ -387,7 +394,8 @@ pub fn find_orphans(
                 match owner_version(r, db, key) {
                     Ok(owner) if owner == Some(version) => {
                         // A live incarnation: skip its rows in one seek.
-                        let prefix = encoding::member_prefix(db, key, version);
+                        let mut prefix = encoding::member_prefix(db, key, version);
+                        prefix[0] = k[0];
                         next = Some(encoding::prefix_end(&prefix).unwrap_or_else(|| end.to_vec()));
                         return false;
                     }
@@ -425,7 +433,7 @@ pub fn owner_version(r: &dyn KeyRead, db: u8, key: &[u8]) -> Result<Option<u64>,
 /// Removes the member row `table_key` if no live incarnation owns it (re-checked here, in
 /// apply, against the metadata as it is now). True if it was removed.
 pub fn reap_orphan(w: &mut WriteView, table_key: &[u8]) -> Result<bool, StoreError> {
-    let Some((db, key, version, _)) = encoding::parse_member_key(table_key) else {
+    let Some((db, key, version, _)) = encoding::parse_row_key(table_key) else {
         return Ok(false);
     };
     if db >= encoding::DATABASES || owner_version(w, db, key)? == Some(version) {

@@ -15,6 +15,7 @@
 //! | `0x02` member | `02 db len(key) u32 key version u64 member` | the member's value (a hash field's value; empty for a set member) |
 //! | `0x03` expiry | `03 db at_ms i64 key` | empty: a database's keys by expiry time, for active expiry |
 //! | `0x04` scan | `04 db fnv64(key) key` | empty: a database's keys in hash order, for SCAN cursors and RANDOMKEY |
+//! | `0x06` stream | `06 db len(key) u32 key version u64 kind rest` | a stream's consumer groups, consumers and pending entries (`kv::stream`) |
 //!
 //! A string's value is the body of its metadata row (one lookup for GET). A collection's body
 //! holds its counters (size, list head and tail...): for a hash (`KeyType::Hash`) and a set
@@ -44,9 +45,44 @@ pub const FAMILY_META: u8 = 0x01;
 pub const FAMILY_MEMBER: u8 = 0x02;
 pub const FAMILY_EXPIRY: u8 = 0x03;
 pub const FAMILY_SCAN: u8 = 0x04;
+/// A stream's consumer-group rows (`kv::stream`): laid out as member rows, under their own
+/// family so a stream's entries (its member rows) stay one ordered range.
+pub const FAMILY_STREAM: u8 = 0x06;
 
 /// The families holding rows of a database (all emptied by FLUSHDB).
-pub const DB_FAMILIES: [u8; 4] = [FAMILY_META, FAMILY_MEMBER, FAMILY_EXPIRY, FAMILY_SCAN];
+pub const DB_FAMILIES: [u8; 5] = [
+    FAMILY_META,
+    FAMILY_MEMBER,
+    FAMILY_EXPIRY,
+    FAMILY_SCAN,
+    FAMILY_STREAM,
+];
+
+/// The families whose rows belong to one incarnation of a key (`family db len(key) key
+/// version ...`): what `crate::reclaim` looks through for orphans, in table order.
+pub const ROW_FAMILIES: [u8; 2] = [FAMILY_MEMBER, FAMILY_STREAM];
+
+/// The prefix every stream row (`FAMILY_STREAM`) of one incarnation of a key shares.
+pub fn stream_prefix(db: u8, key: &[u8], version: u64) -> BytesMut {
+    let mut out = member_prefix(db, key, version);
+    out[0] = FAMILY_STREAM;
+    out
+}
+
+/// Splits a row of one of `ROW_FAMILIES` into (db, key, version, rest).
+pub fn parse_row_key(table_key: &[u8]) -> Option<(u8, &[u8], u64, &[u8])> {
+    let [family, db, rest @ ..] = table_key else {
+        return None;
+    };
+    if !ROW_FAMILIES.contains(family) {
+        return None;
+    }
+    let len = usize::try_from(be_u32(rest.get(..4)?)).ok()?;
+    let rest = &rest[4..];
+    let key = rest.get(..len)?;
+    let version = be_u64(rest.get(len..len + 8)?);
+    Some((*db, key, version, &rest[len + 8..]))
+}
 
 /// System row: the applied clock (see `StateMachine`'s `now`).
 pub const CLOCK_KEY: [u8; 2] = [FAMILY_SYSTEM, 0xff];
@@ -370,7 +406,7 @@ pub fn count_key(db: u8) -> [u8; 2] {
 pub fn db_of(table_key: &[u8]) -> Option<u8> {
     match table_key {
         [
-            FAMILY_META | FAMILY_MEMBER | FAMILY_EXPIRY | FAMILY_SCAN,
+            FAMILY_META | FAMILY_MEMBER | FAMILY_EXPIRY | FAMILY_SCAN | FAMILY_STREAM,
             db,
             ..,
         ] => Some(*db),
@@ -380,7 +416,10 @@ pub fn db_of(table_key: &[u8]) -> Option<u8> {
 
 /// Rows of user data (what DIGEST covers): metadata and member rows.
 pub fn is_user_row(table_key: &[u8]) -> bool {
-    matches!(table_key.first(), Some(&(FAMILY_META | FAMILY_MEMBER)))
+    matches!(
+        table_key.first(),
+        Some(&(FAMILY_META | FAMILY_MEMBER | FAMILY_STREAM))
+    )
 }
 
 /// The first version an entry at `index` may hand out; `VERSIONS_PER_ENTRY` follow it.

@@ -10,6 +10,7 @@ pub mod entry;
 pub mod hll;
 pub mod machine;
 mod memtable;
+pub mod stream;
 mod view;
 
 pub use encoding::{KeyType, Meta};

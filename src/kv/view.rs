@@ -36,6 +36,13 @@ pub trait KeyRead {
         hi: &[u8],
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError>;
+    /// Rows in `[lo, hi)` from the last down (XREVRANGE); `f` returns false to stop.
+    fn scan_raw_rev(
+        &self,
+        lo: &[u8],
+        hi: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError>;
     /// Keys stored in `db`, expired ones not yet reclaimed included (as Redis's DBSIZE).
     fn key_count(&self, db: u8) -> Result<u64, StoreError>;
     /// Keys of `db` with an expiry (due or not: as Redis, until they are removed).
@@ -276,6 +283,57 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> Layers<'_, T> {
         Ok(())
     }
 
+    /// `scan` from the last row down: the same merge of memtable over table, reversed.
+    fn scan_rev(
+        &self,
+        lo: &[u8],
+        hi: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        if lo >= hi {
+            return Ok(());
+        }
+        let mut recent = self
+            .mem
+            .map
+            .range::<[u8], _>(between(lo, hi))
+            .rev()
+            .peekable();
+        for row in self.table.range::<&[u8]>(lo..hi)?.rev() {
+            let (k, v) = row?;
+            let key = k.value();
+            while let Some((rk, slot)) = recent.next_if(|(rk, _)| rk.as_ref() > key) {
+                if let Some(rv) = &slot.value
+                    && !f(rk, rv)
+                {
+                    return Ok(());
+                }
+            }
+            if let Some((_, slot)) = recent.next_if(|(rk, _)| rk.as_ref() == key) {
+                if let Some(rv) = &slot.value
+                    && !f(key, rv)
+                {
+                    return Ok(());
+                }
+                continue;
+            }
+            if self.mem.cleared(key) {
+                continue;
+            }
+            if !f(key, v.value()) {
+                return Ok(());
+            }
+        }
+        for (rk, slot) in recent {
+            if let Some(rv) = &slot.value
+                && !f(rk, rv)
+            {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
     fn recent_keys(&self, db: u8, f: &mut dyn FnMut(&[u8])) {
         let (lo, hi) = db_range(FAMILY_META, db);
         for (k, slot) in self.mem.map.range::<[u8], _>(between(&lo, &hi)) {
@@ -433,6 +491,15 @@ impl KeyRead for ReadView<'_> {
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError> {
         self.layers.scan(lo, hi, f)
+    }
+
+    fn scan_raw_rev(
+        &self,
+        lo: &[u8],
+        hi: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        self.layers.scan_rev(lo, hi, f)
     }
 
     fn key_count(&self, db: u8) -> Result<u64, StoreError> {
@@ -620,15 +687,18 @@ impl<'t> WriteView<'t> {
         };
         let old_expiry = self.meta_in(dst_db, dst)?.and_then(|m| m.expire_at);
         let version = self.new_version();
-        let prefix = encoding::member_prefix(self.db, src, meta.version);
         let mut rows = Vec::new();
-        self.scan_raw(&prefix, &end_of_prefix(&prefix), &mut |k, v| {
-            rows.push((
-                encoding::member_key(dst_db, dst, version, &k[prefix.len()..]),
-                Bytes::copy_from_slice(v),
-            ));
-            true
-        })?;
+        for family in encoding::ROW_FAMILIES {
+            let mut prefix = encoding::member_prefix(self.db, src, meta.version);
+            prefix[0] = family;
+            self.scan_raw(&prefix, &end_of_prefix(&prefix), &mut |k, v| {
+                let mut row = encoding::member_prefix(dst_db, dst, version);
+                row[0] = family;
+                row.extend_from_slice(&k[prefix.len()..]);
+                rows.push((row.freeze(), Bytes::copy_from_slice(v)));
+                true
+            })?;
+        }
         for (k, v) in rows {
             self.put_raw(&k, v);
         }
@@ -796,6 +866,15 @@ impl KeyRead for WriteView<'_> {
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError> {
         self.layers().scan(lo, hi, f)
+    }
+
+    fn scan_raw_rev(
+        &self,
+        lo: &[u8],
+        hi: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        self.layers().scan_rev(lo, hi, f)
     }
 
     fn key_count(&self, db: u8) -> Result<u64, StoreError> {
