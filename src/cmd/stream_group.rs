@@ -390,8 +390,10 @@ fn xreadgroup(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
         let g = s.group(w, &g.name)?.unwrap_or(g);
         let mut t = Touch::new(g);
         let entries = match from {
-            Some(start) => {
+            Some(after) => {
                 t.seen(w, &s, &consumer)?;
+                // As Redis: the history starts after the given ID.
+                let start = after.next().unwrap_or(StreamId::MAX);
                 let mut ids = Vec::new();
                 s.consumer_pel_range(w, &t.g.name, &consumer, start, &mut |id| {
                     ids.push(id);
@@ -844,6 +846,7 @@ fn xautoclaim(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
             } else {
                 entry_reply(id, &entry)?
             });
+            count -= 1;
         }
     }
     t.save(w, &s);
