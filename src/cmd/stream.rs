@@ -159,7 +159,11 @@ macro_rules! write_spec {
                 prepare: Ok,
                 apply: $apply,
             },
-            flags: &["fast"],
+            flags: if matches!($name.as_bytes(), b"xadd" | b"xsetid") {
+                &["denyoom", "fast"]
+            } else {
+                &["fast"]
+            },
             keys: $keys,
         };
     };
@@ -611,7 +615,7 @@ pub const XREAD: Spec = Spec {
     name: "xread",
     arity: -4,
     kind: Kind::Read(xread),
-    flags: &[],
+    flags: &["blocking", "movablekeys"],
     keys: (0, 0, 0),
 };
 

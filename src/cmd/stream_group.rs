@@ -339,7 +339,7 @@ pub const XREADGROUP: Spec = Spec {
         prepare: Ok,
         apply: xreadgroup,
     },
-    flags: &[],
+    flags: &["blocking", "movablekeys"],
     keys: (0, 0, 0),
 };
 
@@ -779,8 +779,7 @@ fn xautoclaim(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
             let max = i64::MAX / 16;
             match parse_i64(&argv[j + 1]) {
                 Some(n) if (1..=max).contains(&n) => count = n as u64,
-                Some(_) => return Ok(Reply::error("ERR COUNT must be > 0")),
-                None => return Ok(not_an_integer()),
+                _ => return Ok(Reply::error("ERR COUNT must be > 0")),
             }
             j += 1;
         } else if is(&argv[j], "justid") {
