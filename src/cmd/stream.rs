@@ -298,51 +298,70 @@ fn parse_add_or_trim(argv: &[Bytes], xadd: bool) -> Result<AddArgs, Reply> {
 
 /// Trims `s` as Redis's `streamTrim`; returns the entries removed. Approximate trimming
 /// removes whole "nodes" only: runs of `NODE_ENTRIES` entries counted from the first entry
-/// ever added (as Redis fills its nodes when entries are small and none was deleted).
+/// ever added (as Redis fills its nodes when entries are small and none was deleted). Each
+/// step scans on from where the last one stopped, so a big trim is one pass over its entries.
 fn trim(w: &mut WriteView, s: &mut Stream, t: Trim) -> Result<u64, CmdError> {
+    const BATCH: u64 = 4096;
     if t.strategy == Strategy::None {
         return Ok(0);
     }
     let mut removed = 0u64;
+    let mut from = StreamId::MIN;
     loop {
         let len = s.c.length;
         if len == 0 {
             break;
         }
-        if let Strategy::MaxLen(max) = t.strategy
-            && len <= max
+        let want = match (t.approx, t.strategy) {
+            (_, Strategy::MaxLen(max)) if len <= max => break,
+            // The head "node": what approximate trimming removes at once.
+            (true, _) => {
+                let before = s.c.entries_added.saturating_sub(len);
+                (NODE_ENTRIES - before % NODE_ENTRIES).min(len)
+            }
+            (false, Strategy::MaxLen(max)) => (len - max).min(BATCH),
+            (false, _) => BATCH,
+        };
+        if t.limit != 0 && removed + want > t.limit {
+            break;
+        }
+        if let (true, Strategy::MaxLen(max)) = (t.approx, t.strategy)
+            && len - want < max
         {
             break;
         }
-        // The head "node": what approximate trimming removes at once.
-        let node = if t.approx {
-            let before = s.c.entries_added.saturating_sub(len);
-            (NODE_ENTRIES - before % NODE_ENTRIES).min(len)
-        } else {
-            1
-        };
-        if t.limit != 0 && removed + node > t.limit {
-            break;
-        }
         let mut ids = Vec::new();
-        s.range(w, StreamId::MIN, StreamId::MAX, false, &mut |id, _| {
+        let mut reached_min = false;
+        s.range(w, from, StreamId::MAX, false, &mut |id, _| {
+            if let Strategy::MinId(min) = t.strategy
+                && id >= min
+            {
+                reached_min = true;
+                return false;
+            }
             ids.push(id);
-            (ids.len() as u64) < node
+            (ids.len() as u64) < want
         })?;
         let Some(&last) = ids.last() else { break };
-        let whole = match t.strategy {
-            Strategy::MaxLen(max) => len - node >= max,
-            Strategy::MinId(min) => last < min,
-            Strategy::None => false,
-        };
-        if !whole {
-            break;
+        let got = ids.len() as u64;
+        if t.approx {
+            let whole = match t.strategy {
+                Strategy::MaxLen(max) => len - got >= max && got == want,
+                _ => got == want,
+            };
+            if !whole {
+                break;
+            }
         }
         for id in ids {
             if s.delete_entry(w, id)? {
                 s.c.length -= 1;
                 removed += 1;
             }
+        }
+        match last.next() {
+            Some(next) if !reached_min && (t.approx || got == want) => from = next,
+            _ => break,
         }
     }
     if removed > 0 {
