@@ -22,6 +22,7 @@ use crate::cmd::transactions::{self, Multi, Plan};
 use crate::cmd::{self, Kind, Spec};
 use crate::config::ReadConsistency;
 use crate::kv::Reader;
+use crate::pubsub::links::Receivers;
 use crate::raft::RaftError;
 use crate::resp::{Decoded, Decoder, Limits, Reply};
 use crate::server::Shared;
@@ -131,6 +132,7 @@ pub async fn serve(
     };
     let mut inbuf = BytesMut::new();
     let stall = cfg.client_stall_timeout;
+    let mailbox = conn.session.pubsub.mailbox.clone();
     let reason = loop {
         let mut batch = Vec::new();
         let mut protocol_error = None;
@@ -194,6 +196,14 @@ pub async fn serve(
             _ = shutdown.changed() => break Close::Shutdown,
             _ = registered.info.kill.notified() => break Close::Killed,
             _ = tokio::time::sleep(Duration::from_secs(idle)), if idle > 0 => break Close::Killed,
+            _ = mailbox.wake.notified() => {
+                if conn.take_pushes().is_err() {
+                    break Close::OutputLimit;
+                }
+                if let Err(reason) = write_pushes(&mut wr, &mut conn.out, &mailbox, stall).await {
+                    break reason;
+                }
+            }
         }
     };
     if let Close::Shutdown = reason {
@@ -222,6 +232,33 @@ async fn write_out(wr: &mut OwnedWriteHalf, out: &mut BytesMut, stall: Duration)
     }
 }
 
+/// Writes pushes (Pub/Sub messages) out; a subscriber that goes over its output limit while
+/// this write waits on it is closed at once (`write` is cancel-safe, `write_all` is not).
+async fn write_pushes(
+    wr: &mut OwnedWriteHalf,
+    out: &mut BytesMut,
+    mailbox: &crate::pubsub::Mailbox,
+    stall: Duration,
+) -> Result<(), Close> {
+    let deadline = tokio::time::Instant::now() + stall;
+    let mut done = 0;
+    while done < out.len() {
+        tokio::select! {
+            r = wr.write(&out[done..]) => match r {
+                Ok(0) | Err(_) => return Err(Close::Peer),
+                Ok(n) => done += n,
+            },
+            _ = mailbox.overflow.notified() => return Err(Close::OutputLimit),
+            _ = tokio::time::sleep_until(deadline) => return Err(Close::Peer),
+        }
+    }
+    out.clear();
+    if out.capacity() > 4 * FLUSH_AT {
+        *out = BytesMut::new();
+    }
+    Ok(())
+}
+
 struct Conn {
     session: Session,
     out: BytesMut,
@@ -241,6 +278,7 @@ impl Conn {
         // One read view serves a run of reads; a write or a barrier ends the run.
         let mut view: Option<Reader> = None;
         let mut barrier_done = false;
+        self.session.touch();
         for d in batch {
             let argv = match d {
                 Decoded::Command(argv) => argv,
@@ -265,6 +303,9 @@ impl Conn {
                 }
             };
             self.session.note_command(spec.name, &argv);
+            self.session
+                .pubsub
+                .note_command(spec.name, self.session.protocol);
             shared.stats.command_calls.count(spec);
             let write = matches!(spec.kind, Kind::Write { .. });
             while let Some(wait) = shared.clients.paused_for(write) {
@@ -278,9 +319,44 @@ impl Conn {
                 barrier_done = false;
                 continue;
             }
+            if crate::blocking::is_blocking(spec) {
+                self.drain(wr).await?;
+                let reply =
+                    crate::blocking::execute(&shared, &self.session, spec, argv, wr.as_ref()).await;
+                self.ready(reply)?;
+                view = None;
+                barrier_done = false;
+                continue;
+            }
             match spec.kind {
+                Kind::Local(_) if cmd::pubsub::is_subscription(spec) => {
+                    for frame in cmd::pubsub::subscription_frames(&mut self.session, &argv) {
+                        self.push_frame(frame)?;
+                    }
+                }
+                Kind::Local(_) if cmd::pubsub::is_publish(spec) => {
+                    match cmd::pubsub::publish(&self.session, &argv) {
+                        Receivers::Now(n) => {
+                            self.ready(Reply::integer(i64::try_from(n).unwrap_or(i64::MAX)))?
+                        }
+                        Receivers::Later { rx, .. } => {
+                            // Our own copy (a RESP3 subscriber publishing) before the reply.
+                            if self.queue.is_empty() {
+                                self.take_pushes()?;
+                            }
+                            let slot = if self.silent {
+                                Slot::Silent(rx)
+                            } else {
+                                Slot::Waiting(rx)
+                            };
+                            self.queue.push_back((slot, self.session.protocol));
+                        }
+                    }
+                }
                 Kind::Local(f) => {
                     let reply = f(&mut self.session, &argv);
+                    let proto = self.session.protocol;
+                    self.session.pubsub.note_protocol(proto);
                     // CLIENT REPLY OFF/SKIP is itself not answered, CLIENT REPLY ON is.
                     let s = &self.session;
                     self.silent = s.skip_this_reply || s.reply_off || s.skip_next_reply;
@@ -316,12 +392,20 @@ impl Conn {
                         Ok(r) => r,
                         Err(e) => cmd::storage_error(e),
                     };
+                    if self.session.pubsub.tracking.on {
+                        let keys = spec.key_args(&argv).cloned().collect();
+                        self.session.pubsub.after_command(Some(keys));
+                    }
                     self.ready(reply)?;
                 }
                 Kind::Write { prepare, .. } => match prepare(argv) {
                     Err(reply) => self.ready(reply)?,
                     Ok(argv) => {
                         shared.stats.writes_proposed.fetch_add(1, Relaxed);
+                        if self.session.pubsub.tracking.noloop {
+                            let keys = spec.key_args(&argv).cloned();
+                            shared.pubsub.tracking.begin_write(self.session.id, keys);
+                        }
                         let rx = shared.raft.propose_later(self.session.db, argv, timeout);
                         let slot = if self.silent {
                             Slot::Silent(rx)
@@ -505,6 +589,12 @@ impl Conn {
             }
         };
         match plan.finish(outcome, &mut self.session) {
+            // What the transaction's apply raised for this connection (invalidations) follows
+            // EXEC's reply, as Redis sends it.
+            transactions::Finished::Reply(reply) if self.queue.is_empty() && !self.silent => {
+                reply.encode(self.session.protocol, &mut self.out);
+                self.take_pushes()
+            }
             transactions::Finished::Reply(reply) => self.ready(reply),
             transactions::Finished::Mixed(items) => {
                 self.drain(wr).await?;
@@ -514,6 +604,7 @@ impl Conn {
                 for (reply, proto) in items {
                     reply.encode(proto, &mut self.out);
                 }
+                self.take_pushes()?;
                 if self.out.len() > shared.config.client_output_limit {
                     return Err(Close::OutputLimit);
                 }
@@ -532,6 +623,22 @@ impl Conn {
         // After the name and arity checks, as Redis orders them.
         if self.session.needs_auth() && !spec.flags.contains(&"no_auth") {
             return Err(Reply::error("NOAUTH Authentication required."));
+        }
+        if self.session.protocol == crate::resp::Protocol::Resp2
+            && self.session.pubsub.active()
+            && !cmd::pubsub::allowed_when_subscribed(spec)
+        {
+            let fullname = match argv.get(1) {
+                Some(sub) if crate::session::is_container(spec.name) => {
+                    format!(
+                        "{}|{}",
+                        spec.name,
+                        String::from_utf8_lossy(sub).to_lowercase()
+                    )
+                }
+                _ => spec.name.to_string(),
+            };
+            return Err(cmd::pubsub::refused_when_subscribed(&fullname));
         }
         let max_key = self.session.shared.config.max_key_size;
         if spec.key_args(argv).any(|k| k.len() > max_key) {
@@ -555,6 +662,9 @@ impl Conn {
 
     /// Takes a reply that is known now: encoded at once unless it must wait behind a write.
     fn ready(&mut self, reply: Reply) -> Result<(), Close> {
+        if self.queue.is_empty() {
+            self.take_pushes()?;
+        }
         if self.silent {
             return Ok(());
         }
@@ -570,6 +680,42 @@ impl Conn {
         Ok(())
     }
 
+    /// NOLOOP tracking: once no write of this connection is in flight, it hears of every change.
+    fn writes_answered(&self) {
+        if self.session.pubsub.tracking.noloop
+            && !self
+                .queue
+                .iter()
+                .any(|(s, _)| matches!(s, Slot::Waiting(_) | Slot::Silent(_)))
+        {
+            self.session
+                .shared
+                .pubsub
+                .tracking
+                .end_writes(self.session.id);
+        }
+    }
+
+    /// A reply that CLIENT REPLY OFF/SKIP does not suppress: (un)subscribe confirmations are
+    /// pushes, as in Redis.
+    fn push_frame(&mut self, reply: Reply) -> Result<(), Close> {
+        let silent = std::mem::replace(&mut self.silent, false);
+        let r = self.ready(reply);
+        self.silent = silent;
+        r
+    }
+
+    /// Moves the Pub/Sub messages queued for this connection into `out`; a subscriber that
+    /// went over its output limit is closed.
+    fn take_pushes(&mut self) -> Result<(), Close> {
+        let proto = self.session.protocol;
+        if self.session.pubsub.mailbox.drain_into(&mut self.out, proto) {
+            Ok(())
+        } else {
+            Err(Close::OutputLimit)
+        }
+    }
+
     /// Resolves every queued reply in order into `out`, writing out as it grows.
     async fn drain(&mut self, wr: &mut OwnedWriteHalf) -> Result<(), Close> {
         let limit = self.session.shared.settings.output_limit.load(Relaxed);
@@ -582,10 +728,15 @@ impl Conn {
                     .unwrap_or_else(raft_error_reply),
                 Slot::Silent(rx) => {
                     let _ = rx.await;
+                    self.writes_answered();
                     continue;
                 }
             };
+            self.writes_answered();
             reply.encode(proto, &mut self.out);
+            // What this write's apply raised for this connection (invalidations of keys it
+            // tracks) follows its reply, as Redis sends it.
+            self.take_pushes()?;
             if self.out.len() > limit {
                 return Err(Close::OutputLimit);
             }

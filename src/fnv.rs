@@ -36,6 +36,17 @@ impl Default for Fnv1a {
     }
 }
 
+/// For small in-process maps keyed by short trusted strings (the command table).
+impl std::hash::Hasher for Fnv1a {
+    fn write(&mut self, bytes: &[u8]) {
+        self.feed(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Fnv1a;

@@ -24,12 +24,15 @@
 //!   write through; `store`: the redb file, its tables and format version.
 //! - `config`, `logging`, `fnv`: flags, logs, the one stable hash; `fatal`: the one way the
 //!   process stops on its own.
+//! - `pubsub`: subscribers of this node, their bounded queues, and the links that fan a
+//!   PUBLISH out to the other nodes (`docs/pubsub.md`); commands in `cmd::pubsub`.
 //! - `expiry`, `reclaim`: leader-side tasks that propose bounded internal entries (expired
 //!   keys; member rows of deleted collections, see `kv::collection`).
 //!
 //! Adding a data type: its row layout in `kv/encoding.rs` (a `KeyType`, the metadata body, its
 //! member rows), its commands in `cmd/<type>.rs`, their registry lines in `cmd::TABLE`.
 
+pub mod blocking;
 pub mod cmd;
 pub mod config;
 pub mod connection;
@@ -39,6 +42,7 @@ pub mod fatal;
 pub mod fnv;
 pub mod kv;
 pub mod logging;
+pub mod pubsub;
 pub mod raft;
 pub mod reclaim;
 pub mod resp;

@@ -4,8 +4,8 @@
 //!
 //! As with active expiry (`crate::expiry`), only the leader looks, and it removes rows by
 //! proposing `rows-reap` entries, so every node drops the same rows at the same point of the
-//! log (DIGEST covers member rows: replicas stay equal). The leader walks the member rows in
-//! table order from a cursor, at most `BUDGET` rows per look (a live collection's rows are
+//! log (DIGEST covers member rows: replicas stay equal). The leader walks the member rows, then
+//! the sorted sets' score rows (`encoding::OWNED_FAMILIES`), in table order from a cursor, at most `BUDGET` rows per look (a live collection's rows are
 //! skipped with one seek), and proposes at most `BATCH` orphans (and `BATCH_BYTES`) per entry,
 //! one entry in flight at a time: a DEL of a huge collection costs one metadata write, then
 //! a series of bounded entries with client writes in between. A full batch means more is due,
@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::cmd::{CmdResult, Kind, Spec};
 use crate::kv::collection::{find_orphans, reap_orphan};
-use crate::kv::encoding::FAMILY_MEMBER;
+use crate::kv::encoding::OWNED_FAMILIES;
 use crate::kv::{ApplyCtx, Reader, WriteView};
 use crate::raft::status::Role;
 use crate::resp::Reply;
@@ -39,8 +39,7 @@ const IDLE_PERIOD: Duration = Duration::from_millis(100);
 /// Runs until `stop` turns true.
 pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut reader = Reader::new(&shared.db, shared.raft.memtable());
-    let start = vec![FAMILY_MEMBER];
-    let mut cursor = start.clone();
+    let mut cursor = vec![OWNED_FAMILIES[0]];
     loop {
         let mut more = false;
         if shared.raft.status().role == Role::Leader {
@@ -56,7 +55,7 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                         .map(|i| i.max(1));
                     cursor = match fits {
                         Some(n) if n < rows.len() => rows[n].to_vec(),
-                        _ => next.unwrap_or_else(|| start.clone()),
+                        _ => next.unwrap_or_else(|| next_family(&cursor)),
                     };
                     if let Some(n) = fits {
                         rows.truncate(n);
@@ -87,6 +86,16 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Where the walk goes once the family `cursor` is in is done: the next owned family's first
+/// row, after the last one the first's.
+fn next_family(cursor: &[u8]) -> Vec<u8> {
+    let at = OWNED_FAMILIES
+        .iter()
+        .position(|f| cursor.first() == Some(f))
+        .unwrap_or(0);
+    vec![OWNED_FAMILIES[(at + 1) % OWNED_FAMILIES.len()]]
+}
+
 /// `rows-reap table-key...`: removes the listed member rows that no live incarnation owns.
 /// Internal: in `cmd::INTERNAL`, which only apply looks up, so no client can send it.
 pub const ROWS_REAP: Spec = Spec {
@@ -100,7 +109,7 @@ pub const ROWS_REAP: Spec = Spec {
     keys: (0, 0, 0),
 };
 
-/// The entry's arguments for `rows` (member rows' table keys).
+/// The entry's arguments for `rows` (member or score rows' table keys).
 pub fn reap_argv(rows: Vec<Bytes>) -> Vec<Bytes> {
     let mut argv = Vec::with_capacity(1 + rows.len());
     argv.push(Bytes::from_static(ROWS_REAP.name.as_bytes()));

@@ -112,6 +112,10 @@ pub struct Shared {
     pub clients: Clients,
     /// Where node-local listeners (blocking pops, pub/sub, tracking) hear of applied writes.
     pub events: Arc<crate::events::Hub>,
+    /// Clients blocked in BLPOP and its kin on this node.
+    pub blocking: Arc<crate::blocking::Blocking>,
+    /// This node's Pub/Sub subscribers and its links to the peers' (`pubsub`).
+    pub pubsub: Arc<crate::pubsub::Hub>,
 }
 
 /// Runs the node until SIGTERM/SIGINT. Startup errors come back as one line.
@@ -154,6 +158,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
         logger.clone(),
     );
     let events = crate::events::Hub::new();
+    let blocking = crate::blocking::Blocking::new();
+    events.add(blocking.clone());
     let (raft, mode, raft_thread) = raft::start(
         &config,
         db.clone(),
@@ -165,10 +171,15 @@ pub fn run(config: Config) -> Result<(), StartError> {
     )?;
     let requirepass = RequirePass::new(config.requirepass.clone().map(|p| p.0));
     let settings = Settings::new(&config);
+    let pubsub = crate::pubsub::Hub::new(crate::pubsub::links::Links::new(transport.clone()));
+    transport.set_pubsub(pubsub.clone());
+    events.add(pubsub.clone());
     let shared = Arc::new(Shared {
+        pubsub,
         settings,
         clients: Clients::default(),
         events,
+        blocking,
         config,
         db,
         raft,
@@ -239,6 +250,7 @@ async fn serve(
     info!(logger, "listening"; "addr" => %shared.config.addr, "raft_addr" => %shared.config.raft_addr,
           "data_dir" => %shared.config.data_dir.display());
     tokio::spawn(transport.serve(peers));
+    tokio::spawn(shared.pubsub.links.clone().maintain());
     if mode == StartMode::Join
         && let Some(seed) = shared.config.join
     {
@@ -258,6 +270,7 @@ async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(crate::expiry::run(shared.clone(), stop_rx.clone()));
     tokio::spawn(crate::reclaim::run(shared.clone(), stop_rx.clone()));
+    tokio::spawn(crate::blocking::run(shared.clone(), stop_rx.clone()));
     let mut conns = JoinSet::new();
     let signal = shutdown_signal();
     tokio::pin!(signal);

@@ -53,6 +53,8 @@ pub struct Session {
     /// The command running follows a CLIENT REPLY SKIP: its reply is not sent (unless it is
     /// CLIENT REPLY ON).
     pub skip_this_reply: bool,
+    /// SUBSCRIBE and friends: this connection's subscriptions and its queue of pushes.
+    pub pubsub: crate::pubsub::Subscriptions,
 }
 
 impl Session {
@@ -62,6 +64,7 @@ impl Session {
         // As Redis: a connection is authenticated from the start when the default user
         // needs no password.
         let authenticated = !shared.requirepass.is_set();
+        let shared_hub = shared.pubsub.clone();
         Session {
             shared,
             id,
@@ -79,6 +82,7 @@ impl Session {
             reply_off: false,
             skip_next_reply: false,
             skip_this_reply: false,
+            pubsub: crate::pubsub::Subscriptions::new(shared_hub, id),
         }
     }
 
@@ -114,6 +118,7 @@ impl Session {
         self.user = DEFAULT_USER;
         self.multi = None;
         self.watched.clear();
+        self.pubsub.clear();
     }
 }
 
@@ -124,13 +129,18 @@ impl Session {
         self.name = name;
     }
 
+    /// Called by the connection for each batch of commands it read: CLIENT LIST's idle time
+    /// counts from here (one clock read per batch, not per command).
+    pub fn touch(&self) {
+        self.info.touch();
+    }
+
     /// Called by the connection before each command: publishes the state the previous one
     /// left (database, protocol) and this command's name, for CLIENT LIST on other connections.
     pub fn note_command(&self, name: &'static str, argv: &[Bytes]) {
         let info = &self.info;
         info.db.store(self.db, Relaxed);
         info.resp.store(self.protocol.version() as u8, Relaxed);
-        info.touch();
         let mut cmd = info.cmd.lock().unwrap_or_else(|e| e.into_inner());
         let with_sub = CONTAINERS.contains(&name) && argv.len() > 1;
         if with_sub {
@@ -144,7 +154,14 @@ impl Session {
 }
 
 /// Commands Redis names with their subcommand in CLIENT LIST's `cmd=` (`client|list`).
-const CONTAINERS: &[&str] = &["client", "config", "command", "object", "acl", "cluster"];
+const CONTAINERS: &[&str] = &[
+    "client", "config", "command", "object", "acl", "cluster", "pubsub",
+];
+
+/// Commands with subcommands, named `name|sub` by Redis (CLIENT LIST, errors).
+pub fn is_container(name: &str) -> bool {
+    CONTAINERS.contains(&name)
+}
 
 /// What CLIENT LIST shows of a connection and how CLIENT KILL reaches it, readable without
 /// the connection's task: plain facts fixed at accept, atomics and small locks the connection

@@ -165,6 +165,7 @@ fn setbit(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
             *byte &= !mask;
         }
         store(w, key, meta, v)?;
+        w.notify('$', "setbit", key);
     }
     Ok(Reply::Integer(i64::from(old)))
 }
@@ -348,7 +349,9 @@ fn bitop(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     let max = sources.iter().map(Bytes::len).max().unwrap_or(0);
     let dest = &argv[2];
     if max == 0 {
-        w.delete(dest)?;
+        if w.delete(dest)? {
+            w.notify('g', "del", dest);
+        }
         return Ok(Reply::Integer(0));
     }
     let mut out = vec![0u8; max];
@@ -366,6 +369,7 @@ fn bitop(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     let old_expiry = w.meta(dest)?.and_then(|m| m.expire_at);
     let meta = Meta::string(out.into(), w.new_version(), w.index());
     w.put_meta(dest, &meta, old_expiry)?;
+    w.notify('$', "set", dest);
     Ok(Reply::Integer(max as i64))
 }
 
@@ -667,6 +671,7 @@ fn bitfield(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
         .collect();
     if grew || meta.as_ref().is_some_and(|m| m.body[..] != v[..]) {
         store(w, key, meta, v)?;
+        w.notify('$', "setbit", key);
     }
     Ok(Reply::Array(replies))
 }

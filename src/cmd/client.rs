@@ -101,20 +101,11 @@ fn client(s: &mut Session, argv: &[Bytes]) -> Reply {
             s.shared.clients.unpause();
             Reply::ok()
         }
-        "getredir" => Reply::Integer(-1),
-        "unblock" => unblock(argv),
-        "caching" => Reply::error(
-            "ERR CLIENT CACHING can be called only when the client is in tracking mode with \
-             OPTIN or OPTOUT mode enabled",
-        ),
-        "trackinginfo" => Reply::map([
-            (Reply::bulk("flags"), Reply::Set(vec![Reply::bulk("off")])),
-            (Reply::bulk("redirect"), Reply::Integer(-1)),
-            (Reply::bulk("prefixes"), Reply::Array(vec![])),
-        ]),
-        // Client-side caching needs invalidation messages kvd does not send yet: refused as
-        // redis-server refuses a subcommand it does not have.
-        "tracking" => unknown_subcommand(sub),
+        "getredir" => super::tracking::getredir(s),
+        "unblock" => unblock(s, argv),
+        "caching" => super::tracking::caching(s, argv),
+        "trackinginfo" => super::tracking::trackinginfo(s),
+        "tracking" => super::tracking::tracking(s, argv),
         _ => help(),
     }
 }
@@ -384,17 +375,19 @@ fn pause(s: &Session, argv: &[Bytes]) -> Reply {
     Reply::ok()
 }
 
-/// `CLIENT UNBLOCK id [TIMEOUT|ERROR]`: kvd has no blocking commands yet, so nobody is blocked.
-fn unblock(argv: &[Bytes]) -> Reply {
-    if parse_i64(&argv[2]).is_none() {
+/// `CLIENT UNBLOCK id [TIMEOUT|ERROR]`: ends a wait of a client blocked on this node (see
+/// `crate::blocking`); 1 if it was blocked.
+fn unblock(s: &Session, argv: &[Bytes]) -> Reply {
+    let Some(id) = parse_i64(&argv[2]) else {
         return Reply::error("ERR value is not an integer or out of range");
-    }
-    match argv.get(3) {
-        None => {}
-        Some(r) if argv.len() == 4 && (is(r, "timeout") || is(r, "error")) => {}
+    };
+    let error = match argv.get(3) {
+        None => false,
+        Some(r) if argv.len() == 4 && (is(r, "timeout") || is(r, "error")) => is(r, "error"),
         Some(_) => return Reply::error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
-    }
-    Reply::Integer(0)
+    };
+    let unblocked = u64::try_from(id).is_ok_and(|id| s.shared.blocking.unblock(id, error));
+    Reply::Integer(i64::from(unblocked))
 }
 
 fn help() -> Reply {

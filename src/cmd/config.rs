@@ -1439,7 +1439,15 @@ fn take_effect(s: &Session, name: &str, value: &str) {
                 settings.proto_max_bulk_len.store(n, Relaxed);
             }
         }
+        "notify-keyspace-events" => s.shared.pubsub.set_notify_flags(value),
+        "tracking-table-max-keys" => {
+            if let Ok(n) = value.parse() {
+                s.shared.pubsub.tracking.max_keys.store(n, Relaxed);
+                s.shared.pubsub.enforce_tracking_limit();
+            }
+        }
         "client-output-buffer-limit" => {
+            s.shared.pubsub.limits.set_from_config(value);
             let hard = value
                 .split(' ')
                 .collect::<Vec<_>>()
@@ -1652,12 +1660,16 @@ fn notify_flags(text: &str) -> Result<String, String> {
         }
     }
     let mut out = String::new();
+    // As Redis's keyspaceEventsFlagsToString: `n` is shown only without `A` (a quirk kept).
     if TYPES.chars().all(|c| set.contains(&c)) {
         out.push('A');
     } else {
         out.extend(TYPES.chars().filter(|c| set.contains(c)));
+        if set.contains(&'n') {
+            out.push('n');
+        }
     }
-    out.extend("KEmn".chars().filter(|c| set.contains(c)));
+    out.extend("KEm".chars().filter(|c| set.contains(c)));
     Ok(out)
 }
 

@@ -15,7 +15,12 @@ pub const PING: Spec = Spec {
     keys: (0, 0, 0),
 };
 
-fn ping(_: &mut Session, argv: &[Bytes]) -> Reply {
+fn ping(s: &mut Session, argv: &[Bytes]) -> Reply {
+    if argv.len() <= 2
+        && let Some(reply) = super::pubsub::subscribed_ping(s, argv)
+    {
+        return reply;
+    }
     match argv.len() {
         1 => Reply::status("PONG"),
         2 => Reply::Bulk(argv[1].clone()),

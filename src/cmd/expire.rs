@@ -198,10 +198,12 @@ fn apply_expire(
     }
     if at <= w.now_ms() {
         w.delete(&argv[1])?;
+        w.notify('g', "del", &argv[1]);
     } else {
         meta.expire_at = Some(at);
         meta.modified = w.index();
         w.put_meta(&argv[1], &meta, current)?;
+        w.notify('g', "expire", &argv[1]);
     }
     Ok(Reply::Integer(1))
 }
@@ -220,6 +222,7 @@ pub const PERSIST: Spec = Spec {
             };
             meta.modified = w.index();
             w.put_meta(&argv[1], &meta, Some(old))?;
+            w.notify('g', "persist", &argv[1]);
             Ok(Reply::Integer(1))
         },
     },
@@ -307,6 +310,7 @@ fn reap(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
             continue;
         };
         if db < crate::kv::encoding::DATABASES && w.reap(db, at, &t[2])? {
+            w.notify_in(db, 'x', "expired", &t[2]);
             removed += 1;
         }
     }

@@ -95,7 +95,12 @@ fn hset(w: &mut WriteView, argv: &[Bytes], name: &str) -> CmdResult {
     for pair in argv[2..].chunks_exact(2) {
         added += i64::from(h.put(w, &pair[0], pair[1].clone())?);
     }
+    let created = !h.existed();
     h.save(w)?;
+    if created {
+        w.notify('n', "new", &argv[1]);
+    }
+    w.notify('h', "hset", &argv[1]);
     Ok(if name == "hmset" {
         Reply::ok()
     } else {
@@ -112,6 +117,7 @@ fn hsetnx(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     }
     h.put(w, &argv[2], argv[3].clone())?;
     h.save(w)?;
+    w.notify('h', "hset", &argv[1]);
     Ok(Reply::Integer(1))
 }
 
@@ -189,7 +195,13 @@ fn hdel(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     for field in &argv[2..] {
         removed += i64::from(h.remove(w, field)?);
     }
-    h.save(w)?;
+    let emptied = h.save(w)?;
+    if removed > 0 {
+        w.notify('h', "hdel", &argv[1]);
+        if emptied {
+            w.notify('g', "del", &argv[1]);
+        }
+    }
     Ok(Reply::Integer(removed))
 }
 
@@ -228,6 +240,7 @@ fn hincrby(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     };
     h.put(w, &argv[2], Bytes::from(n.to_string()))?;
     h.save(w)?;
+    w.notify('h', "hincrby", &argv[1]);
     Ok(Reply::Integer(n))
 }
 
@@ -286,6 +299,7 @@ fn hincrbyfloat(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     );
     h.put(w, &argv[2], text.clone())?;
     h.save(w)?;
+    w.notify('h', "hincrbyfloat", &argv[1]);
     Ok(Reply::Bulk(text))
 }
 

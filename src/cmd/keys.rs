@@ -31,6 +31,7 @@ fn del(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     let mut n = 0;
     for key in argv.iter().skip(1) {
         if w.delete(key)? {
+            w.notify('g', "del", key);
             n += 1;
         }
     }
@@ -215,6 +216,8 @@ fn rename(w: &mut WriteView, src: &[u8], dst: &[u8], nx: bool) -> Result<bool, s
     }
     w.copy_key(src, w.db(), dst)?;
     w.delete(src)?;
+    w.notify('g', "rename_from", src);
+    w.notify('g', "rename_to", dst);
     Ok(true)
 }
 
@@ -272,7 +275,12 @@ fn copy(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     if !w.exists(src)? || (!replace && w.meta_in(db, dst)?.is_some()) {
         return Ok(Reply::Integer(0));
     }
-    Ok(Reply::Integer(w.copy_key(src, db, dst)? as i64))
+    let copied = w.copy_key(src, db, dst)?;
+    // Notifications name the current database only (a copy to another one raises none).
+    if copied && db == w.db() {
+        w.notify('g', "copy_to", dst);
+    }
+    Ok(Reply::Integer(copied as i64))
 }
 
 pub const MOVE: Spec = Spec {
@@ -294,6 +302,7 @@ pub const MOVE: Spec = Spec {
             }
             w.copy_key(key, db, key)?;
             w.delete(key)?;
+            w.notify('g', "move_from", key);
             Ok(Reply::Integer(1))
         },
     },
@@ -373,7 +382,8 @@ fn encoding_name(meta: &Meta) -> &'static str {
         KeyType::Hash => "hashtable",
         KeyType::List => "quicklist",
         KeyType::Set => "hashtable",
-        KeyType::ZSet => "skiplist",
+        KeyType::ZSet if crate::kv::zset::is_skiplist(meta) => "skiplist",
+        KeyType::ZSet => "listpack",
         KeyType::Stream => "stream",
     }
 }

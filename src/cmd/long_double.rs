@@ -108,6 +108,40 @@ impl LongDouble {
         round(neg, sum, exp, false)
     }
 
+    /// `(long long) ceill(self * 1000.0L)` as redis-server computes it on x86-64 (a blocking
+    /// command's timeout in ms): the product rounded to the format, then its ceiling. `None`
+    /// where the conversion is out of range (the x87 store then yields `i64::MIN`).
+    pub fn ceil_times_1000(self) -> Option<i64> {
+        if self.mant == 0 {
+            return Some(0);
+        }
+        let p = round(
+            self.neg,
+            Big::from_u64(self.mant).mul_small(1000),
+            self.exp,
+            false,
+        )?;
+        let (whole, fraction) = if p.exp >= 0 {
+            if p.exp >= 64 || (p.mant as u128) << p.exp > 1u128 << 63 {
+                return None;
+            }
+            (((p.mant as u128) << p.exp) as u64, false)
+        } else {
+            let shift = p.exp.unsigned_abs();
+            if shift >= 64 {
+                (0, true)
+            } else {
+                (p.mant >> shift, p.mant & ((1u64 << shift) - 1) != 0)
+            }
+        };
+        if p.neg {
+            // The ceiling of a negative value drops its fraction.
+            0i64.checked_sub_unsigned(whole)
+        } else {
+            i64::try_from(whole + u64::from(fraction)).ok()
+        }
+    }
+
     /// Redis's human-friendly form: `%.17Lf` (correctly rounded, ties to even, as glibc
     /// prints), trailing zeros and a trailing '.' removed, and "-0" written "0".
     pub fn to_redis_string(self) -> String {
@@ -667,6 +701,27 @@ mod tests {
         assert_eq!(LongDouble::parse(b"-Infinity"), Some(Parsed::Inf(true)));
         assert_eq!(parse("0e-99999"), parse("0"));
         assert_eq!(parse("1e-4950").to_redis_string(), "0");
+    }
+
+    #[test]
+    fn timeouts_in_ms_round_up_as_redis() {
+        let ms = |s: &str| match LongDouble::parse(s.as_bytes()) {
+            Some(Parsed::Finite(x)) => x.ceil_times_1000(),
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(ms("0"), Some(0));
+        assert_eq!(ms("1"), Some(1000));
+        assert_eq!(ms("0.1"), Some(100));
+        assert_eq!(ms("0.0001"), Some(1));
+        assert_eq!(ms("1.0005"), Some(1001));
+        assert_eq!(ms("-0.0001"), Some(0));
+        assert_eq!(ms("-1.5"), Some(-1500));
+        assert_eq!(ms("0x10"), Some(16000));
+        assert_eq!(ms("9223372036854775.807"), Some(i64::MAX));
+        assert_eq!(ms("9223372036854775.808"), None);
+        assert_eq!(ms("-9223372036854775.808"), Some(-i64::MAX));
+        assert_eq!(ms("1e300"), None);
+        assert_eq!(ms("1e-4000"), Some(1));
     }
 
     #[test]

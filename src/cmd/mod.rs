@@ -17,24 +17,30 @@ mod cluster;
 pub mod config;
 mod connection;
 mod expire;
-mod glob;
+pub mod glob;
 mod hash;
 mod hyperloglog;
 mod keys;
+mod list;
 mod long_double;
+pub mod pubsub;
 mod server;
 mod set;
 mod stream;
 mod stream_group;
 mod strings;
 mod strings_range;
+mod tracking;
 pub mod transactions;
+mod zset;
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
 
+use crate::fnv::Fnv1a;
 use crate::kv::{ApplyCtx, KeyRead, KeyType, Meta, WriteView, encoding::DATABASES};
 use crate::resp::Reply;
 use crate::session::Session;
@@ -186,6 +192,16 @@ pub static TABLE: &[Spec] = &[
     connection::RESET,
     client::CLIENT,
     connection::CONSISTENCY,
+    // pub/sub
+    pubsub::SUBSCRIBE,
+    pubsub::UNSUBSCRIBE,
+    pubsub::PSUBSCRIBE,
+    pubsub::PUNSUBSCRIBE,
+    pubsub::SSUBSCRIBE,
+    pubsub::SUNSUBSCRIBE,
+    pubsub::PUBLISH,
+    pubsub::SPUBLISH,
+    pubsub::PUBSUB,
     // server
     server::INFO,
     config::CONFIG,
@@ -303,6 +319,62 @@ pub static TABLE: &[Spec] = &[
     stream_group::XPENDING,
     stream_group::XCLAIM,
     stream_group::XAUTOCLAIM,
+    // lists
+    list::LPUSH,
+    list::RPUSH,
+    list::LPUSHX,
+    list::RPUSHX,
+    list::LPOP,
+    list::RPOP,
+    list::LLEN,
+    list::LRANGE,
+    list::LINDEX,
+    list::LSET,
+    list::LINSERT,
+    list::LREM,
+    list::LTRIM,
+    list::LPOS,
+    list::LMOVE,
+    list::RPOPLPUSH,
+    list::LMPOP,
+    list::BLPOP,
+    list::BRPOP,
+    list::BLMOVE,
+    list::BRPOPLPUSH,
+    list::BLMPOP,
+    // sorted sets
+    zset::ZADD,
+    zset::ZINCRBY,
+    zset::ZREM,
+    zset::ZCARD,
+    zset::ZSCORE,
+    zset::ZMSCORE,
+    zset::ZRANK,
+    zset::ZREVRANK,
+    zset::ZRANGE,
+    zset::ZRANGESTORE,
+    zset::ZREVRANGE,
+    zset::ZRANGEBYSCORE,
+    zset::ZREVRANGEBYSCORE,
+    zset::ZRANGEBYLEX,
+    zset::ZREVRANGEBYLEX,
+    zset::ZCOUNT,
+    zset::ZLEXCOUNT,
+    zset::ZPOPMIN,
+    zset::ZPOPMAX,
+    zset::ZMPOP,
+    zset::ZREMRANGEBYRANK,
+    zset::ZREMRANGEBYSCORE,
+    zset::ZREMRANGEBYLEX,
+    zset::ZUNION,
+    zset::ZUNIONSTORE,
+    zset::ZINTER,
+    zset::ZINTERSTORE,
+    zset::ZINTERCARD,
+    zset::ZDIFF,
+    zset::ZDIFFSTORE,
+    zset::ZRANDMEMBER,
+    zset::ZSCAN,
     // hyperloglog
     hyperloglog::PFADD,
     hyperloglog::PFCOUNT,
@@ -329,11 +401,14 @@ pub static INTERNAL: &[Spec] = &[expire::REAP, crate::reclaim::ROWS_REAP];
 
 pub use cluster::JoinAnswer;
 pub use expire::reap_argv;
+pub use list::{blocking_keys, blocking_timeout};
 pub use server::{CommandCalls, storage_error};
 
 /// Finds a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    static INDEX: OnceLock<HashMap<&'static str, &'static Spec>> = OnceLock::new();
+    // FNV rather than SipHash: command names are not attacker-chosen keys of a growing map.
+    type Index = HashMap<&'static str, &'static Spec, BuildHasherDefault<Fnv1a>>;
+    static INDEX: OnceLock<Index> = OnceLock::new();
     let index = INDEX.get_or_init(|| TABLE.iter().map(|s| (s.name, s)).collect());
     if name.len() > 32 {
         return None;

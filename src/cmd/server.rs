@@ -151,7 +151,8 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
                 stats.connected_clients.load(Relaxed)
             );
             line!("maxclients:{}", shared.settings.maxclients.load(Relaxed));
-            line!("blocked_clients:0");
+            line!("blocked_clients:{}", shared.blocking.blocked_clients());
+            line!("tracking_clients:{}", shared.pubsub.tracking.info().0);
         }
         "memory" => {
             let rss = crate::server::rss_bytes().unwrap_or(0);
@@ -185,6 +186,15 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
                 "total_writes_proposed:{}",
                 stats.writes_proposed.load(Relaxed)
             );
+            let (_, keys, items, prefixes) = shared.pubsub.tracking.info();
+            line!(
+                "pubsub_channels:{}",
+                shared.pubsub.channels(false, None).len()
+            );
+            line!("pubsub_patterns:{}", shared.pubsub.numpat());
+            line!("tracking_total_keys:{keys}");
+            line!("tracking_total_items:{items}");
+            line!("tracking_total_prefixes:{prefixes}");
         }
         "replication" => {
             line!("# Replication");
@@ -386,7 +396,7 @@ pub const DIGEST: Spec = Spec {
 };
 
 /// kvd's own: a digest of all user data of every database (FNV-1a over the length-prefixed
-/// metadata and member rows as stored, in table order) and the number of keys, as
+/// metadata, member and score rows as stored, in table order) and the number of keys, as
 /// "<hex digest> <keys>". Equal digests on two nodes mean equal data (types, expiry times,
 /// versions and members included); the fault tests use it to check that replicas converge.
 fn digest(view: &dyn KeyRead, _: &[Bytes]) -> super::CmdResult {
@@ -394,6 +404,7 @@ fn digest(view: &dyn KeyRead, _: &[Bytes]) -> super::CmdResult {
     let mut n = 0u64;
     let ranges = [
         (encoding::FAMILY_META, encoding::FAMILY_MEMBER + 1),
+        (encoding::FAMILY_SCORE, encoding::FAMILY_SCORE + 1),
         (encoding::FAMILY_STREAM, encoding::FAMILY_STREAM + 1),
     ];
     for (lo, hi) in ranges {

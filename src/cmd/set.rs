@@ -56,7 +56,14 @@ fn sadd(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     for m in &argv[2..] {
         added += i64::from(s.put(w, m, Bytes::new())?);
     }
+    let created = !s.existed();
     s.save(w)?;
+    if added > 0 {
+        if created {
+            w.notify('n', "new", &argv[1]);
+        }
+        w.notify('s', "sadd", &argv[1]);
+    }
     Ok(Reply::Integer(added))
 }
 
@@ -70,7 +77,13 @@ fn srem(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     for m in &argv[2..] {
         removed += i64::from(s.remove(w, m)?);
     }
-    s.save(w)?;
+    let emptied = s.save(w)?;
+    if removed > 0 {
+        w.notify('s', "srem", &argv[1]);
+        if emptied {
+            w.notify('g', "del", &argv[1]);
+        }
+    }
     Ok(Reply::Integer(removed))
 }
 
@@ -170,7 +183,13 @@ fn spop(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     for (m, _) in &picked {
         s.remove(w, m)?;
     }
-    s.save(w)?;
+    let emptied = s.save(w)?;
+    if !picked.is_empty() {
+        w.notify('s', "spop", &argv[1]);
+        if emptied {
+            w.notify('g', "del", &argv[1]);
+        }
+    }
     let mut members = picked.into_iter().map(|(m, _)| m);
     Ok(match count {
         None => members.next().map_or(Reply::Nil, Reply::Bulk),
@@ -225,9 +244,15 @@ fn smove(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     if !from.remove(w, member)? {
         return Ok(Reply::Integer(0));
     }
-    from.save(w)?;
+    let emptied = from.save(w)?;
+    w.notify('s', "srem", src);
+    if emptied {
+        w.notify('g', "del", src);
+    }
     let mut to = open_or_create(w, dst, KeyType::Set)?;
-    to.put(w, member, Bytes::new())?;
+    if to.put(w, member, Bytes::new())? {
+        w.notify('s', "sadd", dst);
+    }
     to.save(w)?;
     Ok(Reply::Integer(1))
 }
@@ -321,13 +346,18 @@ fn combine(r: &dyn KeyRead, keys: &[Bytes], op: Op) -> Result<Vec<Bytes>, CmdErr
 }
 
 /// Replaces `dst` with a new set of `members` (deleting it if there are none); the count.
-fn store(w: &mut WriteView, dst: &[u8], members: Vec<Bytes>) -> CmdResult {
-    w.delete(dst)?;
+fn store(w: &mut WriteView, dst: &[u8], members: Vec<Bytes>, event: &'static str) -> CmdResult {
+    let existed = w.delete(dst)?;
     let mut s = Collection::create(w, dst, KeyType::Set);
     for m in &members {
         s.put(w, m, Bytes::new())?;
     }
     s.save(w)?;
+    if !members.is_empty() {
+        w.notify('s', event, dst);
+    } else if existed {
+        w.notify('g', "del", dst);
+    }
     Ok(Reply::Integer(members.len() as i64))
 }
 
@@ -359,7 +389,7 @@ write_spec!(
     -3,
     |w, _, argv| {
         let members = combine(w, &argv[2..], Op::Inter)?;
-        store(w, &argv[1], members)
+        store(w, &argv[1], members, "sinterstore")
     },
     (1, -1, 1)
 );
@@ -369,7 +399,7 @@ write_spec!(
     -3,
     |w, _, argv| {
         let members = combine(w, &argv[2..], Op::Union)?;
-        store(w, &argv[1], members)
+        store(w, &argv[1], members, "sunionstore")
     },
     (1, -1, 1)
 );
@@ -379,7 +409,7 @@ write_spec!(
     -3,
     |w, _, argv| {
         let members = combine(w, &argv[2..], Op::Diff)?;
-        store(w, &argv[1], members)
+        store(w, &argv[1], members, "sdiffstore")
     },
     (1, -1, 1)
 );

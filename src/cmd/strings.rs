@@ -112,12 +112,11 @@ fn prepare_set(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
 fn set(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     let o = parse_set_options(&argv[3..], w.now_ms())?;
     let key = &argv[1];
-    let old = if o.get || o.nx || o.xx || matches!(o.expiry, Expiry::Keep | Expiry::At(_)) {
-        w.meta(key)?
-    } else {
-        None
-    };
+    let read_old = o.get || o.nx || o.xx || matches!(o.expiry, Expiry::Keep | Expiry::At(_));
+    let old = if read_old { w.meta(key)? } else { None };
     let exists = old.is_some();
+    // Only keyspace notifications ('n') need to know whether a plain SET creates the key.
+    let created = w.collecting_events() && if read_old { !exists } else { !w.exists(key)? };
     let old_expiry = old.as_ref().and_then(|m| m.expire_at);
     let old_value = if o.get { string_value(old)? } else { None };
     let blocked = (o.nx && exists) || (o.xx && !exists);
@@ -129,6 +128,13 @@ fn set(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
             Expiry::At(at) => Some(at),
         };
         w.put_meta(key, &meta, old_expiry)?;
+        if created {
+            w.notify('n', "new", key);
+        }
+        w.notify('$', "set", key);
+        if let Expiry::At(_) = o.expiry {
+            w.notify('g', "expire", key);
+        }
     }
     Ok(match (o.get, blocked) {
         (true, _) => old_value.into(),
@@ -154,10 +160,16 @@ fn prepare_setex(argv: Vec<Bytes>, unit: TimeArg, name: &str) -> Result<Vec<Byte
 /// relative time against the entry's clock).
 fn apply_setex(w: &mut WriteView, argv: &[Bytes], unit: TimeArg, name: &str) -> CmdResult {
     let at = expire::set_expiry(&argv[2], unit, w.now_ms(), name)?;
-    let old_expiry = w.meta(&argv[1])?.and_then(|m| m.expire_at);
+    let old = w.meta(&argv[1])?;
+    let old_expiry = old.as_ref().and_then(|m| m.expire_at);
     let mut meta = Meta::string(argv[3].clone(), w.new_version(), w.index());
     meta.expire_at = Some(at);
     w.put_meta(&argv[1], &meta, old_expiry)?;
+    if old.is_none() {
+        w.notify('n', "new", &argv[1]);
+    }
+    w.notify('$', "set", &argv[1]);
+    w.notify('g', "expire", &argv[1]);
     Ok(Reply::ok())
 }
 
@@ -233,10 +245,18 @@ fn getex(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
         if expire_at.is_some_and(|at| at <= w.now_ms()) {
             // An expiry already passed deletes the key, as Redis does.
             w.delete(&argv[1])?;
-        } else if old != expire_at {
-            meta.expire_at = expire_at;
-            meta.modified = w.index();
-            w.put_meta(&argv[1], &meta, old)?;
+            w.notify('g', "del", &argv[1]);
+        } else {
+            if old != expire_at {
+                meta.expire_at = expire_at;
+                meta.modified = w.index();
+                w.put_meta(&argv[1], &meta, old)?;
+            }
+            match expire_at {
+                Some(_) => w.notify('g', "expire", &argv[1]),
+                None if old.is_some() => w.notify('g', "persist", &argv[1]),
+                None => {}
+            }
         }
     }
     Ok(Reply::Bulk(value))
@@ -256,7 +276,11 @@ pub(super) fn update_string(
             let expiry = m.expire_at;
             w.put_meta(key, &m, expiry)
         }
-        None => w.set_string(key, value, None),
+        None => {
+            w.set_string(key, value, None)?;
+            w.notify('n', "new", key);
+            Ok(())
+        }
     }
 }
 
@@ -278,6 +302,8 @@ pub const SETNX: Spec = Spec {
                 return Ok(Reply::Integer(0));
             }
             w.set_string(&argv[1], argv[2].clone(), None)?;
+            w.notify('n', "new", &argv[1]);
+            w.notify('$', "set", &argv[1]);
             Ok(Reply::Integer(1))
         },
     },
@@ -293,6 +319,10 @@ pub const GETSET: Spec = Spec {
         apply: |w, _, argv| {
             let old = get_string(w, &argv[1])?;
             w.set_string(&argv[1], argv[2].clone(), None)?;
+            if old.is_none() {
+                w.notify('n', "new", &argv[1]);
+            }
+            w.notify('$', "set", &argv[1]);
             Ok(old.into())
         },
     },
@@ -309,6 +339,7 @@ pub const GETDEL: Spec = Spec {
             let old = get_string(w, &argv[1])?;
             if old.is_some() {
                 w.delete(&argv[1])?;
+                w.notify('g', "del", &argv[1]);
             }
             Ok(old.into())
         },
@@ -342,7 +373,12 @@ pub const MSET: Spec = Spec {
         apply: |w, _, argv| {
             check_pairs(argv, "mset")?;
             for kv in argv[1..].chunks_exact(2) {
+                let created = w.collecting_events() && !w.exists(&kv[0])?;
                 w.set_string(&kv[0], kv[1].clone(), None)?;
+                if created {
+                    w.notify('n', "new", &kv[0]);
+                }
+                w.notify('$', "set", &kv[0]);
             }
             Ok(Reply::ok())
         },
@@ -364,7 +400,12 @@ pub const MSETNX: Spec = Spec {
                 }
             }
             for kv in argv[1..].chunks_exact(2) {
+                let created = w.collecting_events() && !w.exists(&kv[0])?;
                 w.set_string(&kv[0], kv[1].clone(), None)?;
+                if created {
+                    w.notify('n', "new", &kv[0]);
+                }
+                w.notify('$', "set", &kv[0]);
             }
             Ok(Reply::Integer(1))
         },
@@ -422,6 +463,7 @@ fn append(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     v.extend_from_slice(&argv[2]);
     let len = v.len();
     update_string(w, &argv[1], meta, v.into())?;
+    w.notify('$', "append", &argv[1]);
     Ok(Reply::Integer(len as i64))
 }
 
@@ -491,6 +533,7 @@ fn incr_by(w: &mut WriteView, key: &[u8], by: i64) -> CmdResult {
     match current.checked_add(by) {
         Some(n) => {
             update_string(w, key, meta, Bytes::from(n.to_string()))?;
+            w.notify('$', "incrby", key);
             Ok(Reply::Integer(n))
         }
         None => Ok(Reply::error("ERR increment or decrement would overflow")),

@@ -116,6 +116,7 @@ fn setrange(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     v[offset..end].copy_from_slice(value);
     let len = v.len();
     update_string(w, key, meta, v.into())?;
+    w.notify('$', "setrange", key);
     Ok(Reply::Integer(len as i64))
 }
 
@@ -178,6 +179,7 @@ fn incrbyfloat(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     };
     let text = Bytes::from(sum.to_redis_string());
     update_string(w, key, meta, text.clone())?;
+    w.notify('$', "incrbyfloat", key);
     Ok(Reply::Bulk(text))
 }
 

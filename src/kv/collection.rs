@@ -88,6 +88,11 @@ impl Collection {
         &self.meta
     }
 
+    /// Whether the key existed when opened (false: this command creates it).
+    pub fn existed(&self) -> bool {
+        self.existed
+    }
+
     /// Members now (as changed so far).
     pub fn len(&self) -> u64 {
         self.len
@@ -351,18 +356,19 @@ pub mod cursors {
     }
 }
 
-/// The member rows of a database that no live incarnation owns, from table key `from` on:
-/// the rows whose key has no metadata row, or one of another version or type. Visits at most
-/// `budget` rows (a live key's rows are skipped with one seek, costing one unit); returns the
-/// orphans found (at most `max`) and where to go on (`None`: the end of the member rows).
+/// The rows of one owned family (member rows, or sorted sets' score rows, as `from`'s first
+/// byte says) that no live incarnation owns, from table key `from` on: the rows whose key has
+/// no metadata row, or one of another version or type. Visits at most `budget` rows (a live
+/// key's rows are skipped with one seek, costing one unit); returns the orphans found (at most
+/// `max`) and where to go on (`None`: the end of the family's rows).
 pub fn find_orphans(
     r: &dyn KeyRead,
     from: &[u8],
     max: usize,
     budget: usize,
 ) -> Result<(Vec<Bytes>, Option<Vec<u8>>), StoreError> {
-    let families = encoding::ROW_FAMILIES;
-    let end = [families[families.len() - 1] + 1];
+    let family = from.first().copied().unwrap_or(encoding::FAMILY_MEMBER);
+    let end = [family.saturating_add(1)];
     let mut orphans = Vec::new();
     let mut cursor = from.to_vec();
     let mut spent = 0;
@@ -378,14 +384,8 @@ pub fn find_orphans(
                 return false;
             }
             spent += 1;
-            if !families.contains(&k[0]) {
-                // Between the row families (expiry, scan rows): on to the next one.
-                let next_family = families.iter().find(|&&f| f > k[0]);
-                next = Some(next_family.map_or_else(|| end.to_vec(), |&f| vec![f]));
-                return false;
-            }
-            let Some((db, key, version, _)) = encoding::parse_row_key(k) else {
-                // Not a well-formed member row: not ours to judge.
+            let Some((db, key, version)) = encoding::parse_owned_key(k) else {
+                // Not a well-formed row of its family: not ours to judge.
                 return true;
             };
             let dead =
@@ -394,8 +394,7 @@ pub fn find_orphans(
                 match owner_version(r, db, key) {
                     Ok(owner) if owner == Some(version) => {
                         // A live incarnation: skip its rows in one seek.
-                        let mut prefix = encoding::member_prefix(db, key, version);
-                        prefix[0] = k[0];
+                        let prefix = encoding::owned_prefix(family, db, key, version);
                         next = Some(encoding::prefix_end(&prefix).unwrap_or_else(|| end.to_vec()));
                         return false;
                     }
@@ -430,10 +429,10 @@ pub fn owner_version(r: &dyn KeyRead, db: u8, key: &[u8]) -> Result<Option<u64>,
     Ok((meta.kind != KeyType::String).then_some(meta.version))
 }
 
-/// Removes the member row `table_key` if no live incarnation owns it (re-checked here, in
-/// apply, against the metadata as it is now). True if it was removed.
+/// Removes the member or score row `table_key` if no live incarnation owns it (re-checked
+/// here, in apply, against the metadata as it is now). True if it was removed.
 pub fn reap_orphan(w: &mut WriteView, table_key: &[u8]) -> Result<bool, StoreError> {
-    let Some((db, key, version, _)) = encoding::parse_row_key(table_key) else {
+    let Some((db, key, version)) = encoding::parse_owned_key(table_key) else {
         return Ok(false);
     };
     if db >= encoding::DATABASES || owner_version(w, db, key)? == Some(version) {

@@ -15,6 +15,7 @@
 //! | `0x02` member | `02 db len(key) u32 key version u64 member` | the member's value (a hash field's value; empty for a set member) |
 //! | `0x03` expiry | `03 db at_ms i64 key` | empty: a database's keys by expiry time, for active expiry |
 //! | `0x04` scan | `04 db fnv64(key) key` | empty: a database's keys in hash order, for SCAN cursors and RANDOMKEY |
+//! | `0x05` score | `05 db len(key) u32 key version u64 score(8, order-preserving) member` | empty: a sorted set's members in score order (`kv::zset`) |
 //! | `0x06` stream | `06 db len(key) u32 key version u64 kind rest` | a stream's consumer groups, consumers and pending entries (`kv::stream`) |
 //!
 //! A string's value is the body of its metadata row (one lookup for GET). A collection's body
@@ -45,43 +46,30 @@ pub const FAMILY_META: u8 = 0x01;
 pub const FAMILY_MEMBER: u8 = 0x02;
 pub const FAMILY_EXPIRY: u8 = 0x03;
 pub const FAMILY_SCAN: u8 = 0x04;
+pub const FAMILY_SCORE: u8 = 0x05;
 /// A stream's consumer-group rows (`kv::stream`): laid out as member rows, under their own
 /// family so a stream's entries (its member rows) stay one ordered range.
 pub const FAMILY_STREAM: u8 = 0x06;
 
 /// The families holding rows of a database (all emptied by FLUSHDB).
-pub const DB_FAMILIES: [u8; 5] = [
+pub const DB_FAMILIES: [u8; 6] = [
     FAMILY_META,
     FAMILY_MEMBER,
     FAMILY_EXPIRY,
     FAMILY_SCAN,
+    FAMILY_SCORE,
     FAMILY_STREAM,
 ];
 
-/// The families whose rows belong to one incarnation of a key (`family db len(key) key
-/// version ...`): what `crate::reclaim` looks through for orphans, in table order.
-pub const ROW_FAMILIES: [u8; 2] = [FAMILY_MEMBER, FAMILY_STREAM];
+/// The families of rows that belong to one incarnation of a collection (carry its version):
+/// what `crate::reclaim` reclaims.
+pub const OWNED_FAMILIES: [u8; 3] = [FAMILY_MEMBER, FAMILY_SCORE, FAMILY_STREAM];
 
 /// The prefix every stream row (`FAMILY_STREAM`) of one incarnation of a key shares.
 pub fn stream_prefix(db: u8, key: &[u8], version: u64) -> BytesMut {
     let mut out = member_prefix(db, key, version);
     out[0] = FAMILY_STREAM;
     out
-}
-
-/// Splits a row of one of `ROW_FAMILIES` into (db, key, version, rest).
-pub fn parse_row_key(table_key: &[u8]) -> Option<(u8, &[u8], u64, &[u8])> {
-    let [family, db, rest @ ..] = table_key else {
-        return None;
-    };
-    if !ROW_FAMILIES.contains(family) {
-        return None;
-    }
-    let len = usize::try_from(be_u32(rest.get(..4)?)).ok()?;
-    let rest = &rest[4..];
-    let key = rest.get(..len)?;
-    let version = be_u64(rest.get(len..len + 8)?);
-    Some((*db, key, version, &rest[len + 8..]))
 }
 
 /// System row: the applied clock (see `StateMachine`'s `now`).
@@ -406,7 +394,8 @@ pub fn count_key(db: u8) -> [u8; 2] {
 pub fn db_of(table_key: &[u8]) -> Option<u8> {
     match table_key {
         [
-            FAMILY_META | FAMILY_MEMBER | FAMILY_EXPIRY | FAMILY_SCAN | FAMILY_STREAM,
+            FAMILY_META | FAMILY_MEMBER | FAMILY_EXPIRY | FAMILY_SCAN | FAMILY_SCORE
+            | FAMILY_STREAM,
             db,
             ..,
         ] => Some(*db),
@@ -414,12 +403,80 @@ pub fn db_of(table_key: &[u8]) -> Option<u8> {
     }
 }
 
-/// Rows of user data (what DIGEST covers): metadata and member rows.
+/// Rows of user data (what DIGEST covers): metadata, member and score rows.
 pub fn is_user_row(table_key: &[u8]) -> bool {
     matches!(
         table_key.first(),
-        Some(&(FAMILY_META | FAMILY_MEMBER | FAMILY_STREAM))
+        Some(&(FAMILY_META | FAMILY_MEMBER | FAMILY_SCORE | FAMILY_STREAM))
     )
+}
+
+/// The prefix every score row of one incarnation of a sorted set shares (`05 db len key
+/// version`); a score row goes on with [`score_bits`] of the score and the member.
+pub fn score_prefix(db: u8, key: &[u8], version: u64) -> BytesMut {
+    let mut out = BytesMut::with_capacity(2 + 4 + key.len() + 8 + 8 + 16);
+    out.put_u8(FAMILY_SCORE);
+    out.put_u8(db);
+    out.put_u32(u32::try_from(key.len()).unwrap_or(u32::MAX));
+    out.put_slice(key);
+    out.put_u64(version);
+    out
+}
+
+/// Table key of one score row.
+pub fn score_key(db: u8, key: &[u8], version: u64, score: f64, member: &[u8]) -> Bytes {
+    let mut out = score_prefix(db, key, version);
+    out.put_u64(score_bits(score));
+    out.put_slice(member);
+    out.freeze()
+}
+
+/// A score as 8 bytes that sort as the numbers do (-inf first, +inf last): the sign bit
+/// flipped for positive numbers, every bit for negative ones. -0 is stored as 0, so members
+/// of score 0 and -0 (equal, to Redis) sort by member together. NaN is never stored.
+pub fn score_bits(score: f64) -> u64 {
+    let bits = if score == 0.0 { 0 } else { score.to_bits() };
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
+}
+
+/// The inverse of [`score_bits`].
+pub fn score_from_bits(bits: u64) -> f64 {
+    f64::from_bits(if bits >> 63 == 1 {
+        bits & !(1 << 63)
+    } else {
+        !bits
+    })
+}
+
+/// Splits a member row's or score row's table key into (db, key, version): the incarnation
+/// that owns it.
+pub fn parse_owned_key(table_key: &[u8]) -> Option<(u8, &[u8], u64)> {
+    match table_key.first() {
+        Some(&FAMILY_MEMBER) => parse_member_key(table_key).map(|(d, k, v, _)| (d, k, v)),
+        Some(&(FAMILY_SCORE | FAMILY_STREAM)) => {
+            let rest = table_key.get(2..)?;
+            let len = usize::try_from(be_u32(rest.get(..4)?)).ok()?;
+            let key = rest.get(4..4 + len)?;
+            let version = be_u64(rest.get(4 + len..4 + len + 8)?);
+            Some((table_key[1], key, version))
+        }
+        _ => None,
+    }
+}
+
+/// The prefix of the rows of `family` (member or score) one incarnation owns.
+pub fn owned_prefix(family: u8, db: u8, key: &[u8], version: u64) -> BytesMut {
+    if family == FAMILY_SCORE {
+        score_prefix(db, key, version)
+    } else if family == FAMILY_STREAM {
+        stream_prefix(db, key, version)
+    } else {
+        member_prefix(db, key, version)
+    }
 }
 
 /// The first version an entry at `index` may hand out; `VERSIONS_PER_ENTRY` follow it.
@@ -514,5 +571,39 @@ mod tests {
         system.dedup();
         assert_eq!(system.len(), 2 * DATABASES as usize + 1);
         assert!(!is_user_row(&deleted_key(3)) && db_of(&deleted_key(3)).is_none());
+    }
+
+    #[test]
+    fn score_rows_sort_by_score_then_member_and_parse_back() {
+        let scores = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -2.5,
+            -f64::MIN_POSITIVE,
+            0.0,
+            f64::MIN_POSITIVE,
+            1.0,
+            1.5,
+            1e300,
+            f64::INFINITY,
+        ];
+        let rows: Vec<Bytes> = scores
+            .iter()
+            .map(|&s| score_key(1, b"z", 9, s, b"m"))
+            .collect();
+        assert!(rows.windows(2).all(|w| w[0] < w[1]));
+        for &s in &scores {
+            assert_eq!(score_from_bits(score_bits(s)), s);
+        }
+        assert_eq!(score_bits(-0.0), score_bits(0.0));
+        assert!(score_key(1, b"z", 9, 1.0, b"a") < score_key(1, b"z", 9, 1.0, b"b"));
+        assert_eq!(parse_owned_key(&rows[3]), Some((1, &b"z"[..], 9)));
+        assert_eq!(
+            parse_owned_key(&member_key(2, b"k", 4, b"x")),
+            Some((2, &b"k"[..], 4))
+        );
+        assert_eq!(parse_owned_key(&[FAMILY_SCORE, 1, 0, 0]), None);
+        assert!(rows[0].starts_with(&owned_prefix(FAMILY_SCORE, 1, b"z", 9)));
+        assert!(is_user_row(&rows[0]) && db_of(&rows[0]) == Some(1));
     }
 }

@@ -62,6 +62,7 @@ impl Summary {
         self.last = other.last.or(self.last);
         self.count += other.count;
         self.members_changed |= other.members_changed;
+        self.events.extend(other.events);
     }
 }
 

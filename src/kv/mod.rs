@@ -8,10 +8,12 @@ pub mod collection;
 pub mod encoding;
 pub mod entry;
 pub mod hll;
+pub mod list;
 pub mod machine;
 mod memtable;
 pub mod stream;
 mod view;
+pub mod zset;
 
 pub use encoding::{KeyType, Meta};
 pub use memtable::{Memtable, State as MemState};

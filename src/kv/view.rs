@@ -36,13 +36,26 @@ pub trait KeyRead {
         hi: &[u8],
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError>;
-    /// Rows in `[lo, hi)` from the last down (XREVRANGE); `f` returns false to stop.
+    /// Rows in `[lo, hi)` in reverse order (highest first); `f` returns false to stop. The
+    /// default collects the range forward (views override it with a reverse seek).
     fn scan_raw_rev(
         &self,
         lo: &[u8],
         hi: &[u8],
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let mut rows = Vec::new();
+        self.scan_raw(lo, hi, &mut |k, v| {
+            rows.push((k.to_vec(), v.to_vec()));
+            true
+        })?;
+        for (k, v) in rows.iter().rev() {
+            if !f(k, v) {
+                break;
+            }
+        }
+        Ok(())
+    }
     /// Keys stored in `db`, expired ones not yet reclaimed included (as Redis's DBSIZE).
     fn key_count(&self, db: u8) -> Result<u64, StoreError>;
     /// Keys of `db` with an expiry (due or not: as Redis, until they are removed).
@@ -283,7 +296,7 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> Layers<'_, T> {
         Ok(())
     }
 
-    /// `scan` from the last row down: the same merge of memtable over table, reversed.
+    /// `scan` from the highest row down.
     fn scan_rev(
         &self,
         lo: &[u8],
@@ -590,6 +603,11 @@ impl<'t> WriteView<'t> {
         self.events.get_or_insert_with(Vec::new);
     }
 
+    /// Whether events are being collected (commands skip reads only events need otherwise).
+    pub fn collecting_events(&self) -> bool {
+        self.events.is_some()
+    }
+
     /// The events collected so far (none unless `collect_events` was called).
     pub fn take_events(&mut self) -> Vec<Event> {
         self.events.as_mut().map(std::mem::take).unwrap_or_default()
@@ -598,9 +616,14 @@ impl<'t> WriteView<'t> {
     /// Raises a keyspace notification for `key` in the current database, as Redis's
     /// `notifyKeyspaceEvent`: `class` is its flag character, `event` its event name.
     pub fn notify(&mut self, class: char, event: &'static str, key: &[u8]) {
+        self.notify_in(self.db, class, event, key);
+    }
+
+    /// `notify` for a key of database `db` (active expiry reaps keys of every database).
+    pub fn notify_in(&mut self, db: u8, class: char, event: &'static str, key: &[u8]) {
         if let Some(events) = &mut self.events {
             events.push(Event::Notify {
-                db: self.db,
+                db,
                 class,
                 event,
                 key: Bytes::copy_from_slice(key),
@@ -688,14 +711,15 @@ impl<'t> WriteView<'t> {
         let old_expiry = self.meta_in(dst_db, dst)?.and_then(|m| m.expire_at);
         let version = self.new_version();
         let mut rows = Vec::new();
-        for family in encoding::ROW_FAMILIES {
-            let mut prefix = encoding::member_prefix(self.db, src, meta.version);
-            prefix[0] = family;
+        // Member rows, and a sorted set's score rows: the same suffix under the new owner.
+        for family in encoding::OWNED_FAMILIES {
+            let prefix = encoding::owned_prefix(family, self.db, src, meta.version);
+            let mut to = encoding::owned_prefix(family, dst_db, dst, version);
+            let base = to.len();
             self.scan_raw(&prefix, &end_of_prefix(&prefix), &mut |k, v| {
-                let mut row = encoding::member_prefix(dst_db, dst, version);
-                row[0] = family;
-                row.extend_from_slice(&k[prefix.len()..]);
-                rows.push((row.freeze(), Bytes::copy_from_slice(v)));
+                to.truncate(base);
+                to.extend_from_slice(&k[prefix.len()..]);
+                rows.push((Bytes::copy_from_slice(&to), Bytes::copy_from_slice(v)));
                 true
             })?;
         }

@@ -27,9 +27,15 @@ use super::Input;
 use super::identity::Identity;
 use super::snapshot::{self, SnapshotRegistry};
 pub use super::wire::{
-    ClusterKey, Handshake, MAX_FRAME, PeerAuth, Purpose, challenge, encode_frame, invalid, nonce,
-    prove, read_verdict, write_verdict,
+    ClusterKey, Handshake, MAX_FRAME, PeerAuth, Published, Purpose, challenge, encode_frame,
+    invalid, nonce, prove, read_verdict, write_verdict,
 };
+
+/// Where messages published on peers are delivered on this node (the pub/sub hub): returns how
+/// many of this node's subscribers received it.
+pub trait PubSubSink: Send + Sync {
+    fn deliver_from_peer(&self, m: Published) -> u64;
+}
 
 /// Messages queued for one peer at most (count).
 const QUEUE_MESSAGES: usize = 4096;
@@ -61,6 +67,8 @@ struct Inner {
     /// Senders refused since they were last admitted (to log each refusal once).
     refused: Mutex<std::collections::HashSet<u64>>,
     receiving_snapshot: Semaphore,
+    /// Set once at startup, after the hub exists.
+    pubsub: std::sync::OnceLock<Arc<dyn PubSubSink>>,
     runtime: tokio::runtime::Handle,
     logger: Logger,
 }
@@ -98,6 +106,7 @@ impl Transport {
                 db,
                 refused: Mutex::new(Default::default()),
                 receiving_snapshot: Semaphore::new(1),
+                pubsub: std::sync::OnceLock::new(),
                 runtime,
                 logger,
             }),
@@ -110,6 +119,19 @@ impl Transport {
 
     pub fn set_identity(&self, ident: Identity) {
         *lock(&self.inner.identity) = ident;
+    }
+
+    /// Names where messages published on peers go (once, at startup).
+    pub fn set_pubsub(&self, sink: Arc<dyn PubSubSink>) {
+        let _ = self.inner.pubsub.set(sink);
+    }
+
+    /// The current peers (from the member list): where pub/sub messages fan out to.
+    pub fn peers(&self) -> Vec<(u64, SocketAddr)> {
+        lock(&self.inner.peers)
+            .iter()
+            .map(|(id, p)| (*id, p.addr))
+            .collect()
     }
 
     /// Replaces the set of peers (from the member list). Peers whose address changed or who left
@@ -362,6 +384,12 @@ impl Transport {
             (None, false) => Ok(()),
         };
         let admitted = match proven {
+            // Pub/sub links come only from members of our own cluster: never a reason to adopt.
+            Ok(())
+                if hs.purpose == Purpose::PubSub && hs.cluster_id != self.identity().cluster_id =>
+            {
+                Err("pub/sub link from another cluster".to_string())
+            }
             Ok(()) => self.admit(&hs).await,
             Err(reason) => Err(reason.to_string()),
         };
@@ -390,7 +418,29 @@ impl Transport {
             return Ok(());
         }
         write_verdict(&mut stream, None).await?;
+        if hs.purpose == Purpose::PubSub {
+            return self.serve_pubsub(stream).await;
+        }
         self.read_messages(stream, hs.from_id).await
+    }
+
+    /// A peer's pub/sub link: delivers each message to this node's subscribers, in the order
+    /// sent, and answers each with its receiver count (batched while more frames are buffered).
+    async fn serve_pubsub(&self, stream: TcpStream) -> io::Result<()> {
+        let Some(sink) = self.inner.pubsub.get().cloned() else {
+            return Ok(());
+        };
+        let (rd, mut wr) = stream.into_split();
+        let mut rd = tokio::io::BufReader::with_capacity(256 * 1024, rd);
+        let mut acks = Vec::with_capacity(8 * 1024);
+        while let Some(m) = Published::read(&mut rd).await? {
+            acks.extend_from_slice(&sink.deliver_from_peer(m).to_be_bytes());
+            if rd.buffer().is_empty() || acks.len() >= 64 * 1024 {
+                wr.write_all(&acks).await?;
+                acks.clear();
+            }
+        }
+        Ok(())
     }
 
     /// Decides whether a peer may talk to us.
@@ -573,6 +623,25 @@ mod tests {
         };
         let (ok, ()) = tokio::join!(challenge(&mut a, &key, &hs), attacker);
         assert!(!ok.unwrap());
+    }
+
+    #[tokio::test]
+    async fn published_frames_roundtrip_and_refuse_overruns() {
+        let p = Published {
+            sharded: true,
+            channel: bytes::Bytes::from_static(b"ch"),
+            message: bytes::Bytes::from_static(b"hello"),
+        };
+        let mut buf = BytesMut::new();
+        p.encode(&mut buf);
+        assert_eq!(Some(buf.len()), p.frame_len());
+        let mut r = &buf[..];
+        assert_eq!(Published::read(&mut r).await.unwrap(), Some(p));
+        assert_eq!(Published::read(&mut r).await.unwrap(), None);
+        // A channel length past the frame's end is refused, not read past.
+        let mut bad = buf.to_vec();
+        bad[5..9].copy_from_slice(&100u32.to_be_bytes());
+        assert!(Published::read(&mut &bad[..]).await.is_err());
     }
 
     #[test]

@@ -37,6 +37,8 @@ const MAC: usize = 32;
 pub enum Purpose {
     Raft = 0,
     Snapshot = 1,
+    /// Pub/Sub fan-out (see `pubsub::links`): published messages one way, receiver counts back.
+    PubSub = 2,
 }
 
 /// The first bytes on every peer connection.
@@ -86,6 +88,7 @@ impl Handshake {
         let purpose = match r.read_u8().await? {
             0 => Purpose::Raft,
             1 => Purpose::Snapshot,
+            2 => Purpose::PubSub,
             _ => return Err(invalid("unknown connection purpose")),
         };
         let authenticated = match r.read_u8().await? {
@@ -175,6 +178,65 @@ pub fn encode_frame(buf: &mut BytesMut, m: &Message) -> usize {
     }
     let _ = buf.remaining();
     4 + size
+}
+
+/// A message published on one node, as it travels to a peer on a `Purpose::PubSub` connection:
+/// `u32 length (BE) ++ u8 sharded ++ u32 channel length ++ channel ++ message`. The peer answers
+/// each, in order, with `u64 receivers (BE)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    pub sharded: bool,
+    pub channel: bytes::Bytes,
+    pub message: bytes::Bytes,
+}
+
+impl Published {
+    /// The frame's size, or None when it exceeds `MAX_FRAME` (such a message stays local).
+    pub fn frame_len(&self) -> Option<usize> {
+        let body = 1 + 4 + self.channel.len() + self.message.len();
+        (body <= MAX_FRAME).then_some(4 + body)
+    }
+
+    pub fn encode(&self, buf: &mut BytesMut) {
+        let body = 1 + 4 + self.channel.len() + self.message.len();
+        buf.reserve(4 + body);
+        buf.put_u32(body as u32);
+        buf.put_u8(u8::from(self.sharded));
+        buf.put_u32(self.channel.len() as u32);
+        buf.extend_from_slice(&self.channel);
+        buf.extend_from_slice(&self.message);
+    }
+
+    /// Reads one frame; Ok(None) at a clean end of stream.
+    pub async fn read<R: AsyncReadExt + Unpin>(r: &mut R) -> io::Result<Option<Published>> {
+        let len = match r.read_u32().await {
+            Ok(n) => n as usize,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if !(5..=MAX_FRAME).contains(&len) {
+            return Err(invalid("bad pub/sub frame length"));
+        }
+        let mut body = BytesMut::zeroed(len);
+        r.read_exact(&mut body).await?;
+        let sharded = match body[0] {
+            0 => false,
+            1 => true,
+            _ => return Err(invalid("bad pub/sub frame flags")),
+        };
+        let clen = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+        if clen > len - 5 {
+            return Err(invalid("pub/sub channel overruns its frame"));
+        }
+        let mut body = body.freeze();
+        let _ = body.split_to(5);
+        let channel = body.split_to(clen);
+        Ok(Some(Published {
+            sharded,
+            channel,
+            message: body,
+        }))
+    }
 }
 
 /// The cluster secret as an HMAC-SHA256 key (a well-kept implementation, the `hmac` crate:

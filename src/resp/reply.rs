@@ -55,6 +55,9 @@ pub enum Reply {
     PairMap(Vec<(Reply, Reply)>),
     /// RESP3 `~N`; RESP2 an array.
     Set(Vec<Reply>),
+    /// RESP3 an array of N two-item arrays; RESP2 a flat array of 2N items (what Redis 7
+    /// replies to ZRANGE ... WITHSCORES, ZPOPMIN with a count, ZRANDMEMBER WITHSCORES).
+    Pairs(Vec<(Reply, Reply)>),
     /// RESP3 `,1.5`; RESP2 a bulk string. Both use the text of [`format_double`].
     Double(f64),
     /// RESP3 `#t` / `#f`; RESP2 the integer 1 or 0.
@@ -157,6 +160,20 @@ impl Reply {
                         .map(|(k, v)| k.encoded_len(proto) + v.encoded_len(proto))
                         .sum::<usize>()
             }
+            Reply::Pairs(pairs) => {
+                let inner = if resp3 {
+                    header_len(2) * pairs.len()
+                } else {
+                    0
+                };
+                let count = if resp3 { pairs.len() } else { 2 * pairs.len() };
+                header_len(count)
+                    + inner
+                    + pairs
+                        .iter()
+                        .map(|(k, v)| k.encoded_len(proto) + v.encoded_len(proto))
+                        .sum::<usize>()
+            }
             Reply::Double(d) if resp3 => line_len(format_double(*d).len()),
             Reply::Double(d) => bulk_len(format_double(*d).len()),
             Reply::Boolean(_) => 4,
@@ -199,6 +216,16 @@ impl Reply {
                 write_length_header(out, if resp3 { b'%' } else { b'*' }, pairs.len());
                 for (k, v) in pairs {
                     if !resp3 {
+                        write_length_header(out, b'*', 2);
+                    }
+                    k.write(proto, out);
+                    v.write(proto, out);
+                }
+            }
+            Reply::Pairs(pairs) => {
+                write_length_header(out, b'*', if resp3 { pairs.len() } else { 2 * pairs.len() });
+                for (k, v) in pairs {
+                    if resp3 {
                         write_length_header(out, b'*', 2);
                     }
                     k.write(proto, out);

@@ -13,3 +13,4 @@ pub mod run;
 pub mod verify;
 pub mod workload;
 pub mod world;
+pub mod zsets;

@@ -101,6 +101,8 @@ pub fn run(cfg: &RunConfig) {
         ));
     }
 
+    let zset_client = crate::nemesis::zsets::spawn(700, rng.fork(700), shared.clone());
+
     let faults_until = Instant::now() + cfg.duration;
     while Instant::now() < faults_until {
         std::thread::sleep(rng.millis(100, 1000));
@@ -121,6 +123,7 @@ pub fn run(cfg: &RunConfig) {
     for h in lease_handles {
         h.join().expect("lease client thread panicked");
     }
+    tally.add(&zset_client.join().expect("zset client thread panicked"));
     let lease_log = leases.take();
     world.heal_all();
     let leader = world.wait_agreed_leader();
@@ -155,6 +158,12 @@ pub fn run(cfg: &RunConfig) {
         problems.push(format!("expiry invariant: {v}"));
     }
     let digest = world.wait_converged();
+    let member_addrs: Vec<String> = world
+        .members()
+        .iter()
+        .map(|&i| world.slots[i].node.client_addr())
+        .collect();
+    problems.extend(crate::nemesis::zsets::same_on_every_member(&member_addrs));
     let leader = world.wait_agreed_leader();
     let member_view = world.wait_same_members();
     let voters: Vec<&str> = member_view

@@ -1,0 +1,590 @@
+//! Blocking list pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP): clients waiting on this node
+//! for a list to get elements.
+//!
+//! A client waits on the node it is connected to, leader or follower. Its command first runs
+//! once as an ordinary write (its applied form, in `cmd::list`, pops if it can and otherwise
+//! answers the null array). If nothing was popped, the client **blocks**: it joins this node's
+//! [`Blocking`] registry, in one FIFO queue per (database, key) it waits on. The registry is an
+//! `events::Listener`: when an apply on this node changes one of those keys, the key is marked
+//! and the registry's serving task ([`run`]) looks at it on the node's applied state. For a
+//! list of n elements it takes the first n waiters of that key's queue that have no attempt in
+//! flight and proposes, in queue order, one pop per waiter through raft (an ordinary write of
+//! the command with that one key, so it is ordered with every other write and applied once).
+//! An attempt that pops answers its client. One that finds the list empty (another client, maybe
+//! on another node, got there first) puts the waiter back, in its place. One that raft did not
+//! apply (no leader, leadership changed) is retried: a leader change never wakes a client with
+//! an error. A new client whose keys already have waiters on this node queues behind them
+//! instead of trying first, so on one node and one key the first blocked is the first served.
+//!
+//! Exactly once: each wake-up proposes one write, and `raft::pending` re-proposes a write only
+//! when it is known not to be in the log. The timeout runs here, on the client's node (0 waits
+//! forever); if it fires (or CLIENT UNBLOCK, CLIENT KILL, the client closing) while an attempt is
+//! in flight, the client waits for that attempt's outcome, so an element popped for it is
+//! answered rather than lost; only a closed connection loses it, as in Redis. An attempt whose
+//! outcome raft cannot tell (`OutcomeUnknown`: not committed by its deadline, or a snapshot
+//! covered it) puts the waiter back: if that attempt did pop, the element is lost, never
+//! duplicated.
+//!
+//! Inside MULTI a blocking command is queued like any write and its applied form is the
+//! answer, as Redis's non-blocking behaviour there.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, oneshot, watch};
+
+use crate::cmd::{self, Kind, Spec};
+use crate::events::{Event, Listener};
+use crate::kv::{KeyRead, KeyType, Reader};
+use crate::raft::RaftError;
+use crate::resp::Reply;
+use crate::server::Shared;
+use crate::session::Session;
+
+/// How long a retry waits after raft could not take an attempt (no leader yet).
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// True for the commands that block.
+pub fn is_blocking(spec: &Spec) -> bool {
+    matches!(
+        spec.name,
+        "blpop" | "brpop" | "blmove" | "brpoplpush" | "blmpop"
+    )
+}
+
+/// Why a waiter stops waiting before it is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Leave {
+    Timeout,
+    /// CLIENT UNBLOCK ... ERROR.
+    Error,
+    /// The connection is going away.
+    Gone,
+}
+
+struct Waiter {
+    client: u64,
+    db: u8,
+    argv: Vec<Bytes>,
+    keys: Vec<Bytes>,
+    /// An attempt for it is in raft's hands.
+    in_flight: bool,
+    /// It stopped waiting while an attempt was in flight: the attempt's outcome still goes to
+    /// `done`, then the waiter is dropped.
+    leaving: bool,
+    done: Option<oneshot::Sender<Reply>>,
+    unblock: Option<oneshot::Sender<Leave>>,
+}
+
+#[derive(Default)]
+struct Registry {
+    next: u64,
+    /// By arrival: a smaller number blocked earlier.
+    waiters: BTreeMap<u64, Waiter>,
+    by_key: HashMap<(u8, Bytes), BTreeSet<u64>>,
+    /// Keys changed since the serving task last looked.
+    dirty: HashSet<(u8, Bytes)>,
+}
+
+impl Registry {
+    fn remove(&mut self, id: u64) -> Option<Waiter> {
+        let w = self.waiters.remove(&id)?;
+        for k in &w.keys {
+            let slot = (w.db, k.clone());
+            if let Some(q) = self.by_key.get_mut(&slot) {
+                q.remove(&id);
+                if q.is_empty() {
+                    self.by_key.remove(&slot);
+                }
+            }
+        }
+        Some(w)
+    }
+
+    fn mark(&mut self, db: u8, keys: &[Bytes]) {
+        for k in keys {
+            self.dirty.insert((db, k.clone()));
+        }
+    }
+}
+
+/// This node's blocked clients (see the module docs).
+#[derive(Default)]
+pub struct Blocking {
+    registry: Mutex<Registry>,
+    /// Waiters registered: events are wanted only while there are some.
+    waiting: AtomicUsize,
+    /// Wakes the serving task.
+    work: Notify,
+}
+
+impl Blocking {
+    pub fn new() -> Arc<Blocking> {
+        Arc::new(Blocking::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Clients blocked now (INFO's `blocked_clients`).
+    pub fn blocked_clients(&self) -> usize {
+        self.waiting.load(Relaxed)
+    }
+
+    /// CLIENT UNBLOCK: ends client `client`'s wait (as a timeout, or with an error); false if
+    /// it is not blocked here.
+    pub fn unblock(&self, client: u64, error: bool) -> bool {
+        let mut reg = self.lock();
+        let found = reg
+            .waiters
+            .values_mut()
+            .find(|w| w.client == client && !w.leaving);
+        match found.and_then(|w| w.unblock.take()) {
+            Some(tx) => tx
+                .send(if error { Leave::Error } else { Leave::Timeout })
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    fn has_waiters(&self, db: u8, keys: &[Bytes]) -> bool {
+        let reg = self.lock();
+        keys.iter()
+            .any(|k| reg.by_key.contains_key(&(db, k.clone())))
+    }
+
+    fn register(
+        &self,
+        client: u64,
+        db: u8,
+        argv: Vec<Bytes>,
+        keys: Vec<Bytes>,
+    ) -> (u64, oneshot::Receiver<Reply>, oneshot::Receiver<Leave>) {
+        let (done, done_rx) = oneshot::channel();
+        let (unblock, unblock_rx) = oneshot::channel();
+        let mut reg = self.lock();
+        let id = reg.next;
+        reg.next += 1;
+        for k in &keys {
+            reg.by_key.entry((db, k.clone())).or_default().insert(id);
+        }
+        reg.mark(db, &keys);
+        reg.waiters.insert(
+            id,
+            Waiter {
+                client,
+                db,
+                argv,
+                keys,
+                in_flight: false,
+                leaving: false,
+                done: Some(done),
+                unblock: Some(unblock),
+            },
+        );
+        self.waiting.fetch_add(1, Relaxed);
+        drop(reg);
+        // It may be ready already (a push applied before it joined).
+        self.work.notify_one();
+        (id, done_rx, unblock_rx)
+    }
+
+    /// The waiter stops waiting; true if an attempt for it is in flight (its outcome will
+    /// still come through `done`).
+    fn leave(&self, id: u64) -> bool {
+        let mut reg = self.lock();
+        let in_flight = match reg.waiters.get_mut(&id) {
+            Some(w) if w.in_flight => {
+                w.leaving = true;
+                true
+            }
+            Some(_) => false,
+            None => return false,
+        };
+        if !in_flight {
+            reg.remove(id);
+            self.waiting.fetch_sub(1, Relaxed);
+        }
+        in_flight
+    }
+
+    /// An attempt served the waiter: it leaves with `reply`.
+    fn served(&self, id: u64, reply: Reply) {
+        let w = self.lock().remove(id);
+        if let Some(mut w) = w {
+            self.waiting.fetch_sub(1, Relaxed);
+            if let Some(done) = w.done.take() {
+                let _ = done.send(reply);
+            }
+        }
+    }
+
+    /// An attempt did not serve the waiter: it waits on in its place (or leaves, if it asked
+    /// to meanwhile); `recheck` marks its keys to be looked at again.
+    fn back(&self, id: u64, recheck: bool) {
+        let mut reg = self.lock();
+        let Some(w) = reg.waiters.get_mut(&id) else {
+            return;
+        };
+        w.in_flight = false;
+        if w.leaving {
+            reg.remove(id);
+            self.waiting.fetch_sub(1, Relaxed);
+            return;
+        }
+        if recheck {
+            let (db, keys) = (w.db, w.keys.clone());
+            reg.mark(db, &keys);
+            drop(reg);
+            self.work.notify_one();
+        }
+    }
+}
+
+impl Listener for Blocking {
+    fn wants_events(&self) -> bool {
+        self.waiting.load(Relaxed) > 0
+    }
+
+    fn applied(&self, events: &[Event]) {
+        let mut reg = self.lock();
+        let mut any = false;
+        for e in events {
+            match e {
+                Event::Changed { db, key } | Event::Notify { db, key, .. } => {
+                    let slot = (*db, key.clone());
+                    if reg.by_key.contains_key(&slot) {
+                        any |= reg.dirty.insert(slot);
+                    }
+                }
+                Event::Flushed { db } => {
+                    let keys: Vec<_> = reg.by_key.keys().filter(|k| k.0 == *db).cloned().collect();
+                    any |= !keys.is_empty();
+                    reg.dirty.extend(keys);
+                }
+                Event::Reset => {
+                    let keys: Vec<_> = reg.by_key.keys().cloned().collect();
+                    any |= !keys.is_empty();
+                    reg.dirty.extend(keys);
+                }
+            }
+        }
+        drop(reg);
+        if any {
+            self.work.notify_one();
+        }
+    }
+}
+
+/// What a client gets when its wait ends unserved: Redis's reply to a timed-out list block.
+fn timed_out() -> Reply {
+    Reply::NilArray
+}
+
+fn unblocked_error() -> Reply {
+    Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+}
+
+/// Did an applied attempt pop something? (The applied forms answer nil when they did not.)
+fn popped(reply: &Reply) -> bool {
+    !matches!(reply, Reply::Nil | Reply::NilArray)
+}
+
+/// Raft did not apply the attempt: it may be made again.
+fn not_applied(e: &RaftError) -> bool {
+    matches!(
+        e,
+        RaftError::NoLeader
+            | RaftError::FencedOut
+            | RaftError::NotJoined
+            | RaftError::JoiningOtherCluster
+    )
+}
+
+/// Runs a blocking command for the connection of `session`: the first attempt, then the wait.
+/// `stream` is the connection's socket, watched so a client that goes away stops waiting.
+pub async fn execute(
+    shared: &Arc<Shared>,
+    session: &Session,
+    spec: &'static Spec,
+    argv: Vec<Bytes>,
+    stream: &TcpStream,
+) -> Reply {
+    let Kind::Write { prepare, .. } = spec.kind else {
+        return Reply::error("ERR not a blocking command");
+    };
+    let argv = match prepare(argv) {
+        Ok(a) => a,
+        Err(reply) => return reply,
+    };
+    let db = session.db;
+    let blocking = &shared.blocking;
+    let keys = cmd::blocking_keys(&argv);
+    let timeout_ms = cmd::blocking_timeout(&argv).unwrap_or(0);
+    let started = Instant::now();
+    if blocking.has_waiters(db, &keys) {
+        // Behind the clients already waiting here: only the type check happens now.
+        match Reader::new(&shared.db, shared.raft.memtable()).run(db, |v| first_check(v, &keys)) {
+            Ok(Some(reply)) => return reply,
+            Ok(None) => {}
+            Err(e) => return cmd::storage_error(e),
+        }
+    } else {
+        let timeout = shared.config.write_timeout;
+        match shared.raft.propose(db, argv.clone(), timeout).await {
+            Ok(reply) if popped(&reply) => return reply,
+            Ok(_) => {}
+            Err(e) if not_applied(&e) => {}
+            Err(e) => return crate::connection::raft_error_reply(e),
+        }
+    }
+    let deadline = (timeout_ms > 0).then(|| started + Duration::from_millis(timeout_ms));
+    let (id, mut done, mut unblock) = blocking.register(session.id, db, argv, keys);
+    let mut watch_peer = true;
+    let mut unblock_closed = false;
+    let mut probe = [0u8; 1];
+    let why = loop {
+        tokio::select! {
+            biased;
+            served = &mut done => return served.unwrap_or_else(|_| timed_out()),
+            how = &mut unblock, if !unblock_closed => match how {
+                Ok(how) => break how,
+                // Dropped with the waiter's entry: it was served, `done` has the reply.
+                Err(_) => unblock_closed = true,
+            },
+            _ = sleep_until(deadline) => break Leave::Timeout,
+            _ = session.info.kill.notified() => {
+                // Leave the kill for the connection's loop to see.
+                session.info.kill.notify_one();
+                break Leave::Gone;
+            }
+            seen = stream.peek(&mut probe), if watch_peer => match seen {
+                Ok(0) | Err(_) => break Leave::Gone,
+                // The client sent more: it is read after this command, as Redis does.
+                Ok(_) => watch_peer = false,
+            },
+        }
+    };
+    if blocking.leave(id) {
+        // An attempt is in flight: its outcome is this client's (bounded by its deadline).
+        let bound = shared.config.write_timeout + Duration::from_secs(1);
+        if let Ok(Ok(reply)) = tokio::time::timeout(bound, done).await {
+            return reply;
+        }
+    }
+    match why {
+        Leave::Error => unblocked_error(),
+        Leave::Timeout | Leave::Gone => timed_out(),
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Redis's checks before it blocks, on this node's view: the first key that is not a list
+/// (before any non-empty list) is WRONGTYPE; `None` when the client may block.
+fn first_check(r: &dyn KeyRead, keys: &[Bytes]) -> Result<Option<Reply>, crate::store::StoreError> {
+    for k in keys {
+        match r.meta(k)? {
+            None => continue,
+            Some(m) if m.kind == KeyType::List => return Ok(None),
+            Some(_) => return Ok(Some(cmd::wrong_type())),
+        }
+    }
+    Ok(None)
+}
+
+/// The attempt for one waiter on one ready key: its command narrowed to that key (so another
+/// key's type or emptiness does not get in the way), as Redis serves the key that became ready.
+fn attempt_argv(argv: &[Bytes], key: &Bytes) -> Vec<Bytes> {
+    let name = argv[0].to_ascii_lowercase();
+    match &name[..] {
+        b"blpop" | b"brpop" => vec![argv[0].clone(), key.clone(), argv[argv.len() - 1].clone()],
+        b"blmpop" => {
+            let n = cmd::blocking_keys(argv).len();
+            let mut out = vec![
+                argv[0].clone(),
+                argv[1].clone(),
+                Bytes::from_static(b"1"),
+                key.clone(),
+            ];
+            out.extend(argv.iter().skip(3 + n).cloned());
+            out
+        }
+        _ => argv.to_vec(),
+    }
+}
+
+/// The serving task: looks at the keys marked ready and proposes the waiters' attempts, until
+/// `stop` turns true.
+pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let blocking = shared.blocking.clone();
+    loop {
+        tokio::select! {
+            _ = blocking.work.notified() => {}
+            _ = stop.changed() => return,
+        }
+        let dirty: Vec<(u8, Bytes)> = blocking.lock().dirty.drain().collect();
+        let mut reader = Reader::new(&shared.db, shared.raft.memtable());
+        for (db, key) in dirty {
+            let len = reader.run(db, |v| {
+                Ok(match v.meta(&key)? {
+                    Some(m) if m.kind == KeyType::List => {
+                        crate::kv::list::List::from_meta(&key, m)?.len()
+                    }
+                    _ => 0,
+                })
+            });
+            let len = match len {
+                Ok(n) => n,
+                Err(e) => {
+                    slog::warn!(shared.logger, "blocked clients cannot read a key"; "error" => %e);
+                    continue;
+                }
+            };
+            if len == 0 {
+                continue;
+            }
+            serve_key(&shared, db, &key, len);
+        }
+    }
+}
+
+/// Proposes one attempt for each of the first `len` idle waiters of `key`, in arrival order.
+fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, len: u64) {
+    let blocking = &shared.blocking;
+    let attempts: Vec<(u64, Vec<Bytes>, bool)> = {
+        let mut reg = blocking.lock();
+        let Some(queue) = reg.by_key.get(&(db, key.clone())) else {
+            return;
+        };
+        let queue: Vec<u64> = queue.iter().copied().collect();
+        let mut out = Vec::new();
+        for id in queue {
+            if out.len() as u64 >= len {
+                break;
+            }
+            let Some(w) = reg.waiters.get_mut(&id) else {
+                continue;
+            };
+            if w.in_flight || w.leaving {
+                continue;
+            }
+            w.in_flight = true;
+            let moves = matches!(
+                &w.argv[0].to_ascii_lowercase()[..],
+                b"blmove" | b"brpoplpush"
+            );
+            out.push((id, attempt_argv(&w.argv, key), moves));
+        }
+        out
+    };
+    let timeout = shared.config.write_timeout;
+    for (id, argv, moves) in attempts {
+        // Proposed one after the other from this task: raft keeps their order.
+        let rx = shared.raft.propose_later(db, argv, timeout);
+        let blocking = blocking.clone();
+        tokio::spawn(async move {
+            match rx.await.unwrap_or(Err(RaftError::Stopped)) {
+                Ok(reply) if reply.is_error() && !moves => blocking.back(id, false),
+                Ok(reply) if popped(&reply) => blocking.served(id, reply),
+                Ok(_) => blocking.back(id, false),
+                Err(e) if not_applied(&e) => {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    blocking.back(id, true);
+                }
+                Err(RaftError::OutcomeUnknown | RaftError::SnapshotOutcomeUnknown) => {
+                    blocking.back(id, true)
+                }
+                Err(e) => blocking.served(id, crate::connection::raft_error_reply(e)),
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn args(words: &[&str]) -> Vec<Bytes> {
+        words.iter().map(|w| b(w)).collect()
+    }
+
+    #[test]
+    fn attempts_name_only_the_ready_key() {
+        assert_eq!(
+            attempt_argv(&args(&["BLPOP", "a", "b", "0"]), &b("b")),
+            args(&["BLPOP", "b", "0"])
+        );
+        assert_eq!(
+            attempt_argv(
+                &args(&["blmpop", "1.5", "2", "a", "b", "LEFT", "COUNT", "3"]),
+                &b("b")
+            ),
+            args(&["blmpop", "1.5", "1", "b", "LEFT", "COUNT", "3"])
+        );
+        let mv = args(&["BLMOVE", "s", "d", "LEFT", "RIGHT", "0"]);
+        assert_eq!(attempt_argv(&mv, &b("s")), mv);
+    }
+
+    #[test]
+    fn waiters_queue_by_arrival_and_changed_keys_are_marked() {
+        let reg = Blocking::new();
+        assert!(!reg.wants_events());
+        let (a, _da, _ua) = reg.register(1, 0, args(&["blpop", "k", "0"]), args(&["k"]));
+        let (b_, _db, _ub) = reg.register(2, 0, args(&["blpop", "k", "j", "0"]), args(&["k", "j"]));
+        assert!(reg.wants_events() && a < b_);
+        assert!(reg.has_waiters(0, &args(&["j"])) && !reg.has_waiters(1, &args(&["j"])));
+        reg.lock().dirty.clear();
+        reg.applied(&[
+            Event::Changed {
+                db: 0,
+                key: b("other"),
+            },
+            Event::Changed { db: 0, key: b("j") },
+        ]);
+        assert_eq!(
+            reg.lock().dirty.iter().cloned().collect::<Vec<_>>(),
+            vec![(0, b("j"))]
+        );
+        reg.applied(&[Event::Reset]);
+        assert_eq!(reg.lock().dirty.len(), 2);
+        // CLIENT UNBLOCK finds the client; leaving without an attempt in flight removes it.
+        assert!(reg.unblock(2, true));
+        assert!(!reg.unblock(2, true), "already told");
+        assert!(!reg.unblock(9, false));
+        assert!(!reg.leave(b_));
+        assert_eq!(reg.blocked_clients(), 1);
+        assert!(!reg.has_waiters(0, &args(&["j"])));
+        // With an attempt in flight, leaving waits for its outcome.
+        reg.lock().waiters.get_mut(&a).unwrap().in_flight = true;
+        assert!(reg.leave(a));
+        assert_eq!(reg.blocked_clients(), 1);
+        reg.back(a, false);
+        assert_eq!(reg.blocked_clients(), 0);
+        assert!(!reg.wants_events());
+    }
+
+    #[test]
+    fn a_served_waiter_gets_its_reply_once() {
+        let reg = Blocking::new();
+        let (a, mut done, _u) = reg.register(1, 0, args(&["blpop", "k", "0"]), args(&["k"]));
+        reg.served(a, Reply::Integer(7));
+        reg.served(a, Reply::Integer(8));
+        assert_eq!(done.try_recv().ok(), Some(Reply::Integer(7)));
+        assert_eq!(reg.blocked_clients(), 0);
+    }
+}

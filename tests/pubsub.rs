@@ -1,0 +1,443 @@
+//! Pub/Sub: replies as redis-server 7.0.15 writes them (RESP2 and RESP3), delivery across the
+//! nodes of a cluster (once, in each publisher's order, through a leader's death), pattern and
+//! shard subscriptions, and the output limit that closes a subscriber that does not read.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn message(channel: &str, msg: &str) -> String {
+    format!(
+        "*3\r\n$7\r\nmessage\r\n${}\r\n{channel}\r\n${}\r\n{msg}\r\n",
+        channel.len(),
+        msg.len()
+    )
+}
+
+/// Publishes until the count reaches `want` (the peers' links come up shortly after start).
+fn publish_until(c: &mut RawConn, channel: &str, want: i64) {
+    poll_until(
+        Duration::from_secs(20),
+        &format!("PUBLISH {channel} to reach {want} receivers"),
+        || {
+            let r = c.call(&["PUBLISH", channel, "probe"]);
+            (r == format!(":{want}\r\n").as_bytes()).then_some(())
+        },
+    );
+}
+
+/// Skips the probe messages `publish_until` caused.
+fn skip_probes(c: &mut RawConn, channel: &str) -> Vec<u8> {
+    loop {
+        let r = c.read_reply();
+        if r != message(channel, "probe").as_bytes() {
+            return r;
+        }
+    }
+}
+
+#[test]
+fn resp2_subscribed_context_as_redis() {
+    let node = Node::single(&[]);
+    let mut sub = node.raw();
+    let mut publ = node.raw();
+    sub.send_cmd(&["SUBSCRIBE", "c1", "c2"]);
+    sub.expect(
+        b"*3\r\n$9\r\nsubscribe\r\n$2\r\nc1\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$2\r\nc2\r\n:2\r\n",
+    );
+    sub.check(&["PING"], "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+    sub.check(&["PING", "x"], "*2\r\n$4\r\npong\r\n$1\r\nx\r\n");
+    sub.check(
+        &["GET", "k"],
+        "-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n",
+    );
+    sub.check(
+        &["CLIENT", "LIST"],
+        "-ERR Can't execute 'client|list': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n",
+    );
+    sub.check(
+        &["PSUBSCRIBE", "c*"],
+        "*3\r\n$10\r\npsubscribe\r\n$2\r\nc*\r\n:3\r\n",
+    );
+    publ.check(&["PUBLISH", "c1", "hi"], ":2\r\n");
+    sub.expect(message("c1", "hi").as_bytes());
+    sub.expect(b"*4\r\n$8\r\npmessage\r\n$2\r\nc*\r\n$2\r\nc1\r\n$2\r\nhi\r\n");
+    publ.check(
+        &["PUBSUB", "NUMSUB", "c1", "zz"],
+        "*4\r\n$2\r\nc1\r\n:1\r\n$2\r\nzz\r\n:0\r\n",
+    );
+    publ.check(&["PUBSUB", "NUMPAT"], ":1\r\n");
+    publ.check(&["PUBSUB", "CHANNELS", "c1"], "*1\r\n$2\r\nc1\r\n");
+    publ.check(
+        &["PUBSUB", "NUMPAT", "x"],
+        "-ERR wrong number of arguments for 'pubsub|numpat' command\r\n",
+    );
+    publ.check(
+        &["PUBSUB", "FOO"],
+        "-ERR unknown subcommand 'FOO'. Try PUBSUB HELP.\r\n",
+    );
+    sub.check(
+        &["PUNSUBSCRIBE"],
+        "*3\r\n$12\r\npunsubscribe\r\n$2\r\nc*\r\n:2\r\n",
+    );
+    sub.check(
+        &["UNSUBSCRIBE", "c1"],
+        "*3\r\n$11\r\nunsubscribe\r\n$2\r\nc1\r\n:1\r\n",
+    );
+    sub.check(
+        &["UNSUBSCRIBE", "c2"],
+        "*3\r\n$11\r\nunsubscribe\r\n$2\r\nc2\r\n:0\r\n",
+    );
+    // Subscribed to nothing: one reply with a null name, and the context is left.
+    sub.check(
+        &["UNSUBSCRIBE"],
+        "*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n",
+    );
+    sub.check(&["PING"], "+PONG\r\n");
+    publ.check(&["PUBLISH", "c1", "hi"], ":0\r\n");
+    // Shard channels count apart; RESET leaves every subscription.
+    sub.send_cmd(&["SSUBSCRIBE", "s1", "s2"]);
+    sub.expect(b"*3\r\n$10\r\nssubscribe\r\n$2\r\ns1\r\n:1\r\n*3\r\n$10\r\nssubscribe\r\n$2\r\ns2\r\n:2\r\n");
+    sub.check(
+        &["SUBSCRIBE", "q"],
+        "*3\r\n$9\r\nsubscribe\r\n$1\r\nq\r\n:1\r\n",
+    );
+    publ.check(&["SPUBLISH", "s1", "m"], ":1\r\n");
+    sub.expect(b"*3\r\n$8\r\nsmessage\r\n$2\r\ns1\r\n$1\r\nm\r\n");
+    publ.check(&["PUBSUB", "SHARDNUMSUB", "s1"], "*2\r\n$2\r\ns1\r\n:1\r\n");
+    sub.check(&["RESET"], "+RESET\r\n");
+    sub.check(&["GET", "k"], "$-1\r\n");
+    publ.check(&["PUBLISH", "q", "m"], ":0\r\n");
+    publ.check(&["SPUBLISH", "s1", "m"], ":0\r\n");
+}
+
+#[test]
+fn resp3_pushes_and_any_command() {
+    let node = Node::single(&[]);
+    let mut sub = node.raw();
+    let _ = sub.call(&["HELLO", "3"]);
+    sub.check(
+        &["SUBSCRIBE", "x"],
+        ">3\r\n$9\r\nsubscribe\r\n$1\r\nx\r\n:1\r\n",
+    );
+    sub.check(&["SET", "k", "v"], "+OK\r\n");
+    sub.check(&["GET", "k"], "$1\r\nv\r\n");
+    sub.check(&["PING"], "+PONG\r\n");
+    // Its own message comes before PUBLISH's reply, as Redis writes them.
+    sub.send_cmd(&["PUBLISH", "x", "m"]);
+    sub.expect(b">3\r\n$7\r\nmessage\r\n$1\r\nx\r\n$1\r\nm\r\n:1\r\n");
+    sub.check(
+        &["UNSUBSCRIBE", "x", "y"],
+        ">3\r\n$11\r\nunsubscribe\r\n$1\r\nx\r\n:0\r\n",
+    );
+    sub.expect(b">3\r\n$11\r\nunsubscribe\r\n$1\r\ny\r\n:0\r\n");
+    sub.check(
+        &["SUNSUBSCRIBE"],
+        ">3\r\n$12\r\nsunsubscribe\r\n_\r\n:0\r\n",
+    );
+    // CLIENT REPLY OFF does not silence pushes.
+    sub.send_cmd(&["CLIENT", "REPLY", "OFF"]);
+    sub.send_cmd(&["SUBSCRIBE", "z"]);
+    sub.expect(b">3\r\n$9\r\nsubscribe\r\n$1\r\nz\r\n:1\r\n");
+    let mut publ = node.raw();
+    publ.check(&["PUBLISH", "z", "hey"], ":1\r\n");
+    sub.expect(b">3\r\n$7\r\nmessage\r\n$1\r\nz\r\n$3\r\nhey\r\n");
+}
+
+#[test]
+fn cluster_delivers_once_in_publisher_order() {
+    let cluster = Cluster::start(3, &[]);
+    let (a, b, c) = (cluster.node(0), cluster.node(1), cluster.node(2));
+    let mut sub = b.raw();
+    sub.send_cmd(&["SUBSCRIBE", "news"]);
+    sub.expect(b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n");
+    let mut psub = c.raw();
+    psub.check(
+        &["PSUBSCRIBE", "ne*"],
+        "*3\r\n$10\r\npsubscribe\r\n$3\r\nne*\r\n:1\r\n",
+    );
+    let mut publ = a.raw();
+    // Both receivers are on other nodes: the count is theirs.
+    publish_until(&mut publ, "news", 2);
+    const N: usize = 500;
+    let mut batch = Vec::new();
+    for i in 0..N {
+        batch.extend(encode_cmd(&["PUBLISH", "news", &format!("m{i}")]));
+    }
+    publ.send(&batch);
+    for _ in 0..N {
+        assert_eq!(publ.read_reply(), b":2\r\n");
+    }
+    let first = skip_probes(&mut sub, "news");
+    assert_eq!(show(&first), show(message("news", "m0").as_bytes()));
+    for i in 1..N {
+        sub.expect(message("news", &format!("m{i}")).as_bytes());
+    }
+    let pm = |m: &str| {
+        format!(
+            "*4\r\n$8\r\npmessage\r\n$3\r\nne*\r\n$4\r\nnews\r\n${}\r\n{m}\r\n",
+            m.len()
+        )
+    };
+    let mut i = 0;
+    while i < N {
+        let r = psub.read_reply();
+        if r == pm("probe").as_bytes() {
+            continue;
+        }
+        assert_eq!(show(&r), show(pm(&format!("m{i}")).as_bytes()));
+        i += 1;
+    }
+    // Exactly once: nothing more arrives.
+    publ.check(&["PUBLISH", "news", "end"], ":2\r\n");
+    sub.expect(message("news", "end").as_bytes());
+    assert!(!sub.closed_within(Duration::from_millis(300)));
+    assert!(sub.pending().is_empty(), "{}", show(sub.pending()));
+    // Sharded messages travel the same way.
+    let mut ssub = c.raw();
+    ssub.check(
+        &["SSUBSCRIBE", "sh"],
+        "*3\r\n$10\r\nssubscribe\r\n$2\r\nsh\r\n:1\r\n",
+    );
+    publ.check(&["SPUBLISH", "sh", "x"], ":1\r\n");
+    ssub.expect(b"*3\r\n$8\r\nsmessage\r\n$2\r\nsh\r\n$1\r\nx\r\n");
+}
+
+/// A publisher and a subscriber on two nodes while the third (the leader) is killed: Pub/Sub
+/// does not go through raft, so nothing between the live nodes is lost or reordered.
+#[test]
+fn delivery_between_live_nodes_survives_a_leader_kill() {
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(30));
+    let (s, p) = ((leader + 1) % 3, (leader + 2) % 3);
+    let mut sub = cluster.node(s).raw();
+    sub.send_cmd(&["SUBSCRIBE", "t"]);
+    sub.expect(b"*3\r\n$9\r\nsubscribe\r\n$1\r\nt\r\n:1\r\n");
+    let mut publ = cluster.node(p).raw();
+    publish_until(&mut publ, "t", 1);
+    const N: usize = 2000;
+    let started = Instant::now();
+    for i in 0..N {
+        if i == N / 4 {
+            cluster.nodes[leader].kill9();
+        }
+        publ.check(&["PUBLISH", "t", &format!("{i}")], ":1\r\n");
+    }
+    let first = skip_probes(&mut sub, "t");
+    assert_eq!(show(&first), show(message("t", "0").as_bytes()));
+    for i in 1..N {
+        sub.expect(message("t", &format!("{i}")).as_bytes());
+    }
+    eprintln!(
+        "{N} messages across a leader kill in {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_subscriber_that_does_not_read_is_disconnected() {
+    let node = Node::single(&[]);
+    let mut admin = node.raw();
+    admin.check(
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "pubsub 1mb 0 0",
+        ],
+        "+OK\r\n",
+    );
+    let mut slow = node.raw();
+    // A small receive buffer, so the kernel does not soak up the backlog.
+    slow.stream.set_nonblocking(false).ok();
+    slow.check(
+        &["SUBSCRIBE", "firehose"],
+        "*3\r\n$9\r\nsubscribe\r\n$8\r\nfirehose\r\n:1\r\n",
+    );
+    let big = "x".repeat(64 * 1024);
+    let mut publ = node.raw();
+    let mut receivers = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = publ.call(&["PUBLISH", "firehose", &big]);
+        receivers.push(r.clone());
+        if r == b":0\r\n" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slow subscriber was never dropped"
+        );
+    }
+    // Bounded: the subscriber was dropped after at most the limit plus what the sockets hold.
+    assert!(receivers.len() < 2000, "{} messages", receivers.len());
+    // Its connection is closed (after whatever was already written).
+    let mut closed = false;
+    for _ in 0..200 {
+        if slow.closed_within(Duration::from_millis(100)) {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the slow subscriber's connection stayed open");
+    admin.check(
+        &["PUBSUB", "NUMSUB", "firehose"],
+        "*2\r\n$8\r\nfirehose\r\n:0\r\n",
+    );
+}
+
+fn pmessage(pattern: &str, channel: &str, msg: &str) -> String {
+    format!(
+        "*4\r\n$8\r\npmessage\r\n${}\r\n{pattern}\r\n${}\r\n{channel}\r\n${}\r\n{msg}\r\n",
+        pattern.len(),
+        channel.len(),
+        msg.len()
+    )
+}
+
+/// A subscriber on a follower sees the keyspace events of writes made through the leader (each
+/// node raises the events of its own applies), and the `expired` events of active expiry.
+#[test]
+fn keyspace_notifications_on_a_follower() {
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(30));
+    let follower = cluster.node((leader + 1) % 3);
+    let mut admin = follower.raw();
+    admin.check(
+        &["CONFIG", "SET", "notify-keyspace-events", "KEA"],
+        "+OK\r\n",
+    );
+    admin.check(
+        &["CONFIG", "GET", "notify-keyspace-events"],
+        "*2\r\n$22\r\nnotify-keyspace-events\r\n$3\r\nAKE\r\n",
+    );
+    let mut sub = follower.raw();
+    sub.check(
+        &["PSUBSCRIBE", "*"],
+        "*3\r\n$10\r\npsubscribe\r\n$1\r\n*\r\n:1\r\n",
+    );
+    let mut w = cluster.node(leader).raw();
+    w.check(&["SET", "foo", "bar"], "+OK\r\n");
+    w.check(&["HSET", "h", "f", "v"], ":1\r\n");
+    w.check(&["SADD", "s", "a"], ":1\r\n");
+    w.check(&["SREM", "s", "a"], ":1\r\n");
+    w.check(&["DEL", "foo", "nothere"], ":1\r\n");
+    w.check(&["SET", "tmp", "1", "PX", "100"], "+OK\r\n");
+    let expect = [
+        ("__keyspace@0__:foo", "set"),
+        ("__keyevent@0__:set", "foo"),
+        ("__keyspace@0__:h", "hset"),
+        ("__keyevent@0__:hset", "h"),
+        ("__keyspace@0__:s", "sadd"),
+        ("__keyevent@0__:sadd", "s"),
+        ("__keyspace@0__:s", "srem"),
+        ("__keyevent@0__:srem", "s"),
+        ("__keyspace@0__:s", "del"),
+        ("__keyevent@0__:del", "s"),
+        ("__keyspace@0__:foo", "del"),
+        ("__keyevent@0__:del", "foo"),
+        ("__keyspace@0__:tmp", "set"),
+        ("__keyevent@0__:set", "tmp"),
+        ("__keyspace@0__:tmp", "expire"),
+        ("__keyevent@0__:expire", "tmp"),
+        // Reaped by the leader's active expiry, applied (and announced) here.
+        ("__keyspace@0__:tmp", "expired"),
+        ("__keyevent@0__:expired", "tmp"),
+    ];
+    for (ch, msg) in expect {
+        sub.expect(pmessage("*", ch, msg).as_bytes());
+    }
+    // Masking: only list events wanted, so a string write raises nothing.
+    admin.check(
+        &["CONFIG", "SET", "notify-keyspace-events", "Kl"],
+        "+OK\r\n",
+    );
+    w.check(&["SET", "foo", "bar"], "+OK\r\n");
+    assert!(!sub.closed_within(Duration::from_millis(500)));
+    assert!(sub.pending().is_empty(), "{}", show(sub.pending()));
+}
+
+/// Client-side caching on a follower: keys read there are invalidated when a write made through
+/// the leader is applied there (RESP3 push), once; RESP2 through REDIRECT to a connection
+/// subscribed to `__redis__:invalidate`; BCAST with prefixes; a flush invalidates everything.
+#[test]
+fn tracking_invalidates_on_every_node() {
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(30));
+    let follower = cluster.node((leader + 1) % 3);
+    let mut w = cluster.node(leader).raw();
+    let mut t = follower.raw();
+    let _ = t.call(&["HELLO", "3"]);
+    t.check(&["CLIENT", "TRACKING", "on"], "+OK\r\n");
+    t.check(&["GET", "k1"], "_\r\n");
+    w.check(&["SET", "k1", "v"], "+OK\r\n");
+    t.expect(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\nk1\r\n");
+    // Told once: not read again, so a second write says nothing.
+    w.check(&["SET", "k1", "w"], "+OK\r\n");
+    assert!(!t.closed_within(Duration::from_millis(300)));
+    assert!(t.pending().is_empty(), "{}", show(t.pending()));
+    t.check(
+        &["CLIENT", "TRACKINGINFO"],
+        "%3\r\n$5\r\nflags\r\n~1\r\n$2\r\non\r\n$8\r\nredirect\r\n:0\r\n$8\r\nprefixes\r\n*0\r\n",
+    );
+
+    // RESP2: invalidations travel as messages to the REDIRECT connection.
+    let mut inv = follower.raw();
+    let id = String::from_utf8(inv.call(&["CLIENT", "ID"])).unwrap();
+    let id = id.trim().trim_start_matches(':').to_string();
+    inv.check(
+        &["SUBSCRIBE", "__redis__:invalidate"],
+        "*3\r\n$9\r\nsubscribe\r\n$20\r\n__redis__:invalidate\r\n:1\r\n",
+    );
+    let mut r2 = follower.raw();
+    r2.check(&["CLIENT", "TRACKING", "on", "REDIRECT", &id], "+OK\r\n");
+    r2.check(&["GET", "k2"], "$-1\r\n");
+    w.check(&["SET", "k2", "v"], "+OK\r\n");
+    inv.expect(b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*1\r\n$2\r\nk2\r\n");
+
+    // BCAST: every key under a prefix, whoever read it.
+    let mut b = follower.raw();
+    let _ = b.call(&["HELLO", "3"]);
+    b.check(
+        &["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "user:"],
+        "+OK\r\n",
+    );
+    w.check(&["SET", "other", "1"], "+OK\r\n");
+    w.check(&["SET", "user:1", "1"], "+OK\r\n");
+    b.expect(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$6\r\nuser:1\r\n");
+
+    // A flush: a null, "everything".
+    w.check(&["FLUSHALL"], "+OK\r\n");
+    b.expect(b">2\r\n$10\r\ninvalidate\r\n_\r\n");
+    t.expect(b">2\r\n$10\r\ninvalidate\r\n_\r\n");
+    inv.expect(b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n$-1\r\n");
+}
+
+#[test]
+fn new_key_events_only_when_a_key_is_created() {
+    let node = Node::single(&[]);
+    let mut admin = node.raw();
+    admin.check(
+        &["CONFIG", "SET", "notify-keyspace-events", "En"],
+        "+OK\r\n",
+    );
+    admin.check(
+        &["CONFIG", "GET", "notify-keyspace-events"],
+        "*2\r\n$22\r\nnotify-keyspace-events\r\n$2\r\nnE\r\n",
+    );
+    let mut sub = node.raw();
+    sub.check(
+        &["PSUBSCRIBE", "*"],
+        "*3\r\n$10\r\npsubscribe\r\n$1\r\n*\r\n:1\r\n",
+    );
+    admin.check(&["SET", "foo", "bar"], "+OK\r\n");
+    admin.check(&["SET", "foo", "baz"], "+OK\r\n");
+    admin.check(&["SADD", "s", "a"], ":1\r\n");
+    admin.check(&["SADD", "s", "b"], ":1\r\n");
+    admin.check(&["INCR", "n"], ":1\r\n");
+    for key in ["foo", "s", "n"] {
+        sub.expect(pmessage("*", "__keyevent@0__:new", key).as_bytes());
+    }
+}
