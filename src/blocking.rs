@@ -56,6 +56,29 @@ pub fn is_blocking(spec: &Spec) -> bool {
     )
 }
 
+/// True for a command that blocks as called: the list pops, and XREAD/XREADGROUP with BLOCK.
+pub fn blocks(spec: &Spec, argv: &[Bytes]) -> bool {
+    is_blocking(spec) || (matches!(spec.name, "xread" | "xreadgroup") && cmd::stream_blocks(argv))
+}
+
+/// XREAD and XREADGROUP: a stream waiter is tried on every change of its keys (the key's
+/// entries may not be for it), an attempt's error is its answer, and XREAD's attempts are
+/// reads on this node, not proposals.
+fn is_stream(argv: &[Bytes]) -> bool {
+    argv.first()
+        .is_some_and(|n| n.eq_ignore_ascii_case(b"xread") || n.eq_ignore_ascii_case(b"xreadgroup"))
+}
+
+/// Runs a read-only attempt (XREAD) on this node's applied state.
+fn read_attempt(shared: &Arc<Shared>, db: u8, argv: &[Bytes]) -> Reply {
+    let Some(Kind::Read(f)) = cmd::lookup(&argv[0]).map(|s| s.kind) else {
+        return Reply::error("ERR not a blocking command");
+    };
+    Reader::new(&shared.db, shared.raft.memtable())
+        .run(db, |v| cmd::run_read(f, v, argv))
+        .unwrap_or_else(cmd::storage_error)
+}
+
 /// Why a waiter stops waiting before it is served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Leave {
@@ -315,19 +338,33 @@ pub async fn execute(
     argv: Vec<Bytes>,
     stream: &TcpStream,
 ) -> Reply {
-    let Kind::Write { prepare, .. } = spec.kind else {
-        return Reply::error("ERR not a blocking command");
-    };
-    let argv = match prepare(argv) {
-        Ok(a) => a,
-        Err(reply) => return reply,
-    };
     let db = session.db;
+    let argv = match spec.kind {
+        Kind::Write { prepare, .. } => match prepare(argv) {
+            Ok(a) => a,
+            Err(reply) => return reply,
+        },
+        Kind::Read(_) => {
+            let resolved = Reader::new(&shared.db, shared.raft.memtable())
+                .run(db, |v| Ok(cmd::resolve_last_ids(v, &argv)));
+            match resolved {
+                Ok(Ok(a)) => a,
+                Ok(Err(cmd::CmdError::Reply(reply))) => return reply,
+                Ok(Err(cmd::CmdError::Store(e))) | Err(e) => return cmd::storage_error(e),
+            }
+        }
+        Kind::Local(_) => return Reply::error("ERR not a blocking command"),
+    };
     let blocking = &shared.blocking;
     let keys = cmd::blocking_keys(&argv);
     let timeout_ms = cmd::blocking_timeout(&argv).unwrap_or(0);
     let started = Instant::now();
-    if blocking.has_waiters(db, &keys) {
+    if matches!(spec.kind, Kind::Read(_)) {
+        let reply = read_attempt(shared, db, &argv);
+        if popped(&reply) {
+            return reply;
+        }
+    } else if blocking.has_waiters(db, &keys) && !is_stream(&argv) {
         // Behind the clients already waiting here: only the type check happens now.
         match Reader::new(&shared.db, shared.raft.memtable()).run(db, |v| first_check(v, &keys)) {
             Ok(Some(reply)) => return reply,
@@ -441,6 +478,9 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                     Some(m) if m.kind == KeyType::List => {
                         crate::kv::list::List::from_meta(&key, m)?.len()
                     }
+                    // Every stream waiter may have something now (or an error: a deleted
+                    // group); each attempt tells.
+                    Some(m) if m.kind == KeyType::Stream => u64::MAX,
                     _ => 0,
                 })
             });
@@ -462,6 +502,7 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 /// Proposes one attempt for each of the first `len` idle waiters of `key`, in arrival order.
 fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, len: u64) {
     let blocking = &shared.blocking;
+    let mut reads: Vec<(u64, Vec<Bytes>)> = Vec::new();
     let attempts: Vec<(u64, Vec<Bytes>, bool)> = {
         let mut reg = blocking.lock();
         let Some(queue) = reg.by_key.get(&(db, key.clone())) else {
@@ -479,15 +520,25 @@ fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, len: u64) {
             if w.in_flight || w.leaving {
                 continue;
             }
+            if is_stream(&w.argv) && w.argv[0].eq_ignore_ascii_case(b"xread") {
+                reads.push((id, w.argv.clone()));
+                continue;
+            }
             w.in_flight = true;
             let moves = matches!(
                 &w.argv[0].to_ascii_lowercase()[..],
-                b"blmove" | b"brpoplpush"
+                b"blmove" | b"brpoplpush" | b"xreadgroup"
             );
             out.push((id, attempt_argv(&w.argv, key), moves));
         }
         out
     };
+    for (id, argv) in reads {
+        let reply = read_attempt(shared, db, &argv);
+        if popped(&reply) {
+            blocking.served(id, reply);
+        }
+    }
     let timeout = shared.config.write_timeout;
     for (id, argv, moves) in attempts {
         // Proposed one after the other from this task: raft keeps their order.

@@ -560,6 +560,8 @@ fn xtrim(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
 
 /// XREAD's and XREADGROUP's options.
 pub(super) struct ReadArgs {
+    /// BLOCK's timeout in ms (0: forever), if given.
+    pub block: Option<u64>,
     pub count: u64,
     pub streams_at: usize,
     pub streams: usize,
@@ -571,6 +573,7 @@ pub(super) struct ReadArgs {
 /// otherwise ignored (see the module docs).
 pub(super) fn parse_read(argv: &[Bytes], group_cmd: bool) -> Result<ReadArgs, Reply> {
     let mut out = ReadArgs {
+        block: None,
         count: 0,
         streams_at: 0,
         streams: 0,
@@ -588,6 +591,7 @@ pub(super) fn parse_read(argv: &[Bytes], group_cmd: bool) -> Result<ReadArgs, Re
             if t < 0 {
                 return Err(Reply::error("ERR timeout is negative"));
             }
+            out.block = Some(t as u64);
         } else if is(o, "count") && more > 0 {
             i += 1;
             out.count = parse_i64(&argv[i]).ok_or_else(not_an_integer)?.max(0) as u64;
@@ -626,6 +630,60 @@ pub(super) fn parse_read(argv: &[Bytes], group_cmd: bool) -> Result<ReadArgs, Re
     }
     if group_cmd && out.group.is_none() {
         return Err(Reply::error("ERR Missing GROUP option for XREADGROUP"));
+    }
+    Ok(out)
+}
+
+fn is_read_cmd(argv: &[Bytes]) -> Option<bool> {
+    let name = argv.first()?;
+    if is(name, "xread") {
+        Some(false)
+    } else if is(name, "xreadgroup") {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// Whether `argv` is an XREAD or XREADGROUP that asks to block (well-formed, with BLOCK):
+/// the connection runs it as a blocking command (`crate::blocking`).
+pub fn blocks(argv: &[Bytes]) -> bool {
+    is_read_cmd(argv)
+        .and_then(|group| parse_read(argv, group).ok())
+        .is_some_and(|a| a.block.is_some())
+}
+
+/// The keys a blocking XREAD/XREADGROUP waits on (empty for anything else).
+pub fn blocking_keys(argv: &[Bytes]) -> Vec<Bytes> {
+    match is_read_cmd(argv).and_then(|group| parse_read(argv, group).ok()) {
+        Some(a) => argv[a.streams_at..a.streams_at + a.streams].to_vec(),
+        None => Vec::new(),
+    }
+}
+
+/// BLOCK's timeout in ms (0: forever).
+pub fn blocking_timeout(argv: &[Bytes]) -> Option<u64> {
+    is_read_cmd(argv)
+        .and_then(|group| parse_read(argv, group).ok())
+        .and_then(|a| a.block)
+}
+
+/// A blocking XREAD with `$` IDs made explicit: `$` means the last ID when the call began,
+/// not when the client is woken (as Redis resolves it before blocking).
+pub fn resolve_last_ids(r: &dyn KeyRead, argv: &[Bytes]) -> Result<Vec<Bytes>, CmdError> {
+    let mut out = argv.to_vec();
+    if is_read_cmd(argv) != Some(false) {
+        return Ok(out);
+    }
+    let Ok(a) = parse_read(argv, false) else {
+        return Ok(out);
+    };
+    for i in 0..a.streams {
+        let at = a.streams_at + a.streams + i;
+        if out[at].as_ref() == b"$" {
+            let last = open(r, &argv[a.streams_at + i])?.map_or(StreamId::MIN, |s| s.c.last_id);
+            out[at] = Bytes::from(last.to_string());
+        }
     }
     Ok(out)
 }
