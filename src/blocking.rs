@@ -69,6 +69,10 @@ fn is_stream(argv: &[Bytes]) -> bool {
         .is_some_and(|n| n.eq_ignore_ascii_case(b"xread") || n.eq_ignore_ascii_case(b"xreadgroup"))
 }
 
+fn nogroup(reply: &Reply) -> bool {
+    matches!(reply, Reply::Error(e) if e.starts_with("NOGROUP"))
+}
+
 /// Runs a read-only attempt (XREAD) on this node's applied state.
 fn read_attempt(shared: &Arc<Shared>, db: u8, argv: &[Bytes]) -> Reply {
     let Some(Kind::Read(f)) = cmd::lookup(&argv[0]).map(|s| s.kind) else {
@@ -481,7 +485,11 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                     // Every stream waiter may have something now (or an error: a deleted
                     // group); each attempt tells.
                     Some(m) if m.kind == KeyType::Stream => u64::MAX,
-                    _ => 0,
+                    _ => {
+                        // Not a stream (any more): its XREADGROUP waiters end, as in Redis.
+                        stream_key_gone(&blocking, db, &key);
+                        0
+                    }
                 })
             });
             let len = match len {
@@ -496,6 +504,31 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             }
             serve_key(&shared, db, &key, len);
         }
+    }
+}
+
+/// Ends the XREADGROUP waits on `key` (deleted, or now of another type) with Redis's error.
+fn stream_key_gone(blocking: &Blocking, db: u8, key: &Bytes) {
+    let ids: Vec<u64> = {
+        let reg = blocking.lock();
+        let Some(queue) = reg.by_key.get(&(db, key.clone())) else {
+            return;
+        };
+        queue
+            .iter()
+            .copied()
+            .filter(|id| {
+                reg.waiters.get(id).is_some_and(|w| {
+                    !w.in_flight && !w.leaving && w.argv[0].eq_ignore_ascii_case(b"xreadgroup")
+                })
+            })
+            .collect()
+    };
+    for id in ids {
+        blocking.served(
+            id,
+            Reply::error("UNBLOCKED the stream key no longer exists"),
+        );
     }
 }
 
@@ -534,19 +567,27 @@ fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, len: u64) {
         out
     };
     for (id, argv) in reads {
+        // A key of another type does not wake an XREAD (it waits on, as in Redis).
         let reply = read_attempt(shared, db, &argv);
-        if popped(&reply) {
+        if popped(&reply) && !reply.is_error() {
             blocking.served(id, reply);
         }
     }
     let timeout = shared.config.write_timeout;
     for (id, argv, moves) in attempts {
+        let stream = is_stream(&argv);
         // Proposed one after the other from this task: raft keeps their order.
         let rx = shared.raft.propose_later(db, argv, timeout);
         let blocking = blocking.clone();
         tokio::spawn(async move {
             match rx.await.unwrap_or(Err(RaftError::Stopped)) {
                 Ok(reply) if reply.is_error() && !moves => blocking.back(id, false),
+                Ok(reply) if stream && nogroup(&reply) => blocking.served(
+                    id,
+                    Reply::error(
+                        "NOGROUP the consumer group this client was blocked on no longer exists",
+                    ),
+                ),
                 Ok(reply) if popped(&reply) => blocking.served(id, reply),
                 Ok(_) => blocking.back(id, false),
                 Err(e) if not_applied(&e) => {
