@@ -27,6 +27,12 @@
 //!
 //! Inside MULTI a blocking command is queued like any write and its applied form is the
 //! answer, as Redis's non-blocking behaviour there.
+//!
+//! Streams (XREAD / XREADGROUP with BLOCK) use the same registry: every change of a waited-on
+//! stream tries each of its idle waiters (an entry may not be for a given reader). XREAD's `$`
+//! is resolved to the last ID before blocking and its attempts are reads on this node;
+//! XREADGROUP's are proposals, and their errors (a destroyed group) are answers. A waited-on
+//! key that is deleted or changes type ends XREADGROUP waits with Redis's UNBLOCKED error.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};

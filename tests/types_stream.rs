@@ -905,3 +905,62 @@ fn a_cluster_converges_under_stream_and_group_writes_through_every_node() {
     assert!(views.windows(2).all(|w| w[0] == w[1]));
     assert!(text(&views[0]).contains("claimer"));
 }
+
+fn wait_blocked(node: &Node, n: u64) {
+    poll_until(CONVERGE, "clients to block", || {
+        (node.info_u64("clients", "blocked_clients") == Some(n)).then_some(())
+    });
+}
+
+#[test]
+fn blocked_readers_wake_on_xadd_through_another_node() {
+    let c = Cluster::start(3, &[]);
+    let follower = (c.wait_for_leader(CONVERGE) + 1) % 3;
+    let other = (follower + 1) % 3;
+    let mut w = c.node(other).raw();
+    w.check(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"], "+OK\r\n");
+    // Nothing there: BLOCK with a timeout answers the null array, as Redis does.
+    let mut r = c.node(follower).raw();
+    r.check(&["XREAD", "BLOCK", "50", "STREAMS", "s", "$"], "*-1\r\n");
+    let mut reader = c.node(follower).raw();
+    reader.send_cmd(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]);
+    let mut member = c.node(follower).raw();
+    member.send_cmd(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "alice",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "s",
+        ">",
+    ]);
+    wait_blocked(c.node(follower), 2);
+    w.check(&["XADD", "s", "7-1", "f", "v"], "$3\r\n7-1\r\n");
+    let entry = "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n7-1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n";
+    assert_eq!(text(&reader.read_reply()), entry);
+    assert_eq!(text(&member.read_reply()), entry);
+    w.check(
+        &["XPENDING", "s", "g"],
+        "*4\r\n:1\r\n$3\r\n7-1\r\n$3\r\n7-1\r\n*1\r\n*2\r\n$5\r\nalice\r\n$1\r\n1\r\n",
+    );
+    // A destroyed group ends a group read with Redis's error.
+    member.send_cmd(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "bob",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "s",
+        ">",
+    ]);
+    wait_blocked(c.node(follower), 1);
+    w.check(&["XGROUP", "DESTROY", "s", "g"], ":1\r\n");
+    assert_eq!(
+        text(&member.read_reply()),
+        "-NOGROUP the consumer group this client was blocked on no longer exists\r\n"
+    );
+}

@@ -7,8 +7,9 @@
 //! an entry whose time is not past the last ID's takes the last ID's time and the next
 //! sequence.
 //!
-//! Blocking (XREAD BLOCK) is parsed and then answered as Redis answers a client that may not
-//! block (inside MULTI): at once, with a null reply when nothing is there.
+//! Blocking (XREAD/XREADGROUP BLOCK) runs through `crate::blocking` on the client's node
+//! (see `blocks`); inside MULTI, or as an applied attempt, these commands answer at once, with
+//! a null reply when nothing is there, as Redis does for a client that may not block.
 
 use bytes::Bytes;
 
