@@ -106,6 +106,10 @@ struct Waiter {
     keys: Vec<Bytes>,
     /// An attempt for it is in raft's hands.
     in_flight: bool,
+    /// The key that attempt pops from (`None`: its first attempt, on all its keys).
+    attempt_on: Option<Bytes>,
+    /// Counted in `blocked` (its first attempt is over, or it made none).
+    counted: bool,
     /// It stopped waiting while an attempt was in flight: the attempt's outcome still goes to
     /// `done`, then the waiter is dropped.
     leaving: bool,
@@ -120,7 +124,35 @@ struct Registry {
     waiters: BTreeMap<u64, Waiter>,
     by_key: HashMap<(u8, Bytes), BTreeSet<u64>>,
     /// Keys changed since the serving task last looked.
-    dirty: HashSet<(u8, Bytes)>,
+    dirty: Ready,
+}
+
+/// Keys to look at, in the order they became ready (as Redis serves them), each once.
+#[derive(Default)]
+struct Ready {
+    order: Vec<(u8, Bytes)>,
+    set: HashSet<(u8, Bytes)>,
+}
+
+impl Ready {
+    fn insert(&mut self, slot: (u8, Bytes)) -> bool {
+        let new = self.set.insert(slot.clone());
+        if new {
+            self.order.push(slot);
+        }
+        new
+    }
+
+    fn extend(&mut self, slots: impl IntoIterator<Item = (u8, Bytes)>) {
+        for slot in slots {
+            self.insert(slot);
+        }
+    }
+
+    fn take(&mut self) -> Vec<(u8, Bytes)> {
+        self.set.clear();
+        std::mem::take(&mut self.order)
+    }
 }
 
 impl Registry {
@@ -151,6 +183,8 @@ pub struct Blocking {
     registry: Mutex<Registry>,
     /// Waiters registered: events are wanted only while there are some.
     waiting: AtomicUsize,
+    /// Waiters past their first attempt: INFO's `blocked_clients`.
+    blocked: AtomicUsize,
     /// Wakes the serving task.
     work: Notify,
 }
@@ -166,7 +200,7 @@ impl Blocking {
 
     /// Clients blocked now (INFO's `blocked_clients`).
     pub fn blocked_clients(&self) -> usize {
-        self.waiting.load(Relaxed)
+        self.blocked.load(Relaxed)
     }
 
     /// CLIENT UNBLOCK: ends client `client`'s wait (as a timeout, or with an error); false if
@@ -191,12 +225,15 @@ impl Blocking {
             .any(|k| reg.by_key.contains_key(&(db, k.clone())))
     }
 
+    /// Queues a client behind those already waiting on its keys. `trying`: its first attempt
+    /// is being made (it counts as in flight, so nobody behind it is served first).
     fn register(
         &self,
         client: u64,
         db: u8,
         argv: Vec<Bytes>,
         keys: Vec<Bytes>,
+        trying: bool,
     ) -> (u64, oneshot::Receiver<Reply>, oneshot::Receiver<Leave>) {
         let (done, done_rx) = oneshot::channel();
         let (unblock, unblock_rx) = oneshot::channel();
@@ -206,7 +243,9 @@ impl Blocking {
         for k in &keys {
             reg.by_key.entry((db, k.clone())).or_default().insert(id);
         }
-        reg.mark(db, &keys);
+        if !trying {
+            reg.mark(db, &keys);
+        }
         reg.waiters.insert(
             id,
             Waiter {
@@ -214,16 +253,23 @@ impl Blocking {
                 db,
                 argv,
                 keys,
-                in_flight: false,
+                in_flight: trying,
+                attempt_on: None,
+                counted: !trying,
                 leaving: false,
                 done: Some(done),
                 unblock: Some(unblock),
             },
         );
         self.waiting.fetch_add(1, Relaxed);
+        if !trying {
+            self.blocked.fetch_add(1, Relaxed);
+        }
         drop(reg);
-        // It may be ready already (a push applied before it joined).
-        self.work.notify_one();
+        if !trying {
+            // It may be ready already (a push applied before it joined).
+            self.work.notify_one();
+        }
         (id, done_rx, unblock_rx)
     }
 
@@ -239,21 +285,44 @@ impl Blocking {
             Some(_) => false,
             None => return false,
         };
-        if !in_flight {
-            reg.remove(id);
-            self.waiting.fetch_sub(1, Relaxed);
+        if !in_flight && let Some(w) = reg.remove(id) {
+            self.dropped(&w);
         }
         in_flight
     }
 
-    /// An attempt served the waiter: it leaves with `reply`.
+    /// An attempt served the waiter: it leaves with `reply`. Its other keys are looked at
+    /// again (the clients behind it there counted on it taking an element).
     fn served(&self, id: u64, reply: Reply) {
-        let w = self.lock().remove(id);
-        if let Some(mut w) = w {
-            self.waiting.fetch_sub(1, Relaxed);
-            if let Some(done) = w.done.take() {
-                let _ = done.send(reply);
-            }
+        let mut reg = self.lock();
+        let Some(mut w) = reg.remove(id) else {
+            return;
+        };
+        reg.mark(w.db, &w.keys);
+        drop(reg);
+        self.dropped(&w);
+        self.work.notify_one();
+        if let Some(done) = w.done.take() {
+            let _ = done.send(reply);
+        }
+    }
+
+    /// Counts a waiter out.
+    fn dropped(&self, w: &Waiter) {
+        self.waiting.fetch_sub(1, Relaxed);
+        if w.counted {
+            self.blocked.fetch_sub(1, Relaxed);
+        }
+    }
+
+    /// The waiter's first attempt answered it: it leaves without a word through `done`.
+    fn finish(&self, id: u64) {
+        let mut reg = self.lock();
+        if let Some(w) = reg.remove(id) {
+            reg.mark(w.db, &w.keys);
+            drop(reg);
+            self.dropped(&w);
+            self.work.notify_one();
         }
     }
 
@@ -265,9 +334,14 @@ impl Blocking {
             return;
         };
         w.in_flight = false;
+        if !w.counted {
+            w.counted = true;
+            self.blocked.fetch_add(1, Relaxed);
+        }
         if w.leaving {
-            reg.remove(id);
-            self.waiting.fetch_sub(1, Relaxed);
+            if let Some(w) = reg.remove(id) {
+                self.dropped(&w);
+            }
             return;
         }
         if recheck {
@@ -276,6 +350,14 @@ impl Blocking {
             drop(reg);
             self.work.notify_one();
         }
+    }
+}
+
+impl Blocking {
+    /// Marks `key` to be looked at again.
+    fn recheck(&self, db: u8, key: &Bytes) {
+        self.lock().dirty.insert((db, key.clone()));
+        self.work.notify_one();
     }
 }
 
@@ -369,29 +451,42 @@ pub async fn execute(
     let keys = cmd::blocking_keys(&argv);
     let timeout_ms = cmd::blocking_timeout(&argv).unwrap_or(0);
     let started = Instant::now();
-    if matches!(spec.kind, Kind::Read(_)) {
+    let read = matches!(spec.kind, Kind::Read(_));
+    if read {
         let reply = read_attempt(shared, db, &argv);
         if popped(&reply) {
             return reply;
         }
-    } else if blocking.has_waiters(db, &keys) && !is_stream(&argv) {
+    }
+    let behind = !read && !is_stream(&argv) && blocking.has_waiters(db, &keys);
+    if behind {
         // Behind the clients already waiting here: only the type check happens now.
         match Reader::new(&shared.db, shared.raft.memtable()).run(db, |v| first_check(v, &keys)) {
             Ok(Some(reply)) => return reply,
             Ok(None) => {}
             Err(e) => return cmd::storage_error(e),
         }
-    } else {
+    }
+    // Queued before the first attempt, so a client arriving meanwhile queues behind this one.
+    // XREAD's attempts are reads, made above and on each change of its keys.
+    let trying = !behind && !read;
+    let (id, mut done, mut unblock) = blocking.register(session.id, db, argv.clone(), keys, trying);
+    if trying {
         let timeout = shared.config.write_timeout;
-        match shared.raft.propose(db, argv.clone(), timeout).await {
-            Ok(reply) if popped(&reply) => return reply,
-            Ok(_) => {}
-            Err(e) if not_applied(&e) => {}
-            Err(e) => return crate::connection::raft_error_reply(e),
+        match shared.raft.propose(db, argv, timeout).await {
+            Ok(reply) if popped(&reply) => {
+                blocking.finish(id);
+                return reply;
+            }
+            Ok(_) => blocking.back(id, true),
+            Err(e) if not_applied(&e) => blocking.back(id, true),
+            Err(e) => {
+                blocking.finish(id);
+                return crate::connection::raft_error_reply(e);
+            }
         }
     }
     let deadline = (timeout_ms > 0).then(|| started + Duration::from_millis(timeout_ms));
-    let (id, mut done, mut unblock) = blocking.register(session.id, db, argv, keys);
     let mut watch_peer = true;
     let mut unblock_closed = false;
     let mut probe = [0u8; 1];
@@ -480,7 +575,7 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             _ = blocking.work.notified() => {}
             _ = stop.changed() => return,
         }
-        let dirty: Vec<(u8, Bytes)> = blocking.lock().dirty.drain().collect();
+        let dirty = blocking.lock().dirty.take();
         let mut reader = Reader::new(&shared.db, shared.raft.memtable());
         for (db, key) in dirty {
             let len = reader.run(db, |v| {
@@ -549,14 +644,27 @@ fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, len: u64) {
         };
         let queue: Vec<u64> = queue.iter().copied().collect();
         let mut out = Vec::new();
+        // Elements spoken for by the waiters met so far (in flight or proposed now).
+        let mut budget = 0u64;
         for id in queue {
-            if out.len() as u64 >= len {
+            if budget >= len {
                 break;
             }
             let Some(w) = reg.waiters.get_mut(&id) else {
                 continue;
             };
-            if w.in_flight || w.leaving {
+            if w.in_flight {
+                if w.attempt_on.as_ref() != Some(key) {
+                    // Its attempt is elsewhere and may come back wanting this key: the clients
+                    // behind it here wait until it is settled.
+                    break;
+                }
+                // Its attempt may take an element of this key: the clients behind it get the
+                // others.
+                budget += 1;
+                continue;
+            }
+            if w.leaving {
                 continue;
             }
             if is_stream(&w.argv) && w.argv[0].eq_ignore_ascii_case(b"xread") {
@@ -564,6 +672,8 @@ fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, len: u64) {
                 continue;
             }
             w.in_flight = true;
+            w.attempt_on = Some(key.clone());
+            budget += 1;
             let moves = matches!(
                 &w.argv[0].to_ascii_lowercase()[..],
                 b"blmove" | b"brpoplpush" | b"xreadgroup"
@@ -585,17 +695,26 @@ fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, len: u64) {
         // Proposed one after the other from this task: raft keeps their order.
         let rx = shared.raft.propose_later(db, argv, timeout);
         let blocking = blocking.clone();
+        let key = key.clone();
         tokio::spawn(async move {
+            // An attempt that pops nothing leaves the list as it was: the key is looked at
+            // again, so the next waiter gets its turn (the list may still hold elements).
             match rx.await.unwrap_or(Err(RaftError::Stopped)) {
-                Ok(reply) if reply.is_error() && !moves => blocking.back(id, false),
                 Ok(reply) if stream && nogroup(&reply) => blocking.served(
                     id,
                     Reply::error(
                         "NOGROUP the consumer group this client was blocked on no longer exists",
                     ),
                 ),
+                Ok(reply) if reply.is_error() && !moves => blocking.back(id, true),
+                Ok(reply) if reply.is_error() => {
+                    blocking.recheck(db, &key);
+                    blocking.served(id, reply);
+                }
                 Ok(reply) if popped(&reply) => blocking.served(id, reply),
-                Ok(_) => blocking.back(id, false),
+                // A stream waiter with nothing for it waits for the next change (a stream
+                // always looks ready: looking again at once would loop).
+                Ok(_) => blocking.back(id, !stream),
                 Err(e) if not_applied(&e) => {
                     tokio::time::sleep(RETRY_PAUSE).await;
                     blocking.back(id, true);
@@ -642,11 +761,17 @@ mod tests {
     fn waiters_queue_by_arrival_and_changed_keys_are_marked() {
         let reg = Blocking::new();
         assert!(!reg.wants_events());
-        let (a, _da, _ua) = reg.register(1, 0, args(&["blpop", "k", "0"]), args(&["k"]));
-        let (b_, _db, _ub) = reg.register(2, 0, args(&["blpop", "k", "j", "0"]), args(&["k", "j"]));
+        let (a, _da, _ua) = reg.register(1, 0, args(&["blpop", "k", "0"]), args(&["k"]), false);
+        let (b_, _db, _ub) = reg.register(
+            2,
+            0,
+            args(&["blpop", "k", "j", "0"]),
+            args(&["k", "j"]),
+            false,
+        );
         assert!(reg.wants_events() && a < b_);
         assert!(reg.has_waiters(0, &args(&["j"])) && !reg.has_waiters(1, &args(&["j"])));
-        reg.lock().dirty.clear();
+        reg.lock().dirty.take();
         reg.applied(&[
             Event::Changed {
                 db: 0,
@@ -654,12 +779,19 @@ mod tests {
             },
             Event::Changed { db: 0, key: b("j") },
         ]);
+        assert_eq!(reg.lock().dirty.take(), vec![(0, b("j"))]);
+        reg.applied(&[
+            Event::Changed { db: 0, key: b("k") },
+            Event::Changed { db: 0, key: b("j") },
+            Event::Changed { db: 0, key: b("k") },
+        ]);
         assert_eq!(
-            reg.lock().dirty.iter().cloned().collect::<Vec<_>>(),
-            vec![(0, b("j"))]
+            reg.lock().dirty.take(),
+            vec![(0, b("k")), (0, b("j"))],
+            "in the order they became ready, once"
         );
         reg.applied(&[Event::Reset]);
-        assert_eq!(reg.lock().dirty.len(), 2);
+        assert_eq!(reg.lock().dirty.take().len(), 2);
         // CLIENT UNBLOCK finds the client; leaving without an attempt in flight removes it.
         assert!(reg.unblock(2, true));
         assert!(!reg.unblock(2, true), "already told");
@@ -679,7 +811,7 @@ mod tests {
     #[test]
     fn a_served_waiter_gets_its_reply_once() {
         let reg = Blocking::new();
-        let (a, mut done, _u) = reg.register(1, 0, args(&["blpop", "k", "0"]), args(&["k"]));
+        let (a, mut done, _u) = reg.register(1, 0, args(&["blpop", "k", "0"]), args(&["k"]), false);
         reg.served(a, Reply::Integer(7));
         reg.served(a, Reply::Integer(8));
         assert_eq!(done.try_recv().ok(), Some(Reply::Integer(7)));

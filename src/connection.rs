@@ -302,6 +302,10 @@ impl Conn {
                     continue;
                 }
             };
+            if let Some(busy) = cmd::scripting::busy_reply(&shared.settings, spec) {
+                self.ready(busy)?;
+                continue;
+            }
             self.session.note_command(spec.name, &argv);
             self.session
                 .pubsub
@@ -311,6 +315,7 @@ impl Conn {
             while let Some(wait) = shared.clients.paused_for(write) {
                 tokio::time::sleep(wait.min(Duration::from_millis(20))).await;
             }
+            self.feed_monitors(spec, &argv);
             if transactions::is_control(spec)
                 || (self.session.multi.is_some() && !transactions::runs_in_multi(spec))
             {
@@ -388,7 +393,14 @@ impl Conn {
                     }
                     let reader =
                         view.get_or_insert_with(|| Reader::new(&shared.db, shared.raft.memtable()));
-                    let reply = match reader.run(self.session.db, |v| cmd::run_read(f, v, &argv)) {
+                    let db = self.session.db;
+                    let mut run = || reader.run(db, |v| cmd::run_read(f, v, &argv));
+                    let ran = if cmd::scripting::is_script(spec) {
+                        tokio::task::block_in_place(run)
+                    } else {
+                        run()
+                    };
+                    let reply = match ran {
                         Ok(r) => r,
                         Err(e) => cmd::storage_error(e),
                     };
@@ -401,6 +413,39 @@ impl Conn {
                 Kind::Write { prepare, .. } => match prepare(argv) {
                     Err(reply) => self.ready(reply)?,
                     Ok(argv) => {
+                        // A script runs on this node's view first; only one that writes is
+                        // proposed (see `cmd::scripting`).
+                        if cmd::scripting::runs_locally_first(spec)
+                            && self.session.consistency != ReadConsistency::Linearizable
+                            && !shared.raft.catching_up()
+                        {
+                            if self.has_waiting() {
+                                self.drain(wr).await?;
+                                view = None;
+                                barrier_done = false;
+                            }
+                            let reader = view.get_or_insert_with(|| {
+                                Reader::new(&shared.db, shared.raft.memtable())
+                            });
+                            // A script may run for a while: let the runtime move this
+                            // worker's other tasks (the accept loop, other clients, who
+                            // must be able to get BUSY and send SCRIPT KILL) elsewhere.
+                            let db = self.session.db;
+                            let ran = tokio::task::block_in_place(|| {
+                                reader.run(db, |v| cmd::scripting::run_local(v, &argv))
+                            });
+                            match ran {
+                                Ok(Some(reply)) => {
+                                    self.ready(reply)?;
+                                    continue;
+                                }
+                                Ok(None) => {}
+                                Err(e) => {
+                                    self.ready(cmd::storage_error(e))?;
+                                    continue;
+                                }
+                            }
+                        }
                         shared.stats.writes_proposed.fetch_add(1, Relaxed);
                         if self.session.pubsub.tracking.noloop {
                             let keys = spec.key_args(&argv).cloned();
@@ -653,6 +698,30 @@ impl Conn {
             )));
         }
         Ok(spec)
+    }
+
+    /// Shows the command to this node's monitors, as Redis shows what it runs: a command
+    /// queued in MULTI is shown when EXEC runs it, just before `exec`.
+    fn feed_monitors(&self, spec: &'static Spec, argv: &[Bytes]) {
+        let monitors = &self.session.shared.pubsub.monitors;
+        if !monitors.active() {
+            return;
+        }
+        let (db, addr) = (self.session.db, &self.session.peer);
+        if spec.name == "reset" {
+            // RESET ends monitoring before Redis shows it: not to this connection itself.
+            monitors.remove(self.session.id);
+        }
+        match &self.session.multi {
+            Some(multi) if spec.name == "exec" => {
+                for (queued, args) in &multi.queued {
+                    monitors.feed(queued, db, addr, args);
+                }
+                monitors.feed(spec, db, addr, argv);
+            }
+            Some(_) if !transactions::is_control(spec) && !transactions::runs_in_multi(spec) => {}
+            _ => monitors.feed(spec, db, addr, argv),
+        }
     }
 
     /// True while a write's reply is outstanding (the queue only ever starts with one).

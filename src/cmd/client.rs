@@ -344,7 +344,9 @@ fn kill(s: &Session, argv: &[Bytes]) -> Reply {
             && laddr
                 .as_ref()
                 .is_none_or(|a| c.laddr.to_string().as_bytes() == &a[..])
-            && !(skipme && c.id == s.id);
+            && !(skipme && c.id == s.id)
+            // A connection already killed is on its way out (Redis frees it at once).
+            && !c.killed.load(std::sync::atomic::Ordering::Relaxed);
         if hit {
             c.kill();
             killed += 1;

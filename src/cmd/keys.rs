@@ -157,10 +157,16 @@ pub const RANDOMKEY: Spec = Spec {
     keys: (0, 0, 0),
 };
 
-/// A key at a random SCAN position (this node's randomness: a read, never replicated).
+/// A key at a random SCAN position: this node's randomness on a connection's view, the
+/// entry's inside apply (a script that writes what it picked must pick alike on every node).
 fn randomkey(r: &dyn KeyRead, _: &[Bytes]) -> CmdResult {
-    for _ in 0..8 {
-        let from = crate::raft::identity::random_u64();
+    for attempt in 0..8u64 {
+        let from = match r.entry_index() {
+            Some(index) => {
+                crate::fnv::Fnv1a::hash(&[index.to_be_bytes(), attempt.to_be_bytes()].concat())
+            }
+            None => crate::raft::identity::random_u64(),
+        };
         for cursor in [from, 0] {
             if let Some((k, _)) = r.scan_step(cursor, 1)?.1.into_iter().next() {
                 return Ok(Reply::Bulk(k));

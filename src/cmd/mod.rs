@@ -24,6 +24,7 @@ mod keys;
 mod list;
 mod long_double;
 pub mod pubsub;
+pub mod scripting;
 mod server;
 mod set;
 mod stream;
@@ -210,6 +211,7 @@ pub static TABLE: &[Spec] = &[
     server::FLUSHDB,
     server::FLUSHALL,
     server::TIME,
+    server::MONITOR,
     server::DIGEST,
     #[cfg(debug_assertions)]
     server::DEBUG,
@@ -393,6 +395,15 @@ pub static TABLE: &[Spec] = &[
     transactions::DISCARD,
     transactions::WATCH,
     transactions::UNWATCH,
+    // scripting
+    scripting::EVAL,
+    scripting::EVALSHA,
+    scripting::EVAL_RO,
+    scripting::EVALSHA_RO,
+    scripting::SCRIPT,
+    scripting::FCALL,
+    scripting::FCALL_RO,
+    scripting::FUNCTION,
 ];
 
 /// Commands only entries carry (proposed by kvd itself, never by a client): apply finds them,

@@ -161,6 +161,8 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
             line!("used_memory_human:{:.2}M", rss as f64 / 1048576.0);
             line!("used_memory_rss:{rss}");
             line!("maxmemory:0");
+            line!("used_memory_lua:{}", crate::script::lua_memory());
+            line!("number_of_cached_scripts:{}", crate::script::cached_count());
         }
         "persistence" => {
             line!("# Persistence");
@@ -370,6 +372,20 @@ fn apply_flush(w: &mut WriteView, _: &ApplyCtx, _: &[Bytes]) -> super::CmdResult
     w.clear_db(w.db());
     Ok(Reply::ok())
 }
+
+/// MONITOR: this connection is shown every command this node's clients run from now on (see
+/// `crate::monitor`), until RESET or it closes.
+pub const MONITOR: Spec = Spec {
+    name: "monitor",
+    arity: 1,
+    kind: Kind::Local(|s, _| {
+        let hub = s.pubsub.hub().clone();
+        hub.monitors.add(&s.pubsub.mailbox);
+        Reply::ok()
+    }),
+    flags: &["admin", "noscript", "loading", "stale"],
+    keys: (0, 0, 0),
+};
 
 pub const TIME: Spec = Spec {
     name: "time",

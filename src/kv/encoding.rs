@@ -17,6 +17,7 @@
 //! | `0x04` scan | `04 db fnv64(key) key` | empty: a database's keys in hash order, for SCAN cursors and RANDOMKEY |
 //! | `0x05` score | `05 db len(key) u32 key version u64 score(8, order-preserving) member` | empty: a sorted set's members in score order (`kv::zset`) |
 //! | `0x06` stream | `06 db len(key) u32 key version u64 kind rest` | a stream's consumer groups, consumers and pending entries (`kv::stream`) |
+//! | `0x07` function | `07 'L' name`, `07 'F' function` | FUNCTION libraries' code, and which library registered each function (not per database: FLUSHALL keeps them) |
 //!
 //! A string's value is the body of its metadata row (one lookup for GET). A collection's body
 //! holds its counters (size, list head and tail...): for a hash (`KeyType::Hash`) and a set
@@ -50,6 +51,25 @@ pub const FAMILY_SCORE: u8 = 0x05;
 /// A stream's consumer-group rows (`kv::stream`): laid out as member rows, under their own
 /// family so a stream's entries (its member rows) stay one ordered range.
 pub const FAMILY_STREAM: u8 = 0x06;
+
+/// Function libraries (FUNCTION LOAD): `07 'L' name` -> the library's code, and `07 'F'
+/// function` -> the name of the library that registered it. Not per database, so FLUSHALL
+/// keeps them, as Redis does; in snapshots like every row of the table.
+pub const FAMILY_FUNCTION: u8 = 0x07;
+
+/// The row of library `name`.
+pub fn library_key(name: &[u8]) -> Vec<u8> {
+    let mut k = vec![FAMILY_FUNCTION, b'L'];
+    k.extend_from_slice(name);
+    k
+}
+
+/// The row naming the library of function `name`.
+pub fn function_key(name: &[u8]) -> Vec<u8> {
+    let mut k = vec![FAMILY_FUNCTION, b'F'];
+    k.extend_from_slice(name);
+    k
+}
 
 /// The families holding rows of a database (all emptied by FLUSHDB).
 pub const DB_FAMILIES: [u8; 6] = [

@@ -17,4 +17,6 @@ pub mod zset;
 
 pub use encoding::{KeyType, Meta};
 pub use memtable::{Memtable, State as MemState};
-pub use view::{ApplyCtx, KeyRead, ReadView, Reader, WriteView, flush_into, wall_clock_ms};
+pub use view::{
+    ApplyCtx, KeyRead, ReadView, Reader, WriteView, flush_into, wall_clock_ms, with_fixed_clock,
+};

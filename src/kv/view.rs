@@ -212,8 +212,27 @@ fn decode_meta(raw: &Bytes) -> Result<Meta, StoreError> {
     Meta::decode(raw).map_err(|e| StoreError::corrupt("key metadata", e))
 }
 
-/// The node's wall clock in unix ms (reads only; apply never looks at it).
+thread_local! {
+    /// Set while a script runs inside apply: the commands it calls are prepared with the
+    /// entry's clock, not this node's (see [`with_fixed_clock`]).
+    static FIXED_CLOCK: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with [`wall_clock_ms`] answering `now` on this thread: a script's commands are
+/// prepared inside apply (relative TTLs made absolute), and must use the entry's time there.
+pub fn with_fixed_clock<R>(now: i64, f: impl FnOnce() -> R) -> R {
+    let before = FIXED_CLOCK.with(|c| c.replace(Some(now)));
+    let r = f();
+    FIXED_CLOCK.with(|c| c.set(before));
+    r
+}
+
+/// The node's wall clock in unix ms (reads only; apply never looks at it, except through
+/// [`with_fixed_clock`]).
 pub fn wall_clock_ms() -> i64 {
+    if let Some(now) = FIXED_CLOCK.with(|c| c.get()) {
+        return now;
+    }
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -196,6 +196,8 @@ pub struct Hub {
     pub links: Arc<links::Links>,
     /// CLIENT TRACKING: tracked keys and the tracking connections.
     pub tracking: tracking::Table,
+    /// MONITOR: the connections shown every command (their lines go through their mailboxes).
+    pub monitors: crate::monitor::Monitors,
 }
 
 impl Hub {
@@ -206,6 +208,7 @@ impl Hub {
             notify_flags: AtomicU64::new(0),
             links: Arc::new(links),
             tracking: tracking::Table::default(),
+            monitors: crate::monitor::Monitors::new(),
         };
         hub.tracking.max_keys.store(1_000_000, Relaxed);
         hub.limits.set_from_config("pubsub 33554432 8388608 60");
@@ -414,8 +417,9 @@ impl Subscriptions {
         .collect()
     }
 
-    /// RESET, or the connection closing: no subscriptions left.
+    /// RESET, or the connection closing: no subscriptions left (nor MONITOR).
     pub fn clear(&mut self) {
+        self.hub.monitors.remove(self.mailbox.id);
         for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
             for name in std::mem::take(self.set(kind)) {
                 self.hub.remove(kind, &name, self.mailbox.id);

@@ -7,6 +7,7 @@
 pub mod appendlog;
 pub mod client;
 pub mod leases;
+pub mod lists;
 pub mod net;
 pub mod rng;
 pub mod run;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::checker;
 use crate::nemesis::leases::{self, Leases};
+use crate::nemesis::lists::{self, Lists};
 use crate::nemesis::rng::Rng;
 use crate::nemesis::verify;
 use crate::nemesis::workload::{self, Ledger, Role, Shared, Tally};
@@ -102,6 +103,8 @@ pub fn run(cfg: &RunConfig) {
     }
 
     let zset_client = crate::nemesis::zsets::spawn(700, rng.fork(700), shared.clone());
+    let lists = Lists::default();
+    lease_handles.extend(lists::spawn(cfg.lease_clients, &mut rng, &shared, &lists));
 
     let faults_until = Instant::now() + cfg.duration;
     while Instant::now() < faults_until {
@@ -157,6 +160,7 @@ pub fn run(cfg: &RunConfig) {
     for v in lease_log.violations().into_iter().take(20) {
         problems.push(format!("expiry invariant: {v}"));
     }
+    problems.extend(lists::verify(&lists, &shared, &mut rng, RECOVERY));
     let digest = world.wait_converged();
     let member_addrs: Vec<String> = world
         .members()

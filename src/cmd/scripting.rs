@@ -1,0 +1,836 @@
+//! Scripting commands: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT, as redis-server 7.0 has
+//! them, on the engine in `crate::script`.
+//!
+//! **Where a script runs.** A script that may write is one raft entry, `eval <body> <numkeys>
+//! <keys...> <args...>` (EVALSHA becomes the body in `prepare`, on the node the client talks
+//! to: a miss there is NOSCRIPT), and runs inside apply on every node ([`apply_eval`]) against
+//! the `WriteView`, its commands going through the registry as a transaction's do. There its
+//! clock is the entry's (TIME, expiry, the TTLs its commands make absolute), `math.random` is
+//! seeded from the entry, and the instruction budget stops a runaway at the same point on
+//! every node. A script that does not write is served by the node the client talks to: the
+//! connection first runs EVAL on its read view ([`run_local`]); the first write command aborts
+//! that run and the script is proposed (and remembered as a writer, so its next EVAL is
+//! proposed at once). EVAL_RO, EVALSHA_RO and `#!lua flags=no-writes` scripts always run on
+//! the read view and refuse writes with Redis's error.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use bytes::Bytes;
+
+use super::transactions::refused_in_multi;
+use super::{CmdResult, Kind, Spec, is, lookup, lossy, parse_i64, run_read, settle};
+use crate::kv::encoding::{self, DATABASES};
+use crate::kv::{ApplyCtx, KeyRead, WriteView, with_fixed_clock};
+use crate::resp::Reply;
+use crate::script::{self, Host, Outcome, Script, Stop};
+use crate::store::StoreError;
+
+const FLAGS: &[&str] = &[
+    "noscript",
+    "skip_monitor",
+    "may_replicate",
+    "no_mandatory_keys",
+    "stale",
+];
+
+pub const EVAL: Spec = Spec {
+    name: "eval",
+    arity: -3,
+    kind: Kind::Write {
+        prepare: |argv| prepare_eval(argv, false),
+        apply: apply_eval,
+    },
+    flags: FLAGS,
+    keys: (0, 0, 0),
+};
+
+pub const EVALSHA: Spec = Spec {
+    name: "evalsha",
+    kind: Kind::Write {
+        prepare: |argv| prepare_eval(argv, true),
+        apply: apply_eval,
+    },
+    ..EVAL
+};
+
+pub const EVAL_RO: Spec = Spec {
+    name: "eval_ro",
+    kind: Kind::Read(|r, argv| eval_read_only(r, argv, false)),
+    flags: &["noscript", "skip_monitor", "no_mandatory_keys", "stale"],
+    ..EVAL
+};
+
+pub const EVALSHA_RO: Spec = Spec {
+    name: "evalsha_ro",
+    kind: Kind::Read(|r, argv| eval_read_only(r, argv, true)),
+    ..EVAL_RO
+};
+
+pub const SCRIPT: Spec = Spec {
+    name: "script",
+    arity: -2,
+    kind: Kind::Write {
+        prepare: prepare_script,
+        apply: apply_script,
+    },
+    flags: &["noscript"],
+    keys: (0, 0, 0),
+};
+
+/// Redis's BUSY: while a script this node serves from a connection has run longer than
+/// `busy-reply-threshold` (`lua-time-limit`), other commands are refused, except those that
+/// may stop it. `None` when `spec` may run.
+pub fn busy_reply(settings: &crate::cmd::config::Settings, spec: &Spec) -> Option<Reply> {
+    let since = script::running_since()?;
+    if spec.flags.contains(&"allow_busy") || matches!(spec.name, "script" | "function" | "shutdown")
+    {
+        return None;
+    }
+    let limit = ["busy-reply-threshold", "lua-time-limit"]
+        .iter()
+        .filter_map(|name| settings.get(name).parse::<i64>().ok())
+        .filter(|&ms| ms > 0)
+        .min()?;
+    if crate::kv::wall_clock_ms() - since < limit {
+        return None;
+    }
+    Some(Reply::error(
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+    ))
+}
+
+/// True for the read-only script commands (they may run long: see `connection`).
+pub fn is_script(spec: &Spec) -> bool {
+    matches!(spec.name, "eval_ro" | "evalsha_ro" | "fcall_ro")
+}
+
+/// True for the commands the connection first tries on its read view (see the module docs).
+pub fn runs_locally_first(spec: &Spec) -> bool {
+    matches!(spec.name, "eval" | "evalsha" | "fcall")
+}
+
+fn noscript() -> Reply {
+    Reply::error("NOSCRIPT No matching script. Please use EVAL.")
+}
+
+/// The number of keys, checked as Redis checks it (in this order).
+fn numkeys(argv: &[Bytes]) -> Result<usize, Reply> {
+    let n = parse_i64(&argv[2]).ok_or_else(super::not_an_integer)?;
+    if n > argv.len() as i64 - 3 {
+        return Err(Reply::error(
+            "ERR Number of keys can't be greater than number of args",
+        ));
+    }
+    if n < 0 {
+        return Err(Reply::error("ERR Number of keys can't be negative"));
+    }
+    Ok(n as usize)
+}
+
+/// The script an EVAL-family command names: its body, or the cached script of a SHA.
+fn script_of(argv: &[Bytes], by_sha: bool) -> Result<Script, Reply> {
+    if by_sha {
+        return script::lookup(&argv[1]).ok_or_else(noscript);
+    }
+    let s = Script::new(argv[1].clone()).map_err(|e| Reply::error(format!("ERR {e}")))?;
+    script::compile(&s).map_err(|e| Reply::error(format!("ERR {e}")))?;
+    script::remember(&s);
+    Ok(s)
+}
+
+fn prepare_eval(mut argv: Vec<Bytes>, by_sha: bool) -> Result<Vec<Bytes>, Reply> {
+    numkeys(&argv)?;
+    let s = script_of(&argv, by_sha)?;
+    argv[0] = Bytes::from_static(b"eval");
+    argv[1] = s.body;
+    Ok(argv)
+}
+
+/// Applies a script entry (on every node alike).
+fn apply_eval(w: &mut WriteView, ctx: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
+    let n = numkeys(argv)?;
+    let s = Script::new(argv[1].clone()).map_err(|e| Reply::error(format!("ERR {e}")))?;
+    script::remember(&s);
+    let mut host = ApplyHost {
+        read_only: s.flags.no_writes,
+        w,
+        ctx,
+    };
+    let (keys, args) = argv[3..].split_at(n);
+    match script::run(&s, keys, args, &mut host) {
+        Outcome::Reply(r) => Ok(r),
+        Outcome::Store(e) => Err(e.into()),
+        Outcome::NeedsWrite => Ok(Reply::error("ERR script stopped")),
+    }
+}
+
+/// Writers seen on this node: their next EVAL is proposed without a local run first.
+fn writers() -> &'static Mutex<HashSet<String>> {
+    static WRITERS: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    WRITERS.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+/// A prepared EVAL entry run on a connection's read view: `Some(reply)` if it completed
+/// without writing (the reply to send), `None` if it must be proposed.
+pub fn run_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, StoreError> {
+    if argv.first().is_some_and(|n| is(n, "fcall")) {
+        return fcall_local(view, argv);
+    }
+    let Ok(n) = numkeys(argv) else {
+        return Ok(None);
+    };
+    let Ok(s) = Script::new(argv[1].clone()) else {
+        return Ok(None);
+    };
+    let known_writer = writers()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains(&s.sha);
+    if known_writer {
+        return Ok(None);
+    }
+    let mut host = ReadHost {
+        view,
+        read_only: s.flags.no_writes,
+    };
+    let (keys, args) = argv[3..].split_at(n);
+    match script::run(&s, keys, args, &mut host) {
+        Outcome::Reply(r) => Ok(Some(r)),
+        Outcome::Store(e) => Err(e),
+        Outcome::NeedsWrite => {
+            let mut w = writers().lock().unwrap_or_else(PoisonError::into_inner);
+            if w.len() > 100_000 {
+                w.clear();
+            }
+            w.insert(s.sha);
+            Ok(None)
+        }
+    }
+}
+
+/// EVAL_RO and EVALSHA_RO: on the view they are given, writes refused.
+fn eval_read_only(view: &dyn KeyRead, argv: &[Bytes], by_sha: bool) -> CmdResult {
+    let n = numkeys(argv)?;
+    let s = script_of(argv, by_sha)?;
+    let mut host = ReadHost {
+        view,
+        read_only: true,
+    };
+    let (keys, args) = argv[3..].split_at(n);
+    match script::run(&s, keys, args, &mut host) {
+        Outcome::Reply(r) => Ok(r),
+        Outcome::Store(e) => Err(e.into()),
+        Outcome::NeedsWrite => Ok(read_only_write()),
+    }
+}
+
+fn read_only_write() -> Reply {
+    Reply::error("ERR Write commands are not allowed from read-only scripts.")
+}
+
+/// Commands Redis 7.0 flags `noscript`, and kvd's own that cannot run inside a script.
+fn denied(name: &str) -> bool {
+    matches!(
+        name,
+        "auth"
+            | "blmove"
+            | "blpop"
+            | "brpop"
+            | "brpoplpush"
+            | "bzpopmax"
+            | "bzpopmin"
+            | "debug"
+            | "discard"
+            | "eval"
+            | "eval_ro"
+            | "evalsha"
+            | "evalsha_ro"
+            | "exec"
+            | "fcall"
+            | "fcall_ro"
+            | "hello"
+            | "monitor"
+            | "multi"
+            | "psubscribe"
+            | "punsubscribe"
+            | "quit"
+            | "reset"
+            | "role"
+            | "script"
+            | "subscribe"
+            | "unsubscribe"
+            | "unwatch"
+            | "wait"
+            | "watch"
+            | "consistency"
+    )
+}
+
+/// What every host checks before running a command (Redis's `scriptCall`), and the commands
+/// a script runs itself (PING, ECHO, TIME, SELECT); `Ok` means "run it through the table".
+fn precheck(argv: &[Bytes], now_ms: i64) -> Result<&'static Spec, Reply> {
+    let Some(spec) = lookup(&argv[0]) else {
+        let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+        // Redis's noscript commands kvd does not have (yet) are refused as Redis refuses them.
+        if denied(&name) {
+            return Err(Reply::error(
+                "ERR This Redis command is not allowed from script",
+            ));
+        }
+        return Err(Reply::error("ERR Unknown Redis command called from script"));
+    };
+    if spec.check_arity(argv.len()).is_err() {
+        return Err(Reply::error(
+            "ERR Wrong number of args calling Redis command from script",
+        ));
+    }
+    if denied(spec.name) || refused_in_multi(spec) {
+        return Err(Reply::error(
+            "ERR This Redis command is not allowed from script",
+        ));
+    }
+    match spec.name {
+        "ping" => Err(match argv.get(1) {
+            None => Reply::status("PONG"),
+            Some(m) if argv.len() == 2 => Reply::Bulk(m.clone()),
+            Some(_) => super::wrong_arity("ping"),
+        }),
+        "echo" => Err(Reply::Bulk(argv[1].clone())),
+        "time" => Err(Reply::Array(vec![
+            Reply::bulk(now_ms.div_euclid(1000).to_string()),
+            Reply::bulk((now_ms.rem_euclid(1000) * 1000).to_string()),
+        ])),
+        _ => Ok(spec),
+    }
+}
+
+fn select_target(argv: &[Bytes]) -> Result<u8, Reply> {
+    let n = parse_i64(&argv[1]).ok_or_else(super::not_an_integer)?;
+    u8::try_from(n)
+        .ok()
+        .filter(|&db| db < DATABASES)
+        .ok_or_else(|| Reply::error("ERR DB index is out of range"))
+}
+
+/// Commands of a script applied on every node.
+struct ApplyHost<'a, 'w> {
+    w: &'a mut WriteView<'w>,
+    ctx: &'a ApplyCtx<'a>,
+    read_only: bool,
+}
+
+impl Host for ApplyHost<'_, '_> {
+    fn call(&mut self, argv: Vec<Bytes>) -> Result<Reply, Stop> {
+        let now = self.w.now_ms();
+        let spec = match precheck(&argv, now) {
+            Ok(spec) => spec,
+            Err(reply) => return Ok(reply),
+        };
+        if spec.name == "select" {
+            return Ok(match select_target(&argv) {
+                Ok(db) => {
+                    self.w.select_db(db);
+                    Reply::ok()
+                }
+                Err(e) => e,
+            });
+        }
+        match spec.kind {
+            Kind::Local(_) => Ok(Reply::error(
+                "ERR This Redis command is not allowed from script",
+            )),
+            Kind::Read(f) => run_read(f, &*self.w, &argv).map_err(Stop::Store),
+            Kind::Write { .. } if self.read_only => Ok(read_only_write()),
+            Kind::Write { prepare, apply } => match with_fixed_clock(now, || prepare(argv)) {
+                Err(reply) => Ok(reply),
+                Ok(argv) => settle(apply(self.w, self.ctx, &argv)).map_err(Stop::Store),
+            },
+        }
+    }
+
+    fn seed(&self) -> u64 {
+        let index = self.ctx.index;
+        let now = self.w.now_ms() as u64;
+        index.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ now.rotate_left(29)
+    }
+}
+
+/// Commands of a script run on a connection's read view.
+struct ReadHost<'a> {
+    view: &'a dyn KeyRead,
+    /// Writes are errors (EVAL_RO, `no-writes`); otherwise they stop the run to propose it.
+    read_only: bool,
+}
+
+impl Host for ReadHost<'_> {
+    fn call(&mut self, argv: Vec<Bytes>) -> Result<Reply, Stop> {
+        let spec = match precheck(&argv, self.view.now_ms()) {
+            Ok(spec) => spec,
+            Err(reply) => return Ok(reply),
+        };
+        if spec.name == "select" {
+            return match select_target(&argv) {
+                Ok(db) if db == self.view.db() => Ok(Reply::ok()),
+                // Another database: only the applied run can switch (its view is the entry's).
+                Ok(_) if !self.read_only => Err(Stop::NeedsWrite),
+                Ok(_) => Ok(Reply::error(
+                    "ERR kvd runs read-only scripts in one database: SELECT is not supported there",
+                )),
+                Err(e) => Ok(e),
+            };
+        }
+        match spec.kind {
+            Kind::Local(_) => Ok(Reply::error(
+                "ERR This Redis command is not allowed from script",
+            )),
+            Kind::Read(f) => run_read(f, self.view, &argv).map_err(Stop::Store),
+            Kind::Write { .. } if self.read_only => Ok(read_only_write()),
+            Kind::Write { .. } => Err(Stop::NeedsWrite),
+        }
+    }
+
+    fn seed(&self) -> u64 {
+        crate::raft::identity::random_u64()
+    }
+
+    fn killable(&self) -> bool {
+        true
+    }
+}
+
+const SCRIPT_HELP: &[&str] = &[
+    "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DEBUG (YES|SYNC|NO)",
+    "    Set the debug mode for subsequent scripts executed.",
+    "EXISTS <sha1> [<sha1> ...]",
+    "    Return information about the existence of the scripts in the script cache.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Flush the Lua scripts cache. Very dangerous on replicas.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the scripts cache.",
+    "    * SYNC: Synchronously flush the scripts cache.",
+    "KILL",
+    "    Kill the currently executing Lua script.",
+    "LOAD <script>",
+    "    Load a script into the scripts cache without executing it.",
+    "HELP",
+    "    Print this help.",
+];
+
+/// SCRIPT: LOAD and FLUSH are entries (every node caches or forgets alike); EXISTS, KILL and
+/// HELP are answered here, on the node the client talks to (an `Err` is the reply).
+fn prepare_script(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
+    let sub = &argv[1];
+    let argc = argv.len();
+    if is(sub, "help") && argc == 2 {
+        return Err(Reply::Array(
+            SCRIPT_HELP.iter().map(|l| Reply::status(*l)).collect(),
+        ));
+    }
+    if is(sub, "flush") {
+        if argc == 2 || (argc == 3 && (is(&argv[2], "sync") || is(&argv[2], "async"))) {
+            return Ok(vec![argv[0].clone(), Bytes::from_static(b"flush")]);
+        }
+        return Err(Reply::error(
+            "ERR SCRIPT FLUSH only support SYNC|ASYNC option",
+        ));
+    }
+    if is(sub, "exists") {
+        return Err(Reply::Array(
+            argv[2..]
+                .iter()
+                .map(|sha| Reply::Integer(i64::from(script::exists(sha))))
+                .collect(),
+        ));
+    }
+    if is(sub, "load") && argc == 3 {
+        let s = Script::new(argv[2].clone()).map_err(|e| Reply::error(format!("ERR {e}")))?;
+        script::compile(&s).map_err(|e| Reply::error(format!("ERR {e}")))?;
+        return Ok(vec![argv[0].clone(), Bytes::from_static(b"load"), s.body]);
+    }
+    if is(sub, "kill") && argc == 2 {
+        return Err(if script::kill() {
+            Reply::ok()
+        } else {
+            Reply::error("NOTBUSY No scripts in execution right now.")
+        });
+    }
+    if is(sub, "debug") && argc == 3 {
+        return Err(Reply::error("ERR SCRIPT DEBUG is not supported by kvd"));
+    }
+    Err(Reply::error(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try SCRIPT HELP.",
+        lossy(sub, 128)
+    )))
+}
+
+fn apply_script(_: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
+    match (argv.get(1), argv.get(2)) {
+        (Some(sub), Some(body)) if is(sub, "load") => {
+            let s = Script::new(body.clone()).map_err(|e| Reply::error(format!("ERR {e}")))?;
+            script::remember(&s);
+            Ok(Reply::bulk(s.sha))
+        }
+        (Some(sub), None) if is(sub, "flush") => {
+            script::flush();
+            writers()
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+            Ok(Reply::ok())
+        }
+        _ => Ok(Reply::error("ERR invalid SCRIPT entry")),
+    }
+}
+
+// Functions (FUNCTION LOAD, FCALL, ...): libraries are replicated state, rows of
+// `encoding::FAMILY_FUNCTION` (so they are in snapshots and survive restarts). A library is
+// loaded (its top level run, registering its functions) in the Lua state of the thread that
+// needs it, cached by the SHA of its code.
+
+pub const FCALL: Spec = Spec {
+    name: "fcall",
+    arity: -3,
+    kind: Kind::Write {
+        prepare: |argv| numkeys(&argv).map(|_| argv),
+        apply: apply_fcall,
+    },
+    flags: FLAGS,
+    keys: (0, 0, 0),
+};
+
+pub const FCALL_RO: Spec = Spec {
+    name: "fcall_ro",
+    kind: Kind::Read(fcall_read_only),
+    flags: &["noscript", "skip_monitor", "no_mandatory_keys", "stale"],
+    ..FCALL
+};
+
+pub const FUNCTION: Spec = Spec {
+    name: "function",
+    arity: -2,
+    kind: Kind::Write {
+        prepare: prepare_function,
+        apply: apply_function,
+    },
+    flags: &["noscript"],
+    keys: (0, 0, 0),
+};
+
+/// A function's library code, from the replicated state.
+fn function_code(r: &dyn KeyRead, name: &[u8]) -> Result<Option<Bytes>, StoreError> {
+    let Some(lib) = r.raw(&encoding::function_key(name))? else {
+        return Ok(None);
+    };
+    r.raw(&encoding::library_key(&lib))
+}
+
+fn no_function() -> Reply {
+    Reply::error("ERR Function not found")
+}
+
+fn outcome_reply(o: Outcome) -> CmdResult {
+    match o {
+        Outcome::Reply(r) => Ok(r),
+        Outcome::Store(e) => Err(e.into()),
+        Outcome::NeedsWrite => Ok(read_only_write()),
+    }
+}
+
+fn function_flags(code: &[u8], name: &[u8]) -> Option<bool> {
+    let name = String::from_utf8_lossy(name);
+    script::load_library(code)
+        .ok()?
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, no_writes)| no_writes)
+}
+
+fn apply_fcall(w: &mut WriteView, ctx: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
+    let n = numkeys(argv)?;
+    let Some(code) = function_code(&*w, &argv[1])? else {
+        return Ok(no_function());
+    };
+    let read_only = function_flags(&code, &argv[1]).unwrap_or(false);
+    let name = String::from_utf8_lossy(&argv[1]).into_owned();
+    let mut host = ApplyHost { read_only, w, ctx };
+    let (keys, args) = argv[3..].split_at(n);
+    outcome_reply(script::run_function(&code, &name, keys, args, &mut host))
+}
+
+/// FCALL on a connection's read view first (see `run_local`).
+fn fcall_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, StoreError> {
+    let Ok(n) = numkeys(argv) else {
+        return Ok(None);
+    };
+    let Some(code) = function_code(view, &argv[1])? else {
+        return Ok(Some(no_function()));
+    };
+    let name = String::from_utf8_lossy(&argv[1]).into_owned();
+    let key = format!("fcall:{}:{name}", script::sha1hex(&code));
+    if writers()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains(&key)
+    {
+        return Ok(None);
+    }
+    let read_only = function_flags(&code, &argv[1]).unwrap_or(false);
+    let mut host = ReadHost { view, read_only };
+    let (keys, args) = argv[3..].split_at(n);
+    match script::run_function(&code, &name, keys, args, &mut host) {
+        Outcome::Reply(r) => Ok(Some(r)),
+        Outcome::Store(e) => Err(e),
+        Outcome::NeedsWrite => {
+            writers()
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(key);
+            Ok(None)
+        }
+    }
+}
+
+fn fcall_read_only(view: &dyn KeyRead, argv: &[Bytes]) -> CmdResult {
+    let n = numkeys(argv)?;
+    let Some(code) = function_code(view, &argv[1])? else {
+        return Ok(no_function());
+    };
+    if function_flags(&code, &argv[1]) != Some(true) {
+        return Ok(Reply::error(
+            "ERR Can not execute a script with write flag using *_ro command.",
+        ));
+    }
+    let name = String::from_utf8_lossy(&argv[1]).into_owned();
+    let mut host = ReadHost {
+        view,
+        read_only: true,
+    };
+    let (keys, args) = argv[3..].split_at(n);
+    outcome_reply(script::run_function(&code, &name, keys, args, &mut host))
+}
+
+/// The library name a code's shebang gives (`#!lua name=<name>`), checked as Redis does.
+fn library_name(code: &[u8]) -> Result<String, Reply> {
+    if !code.starts_with(b"#!") {
+        return Err(Reply::error("ERR Missing library metadata"));
+    }
+    let end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
+    let line = String::from_utf8_lossy(&code[2..end]).into_owned();
+    let mut parts = line.split_ascii_whitespace();
+    let engine = parts.next().unwrap_or("");
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(Reply::error(format!("ERR Engine '{engine}' not found")));
+    }
+    let mut name = None;
+    for part in parts {
+        match part.strip_prefix("name=") {
+            Some(n) => name = Some(n.to_string()),
+            None => {
+                return Err(Reply::error(format!(
+                    "ERR Invalid metadata value given: {part}"
+                )));
+            }
+        }
+    }
+    let name = name.ok_or_else(|| Reply::error("ERR Library name was not given"))?;
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(Reply::error(
+            "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long",
+        ));
+    }
+    Ok(name)
+}
+
+fn prepare_function(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
+    let sub = &argv[1];
+    let argc = argv.len();
+    if is(sub, "load") && argc >= 3 {
+        let replace = argc == 4 && is(&argv[2], "replace");
+        if argc > 4 || (argc == 4 && !replace) {
+            return Err(Reply::error(format!(
+                "ERR Unknown option given: {}",
+                lossy(&argv[2], 128)
+            )));
+        }
+        let code = argv[argc - 1].clone();
+        library_name(&code)?;
+        script::load_library(&code).map_err(|e| Reply::error(format!("ERR {e}")))?;
+        let mode = if replace { "replace" } else { "noreplace" };
+        return Ok(vec![
+            argv[0].clone(),
+            Bytes::from_static(b"load"),
+            Bytes::from_static(mode.as_bytes()),
+            code,
+        ]);
+    }
+    if is(sub, "delete") && argc == 3 {
+        return Ok(argv);
+    }
+    if is(sub, "flush") {
+        if argc == 2 || (argc == 3 && (is(&argv[2], "sync") || is(&argv[2], "async"))) {
+            return Ok(vec![argv[0].clone(), Bytes::from_static(b"flush")]);
+        }
+        return Err(Reply::error(
+            "ERR FUNCTION FLUSH only supports SYNC|ASYNC option",
+        ));
+    }
+    if is(sub, "list") || (is(sub, "stats") && argc == 2) {
+        // Answered from the replicated state, through the log (kvd has no local path for it).
+        return Ok(argv);
+    }
+    if is(sub, "kill") && argc == 2 {
+        return Err(if script::kill() {
+            Reply::ok()
+        } else {
+            Reply::error("NOTBUSY No scripts in execution right now.")
+        });
+    }
+    if (is(sub, "dump") && argc == 2) || (is(sub, "restore") && argc >= 3) {
+        return Err(Reply::error(
+            "ERR FUNCTION DUMP and RESTORE are not supported by kvd yet",
+        ));
+    }
+    Err(Reply::error(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+        lossy(sub, 128)
+    )))
+}
+
+/// Every library: (name, code).
+fn libraries(r: &dyn KeyRead) -> Result<Vec<(Bytes, Bytes)>, StoreError> {
+    let lo = [encoding::FAMILY_FUNCTION, b'L'];
+    let hi = [encoding::FAMILY_FUNCTION, b'M'];
+    let mut out = Vec::new();
+    r.scan_raw(&lo, &hi, &mut |k, v| {
+        out.push((Bytes::copy_from_slice(&k[2..]), Bytes::copy_from_slice(v)));
+        true
+    })?;
+    Ok(out)
+}
+
+fn remove_library(w: &mut WriteView, name: &[u8], code: &[u8]) -> Result<(), StoreError> {
+    for (f, _) in script::load_library(code).unwrap_or_default() {
+        w.delete_raw(&encoding::function_key(f.as_bytes()))?;
+    }
+    w.delete_raw(&encoding::library_key(name))?;
+    Ok(())
+}
+
+fn apply_function(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
+    let sub = &argv[1];
+    if is(sub, "load") && argv.len() == 4 {
+        let code = &argv[3];
+        let name = library_name(code)?;
+        let functions = script::load_library(code).map_err(|e| Reply::error(format!("ERR {e}")))?;
+        let old = w.raw(&encoding::library_key(name.as_bytes()))?;
+        if old.is_some() && !is(&argv[2], "replace") {
+            return Ok(Reply::error(format!("ERR Library '{name}' already exists")));
+        }
+        for (f, _) in &functions {
+            if let Some(owner) = w.raw(&encoding::function_key(f.as_bytes()))?
+                && owner.as_ref() != name.as_bytes()
+            {
+                return Ok(Reply::error(format!("ERR Function {f} already exists")));
+            }
+        }
+        if let Some(old) = old {
+            remove_library(w, name.as_bytes(), &old)?;
+        }
+        w.put_raw(&encoding::library_key(name.as_bytes()), code.clone());
+        for (f, _) in &functions {
+            w.put_raw(
+                &encoding::function_key(f.as_bytes()),
+                Bytes::from(name.clone().into_bytes()),
+            );
+        }
+        return Ok(Reply::bulk(name));
+    }
+    if is(sub, "delete") && argv.len() == 3 {
+        let Some(code) = w.raw(&encoding::library_key(&argv[2]))? else {
+            return Ok(Reply::error("ERR Library not found"));
+        };
+        remove_library(w, &argv[2], &code)?;
+        return Ok(Reply::ok());
+    }
+    if is(sub, "flush") {
+        for (name, code) in libraries(&*w)? {
+            remove_library(w, &name, &code)?;
+        }
+        return Ok(Reply::ok());
+    }
+    if is(sub, "list") {
+        let with_code = argv[2..].iter().any(|a| is(a, "withcode"));
+        let pattern = argv[2..]
+            .iter()
+            .position(|a| is(a, "libraryname"))
+            .and_then(|i| argv.get(3 + i));
+        let mut out = Vec::new();
+        for (name, code) in libraries(&*w)? {
+            if let Some(p) = pattern
+                && !super::glob::matches(p, &name, false)
+            {
+                continue;
+            }
+            let functions = script::load_library(&code).unwrap_or_default();
+            let mut entry = vec![
+                (Reply::bulk("library_name"), Reply::Bulk(name)),
+                (Reply::bulk("engine"), Reply::bulk("LUA")),
+                (
+                    Reply::bulk("functions"),
+                    Reply::Array(
+                        functions
+                            .into_iter()
+                            .map(|(f, no_writes)| {
+                                let flags = if no_writes {
+                                    vec![Reply::bulk("no-writes")]
+                                } else {
+                                    Vec::new()
+                                };
+                                Reply::Map(vec![
+                                    (Reply::bulk("name"), Reply::bulk(f)),
+                                    (Reply::bulk("description"), Reply::Nil),
+                                    (Reply::bulk("flags"), Reply::Set(flags)),
+                                ])
+                            })
+                            .collect(),
+                    ),
+                ),
+            ];
+            if with_code {
+                entry.push((Reply::bulk("library_code"), Reply::Bulk(code)));
+            }
+            out.push(Reply::Map(entry));
+        }
+        return Ok(Reply::Array(out));
+    }
+    if is(sub, "stats") {
+        let libs = libraries(&*w)?;
+        let functions: usize = libs
+            .iter()
+            .map(|(_, code)| script::load_library(code).map(|f| f.len()).unwrap_or(0))
+            .sum();
+        return Ok(Reply::Map(vec![
+            (Reply::bulk("running_script"), Reply::Nil),
+            (
+                Reply::bulk("engines"),
+                Reply::Map(vec![(
+                    Reply::bulk("LUA"),
+                    Reply::Map(vec![
+                        (
+                            Reply::bulk("libraries_count"),
+                            Reply::Integer(libs.len() as i64),
+                        ),
+                        (
+                            Reply::bulk("functions_count"),
+                            Reply::Integer(functions as i64),
+                        ),
+                    ]),
+                )]),
+            ),
+        ]));
+    }
+    Ok(Reply::error("ERR invalid FUNCTION entry"))
+}

@@ -1,0 +1,269 @@
+-- kvd's Lua sandbox (see engine.rs): builds the `redis` API and Redis 7's read-only globals
+-- and libraries out of proxies. Called once per Lua state with the real globals and the
+-- table of Rust functions; returns the globals proxy scripts run with.
+local G, raw = ...
+local type, error, rawset, rawget, setmetatable, getmetatable, select, tostring, tonumber =
+      type, error, rawset, rawget, setmetatable, getmetatable, select, tostring, tonumber
+local setfenv, getfenv, loadstring, pcall = setfenv, getfenv, loadstring, pcall
+local floor = math.floor
+local READONLY = 'Attempt to modify a readonly table'
+
+-- proxy -> the table it protects
+local real = setmetatable({}, {__mode = 'k'})
+local function deny() error(READONLY, 2) end
+local function protect(t)
+  local mt = {__index = t, __newindex = deny}
+  local mp = setmetatable({}, {__index = mt, __newindex = deny, __metatable = false})
+  real[mp] = mt
+  mt.__metatable = mp
+  local p = setmetatable({}, mt)
+  real[p] = t
+  return p
+end
+local function refuse_protected(t)
+  if real[t] ~= nil then error(READONLY, 3) end
+end
+
+local function errtab(msg) return {err = 'ERR ' .. msg} end
+local function trim(s) return (s:gsub('^[\r\n]+', ''):gsub('[\r\n]+$', '')) end
+
+-- redis.*
+local redis = {}
+redis.call = raw.call_c
+redis.pcall = raw.pcall_raw
+function redis.sha1hex(...)
+  if select('#', ...) ~= 1 then error(errtab('wrong number of arguments'), 0) end
+  local s = ...
+  if type(s) ~= 'string' and type(s) ~= 'number' then s = '' end
+  return raw.sha1hex(tostring(s))
+end
+function redis.error_reply(...)
+  local s = ...
+  if select('#', ...) ~= 1 or type(s) ~= 'string' then
+    return errtab('wrong number or type of arguments')
+  end
+  if s:sub(1, 1) ~= '-' then s = '-' .. s end
+  local sp = s:find(' ', 1, true)
+  local code, msg
+  if sp then code, msg = s:sub(2, sp - 1), s:sub(sp + 1) else code, msg = 'ERR', s:sub(2) end
+  return {err = code .. ' ' .. trim(msg)}
+end
+function redis.status_reply(...)
+  local s = ...
+  if select('#', ...) ~= 1 or type(s) ~= 'string' then
+    return errtab('wrong number or type of arguments')
+  end
+  return {ok = s}
+end
+function redis.log(...)
+  local n = select('#', ...)
+  if n < 2 then error(errtab('redis.log() requires two arguments or more.'), 0) end
+  local level = tonumber((...))
+  if level == nil then error(errtab('First argument must be a number (log level).'), 0) end
+  if level < 0 or level > 3 then error(errtab('Invalid debug level.'), 0) end
+  local parts = {}
+  for i = 2, n do
+    local v = select(i, ...)
+    if type(v) == 'string' or type(v) == 'number' then parts[#parts + 1] = tostring(v) end
+  end
+  raw.log(level, table.concat(parts, ' '))
+end
+function redis.setresp(...)
+  if select('#', ...) ~= 1 then error(errtab('redis.setresp() requires one argument.'), 0) end
+  local n = tonumber((...)) or 0
+  if n ~= 2 and n ~= 3 then error(errtab('RESP version must be 2 or 3.'), 0) end
+  raw.setresp(n)
+end
+function redis.set_repl(...)
+  if select('#', ...) ~= 1 then error(errtab('redis.set_repl() requires two arguments.'), 0) end
+  local n = tonumber((...)) or 0
+  if n ~= 0 and n ~= 1 and n ~= 2 and n ~= 3 then
+    error(errtab('Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.'), 0)
+  end
+end
+function redis.replicate_commands() return true end
+function redis.breakpoint() return false end
+function redis.debug() end
+function redis.acl_check_cmd(...)
+  if select('#', ...) == 0 then
+    error(errtab('Please specify at least one argument for this redis lib call'), 0)
+  end
+  local name = ...
+  if type(name) ~= 'string' or not raw.known_command(name) then
+    error(errtab('Invalid command passed to redis.acl_check_cmd()'), 0)
+  end
+  return true
+end
+redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
+redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
+redis.REDIS_VERSION, redis.REDIS_VERSION_NUM = '7.0.15', 0x00070f
+
+-- Libraries implemented in Rust report errors as (false, message); raise them at the caller.
+local function lib(fname, f)
+  return function(...)
+    local ok, a, b = f(...)
+    if not ok then error(a, 2) end
+    return a, b
+  end
+end
+local function wrap_all(rawlib)
+  local t = {}
+  for name, f in pairs(rawlib) do
+    if type(f) == 'function' then t[name] = lib(name, f) else t[name] = f end
+  end
+  return t
+end
+
+-- math.random and math.randomseed as Redis has them (its own drand48).
+local function checkint(v, n, fname)
+  local x = tonumber(v)
+  if x == nil then
+    local got = v == nil and 'no value' or type(v)
+    error("bad argument #" .. n .. " to '" .. fname .. "' (number expected, got " .. got .. ")", 3)
+  end
+  if x >= 0 then return floor(x) end
+  return -floor(-x)
+end
+local rand, srand = raw.rand, raw.srand
+math.random = function(...)
+  local r = rand()
+  local n = select('#', ...)
+  if n == 0 then return r end
+  if n == 1 then
+    local u = checkint((...), 1, 'random')
+    if u < 1 then error("bad argument #1 to 'random' (interval is empty)", 2) end
+    return floor(r * u) + 1
+  end
+  if n == 2 then
+    local l, u = ...
+    l, u = checkint(l, 1, 'random'), checkint(u, 2, 'random')
+    if l > u then error("bad argument #2 to 'random' (interval is empty)", 2) end
+    return floor(r * (u - l + 1)) + l
+  end
+  error('wrong number of arguments', 2)
+end
+math.randomseed = function(s) srand(checkint(s, 1, 'randomseed')) end
+
+-- Functions that would bypass the proxies.
+local base_setmetatable, base_rawset, base_rawget = setmetatable, rawset, rawget
+G.setmetatable = function(t, mt)
+  refuse_protected(t)
+  return base_setmetatable(t, mt)
+end
+G.rawset = function(t, k, v)
+  refuse_protected(t)
+  return base_rawset(t, k, v)
+end
+G.rawget = function(t, k)
+  local r = real[t]
+  if r ~= nil then return base_rawget(r, k) end
+  return base_rawget(t, k)
+end
+G.setfenv = function(f, env)
+  if f == 0 then error(READONLY, 2) end
+  if type(f) == 'number' and f > 0 then f = f + 1 end
+  return setfenv(f, env)
+end
+G.getfenv = function(f)
+  if f == nil then f = 1 end
+  if type(f) == 'number' and f > 0 then f = f + 1 end
+  return getfenv(f)
+end
+G.loadstring = function(s, name)
+  if type(s) == 'string' and s:byte(1) == 27 then return nil, 'binary chunks are not allowed' end
+  return loadstring(s, name)
+end
+G.load = function(f, name)
+  local first = true
+  return load(function()
+    local piece = f()
+    if first and type(piece) == 'string' and piece:byte(1) == 27 then return nil end
+    first = false
+    return piece
+  end, name)
+end
+-- Redis's pcall: an error table comes back as its message.
+local function settle(ok, ...)
+  if ok then return true, ... end
+  local e = ...
+  if type(e) == 'table' then
+    local m = base_rawget(e, 'err')
+    if type(m) == 'string' or type(m) == 'number' then return false, m end
+  end
+  return false, e
+end
+G.pcall = function(...) return settle(pcall(...)) end
+local tinsert, tremove, tsort = table.insert, table.remove, table.sort
+table.insert = function(t, ...) refuse_protected(t) return tinsert(t, ...) end
+table.remove = function(t, ...) refuse_protected(t) return tremove(t, ...) end
+table.sort = function(t, ...) refuse_protected(t) return tsort(t, ...) end
+local rep = string.rep
+string.rep = function(s, n, ...)
+  local len = (type(s) == 'string' and #s or 1) * (tonumber(n) or 0)
+  if len > 0 then raw.charge(len / 16) end
+  return rep(s, n, ...)
+end
+
+-- What scripts may reach, as Redis's allow lists have it.
+for _, name in ipairs({'print', 'dofile', 'loadfile', 'module', 'require', 'package',
+                       'io', 'os', 'debug', 'newproxy'}) do
+  G[name] = nil
+end
+G.redis = protect(redis)
+G.bit = protect(wrap_all(raw.bit))
+G.cjson = protect(wrap_all(raw.cjson))
+for _, name in ipairs({'string', 'table', 'math', 'coroutine'}) do
+  G[name] = protect(G[name])
+end
+local smt = getmetatable('')
+smt.__index = G.string
+smt.__metatable = protect(smt)
+
+base_setmetatable(G, {__index = function(_, k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+end})
+local PG = protect(G)
+G._G = PG
+
+-- FUNCTION LOAD: the environment a library's code runs in, where redis.register_function
+-- records its functions in `registry` (name -> {callback, no_writes}).
+function raw.library_env(registry)
+  local lredis = {}
+  lredis.register_function = function(...)
+    local name, callback, flags
+    local a = ...
+    if type(a) == 'table' then
+      if select('#', ...) ~= 1 then error(errtab('wrong number of arguments to redis.register_function'), 0) end
+      name, callback, flags = a.function_name, a.callback, a.flags
+    else
+      if select('#', ...) ~= 2 then error(errtab('wrong number of arguments to redis.register_function'), 0) end
+      name, callback = ...
+    end
+    if type(name) ~= 'string' then error(errtab('function_name argument given to redis.register_function must be a string'), 0) end
+    if type(callback) ~= 'function' then error(errtab('callback argument given to redis.register_function must be a function'), 0) end
+    if registry[name] ~= nil then error(errtab('Function already exists in the library'), 0) end
+    local no_writes = false
+    if type(flags) == 'table' then
+      for _, f in ipairs(flags) do
+        if f == 'no-writes' then no_writes = true
+        elseif f ~= 'allow-oom' and f ~= 'allow-stale' and f ~= 'no-cluster' and f ~= 'allow-cross-slot-keys' then
+          error(errtab('unknown flag given'), 0)
+        end
+      end
+    end
+    registry[name] = {callback = callback, no_writes = no_writes}
+  end
+  local lr = base_setmetatable({}, {__index = function(_, k)
+    if k == 'register_function' then return lredis.register_function end
+    return G.redis[k]
+  end, __newindex = deny})
+  return base_setmetatable({}, {__index = function(_, k)
+    if k == 'redis' then return lr end
+    local v = base_rawget(G, k)
+    if v == nil then
+      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+    end
+    return v
+  end, __newindex = deny})
+end
+return PG

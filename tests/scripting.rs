@@ -1,0 +1,511 @@
+//! Lua scripting with real `kvd` processes: replies byte for byte as redis-server 7.0.15 gives
+//! them (every expected text below was first taken from Debian's redis-server 7.0.15 over a raw
+//! socket), in RESP2 and RESP3; a 3-node cluster whose nodes end with one DIGEST after
+//! scripts that write what math.random, TIME and SPOP gave them; EVALSHA through a follower;
+//! and the instruction budget stopping a runaway script, the same way on every node.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const CONVERGE: Duration = Duration::from_secs(60);
+
+fn check_all(c: &mut RawConn, script: &[(&[&str], &str)]) {
+    for (argv, want) in script {
+        c.check(argv, want);
+    }
+}
+
+/// An error that redis-server reports with the script's SHA and line.
+fn located(msg: &str, body: &str, line: usize) -> String {
+    let sha = kvd::script::sha1hex(body.as_bytes());
+    format!("-{msg} script: {sha}, on @user_script:{line}.\r\n")
+}
+
+#[test]
+fn replies_and_errors_match_redis_in_resp2() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    c.check(&["SET", "s", "x"], "+OK\r\n");
+    let incr = "return redis.call(\"incr\",\"s\")";
+    let global = "return a";
+    let assign = "a=1";
+    let unknown = "return redis.call(\"nosuch\")";
+    let arity = "return redis.call(\"get\",\"a\",\"b\")";
+    let err_table = "error({err=\"MY x\"})";
+    let nil_error = "error()";
+    let deep = "local function f()\n  error(\"deep\")\nend\nf()";
+    check_all(
+        &mut c,
+        &[
+            (&["EVAL", "return 'hello'", "0"], "$5\r\nhello\r\n"),
+            (&["EVAL", "return 100.5", "0"], ":100\r\n"),
+            (&["EVAL", "return -3.99", "0"], ":-3\r\n"),
+            (&["EVAL", "return true", "0"], ":1\r\n"),
+            (&["EVAL", "return false", "0"], "$-1\r\n"),
+            (&["EVAL", "return nil", "0"], "$-1\r\n"),
+            (&["EVAL", "return {ok='fine'}", "0"], "+fine\r\n"),
+            (&["EVAL", "return {err='x y'}", "0"], "-x y\r\n"),
+            (&["EVAL", "return {1,2,nil,3}", "0"], "*2\r\n:1\r\n:2\r\n"),
+            (&["EVAL", "return {ok=1}", "0"], "*0\r\n"),
+            (&["EVAL", "return {double=1.5}", "0"], "$3\r\n1.5\r\n"),
+            (
+                &["EVAL", "return {1,{err=\"E x\"},3}", "0"],
+                "*3\r\n:1\r\n-E x\r\n:3\r\n",
+            ),
+            (&["EVAL", "return {true,false}", "0"], "*2\r\n:1\r\n$-1\r\n"),
+            (
+                &["EVAL", "redis.setresp(3) return {true, false}", "0"],
+                "*2\r\n:1\r\n:0\r\n",
+            ),
+            (
+                &["EVAL", "return {big_number=\"123\"}", "0"],
+                "$3\r\n123\r\n",
+            ),
+            (&["EVAL", "return {set={a=true}}", "0"], "*1\r\n$1\r\na\r\n"),
+            (
+                &["EVAL", "return redis.error_reply(\"\")", "0"],
+                "-ERR \r\n",
+            ),
+            (
+                &["EVAL", "return redis.error_reply(\"-X y\")", "0"],
+                "-X y\r\n",
+            ),
+            (
+                &["EVAL", "return redis.status_reply(\"A\\r\\nB\")", "0"],
+                "+A  B\r\n",
+            ),
+            (
+                &["EVAL", "return redis.error_reply(1)", "0"],
+                "-ERR wrong number or type of arguments\r\n",
+            ),
+            (
+                &["EVAL", "return redis.sha1hex('Pizza & Mandolino')", "0"],
+                "$40\r\n74822d82031af7493c20eefa13bd07ec4fada82f\r\n",
+            ),
+            (
+                &["EVAL", incr, "0"],
+                &located("ERR value is not an integer or out of range", incr, 1),
+            ),
+            (
+                &["EVAL", "return redis.pcall(\"incr\",\"s\")", "0"],
+                "-ERR value is not an integer or out of range\r\n",
+            ),
+            (
+                &[
+                    "EVAL",
+                    "local t = redis.pcall(\"incr\",\"s\"); return t.err",
+                    "0",
+                ],
+                "$43\r\nERR value is not an integer or out of range\r\n",
+            ),
+            (
+                &["EVAL", global, "0"],
+                &located(
+                    "ERR user_script:1: Script attempted to access nonexistent global variable 'a'",
+                    global,
+                    1,
+                ),
+            ),
+            (
+                &["EVAL", assign, "0"],
+                &located(
+                    "ERR user_script:1: Attempt to modify a readonly table",
+                    assign,
+                    1,
+                ),
+            ),
+            (
+                &["EVAL", unknown, "0"],
+                &located("ERR Unknown Redis command called from script", unknown, 1),
+            ),
+            (
+                &["EVAL", arity, "0"],
+                &located(
+                    "ERR Wrong number of args calling Redis command from script",
+                    arity,
+                    1,
+                ),
+            ),
+            (&["EVAL", err_table, "0"], &located("MY x", err_table, 1)),
+            (&["EVAL", nil_error, "0"], &located("ERR nil", nil_error, 1)),
+            (
+                &["EVAL", deep, "0"],
+                &located("ERR user_script:2: deep", deep, 2),
+            ),
+            (
+                &["EVAL", "return x(", "0"],
+                "-ERR Error compiling script (new function): user_script:1: unexpected symbol near '<eof>'\r\n",
+            ),
+            (
+                &["EVAL", "return 1", "-1"],
+                "-ERR Number of keys can't be negative\r\n",
+            ),
+            (
+                &["EVAL", "return 1", "2", "a"],
+                "-ERR Number of keys can't be greater than number of args\r\n",
+            ),
+            (
+                &["EVAL", "return 1", "x"],
+                "-ERR value is not an integer or out of range\r\n",
+            ),
+            (
+                &["EVALSHA", "abc", "0"],
+                "-NOSCRIPT No matching script. Please use EVAL.\r\n",
+            ),
+            (
+                &["EVAL", "return redis.call(\"echo\",0.1)", "0"],
+                "$19\r\n0.10000000000000001\r\n",
+            ),
+            (
+                &[
+                    "EVAL",
+                    "local ok,e = pcall(cjson.decode,\"x\") return e",
+                    "0",
+                ],
+                "$53\r\nExpected value but found invalid token at character 1\r\n",
+            ),
+            (
+                &[
+                    "EVAL",
+                    "return cjson.encode({a={1,2,{b=\"x/y\"}}, n=cjson.null})",
+                    "0",
+                ],
+                "$33\r\n{\"a\":[1,2,{\"b\":\"x\\/y\"}],\"n\":null}\r\n",
+            ),
+            (
+                &[
+                    "EVAL",
+                    "return cjson.encode({a=0.1, b=1e300, c=-0, d=123456789012345})",
+                    "0",
+                ],
+                "$51\r\n{\"a\":0.1,\"d\":1.2345678901234e+14,\"c\":-0,\"b\":1e+300}\r\n",
+            ),
+            (
+                &["EVAL", "return bit.tohex(65535, -4)", "0"],
+                "$4\r\nFFFF\r\n",
+            ),
+            (
+                &[
+                    "EVAL",
+                    "return {bit.band(0xff, 0x0f), bit.lshift(1, 31), bit.bnot(0), bit.tobit(2^32+5)}",
+                    "0",
+                ],
+                "*4\r\n:15\r\n:-2147483648\r\n:-1\r\n:5\r\n",
+            ),
+            (
+                &[
+                    "EVAL",
+                    "math.randomseed(10); return tostring(math.random())",
+                    "0",
+                ],
+                "$16\r\n0.87885112309775\r\n",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn resp3_and_setresp_match_redis() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    c.check(&["HSET", "hash", "f", "v"], ":1\r\n");
+    let hgetall = "redis.setresp(3); return redis.call(\"hgetall\", KEYS[1])";
+    // A RESP2 client gets RESP2 whatever the script's protocol.
+    c.check(
+        &["EVAL", hgetall, "1", "hash"],
+        "*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
+    );
+    c.check(
+        &[
+            "EVAL",
+            "redis.setresp(3) return type(redis.call('get','nokey'))",
+            "0",
+        ],
+        "$3\r\nnil\r\n",
+    );
+    c.check(
+        &["EVAL", "return type(redis.call('get','nokey'))", "0"],
+        "$7\r\nboolean\r\n",
+    );
+    c.call(&["HELLO", "3"]);
+    check_all(
+        &mut c,
+        &[
+            (
+                &[
+                    "EVAL",
+                    "redis.setresp(2); return redis.call('hgetall', KEYS[1])",
+                    "1",
+                    "hash",
+                ],
+                "*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
+            ),
+            (&["EVAL", "return {double=3.5}", "0"], ",3.5\r\n"),
+            (
+                &["EVAL", "redis.setresp(3) return {true, false}", "0"],
+                "*2\r\n#t\r\n#f\r\n",
+            ),
+            (&["EVAL", "return {true,false}", "0"], "*2\r\n:1\r\n_\r\n"),
+            (&["EVAL", "return {big_number=\"123\"}", "0"], "(123\r\n"),
+            (
+                &["EVAL", "return {map={a=1}}", "0"],
+                "%1\r\n$1\r\na\r\n:1\r\n",
+            ),
+            (&["EVAL", "return {set={a=true}}", "0"], "~1\r\n$1\r\na\r\n"),
+            (&["EVAL", "return nil", "0"], "_\r\n"),
+            (
+                &["EVAL", "return redis.call(\"get\",\"nokey\")", "0"],
+                "_\r\n",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn script_cache_read_only_scripts_and_writes() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    c.check(&["SET", "mykey", "myval"], "+OK\r\n");
+    c.check(
+        &["SCRIPT", "LOAD", "return redis.call('get',KEYS[1])"],
+        "$40\r\nfd758d1589d044dd850a6f05d52f2eefd27f033f\r\n",
+    );
+    check_all(
+        &mut c,
+        &[
+            (
+                &[
+                    "EVALSHA",
+                    "FD758D1589D044DD850A6F05D52F2EEFD27F033F",
+                    "1",
+                    "mykey",
+                ],
+                "$5\r\nmyval\r\n",
+            ),
+            (
+                &[
+                    "SCRIPT",
+                    "EXISTS",
+                    "fd758d1589d044dd850a6f05d52f2eefd27f033f",
+                    "ffd632c7d33e571e9f24556ebed26c3479a87130",
+                ],
+                "*2\r\n:1\r\n:0\r\n",
+            ),
+            (
+                &[
+                    "EVALSHA_RO",
+                    "fd758d1589d044dd850a6f05d52f2eefd27f033f",
+                    "1",
+                    "mykey",
+                ],
+                "$5\r\nmyval\r\n",
+            ),
+            (&["SCRIPT", "FLUSH"], "+OK\r\n"),
+            (
+                &[
+                    "EVALSHA",
+                    "fd758d1589d044dd850a6f05d52f2eefd27f033f",
+                    "1",
+                    "mykey",
+                ],
+                "-NOSCRIPT No matching script. Please use EVAL.\r\n",
+            ),
+            (
+                &["SCRIPT", "FLUSH", "x"],
+                "-ERR SCRIPT FLUSH only support SYNC|ASYNC option\r\n",
+            ),
+            (
+                &["SCRIPT", "KILL"],
+                "-NOTBUSY No scripts in execution right now.\r\n",
+            ),
+        ],
+    );
+    let ro = "redis.call('del', KEYS[1]);";
+    c.check(
+        &["EVAL_RO", ro, "1", "mykey"],
+        &located(
+            "ERR Write commands are not allowed from read-only scripts.",
+            ro,
+            1,
+        ),
+    );
+    let no_writes = "#!lua flags=no-writes\nredis.call('set','x',1)\nreturn 1";
+    c.check(
+        &["EVAL", no_writes, "0"],
+        &located(
+            "ERR Write commands are not allowed from read-only scripts.",
+            no_writes,
+            2,
+        ),
+    );
+    c.check(&["GET", "mykey"], "$5\r\nmyval\r\n");
+    // A script that reads, then writes: proposed, and its reply is the applied run's.
+    let decr_if_gt = "local current = redis.call('get',KEYS[1])\n\
+        if not current then return nil end\n\
+        if current > ARGV[1] then return redis.call('decr',KEYS[1])\n\
+        else return redis.call('get',KEYS[1]) end";
+    c.check(&["SET", "foo", "5"], "+OK\r\n");
+    for want in [":4\r\n", ":3\r\n", ":2\r\n", "$1\r\n2\r\n", "$1\r\n2\r\n"] {
+        c.check(&["EVAL", decr_if_gt, "1", "foo", "2"], want);
+    }
+    // Relative TTLs inside a script are made absolute with the entry's clock.
+    c.check(
+        &[
+            "EVAL",
+            "redis.call('set','t','1','EX','100') return redis.call('ttl','t')",
+            "0",
+        ],
+        ":100\r\n",
+    );
+    // Inside MULTI, with the rest of the transaction.
+    c.check(&["MULTI"], "+OK\r\n");
+    c.check(
+        &["EVAL", "return redis.call('incr', KEYS[1])", "1", "n"],
+        "+QUEUED\r\n",
+    );
+    c.check(
+        &["EVAL_RO", "return redis.call('get', KEYS[1])", "1", "n"],
+        "+QUEUED\r\n",
+    );
+    c.check(&["EXEC"], "*2\r\n:1\r\n$1\r\n1\r\n");
+}
+
+#[test]
+fn a_runaway_script_is_stopped_by_the_budget() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    let spin = "while true do end";
+    let reply = String::from_utf8_lossy(&c.call(&["EVAL", spin, "0"])).into_owned();
+    assert!(
+        reply.starts_with("-ERR Script exceeded kvd's execution budget of "),
+        "{reply}"
+    );
+    assert!(reply.ends_with(", on @user_script:1.\r\n"), "{reply}");
+    // One that wrote first: the write stays (Redis does not roll scripts back).
+    let wrote =
+        "redis.call('set','w','1') while true do pcall(function() while true do end end) end";
+    let reply = String::from_utf8_lossy(&c.call(&["EVAL", wrote, "0"])).into_owned();
+    assert!(reply.starts_with("-ERR Script exceeded"), "{reply}");
+    c.check(&["GET", "w"], "$1\r\n1\r\n");
+    c.check(&["PING"], "+PONG\r\n");
+}
+
+fn wait_converged(c: &Cluster) -> String {
+    poll_until(CONVERGE, "replicas to converge", || {
+        let digests: Vec<String> = (0..c.nodes.len())
+            .map(|i| {
+                c.node(i)
+                    .try_conn()
+                    .ok()
+                    .and_then(|mut con| try_q::<String>(&mut con, &["DIGEST"]).ok())
+                    .unwrap_or_else(|| format!("unreachable node {i}"))
+            })
+            .collect();
+        digests
+            .windows(2)
+            .all(|w| w[0] == w[1])
+            .then(|| digests[0].clone())
+    })
+}
+
+#[test]
+fn scripts_that_use_randomness_and_time_leave_every_node_alike() {
+    let c = Cluster::start(3, &[]);
+    let mut conns: Vec<RawConn> = (0..3).map(|i| c.node(i).raw()).collect();
+    let random = "redis.call('set', KEYS[1], tostring(math.random()) .. ':' .. math.random(1000))\n\
+        redis.call('hset', 'times', KEYS[1], redis.call('time')[1] .. '.' .. redis.call('time')[2])\n\
+        local m = redis.call('spop', 'pool')\n\
+        if m then redis.call('sadd', 'popped', m) end\n\
+        local k = redis.call('randomkey')\n\
+        if k then redis.call('hset', 'picked', KEYS[1], k) end\n\
+        return redis.call('get', KEYS[1])";
+    let members: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+    let mut sadd = vec!["SADD".to_string(), "pool".to_string()];
+    sadd.extend(members);
+    conns[0].call(&sadd);
+    for i in 0..30 {
+        let reply = conns[i % 3].call(&["EVAL", random, "1", &format!("r{i}")]);
+        assert!(reply.starts_with(b"$"), "{}", show(&reply));
+    }
+    let digest = wait_converged(&c);
+    assert!(!digest.is_empty());
+    let scard = conns[1].call(&["SCARD", "popped"]);
+    assert_eq!(show(&scard), show(b":30\r\n"));
+}
+
+#[test]
+fn evalsha_works_through_a_follower() {
+    let c = Cluster::start(3, &[]);
+    let leader = c.wait_for_leader(LEADER_TIMEOUT);
+    let follower = (leader + 1) % 3;
+    let mut l = c.node(leader).raw();
+    let mut f = c.node(follower).raw();
+    let body = "return redis.call('incrby', KEYS[1], ARGV[1])";
+    let sha = kvd::script::sha1hex(body.as_bytes());
+    l.check(&["SCRIPT", "LOAD", body], &format!("$40\r\n{sha}\r\n"));
+    // SCRIPT LOAD is an entry: the follower knows the script once it applied it.
+    poll_until(CONVERGE, "the follower to learn the script", || {
+        (f.call(&["SCRIPT", "EXISTS", &sha]) == b"*1\r\n:1\r\n").then_some(())
+    });
+    f.check(&["EVALSHA", &sha, "1", "counter", "5"], ":5\r\n");
+    f.check(&["EVALSHA", &sha, "1", "counter", "2"], ":7\r\n");
+    poll_until(CONVERGE, "the leader to apply the scripts", || {
+        (l.call(&["GET", "counter"]) == b"$1\r\n7\r\n").then_some(())
+    });
+    // A script EVALed (and written) through one node is cached everywhere.
+    let other = "return redis.call('set', KEYS[1], 'x')";
+    f.check(&["EVAL", other, "1", "y"], "+OK\r\n");
+    let other_sha = kvd::script::sha1hex(other.as_bytes());
+    poll_until(CONVERGE, "the leader to cache the script", || {
+        (l.call(&["SCRIPT", "EXISTS", &other_sha]) == b"*1\r\n:1\r\n").then_some(())
+    });
+    wait_converged(&c);
+}
+
+#[test]
+fn functions_are_replicated_state_and_survive_a_restart() {
+    let mut node = Node::single(&[]);
+    let mut c = node.raw();
+    let lib = "#!lua name=mylib\nredis.register_function('incr2', function(KEYS, ARGV) return redis.call('incrby', KEYS[1], 2) end)";
+    let broken =
+        "#!lua name=test\nredis.register_function(\"test\", function(KEYS, ARGV)\n return a \nend)";
+    check_all(
+        &mut c,
+        &[
+            (&["FUNCTION", "LOAD", lib], "$5\r\nmylib\r\n"),
+            (&["FCALL", "incr2", "1", "n"], ":2\r\n"),
+            (
+                &["FUNCTION", "LOAD", lib],
+                "-ERR Library 'mylib' already exists\r\n",
+            ),
+            (&["FUNCTION", "LOAD", "REPLACE", broken], "$4\r\ntest\r\n"),
+            (
+                &["FCALL", "test", "0"],
+                "-ERR user_function:3: Script attempted to access nonexistent global variable 'a' script: test, on @user_function:3.\r\n",
+            ),
+            (&["FCALL", "nosuch", "0"], "-ERR Function not found\r\n"),
+            (&["FUNCTION", "DELETE", "test"], "+OK\r\n"),
+            (
+                &["FUNCTION", "DELETE", "test"],
+                "-ERR Library not found\r\n",
+            ),
+            (
+                &["FCALL_RO", "incr2", "1", "n"],
+                "-ERR Can not execute a script with write flag using *_ro command.\r\n",
+            ),
+        ],
+    );
+    drop(c);
+    node.kill9();
+    node.restart();
+    node.wait_role("leader", LEADER_TIMEOUT);
+    let mut c = node.raw();
+    c.check(&["FCALL", "incr2", "1", "n"], ":4\r\n");
+    c.check(&["FLUSHALL"], "+OK\r\n");
+    c.check(&["FCALL", "incr2", "1", "n"], ":2\r\n");
+    c.check(&["FUNCTION", "FLUSH"], "+OK\r\n");
+    c.check(&["FCALL", "incr2", "1", "n"], "-ERR Function not found\r\n");
+}
