@@ -27,6 +27,12 @@
 //!
 //! Inside MULTI a blocking command is queued like any write and its applied form is the
 //! answer, as Redis's non-blocking behaviour there.
+//!
+//! Streams (XREAD / XREADGROUP with BLOCK) use the same registry: every change of a waited-on
+//! stream tries each of its idle waiters (an entry may not be for a given reader). XREAD's `$`
+//! is resolved to the last ID before blocking and its attempts are reads on this node;
+//! XREADGROUP's are proposals, and their errors (a destroyed group) are answers. A waited-on
+//! key that is deleted or changes type ends XREADGROUP waits with Redis's UNBLOCKED error.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -54,6 +60,33 @@ pub fn is_blocking(spec: &Spec) -> bool {
         spec.name,
         "blpop" | "brpop" | "blmove" | "brpoplpush" | "blmpop"
     )
+}
+
+/// True for a command that blocks as called: the list pops, and XREAD/XREADGROUP with BLOCK.
+pub fn blocks(spec: &Spec, argv: &[Bytes]) -> bool {
+    is_blocking(spec) || (matches!(spec.name, "xread" | "xreadgroup") && cmd::stream_blocks(argv))
+}
+
+/// XREAD and XREADGROUP: a stream waiter is tried on every change of its keys (the key's
+/// entries may not be for it), an attempt's error is its answer, and XREAD's attempts are
+/// reads on this node, not proposals.
+fn is_stream(argv: &[Bytes]) -> bool {
+    argv.first()
+        .is_some_and(|n| n.eq_ignore_ascii_case(b"xread") || n.eq_ignore_ascii_case(b"xreadgroup"))
+}
+
+fn nogroup(reply: &Reply) -> bool {
+    matches!(reply, Reply::Error(e) if e.starts_with("NOGROUP"))
+}
+
+/// Runs a read-only attempt (XREAD) on this node's applied state.
+fn read_attempt(shared: &Arc<Shared>, db: u8, argv: &[Bytes]) -> Reply {
+    let Some(Kind::Read(f)) = cmd::lookup(&argv[0]).map(|s| s.kind) else {
+        return Reply::error("ERR not a blocking command");
+    };
+    Reader::new(&shared.db, shared.raft.memtable())
+        .run(db, |v| cmd::run_read(f, v, argv))
+        .unwrap_or_else(cmd::storage_error)
 }
 
 /// Why a waiter stops waiting before it is served.
@@ -397,19 +430,35 @@ pub async fn execute(
     argv: Vec<Bytes>,
     stream: &TcpStream,
 ) -> Reply {
-    let Kind::Write { prepare, .. } = spec.kind else {
-        return Reply::error("ERR not a blocking command");
-    };
-    let argv = match prepare(argv) {
-        Ok(a) => a,
-        Err(reply) => return reply,
-    };
     let db = session.db;
+    let argv = match spec.kind {
+        Kind::Write { prepare, .. } => match prepare(argv) {
+            Ok(a) => a,
+            Err(reply) => return reply,
+        },
+        Kind::Read(_) => {
+            let resolved = Reader::new(&shared.db, shared.raft.memtable())
+                .run(db, |v| Ok(cmd::resolve_last_ids(v, &argv)));
+            match resolved {
+                Ok(Ok(a)) => a,
+                Ok(Err(cmd::CmdError::Reply(reply))) => return reply,
+                Ok(Err(cmd::CmdError::Store(e))) | Err(e) => return cmd::storage_error(e),
+            }
+        }
+        Kind::Local(_) => return Reply::error("ERR not a blocking command"),
+    };
     let blocking = &shared.blocking;
     let keys = cmd::blocking_keys(&argv);
     let timeout_ms = cmd::blocking_timeout(&argv).unwrap_or(0);
     let started = Instant::now();
-    let behind = blocking.has_waiters(db, &keys);
+    let read = matches!(spec.kind, Kind::Read(_));
+    if read {
+        let reply = read_attempt(shared, db, &argv);
+        if popped(&reply) {
+            return reply;
+        }
+    }
+    let behind = !read && !is_stream(&argv) && blocking.has_waiters(db, &keys);
     if behind {
         // Behind the clients already waiting here: only the type check happens now.
         match Reader::new(&shared.db, shared.raft.memtable()).run(db, |v| first_check(v, &keys)) {
@@ -419,9 +468,10 @@ pub async fn execute(
         }
     }
     // Queued before the first attempt, so a client arriving meanwhile queues behind this one.
-    let (id, mut done, mut unblock) =
-        blocking.register(session.id, db, argv.clone(), keys, !behind);
-    if !behind {
+    // XREAD's attempts are reads, made above and on each change of its keys.
+    let trying = !behind && !read;
+    let (id, mut done, mut unblock) = blocking.register(session.id, db, argv.clone(), keys, trying);
+    if trying {
         let timeout = shared.config.write_timeout;
         match shared.raft.propose(db, argv, timeout).await {
             Ok(reply) if popped(&reply) => {
@@ -533,7 +583,14 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                     Some(m) if m.kind == KeyType::List => {
                         crate::kv::list::List::from_meta(&key, m)?.len()
                     }
-                    _ => 0,
+                    // Every stream waiter may have something now (or an error: a deleted
+                    // group); each attempt tells.
+                    Some(m) if m.kind == KeyType::Stream => u64::MAX,
+                    _ => {
+                        // Not a stream (any more): its XREADGROUP waiters end, as in Redis.
+                        stream_key_gone(&blocking, db, &key);
+                        0
+                    }
                 })
             });
             let len = match len {
@@ -551,9 +608,35 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Ends the XREADGROUP waits on `key` (deleted, or now of another type) with Redis's error.
+fn stream_key_gone(blocking: &Blocking, db: u8, key: &Bytes) {
+    let ids: Vec<u64> = {
+        let reg = blocking.lock();
+        let Some(queue) = reg.by_key.get(&(db, key.clone())) else {
+            return;
+        };
+        queue
+            .iter()
+            .copied()
+            .filter(|id| {
+                reg.waiters.get(id).is_some_and(|w| {
+                    !w.in_flight && !w.leaving && w.argv[0].eq_ignore_ascii_case(b"xreadgroup")
+                })
+            })
+            .collect()
+    };
+    for id in ids {
+        blocking.served(
+            id,
+            Reply::error("UNBLOCKED the stream key no longer exists"),
+        );
+    }
+}
+
 /// Proposes one attempt for each of the first `len` idle waiters of `key`, in arrival order.
 fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, len: u64) {
     let blocking = &shared.blocking;
+    let mut reads: Vec<(u64, Vec<Bytes>)> = Vec::new();
     let attempts: Vec<(u64, Vec<Bytes>, bool)> = {
         let mut reg = blocking.lock();
         let Some(queue) = reg.by_key.get(&(db, key.clone())) else {
@@ -584,19 +667,31 @@ fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, len: u64) {
             if w.leaving {
                 continue;
             }
+            if is_stream(&w.argv) && w.argv[0].eq_ignore_ascii_case(b"xread") {
+                reads.push((id, w.argv.clone()));
+                continue;
+            }
             w.in_flight = true;
             w.attempt_on = Some(key.clone());
             budget += 1;
             let moves = matches!(
                 &w.argv[0].to_ascii_lowercase()[..],
-                b"blmove" | b"brpoplpush"
+                b"blmove" | b"brpoplpush" | b"xreadgroup"
             );
             out.push((id, attempt_argv(&w.argv, key), moves));
         }
         out
     };
+    for (id, argv) in reads {
+        // A key of another type does not wake an XREAD (it waits on, as in Redis).
+        let reply = read_attempt(shared, db, &argv);
+        if popped(&reply) && !reply.is_error() {
+            blocking.served(id, reply);
+        }
+    }
     let timeout = shared.config.write_timeout;
     for (id, argv, moves) in attempts {
+        let stream = is_stream(&argv);
         // Proposed one after the other from this task: raft keeps their order.
         let rx = shared.raft.propose_later(db, argv, timeout);
         let blocking = blocking.clone();
@@ -605,13 +700,21 @@ fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, len: u64) {
             // An attempt that pops nothing leaves the list as it was: the key is looked at
             // again, so the next waiter gets its turn (the list may still hold elements).
             match rx.await.unwrap_or(Err(RaftError::Stopped)) {
+                Ok(reply) if stream && nogroup(&reply) => blocking.served(
+                    id,
+                    Reply::error(
+                        "NOGROUP the consumer group this client was blocked on no longer exists",
+                    ),
+                ),
                 Ok(reply) if reply.is_error() && !moves => blocking.back(id, true),
                 Ok(reply) if reply.is_error() => {
                     blocking.recheck(db, &key);
                     blocking.served(id, reply);
                 }
                 Ok(reply) if popped(&reply) => blocking.served(id, reply),
-                Ok(_) => blocking.back(id, true),
+                // A stream waiter with nothing for it waits for the next change (a stream
+                // always looks ready: looking again at once would loop).
+                Ok(_) => blocking.back(id, !stream),
                 Err(e) if not_applied(&e) => {
                     tokio::time::sleep(RETRY_PAUSE).await;
                     blocking.back(id, true);

@@ -324,7 +324,7 @@ impl Conn {
                 barrier_done = false;
                 continue;
             }
-            if crate::blocking::is_blocking(spec) {
+            if crate::blocking::blocks(spec, &argv) {
                 self.drain(wr).await?;
                 let reply =
                     crate::blocking::execute(&shared, &self.session, spec, argv, wr.as_ref()).await;

@@ -27,6 +27,8 @@ pub mod pubsub;
 pub mod scripting;
 mod server;
 mod set;
+mod stream;
+mod stream_group;
 mod strings;
 mod strings_range;
 mod tracking;
@@ -304,6 +306,22 @@ pub static TABLE: &[Spec] = &[
     set::SDIFF,
     set::SDIFFSTORE,
     set::SSCAN,
+    // streams
+    stream::XADD,
+    stream::XLEN,
+    stream::XRANGE,
+    stream::XREVRANGE,
+    stream::XDEL,
+    stream::XTRIM,
+    stream::XREAD,
+    stream::XSETID,
+    stream::XINFO,
+    stream_group::XGROUP,
+    stream_group::XREADGROUP,
+    stream_group::XACK,
+    stream_group::XPENDING,
+    stream_group::XCLAIM,
+    stream_group::XAUTOCLAIM,
     // lists
     list::LPUSH,
     list::RPUSH,
@@ -395,7 +413,20 @@ pub static INTERNAL: &[Spec] = &[expire::REAP, crate::reclaim::ROWS_REAP];
 
 pub use cluster::JoinAnswer;
 pub use expire::reap_argv;
-pub use list::{blocking_keys, blocking_timeout};
+pub use stream::{blocks as stream_blocks, resolve_last_ids};
+
+/// The keys a blocking command waits on (lists' and streams').
+pub fn blocking_keys(argv: &[Bytes]) -> Vec<Bytes> {
+    match stream::blocking_keys(argv) {
+        keys if keys.is_empty() => list::blocking_keys(argv),
+        keys => keys,
+    }
+}
+
+/// A blocking command's timeout in ms (0: forever).
+pub fn blocking_timeout(argv: &[Bytes]) -> Option<u64> {
+    stream::blocking_timeout(argv).or_else(|| list::blocking_timeout(argv))
+}
 pub use server::{CommandCalls, storage_error};
 
 /// Finds a command by name, case-insensitively.

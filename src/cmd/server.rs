@@ -514,6 +514,7 @@ fn digest(view: &dyn KeyRead, _: &[Bytes]) -> super::CmdResult {
     let ranges = [
         (encoding::FAMILY_META, encoding::FAMILY_MEMBER + 1),
         (encoding::FAMILY_SCORE, encoding::FAMILY_SCORE + 1),
+        (encoding::FAMILY_STREAM, encoding::FAMILY_STREAM + 1),
     ];
     for (lo, hi) in ranges {
         view.scan_raw(&[lo], &[hi], &mut |k, v| {

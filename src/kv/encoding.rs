@@ -16,6 +16,7 @@
 //! | `0x03` expiry | `03 db at_ms i64 key` | empty: a database's keys by expiry time, for active expiry |
 //! | `0x04` scan | `04 db fnv64(key) key` | empty: a database's keys in hash order, for SCAN cursors and RANDOMKEY |
 //! | `0x05` score | `05 db len(key) u32 key version u64 score(8, order-preserving) member` | empty: a sorted set's members in score order (`kv::zset`) |
+//! | `0x06` stream | `06 db len(key) u32 key version u64 kind rest` | a stream's consumer groups, consumers and pending entries (`kv::stream`) |
 //! | `0x07` function | `07 'L' name`, `07 'F' function` | FUNCTION libraries' code, and which library registered each function (not per database: FLUSHALL keeps them) |
 //!
 //! A string's value is the body of its metadata row (one lookup for GET). A collection's body
@@ -47,6 +48,9 @@ pub const FAMILY_MEMBER: u8 = 0x02;
 pub const FAMILY_EXPIRY: u8 = 0x03;
 pub const FAMILY_SCAN: u8 = 0x04;
 pub const FAMILY_SCORE: u8 = 0x05;
+/// A stream's consumer-group rows (`kv::stream`): laid out as member rows, under their own
+/// family so a stream's entries (its member rows) stay one ordered range.
+pub const FAMILY_STREAM: u8 = 0x06;
 
 /// Function libraries (FUNCTION LOAD): `07 'L' name` -> the library's code, and `07 'F'
 /// function` -> the name of the library that registered it. Not per database, so FLUSHALL
@@ -68,17 +72,25 @@ pub fn function_key(name: &[u8]) -> Vec<u8> {
 }
 
 /// The families holding rows of a database (all emptied by FLUSHDB).
-pub const DB_FAMILIES: [u8; 5] = [
+pub const DB_FAMILIES: [u8; 6] = [
     FAMILY_META,
     FAMILY_MEMBER,
     FAMILY_EXPIRY,
     FAMILY_SCAN,
     FAMILY_SCORE,
+    FAMILY_STREAM,
 ];
 
 /// The families of rows that belong to one incarnation of a collection (carry its version):
 /// what `crate::reclaim` reclaims.
-pub const OWNED_FAMILIES: [u8; 2] = [FAMILY_MEMBER, FAMILY_SCORE];
+pub const OWNED_FAMILIES: [u8; 3] = [FAMILY_MEMBER, FAMILY_SCORE, FAMILY_STREAM];
+
+/// The prefix every stream row (`FAMILY_STREAM`) of one incarnation of a key shares.
+pub fn stream_prefix(db: u8, key: &[u8], version: u64) -> BytesMut {
+    let mut out = member_prefix(db, key, version);
+    out[0] = FAMILY_STREAM;
+    out
+}
 
 /// System row: the applied clock (see `StateMachine`'s `now`).
 pub const CLOCK_KEY: [u8; 2] = [FAMILY_SYSTEM, 0xff];
@@ -402,7 +414,8 @@ pub fn count_key(db: u8) -> [u8; 2] {
 pub fn db_of(table_key: &[u8]) -> Option<u8> {
     match table_key {
         [
-            FAMILY_META | FAMILY_MEMBER | FAMILY_EXPIRY | FAMILY_SCAN | FAMILY_SCORE,
+            FAMILY_META | FAMILY_MEMBER | FAMILY_EXPIRY | FAMILY_SCAN | FAMILY_SCORE
+            | FAMILY_STREAM,
             db,
             ..,
         ] => Some(*db),
@@ -414,7 +427,7 @@ pub fn db_of(table_key: &[u8]) -> Option<u8> {
 pub fn is_user_row(table_key: &[u8]) -> bool {
     matches!(
         table_key.first(),
-        Some(&(FAMILY_META | FAMILY_MEMBER | FAMILY_SCORE))
+        Some(&(FAMILY_META | FAMILY_MEMBER | FAMILY_SCORE | FAMILY_STREAM))
     )
 }
 
@@ -464,7 +477,7 @@ pub fn score_from_bits(bits: u64) -> f64 {
 pub fn parse_owned_key(table_key: &[u8]) -> Option<(u8, &[u8], u64)> {
     match table_key.first() {
         Some(&FAMILY_MEMBER) => parse_member_key(table_key).map(|(d, k, v, _)| (d, k, v)),
-        Some(&FAMILY_SCORE) => {
+        Some(&(FAMILY_SCORE | FAMILY_STREAM)) => {
             let rest = table_key.get(2..)?;
             let len = usize::try_from(be_u32(rest.get(..4)?)).ok()?;
             let key = rest.get(4..4 + len)?;
@@ -479,6 +492,8 @@ pub fn parse_owned_key(table_key: &[u8]) -> Option<(u8, &[u8], u64)> {
 pub fn owned_prefix(family: u8, db: u8, key: &[u8], version: u64) -> BytesMut {
     if family == FAMILY_SCORE {
         score_prefix(db, key, version)
+    } else if family == FAMILY_STREAM {
+        stream_prefix(db, key, version)
     } else {
         member_prefix(db, key, version)
     }

@@ -11,6 +11,7 @@ pub mod hll;
 pub mod list;
 pub mod machine;
 mod memtable;
+pub mod stream;
 mod view;
 pub mod zset;
 

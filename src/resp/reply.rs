@@ -50,6 +50,9 @@ pub enum Reply {
     NilArray,
     /// RESP3 `%N` with N key/value pairs, in this order; RESP2 a flat array of 2N items.
     Map(Vec<(Reply, Reply)>),
+    /// RESP3 `%N` with N key/value pairs; RESP2 an array of N two-element arrays (XREAD's
+    /// reply: one [key, entries] pair per stream).
+    PairMap(Vec<(Reply, Reply)>),
     /// RESP3 `~N`; RESP2 an array.
     Set(Vec<Reply>),
     /// RESP3 an array of N two-item arrays; RESP2 a flat array of 2N items (what Redis 7
@@ -144,6 +147,19 @@ impl Reply {
                         .map(|(k, v)| k.encoded_len(proto) + v.encoded_len(proto))
                         .sum::<usize>()
             }
+            Reply::PairMap(pairs) => {
+                let pair_headers = if resp3 {
+                    0
+                } else {
+                    pairs.len() * header_len(2)
+                };
+                header_len(pairs.len())
+                    + pair_headers
+                    + pairs
+                        .iter()
+                        .map(|(k, v)| k.encoded_len(proto) + v.encoded_len(proto))
+                        .sum::<usize>()
+            }
             Reply::Pairs(pairs) => {
                 let inner = if resp3 {
                     header_len(2) * pairs.len()
@@ -192,6 +208,16 @@ impl Reply {
                     write_length_header(out, b'*', 2 * pairs.len());
                 }
                 for (k, v) in pairs {
+                    k.write(proto, out);
+                    v.write(proto, out);
+                }
+            }
+            Reply::PairMap(pairs) => {
+                write_length_header(out, if resp3 { b'%' } else { b'*' }, pairs.len());
+                for (k, v) in pairs {
+                    if !resp3 {
+                        write_length_header(out, b'*', 2);
+                    }
                     k.write(proto, out);
                     v.write(proto, out);
                 }

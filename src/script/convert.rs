@@ -36,7 +36,7 @@ pub fn reply_to_lua(lua: &Lua, reply: &Reply, resp: u8) -> mlua::Result<Value> {
             wrapped(lua, "set", Value::Table(set))?
         }
         Reply::Set(items) => array(lua, items, resp)?,
-        Reply::Map(pairs) if resp3 => {
+        Reply::Map(pairs) | Reply::PairMap(pairs) if resp3 => {
             let map = lua.create_table()?;
             for (k, v) in pairs {
                 map.raw_set(reply_to_lua(lua, k, resp)?, reply_to_lua(lua, v, resp)?)?;
@@ -60,6 +60,17 @@ pub fn reply_to_lua(lua: &Lua, reply: &Reply, resp: u8) -> mlua::Result<Value> {
                 t.raw_set(i, reply_to_lua(lua, k, resp)?)?;
                 t.raw_set(i + 1, reply_to_lua(lua, v, resp)?)?;
                 i += 2;
+            }
+            Value::Table(t)
+        }
+        Reply::PairMap(pairs) => {
+            // XREAD's reply in RESP2: an array of [key, entries] pairs.
+            let t = lua.create_table_with_capacity(pairs.len(), 0)?;
+            for (i, (k, v)) in pairs.iter().enumerate() {
+                let pair = lua.create_table_with_capacity(2, 0)?;
+                pair.raw_set(1, reply_to_lua(lua, k, resp)?)?;
+                pair.raw_set(2, reply_to_lua(lua, v, resp)?)?;
+                t.raw_set(i + 1, pair)?;
             }
             Value::Table(t)
         }
