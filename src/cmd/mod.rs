@@ -17,6 +17,7 @@ mod cluster;
 pub mod config;
 mod connection;
 mod expire;
+mod geo;
 mod glob;
 mod hash;
 mod hyperloglog;
@@ -348,6 +349,16 @@ pub static TABLE: &[Spec] = &[
     zset::ZDIFFSTORE,
     zset::ZRANDMEMBER,
     zset::ZSCAN,
+    geo::GEOADD,
+    geo::GEODIST,
+    geo::GEOHASH,
+    geo::GEOPOS,
+    geo::GEORADIUS,
+    geo::GEORADIUSBYMEMBER,
+    geo::GEORADIUS_RO,
+    geo::GEORADIUSBYMEMBER_RO,
+    geo::GEOSEARCH,
+    geo::GEOSEARCHSTORE,
     // hyperloglog
     hyperloglog::PFADD,
     hyperloglog::PFCOUNT,

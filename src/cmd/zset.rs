@@ -291,7 +291,7 @@ fn parse_long(b: &[u8]) -> Result<i64, Reply> {
 // ---- opening ----
 
 /// A live sorted set (`None`: no such key; WRONGTYPE for another type).
-fn open(r: &dyn KeyRead, key: &[u8]) -> Result<Option<ZSet>, CmdError> {
+pub(crate) fn open(r: &dyn KeyRead, key: &[u8]) -> Result<Option<ZSet>, CmdError> {
     match r.meta(key)? {
         None => Ok(None),
         Some(m) if m.kind == KeyType::ZSet => Ok(Some(ZSet::from_meta(key, m)?)),
@@ -446,6 +446,22 @@ fn zadd(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
         pairs.push((parse_score(&p[0]).ok_or_else(not_a_float)?, &p[1]));
     }
     add_pairs(w, &argv[1], &f, &pairs)
+}
+
+/// GEOADD's ZADD: `pairs` added under NX/XX/CH as ZADD does it (reply, events).
+pub(crate) fn add_scored(
+    w: &mut WriteView,
+    key: &[u8],
+    (nx, xx, ch): (bool, bool, bool),
+    pairs: &[(f64, &Bytes)],
+) -> CmdResult {
+    let f = AddFlags {
+        nx,
+        xx,
+        ch,
+        ..AddFlags::default()
+    };
+    add_pairs(w, key, &f, pairs)
 }
 
 fn add_pairs(w: &mut WriteView, key: &[u8], f: &AddFlags, pairs: &[(f64, &Bytes)]) -> CmdResult {
@@ -864,7 +880,7 @@ fn zrangestore(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
 }
 
 /// Replaces `dst` with a new sorted set of `items` (deleting it if there are none); the count.
-fn store(
+pub(crate) fn store(
     w: &mut WriteView,
     dst: &[u8],
     items: Vec<(Bytes, f64)>,
