@@ -14,7 +14,9 @@
 //! on another node, got there first) puts the waiter back, in its place. One that raft did not
 //! apply (no leader, leadership changed) is retried: a leader change never wakes a client with
 //! an error. A new client whose keys already have waiters on this node queues behind them
-//! instead of trying first, so on one node and one key the first blocked is the first served.
+//! instead of trying first, so on one node and one key the first blocked is the first served;
+//! a waiter with an attempt in flight (for this key or another) holds up the ones behind it
+//! on every key it waits on until its outcome is known, so nobody overtakes it.
 //!
 //! Exactly once: each wake-up proposes one write, and `raft::pending` re-proposes a write only
 //! when it is known not to be in the log. The timeout runs here, on the client's node (0 waits
@@ -95,7 +97,41 @@ struct Registry {
     waiters: BTreeMap<u64, Waiter>,
     by_key: HashMap<(u8, Bytes), BTreeSet<u64>>,
     /// Keys changed since the serving task last looked.
-    dirty: HashSet<(u8, Bytes)>,
+    dirty: Dirty,
+}
+
+/// Keys marked ready, in the order they were marked (Redis serves ready keys in the order
+/// they became ready: a waiter on two keys is served from the first).
+#[derive(Default)]
+struct Dirty {
+    order: Vec<(u8, Bytes)>,
+    set: HashSet<(u8, Bytes)>,
+}
+
+impl Dirty {
+    fn insert(&mut self, slot: (u8, Bytes)) -> bool {
+        let new = self.set.insert(slot.clone());
+        if new {
+            self.order.push(slot);
+        }
+        new
+    }
+
+    fn extend(&mut self, slots: impl IntoIterator<Item = (u8, Bytes)>) {
+        for s in slots {
+            self.insert(s);
+        }
+    }
+
+    fn drain(&mut self) -> Vec<(u8, Bytes)> {
+        self.set.clear();
+        std::mem::take(&mut self.order)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.order.len()
+    }
 }
 
 impl Registry {
@@ -223,9 +259,14 @@ impl Blocking {
 
     /// An attempt served the waiter: it leaves with `reply`.
     fn served(&self, id: u64, reply: Reply) {
-        let w = self.lock().remove(id);
+        let mut reg = self.lock();
+        let w = reg.remove(id);
         if let Some(mut w) = w {
+            // The waiters queued behind it on its other keys may go on.
+            reg.mark(w.db, &w.keys);
+            drop(reg);
             self.waiting.fetch_sub(1, Relaxed);
+            self.work.notify_one();
             if let Some(done) = w.done.take() {
                 let _ = done.send(reply);
             }
@@ -241,8 +282,12 @@ impl Blocking {
         };
         w.in_flight = false;
         if w.leaving {
-            reg.remove(id);
+            if let Some(w) = reg.remove(id) {
+                reg.mark(w.db, &w.keys);
+            }
+            drop(reg);
             self.waiting.fetch_sub(1, Relaxed);
+            self.work.notify_one();
             return;
         }
         if recheck {
@@ -450,7 +495,7 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             _ = blocking.work.notified() => {}
             _ = stop.changed() => return,
         }
-        let dirty: Vec<(u8, Bytes)> = blocking.lock().dirty.drain().collect();
+        let dirty: Vec<(u8, Bytes)> = blocking.lock().dirty.drain();
         let mut reader = Reader::new(&shared.db, shared.raft.memtable());
         for (db, key) in dirty {
             let ready = reader.run(db, |v| {
@@ -499,7 +544,12 @@ fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, kind: KeyType, len: u64)
             let Some(w) = reg.waiters.get_mut(&id) else {
                 continue;
             };
-            if w.in_flight || w.leaving || waits_for(&w.argv) != kind {
+            if w.in_flight {
+                // No overtaking: the ones behind it wait for its outcome (which marks the
+                // key again), as Redis serves a key's waiters strictly in order.
+                break;
+            }
+            if w.leaving || waits_for(&w.argv) != kind {
                 continue;
             }
             w.in_flight = true;
@@ -518,9 +568,11 @@ fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, kind: KeyType, len: u64)
         let blocking = blocking.clone();
         tokio::spawn(async move {
             match rx.await.unwrap_or(Err(RaftError::Stopped)) {
-                Ok(reply) if reply.is_error() && !moves => blocking.back(id, false),
+                // Its other keys may have become ready while this attempt was in flight
+                // (skipped then): they are looked at again.
+                Ok(reply) if reply.is_error() && !moves => blocking.back(id, true),
                 Ok(reply) if popped(&reply) => blocking.served(id, reply),
-                Ok(_) => blocking.back(id, false),
+                Ok(_) => blocking.back(id, true),
                 Err(e) if not_applied(&e) => {
                     tokio::time::sleep(RETRY_PAUSE).await;
                     blocking.back(id, true);
@@ -581,7 +633,7 @@ mod tests {
         let (b_, _db, _ub) = reg.register(2, 0, args(&["blpop", "k", "j", "0"]), args(&["k", "j"]));
         assert!(reg.wants_events() && a < b_);
         assert!(reg.has_waiters(0, &args(&["j"])) && !reg.has_waiters(1, &args(&["j"])));
-        reg.lock().dirty.clear();
+        reg.lock().dirty.drain();
         reg.applied(&[
             Event::Changed {
                 db: 0,
@@ -589,12 +641,18 @@ mod tests {
             },
             Event::Changed { db: 0, key: b("j") },
         ]);
-        assert_eq!(
-            reg.lock().dirty.iter().cloned().collect::<Vec<_>>(),
-            vec![(0, b("j"))]
-        );
+        assert_eq!(reg.lock().dirty.drain(), vec![(0, b("j"))]);
         reg.applied(&[Event::Reset]);
         assert_eq!(reg.lock().dirty.len(), 2);
+        // Ready keys are looked at in the order they were marked.
+        reg.lock().dirty.drain();
+        reg.applied(&[
+            Event::Changed { db: 0, key: b("k") },
+            Event::Changed { db: 0, key: b("j") },
+            Event::Changed { db: 0, key: b("k") },
+        ]);
+        assert_eq!(reg.lock().dirty.drain(), vec![(0, b("k")), (0, b("j"))]);
+        reg.applied(&[Event::Reset]);
         // CLIENT UNBLOCK finds the client; leaving without an attempt in flight removes it.
         assert!(reg.unblock(2, true));
         assert!(!reg.unblock(2, true), "already told");

@@ -180,3 +180,33 @@ fn a_consumer_on_a_follower_is_woken_by_a_zadd_through_the_leader() {
             .then_some(())
     });
 }
+
+#[test]
+fn waiters_on_two_keys_made_ready_together_are_served_from_the_first_key_first() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    let mut k: Vec<RawConn> = Vec::new();
+    for (i, (end, count)) in [("MIN", "1"), ("MAX", "10"), ("MIN", "10"), ("MAX", "1")]
+        .into_iter()
+        .enumerate()
+    {
+        let mut conn = node.raw();
+        conn.send_cmd(&["BZMPOP", "0", "2", "z1", "z2", end, "COUNT", count]);
+        wait_blocked(&node, i as u64 + 1);
+        k.push(conn);
+    }
+    c.check(&["MULTI"], "+OK\r\n");
+    c.check(&["ZADD", "z1", "1", "a", "2", "b", "3", "c"], "+QUEUED\r\n");
+    c.check(&["ZADD", "z2", "1", "a", "2", "b", "3", "c"], "+QUEUED\r\n");
+    c.check(&["EXEC"], "*2\r\n:3\r\n:3\r\n");
+    k[0].expect(b"*2\r\n$2\r\nz1\r\n*1\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n");
+    k[1].expect(
+        b"*2\r\n$2\r\nz1\r\n*2\r\n*2\r\n$1\r\nc\r\n$1\r\n3\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n",
+    );
+    // The third waited on z1 too, found it empty, and is served from z2 (it was ready).
+    k[2].expect(b"*2\r\n$2\r\nz2\r\n*3\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n*2\r\n$1\r\nc\r\n$1\r\n3\r\n");
+    wait_blocked(&node, 1);
+    c.check(&["ZADD", "z2", "5", "e"], ":1\r\n");
+    k[3].expect(b"*2\r\n$2\r\nz2\r\n*1\r\n*2\r\n$1\r\ne\r\n$1\r\n5\r\n");
+    wait_blocked(&node, 0);
+}
