@@ -26,6 +26,7 @@ mod list;
 mod long_double;
 mod server;
 mod set;
+mod sort;
 mod strings;
 mod strings_range;
 pub mod transactions;
@@ -359,6 +360,8 @@ pub static TABLE: &[Spec] = &[
     geo::GEORADIUSBYMEMBER_RO,
     geo::GEOSEARCH,
     geo::GEOSEARCHSTORE,
+    sort::SORT,
+    sort::SORT_RO,
     // hyperloglog
     hyperloglog::PFADD,
     hyperloglog::PFCOUNT,

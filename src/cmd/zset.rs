@@ -71,7 +71,7 @@ fn nan_score() -> Reply {
 /// C's `strtod` on the longest prefix of `s` it accepts: (value, bytes used). Decimal and
 /// hexadecimal numbers, `inf`/`infinity`, `nan`; leading white space skipped. Overflow gives
 /// ±inf, underflow 0 (the callers decide whether those are errors).
-fn strtod(s: &[u8]) -> (f64, usize) {
+pub(crate) fn strtod(s: &[u8]) -> (f64, usize) {
     let mut i = 0;
     while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
         i += 1;
