@@ -7,8 +7,8 @@
 //! [`Blocking`] registry, in one FIFO queue per (database, key) it waits on. The registry is an
 //! `events::Listener`: when an apply on this node changes one of those keys, the key is marked
 //! and the registry's serving task ([`run`]) looks at it on the node's applied state. For a
-//! list (or sorted set, for the waiters of sorted-set pops) of n elements it takes the first n waiters of that key's queue that have no attempt in
-//! flight and proposes, in queue order, one pop per waiter through raft (an ordinary write of
+//! list (or sorted set, for the waiters of sorted-set pops) of n elements it takes the first n
+//! waiters of that key's queue that have no attempt in flight and proposes, in queue order, one pop per waiter through raft (an ordinary write of
 //! the command with that one key, so it is ordered with every other write and applied once).
 //! An attempt that pops answers its client. One that finds the list empty (another client, maybe
 //! on another node, got there first) puts the waiter back, in its place. One that raft did not
