@@ -1,5 +1,5 @@
-//! Blocking list pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP): clients waiting on this node
-//! for a list to get elements.
+//! Blocking pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP on lists; BZPOPMIN, BZPOPMAX,
+//! BZMPOP on sorted sets): clients waiting on this node for a key to get elements.
 //!
 //! A client waits on the node it is connected to, leader or follower. Its command first runs
 //! once as an ordinary write (its applied form, in `cmd::list`, pops if it can and otherwise
@@ -7,14 +7,16 @@
 //! [`Blocking`] registry, in one FIFO queue per (database, key) it waits on. The registry is an
 //! `events::Listener`: when an apply on this node changes one of those keys, the key is marked
 //! and the registry's serving task ([`run`]) looks at it on the node's applied state. For a
-//! list of n elements it takes the first n waiters of that key's queue that have no attempt in
-//! flight and proposes, in queue order, one pop per waiter through raft (an ordinary write of
+//! list (or sorted set, for the waiters of sorted-set pops) of n elements it takes the first n
+//! waiters of that key's queue that have no attempt in flight and proposes, in queue order, one pop per waiter through raft (an ordinary write of
 //! the command with that one key, so it is ordered with every other write and applied once).
 //! An attempt that pops answers its client. One that finds the list empty (another client, maybe
 //! on another node, got there first) puts the waiter back, in its place. One that raft did not
 //! apply (no leader, leadership changed) is retried: a leader change never wakes a client with
 //! an error. A new client whose keys already have waiters on this node queues behind them
-//! instead of trying first, so on one node and one key the first blocked is the first served.
+//! instead of trying first, so on one node and one key the first blocked is the first served;
+//! a waiter with an attempt in flight (for this key or another) holds up the ones behind it
+//! on every key it waits on until its outcome is known, so nobody overtakes it.
 //!
 //! Exactly once: each wake-up proposes one write, and `raft::pending` re-proposes a write only
 //! when it is known not to be in the log. The timeout runs here, on the client's node (0 waits
@@ -58,7 +60,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 pub fn is_blocking(spec: &Spec) -> bool {
     matches!(
         spec.name,
-        "blpop" | "brpop" | "blmove" | "brpoplpush" | "blmpop"
+        "blpop" | "brpop" | "blmove" | "brpoplpush" | "blmpop" | "bzpopmin" | "bzpopmax" | "bzmpop"
     )
 }
 
@@ -87,6 +89,15 @@ fn read_attempt(shared: &Arc<Shared>, db: u8, argv: &[Bytes]) -> Reply {
     Reader::new(&shared.db, shared.raft.memtable())
         .run(db, |v| cmd::run_read(f, v, argv))
         .unwrap_or_else(cmd::storage_error)
+}
+
+/// The type of key a blocking command waits on.
+fn waits_for(argv: &[Bytes]) -> KeyType {
+    match argv.first() {
+        Some(n) if n.len() > 1 && n[..2].eq_ignore_ascii_case(b"bz") => KeyType::ZSet,
+        Some(n) if n.len() > 1 && n[..2].eq_ignore_ascii_case(b"xr") => KeyType::Stream,
+        _ => KeyType::List,
+    }
 }
 
 /// Why a waiter stops waiting before it is served.
@@ -461,7 +472,10 @@ pub async fn execute(
     let behind = !read && !is_stream(&argv) && blocking.has_waiters(db, &keys);
     if behind {
         // Behind the clients already waiting here: only the type check happens now.
-        match Reader::new(&shared.db, shared.raft.memtable()).run(db, |v| first_check(v, &keys)) {
+        let kind = waits_for(&argv);
+        match Reader::new(&shared.db, shared.raft.memtable())
+            .run(db, |v| first_check(v, &keys, kind))
+        {
             Ok(Some(reply)) => return reply,
             Ok(None) => {}
             Err(e) => return cmd::storage_error(e),
@@ -532,13 +546,17 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Redis's checks before it blocks, on this node's view: the first key that is not a list
-/// (before any non-empty list) is WRONGTYPE; `None` when the client may block.
-fn first_check(r: &dyn KeyRead, keys: &[Bytes]) -> Result<Option<Reply>, crate::store::StoreError> {
+/// Redis's checks before it blocks, on this node's view: the first key that is not of `kind`
+/// (before any non-empty one) is WRONGTYPE; `None` when the client may block.
+fn first_check(
+    r: &dyn KeyRead,
+    keys: &[Bytes],
+    kind: KeyType,
+) -> Result<Option<Reply>, crate::store::StoreError> {
     for k in keys {
         match r.meta(k)? {
             None => continue,
-            Some(m) if m.kind == KeyType::List => return Ok(None),
+            Some(m) if m.kind == kind => return Ok(None),
             Some(_) => return Ok(Some(cmd::wrong_type())),
         }
     }
@@ -550,8 +568,10 @@ fn first_check(r: &dyn KeyRead, keys: &[Bytes]) -> Result<Option<Reply>, crate::
 fn attempt_argv(argv: &[Bytes], key: &Bytes) -> Vec<Bytes> {
     let name = argv[0].to_ascii_lowercase();
     match &name[..] {
-        b"blpop" | b"brpop" => vec![argv[0].clone(), key.clone(), argv[argv.len() - 1].clone()],
-        b"blmpop" => {
+        b"blpop" | b"brpop" | b"bzpopmin" | b"bzpopmax" => {
+            vec![argv[0].clone(), key.clone(), argv[argv.len() - 1].clone()]
+        }
+        b"blmpop" | b"bzmpop" => {
             let n = cmd::blocking_keys(argv).len();
             let mut out = vec![
                 argv[0].clone(),
@@ -578,23 +598,28 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         let dirty = blocking.lock().dirty.take();
         let mut reader = Reader::new(&shared.db, shared.raft.memtable());
         for (db, key) in dirty {
-            let len = reader.run(db, |v| {
+            let ready = reader.run(db, |v| {
                 Ok(match v.meta(&key)? {
-                    Some(m) if m.kind == KeyType::List => {
-                        crate::kv::list::List::from_meta(&key, m)?.len()
-                    }
+                    Some(m) if m.kind == KeyType::List => (
+                        KeyType::List,
+                        crate::kv::list::List::from_meta(&key, m)?.len(),
+                    ),
+                    Some(m) if m.kind == KeyType::ZSet => (
+                        KeyType::ZSet,
+                        crate::kv::zset::ZSet::from_meta(&key, m)?.len(),
+                    ),
                     // Every stream waiter may have something now (or an error: a deleted
                     // group); each attempt tells.
-                    Some(m) if m.kind == KeyType::Stream => u64::MAX,
+                    Some(m) if m.kind == KeyType::Stream => (KeyType::Stream, u64::MAX),
                     _ => {
                         // Not a stream (any more): its XREADGROUP waiters end, as in Redis.
                         stream_key_gone(&blocking, db, &key);
-                        0
+                        (KeyType::List, 0)
                     }
                 })
             });
-            let len = match len {
-                Ok(n) => n,
+            let (kind, len) = match ready {
+                Ok(r) => r,
                 Err(e) => {
                     slog::warn!(shared.logger, "blocked clients cannot read a key"; "error" => %e);
                     continue;
@@ -603,7 +628,7 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             if len == 0 {
                 continue;
             }
-            serve_key(&shared, db, &key, len);
+            serve_key(&shared, db, &key, kind, len);
         }
     }
 }
@@ -633,8 +658,9 @@ fn stream_key_gone(blocking: &Blocking, db: u8, key: &Bytes) {
     }
 }
 
-/// Proposes one attempt for each of the first `len` idle waiters of `key`, in arrival order.
-fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, len: u64) {
+/// Proposes one attempt for each of the first `len` idle waiters of `key` that wait on a
+/// `kind` (a list, a sorted set or a stream), in arrival order.
+fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, kind: KeyType, len: u64) {
     let blocking = &shared.blocking;
     let mut reads: Vec<(u64, Vec<Bytes>)> = Vec::new();
     let attempts: Vec<(u64, Vec<Bytes>, bool)> = {
@@ -664,7 +690,7 @@ fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, len: u64) {
                 budget += 1;
                 continue;
             }
-            if w.leaving {
+            if w.leaving || waits_for(&w.argv) != kind {
                 continue;
             }
             if is_stream(&w.argv) && w.argv[0].eq_ignore_ascii_case(b"xread") {
@@ -753,6 +779,16 @@ mod tests {
             ),
             args(&["blmpop", "1.5", "1", "b", "LEFT", "COUNT", "3"])
         );
+        assert_eq!(
+            attempt_argv(&args(&["BZPOPMIN", "a", "b", "0"]), &b("b")),
+            args(&["BZPOPMIN", "b", "0"])
+        );
+        assert_eq!(
+            attempt_argv(&args(&["bzmpop", "0", "2", "a", "b", "MAX"]), &b("a")),
+            args(&["bzmpop", "0", "1", "a", "MAX"])
+        );
+        assert_eq!(waits_for(&args(&["bzmpop"])), KeyType::ZSet);
+        assert_eq!(waits_for(&args(&["brpop"])), KeyType::List);
         let mv = args(&["BLMOVE", "s", "d", "LEFT", "RIGHT", "0"]);
         assert_eq!(attempt_argv(&mv, &b("s")), mv);
     }

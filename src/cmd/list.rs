@@ -697,6 +697,9 @@ blocking_spec!(
 
 /// The keys a blocking command waits on (the lists it would pop from), for `crate::blocking`.
 pub fn blocking_keys(argv: &[Bytes]) -> Vec<Bytes> {
+    if let Some(keys) = super::zset::blocking_keys(argv) {
+        return keys;
+    }
     let name = argv
         .first()
         .map(|n| n.to_ascii_lowercase())
@@ -715,7 +718,7 @@ pub fn blocking_keys(argv: &[Bytes]) -> Vec<Bytes> {
 pub fn blocking_timeout(argv: &[Bytes]) -> Option<u64> {
     let name = argv.first()?.to_ascii_lowercase();
     let arg = match &name[..] {
-        b"blmpop" => argv.get(1)?,
+        b"blmpop" | b"bzmpop" => argv.get(1)?,
         _ => argv.last()?,
     };
     parse_timeout(arg).ok()

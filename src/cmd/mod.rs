@@ -17,6 +17,7 @@ mod cluster;
 pub mod config;
 mod connection;
 mod expire;
+mod geo;
 pub mod glob;
 mod hash;
 mod hyperloglog;
@@ -27,6 +28,7 @@ pub mod pubsub;
 pub mod scripting;
 mod server;
 mod set;
+mod sort;
 mod stream;
 mod stream_group;
 mod strings;
@@ -366,6 +368,9 @@ pub static TABLE: &[Spec] = &[
     zset::ZPOPMIN,
     zset::ZPOPMAX,
     zset::ZMPOP,
+    zset::BZPOPMIN,
+    zset::BZPOPMAX,
+    zset::BZMPOP,
     zset::ZREMRANGEBYRANK,
     zset::ZREMRANGEBYSCORE,
     zset::ZREMRANGEBYLEX,
@@ -378,6 +383,18 @@ pub static TABLE: &[Spec] = &[
     zset::ZDIFFSTORE,
     zset::ZRANDMEMBER,
     zset::ZSCAN,
+    geo::GEOADD,
+    geo::GEODIST,
+    geo::GEOHASH,
+    geo::GEOPOS,
+    geo::GEORADIUS,
+    geo::GEORADIUSBYMEMBER,
+    geo::GEORADIUS_RO,
+    geo::GEORADIUSBYMEMBER_RO,
+    geo::GEOSEARCH,
+    geo::GEOSEARCHSTORE,
+    sort::SORT,
+    sort::SORT_RO,
     // hyperloglog
     hyperloglog::PFADD,
     hyperloglog::PFCOUNT,

@@ -1,6 +1,7 @@
 //! Sorted set commands: ZADD, ZINCRBY, ZREM, ZCARD, ZSCORE, ZMSCORE, ZRANK, ZREVRANK, ZRANGE,
 //! ZRANGESTORE, ZREVRANGE, ZRANGEBYSCORE, ZREVRANGEBYSCORE, ZRANGEBYLEX, ZREVRANGEBYLEX, ZCOUNT,
-//! ZLEXCOUNT, ZPOPMIN, ZPOPMAX, ZMPOP, ZREMRANGEBYRANK, ZREMRANGEBYSCORE, ZREMRANGEBYLEX,
+//! ZLEXCOUNT, ZPOPMIN, ZPOPMAX, ZMPOP, BZPOPMIN, BZPOPMAX, BZMPOP (their applied form; the
+//! waiting is `crate::blocking`'s), ZREMRANGEBYRANK, ZREMRANGEBYSCORE, ZREMRANGEBYLEX,
 //! ZUNION, ZUNIONSTORE, ZINTER, ZINTERSTORE, ZINTERCARD, ZDIFF, ZDIFFSTORE, ZRANDMEMBER, ZSCAN.
 //!
 //! A sorted set keeps two orders of rows (`kv::zset`): member → score, and (score, member).
@@ -14,6 +15,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use super::hash::{MAX_REPEATED_PICKS, parse_count, parse_cursor, parse_scan_options};
+use super::list::parse_timeout;
 use super::{
     CmdError, CmdResult, Kind, Spec, glob, is, not_an_integer, parse_i64, syntax_error, wrong_type,
 };
@@ -70,7 +72,7 @@ fn nan_score() -> Reply {
 /// C's `strtod` on the longest prefix of `s` it accepts: (value, bytes used). Decimal and
 /// hexadecimal numbers, `inf`/`infinity`, `nan`; leading white space skipped. Overflow gives
 /// ±inf, underflow 0 (the callers decide whether those are errors).
-fn strtod(s: &[u8]) -> (f64, usize) {
+pub(crate) fn strtod(s: &[u8]) -> (f64, usize) {
     let mut i = 0;
     while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
         i += 1;
@@ -290,7 +292,7 @@ fn parse_long(b: &[u8]) -> Result<i64, Reply> {
 // ---- opening ----
 
 /// A live sorted set (`None`: no such key; WRONGTYPE for another type).
-fn open(r: &dyn KeyRead, key: &[u8]) -> Result<Option<ZSet>, CmdError> {
+pub(crate) fn open(r: &dyn KeyRead, key: &[u8]) -> Result<Option<ZSet>, CmdError> {
     match r.meta(key)? {
         None => Ok(None),
         Some(m) if m.kind == KeyType::ZSet => Ok(Some(ZSet::from_meta(key, m)?)),
@@ -445,6 +447,22 @@ fn zadd(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
         pairs.push((parse_score(&p[0]).ok_or_else(not_a_float)?, &p[1]));
     }
     add_pairs(w, &argv[1], &f, &pairs)
+}
+
+/// GEOADD's ZADD: `pairs` added under NX/XX/CH as ZADD does it (reply, events).
+pub(crate) fn add_scored(
+    w: &mut WriteView,
+    key: &[u8],
+    (nx, xx, ch): (bool, bool, bool),
+    pairs: &[(f64, &Bytes)],
+) -> CmdResult {
+    let f = AddFlags {
+        nx,
+        xx,
+        ch,
+        ..AddFlags::default()
+    };
+    add_pairs(w, key, &f, pairs)
 }
 
 fn add_pairs(w: &mut WriteView, key: &[u8], f: &AddFlags, pairs: &[(f64, &Bytes)]) -> CmdResult {
@@ -863,7 +881,7 @@ fn zrangestore(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
 }
 
 /// Replaces `dst` with a new sorted set of `items` (deleting it if there are none); the count.
-fn store(
+pub(crate) fn store(
     w: &mut WriteView,
     dst: &[u8],
     items: Vec<(Bytes, f64)>,
@@ -1052,42 +1070,56 @@ write_spec!(
 
 write_spec!(ZMPOP, "zmpop", -4, zmpop, (0, 0, 0));
 
-/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]: pops from the first non-empty key;
-/// replies [key, [[member, score], ...]] (nested in both protocols), or a null array.
-fn zmpop(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
-    let numkeys = match parse_i64(&argv[1]) {
+/// ZMPOP's (and BZMPOP's) arguments after the command name (and timeout): numkeys key...
+/// MIN|MAX [COUNT count], checked in Redis's order; `(keys, max, count)`.
+pub fn parse_zmpop(args: &[Bytes]) -> Result<(&[Bytes], bool, u64), Reply> {
+    let Some(first) = args.first() else {
+        return Err(syntax_error());
+    };
+    let numkeys = match parse_i64(first) {
         Some(n) if n >= 1 => n.unsigned_abs(),
-        _ => return Ok(Reply::error("ERR numkeys should be greater than 0")),
+        _ => return Err(Reply::error("ERR numkeys should be greater than 0")),
     };
-    let where_at = match usize::try_from(numkeys).ok().and_then(|n| n.checked_add(2)) {
-        Some(i) if i < argv.len() => i,
-        _ => return Ok(syntax_error()),
+    let where_at = match usize::try_from(numkeys).ok().and_then(|n| n.checked_add(1)) {
+        Some(i) if i < args.len() => i,
+        _ => return Err(syntax_error()),
     };
-    let max = if is(&argv[where_at], "min") {
+    let max = if is(&args[where_at], "min") {
         false
-    } else if is(&argv[where_at], "max") {
+    } else if is(&args[where_at], "max") {
         true
     } else {
-        return Ok(syntax_error());
+        return Err(syntax_error());
     };
     let mut count = None;
     let mut j = where_at + 1;
-    while j < argv.len() {
-        if count.is_none() && is(&argv[j], "count") && j + 1 < argv.len() {
-            count = match parse_i64(&argv[j + 1]) {
+    while j < args.len() {
+        if count.is_none() && is(&args[j], "count") && j + 1 < args.len() {
+            count = match parse_i64(&args[j + 1]) {
                 Some(n) if n >= 1 => Some(n.unsigned_abs()),
-                _ => return Ok(Reply::error("ERR count should be greater than 0")),
+                _ => return Err(Reply::error("ERR count should be greater than 0")),
             };
             j += 2;
         } else {
-            return Ok(syntax_error());
+            return Err(syntax_error());
         }
     }
-    for key in &argv[2..where_at] {
+    Ok((&args[1..where_at], max, count.unwrap_or(1)))
+}
+
+/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]: pops from the first non-empty key;
+/// replies [key, [[member, score], ...]] (nested in both protocols), or a null array.
+fn zmpop(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
+    let (keys, max, count) = parse_zmpop(&argv[1..])?;
+    mpop(w, keys, max, count)
+}
+
+fn mpop(w: &mut WriteView, keys: &[Bytes], max: bool, count: u64) -> CmdResult {
+    for key in keys {
         let Some(z) = open(w, key)? else {
             continue;
         };
-        let items = pop(w, z, count.unwrap_or(1), max)?;
+        let items = pop(w, z, count, max)?;
         let inner = items
             .into_iter()
             .map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), Reply::Double(s)]))
@@ -1098,6 +1130,101 @@ fn zmpop(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
         ]));
     }
     Ok(Reply::NilArray)
+}
+
+// ---- BZPOPMIN, BZPOPMAX, BZMPOP: blocking pops, as one attempt ----
+
+/// BZPOPMIN/BZPOPMAX key... timeout applied once: `[key, member, score]` from the first
+/// non-empty sorted set, else the null array (the connection then waits, see
+/// `crate::blocking`; inside MULTI that is the reply, as Redis's).
+fn bzpop(w: &mut WriteView, argv: &[Bytes], max: bool) -> CmdResult {
+    parse_timeout(&argv[argv.len() - 1])?;
+    for key in &argv[1..argv.len() - 1] {
+        let Some(z) = open(w, key)? else {
+            continue;
+        };
+        if let Some((m, s)) = pop(w, z, 1, max)?.into_iter().next() {
+            return Ok(Reply::Array(vec![
+                Reply::Bulk(key.clone()),
+                Reply::Bulk(m),
+                Reply::Double(s),
+            ]));
+        }
+    }
+    Ok(Reply::NilArray)
+}
+
+/// Checks a blocking pop's arguments as Redis does before it would block (on the client's
+/// node, so a bad timeout is answered without a round through raft).
+fn prepare_bzpop(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
+    if is(&argv[0], "bzmpop") {
+        parse_zmpop(&argv[2..])?;
+        parse_timeout(&argv[1])?;
+    } else {
+        parse_timeout(&argv[argv.len() - 1])?;
+    }
+    Ok(argv)
+}
+
+macro_rules! blocking_spec {
+    ($const:ident, $name:literal, $arity:expr, $apply:expr, $keys:expr) => {
+        pub const $const: Spec = Spec {
+            name: $name,
+            arity: $arity,
+            kind: Kind::Write {
+                prepare: prepare_bzpop,
+                apply: $apply,
+            },
+            flags: &["blocking"],
+            keys: $keys,
+        };
+    };
+}
+
+blocking_spec!(
+    BZPOPMIN,
+    "bzpopmin",
+    -3,
+    |w, _, argv| bzpop(w, argv, false),
+    (1, -2, 1)
+);
+blocking_spec!(
+    BZPOPMAX,
+    "bzpopmax",
+    -3,
+    |w, _, argv| bzpop(w, argv, true),
+    (1, -2, 1)
+);
+blocking_spec!(
+    BZMPOP,
+    "bzmpop",
+    -5,
+    |w, _, argv| {
+        let (keys, max, count) = parse_zmpop(&argv[2..])?;
+        parse_timeout(&argv[1])?;
+        mpop(w, keys, max, count)
+    },
+    (0, 0, 0)
+);
+
+/// The keys a blocking sorted-set pop waits on; `None` if `argv` is not one.
+pub fn blocking_keys(argv: &[Bytes]) -> Option<Vec<Bytes>> {
+    let name = argv.first()?;
+    if is(name, "bzpopmin") || is(name, "bzpopmax") {
+        Some(
+            argv.get(1..argv.len().saturating_sub(1))
+                .unwrap_or_default()
+                .to_vec(),
+        )
+    } else if is(name, "bzmpop") {
+        Some(
+            parse_zmpop(argv.get(2..).unwrap_or_default())
+                .map(|(keys, _, _)| keys.to_vec())
+                .unwrap_or_default(),
+        )
+    } else {
+        None
+    }
 }
 
 // ---- ZUNION, ZINTER, ZDIFF (and STORE), ZINTERCARD ----

@@ -7,6 +7,7 @@
 pub mod collection;
 pub mod encoding;
 pub mod entry;
+pub mod geohash;
 pub mod hll;
 pub mod list;
 pub mod machine;

@@ -60,6 +60,9 @@ pub enum Reply {
     Pairs(Vec<(Reply, Reply)>),
     /// RESP3 `,1.5`; RESP2 a bulk string. Both use the text of [`format_double`].
     Double(f64),
+    /// A double in a text of its own (GEOPOS coordinates, Redis's `%.17Lf` trimmed): RESP3
+    /// `,text`; RESP2 a bulk string of the text.
+    DoubleText(Cow<'static, str>),
     /// RESP3 `#t` / `#f`; RESP2 the integer 1 or 0.
     Boolean(bool),
     /// RESP3 `(` and the digits; RESP2 a bulk string of the digits.
@@ -177,6 +180,8 @@ impl Reply {
             Reply::Double(d) if resp3 => line_len(format_double(*d).len()),
             Reply::Double(d) => bulk_len(format_double(*d).len()),
             Reply::Boolean(_) => 4,
+            Reply::DoubleText(n) if resp3 => line_len(n.len()),
+            Reply::DoubleText(n) => bulk_len(n.len()),
             Reply::BigNumber(n) if resp3 => line_len(n.len()),
             Reply::BigNumber(n) => bulk_len(n.len()),
             Reply::Verbatim { format, text } if resp3 => bulk_len(format.len() + 1 + text.len()),
@@ -236,6 +241,8 @@ impl Reply {
             Reply::Double(d) => write_bulk(out, format_double(*d).as_bytes()),
             Reply::Boolean(b) if resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
             Reply::Boolean(b) => write_integer(out, i64::from(*b)),
+            Reply::DoubleText(n) if resp3 => write_line(out, b',', n),
+            Reply::DoubleText(n) => write_bulk(out, n.as_bytes()),
             Reply::BigNumber(n) if resp3 => write_line(out, b'(', n),
             Reply::BigNumber(n) => write_bulk(out, n.as_bytes()),
             Reply::Verbatim { format, text } if resp3 => {

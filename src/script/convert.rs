@@ -76,6 +76,12 @@ pub fn reply_to_lua(lua: &Lua, reply: &Reply, resp: u8) -> mlua::Result<Value> {
         }
         Reply::Double(d) if resp3 => wrapped(lua, "double", Value::Number(*d))?,
         Reply::Double(d) => Value::String(lua.create_string(format_double(*d))?),
+        Reply::DoubleText(t) if resp3 => wrapped(
+            lua,
+            "double",
+            Value::Number(t.parse::<f64>().unwrap_or(f64::NAN)),
+        )?,
+        Reply::DoubleText(t) => Value::String(lua.create_string(t.as_bytes())?),
         Reply::Boolean(b) if resp3 => Value::Boolean(*b),
         Reply::Boolean(b) => Value::Number(f64::from(u8::from(*b))),
         Reply::BigNumber(n) if resp3 => wrapped(
