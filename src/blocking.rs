@@ -24,8 +24,9 @@
 //! in flight, the client waits for that attempt's outcome, so an element popped for it is
 //! answered rather than lost; only a closed connection loses it, as in Redis. An attempt whose
 //! outcome raft cannot tell (`OutcomeUnknown`: not committed by its deadline, or a snapshot
-//! covered it) puts the waiter back: if that attempt did pop, the element is lost, never
-//! duplicated.
+//! covered it) ends the wait with the error any write gets then (`-TIMEOUT write outcome
+//! unknown ...`): the client knows the element may have been taken for it, as after a plain
+//! LPOP, rather than waiting on while it is silently gone (the nemesis list checker found it).
 //!
 //! Inside MULTI a blocking command is queued like any write and its applied form is the
 //! answer, as Redis's non-blocking behaviour there.
@@ -745,9 +746,8 @@ fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, kind: KeyType, len: u64)
                     tokio::time::sleep(RETRY_PAUSE).await;
                     blocking.back(id, true);
                 }
-                Err(RaftError::OutcomeUnknown | RaftError::SnapshotOutcomeUnknown) => {
-                    blocking.back(id, true)
-                }
+                // It may have popped: the client is told so, as for any write whose outcome
+                // is unknown (waiting on could lose the element it took without a word).
                 Err(e) => blocking.served(id, crate::connection::raft_error_reply(e)),
             }
         });
