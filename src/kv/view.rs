@@ -366,6 +366,28 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> Layers<'_, T> {
         Ok(())
     }
 
+    /// A count of `db`'s keys as of now: `flushed` (the table's count row) corrected by each
+    /// metadata row the memtable changed, `now` telling whether the changed key counts and
+    /// `before` whether the table's row of it did. A cleared database counts the memtable only.
+    fn count_live(
+        &self,
+        db: u8,
+        flushed: u64,
+        now: impl Fn(&Slot) -> bool,
+        before: impl Fn(&[u8], &Slot) -> Result<bool, StoreError>,
+    ) -> Result<u64, StoreError> {
+        let (lo, hi) = db_range(FAMILY_META, db);
+        let changed = self.mem.map.range::<[u8], _>(between(&lo, &hi));
+        if self.mem.cleared(&lo) {
+            return Ok(changed.filter(|(_, s)| now(s)).count() as u64);
+        }
+        let mut n = flushed as i64;
+        for (k, slot) in changed {
+            n += now(slot) as i64 - before(k, slot)? as i64;
+        }
+        Ok(n.max(0) as u64)
+    }
+
     fn recent_keys(&self, db: u8, f: &mut dyn FnMut(&[u8])) {
         let (lo, hi) = db_range(FAMILY_META, db);
         for (k, slot) in self.mem.map.range::<[u8], _>(between(&lo, &hi)) {
@@ -378,38 +400,29 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> Layers<'_, T> {
     /// The table's count for `db` as of the last flush, corrected for each key the memtable
     /// changed (looking up in the table those whose presence there is not known yet).
     fn key_count(&self, db: u8) -> Result<u64, StoreError> {
-        let (lo, hi) = db_range(FAMILY_META, db);
-        let changed = self.mem.map.range::<[u8], _>(between(&lo, &hi));
-        if self.mem.cleared(&lo) {
-            return Ok(changed.filter(|(_, s)| s.value.is_some()).count() as u64);
-        }
-        let mut n = table_count(self.table, db)? as i64;
-        for (k, slot) in changed {
-            let in_table = match slot.in_table {
-                Some(b) => b,
-                None => self.in_table(k)?,
-            };
-            n += slot.value.is_some() as i64 - in_table as i64;
-        }
-        Ok(n.max(0) as u64)
+        let flushed = table_count(self.table, db)?;
+        self.count_live(
+            db,
+            flushed,
+            |slot| slot.value.is_some(),
+            |k, slot| {
+                Ok(match slot.in_table {
+                    Some(b) => b,
+                    None => self.in_table(k)?,
+                })
+            },
+        )
     }
 
     fn expires_count(&self, db: u8) -> Result<u64, StoreError> {
-        let (lo, hi) = db_range(FAMILY_META, db);
-        let changed = self.mem.map.range::<[u8], _>(between(&lo, &hi));
+        let flushed = table_u64(self.table, &encoding::expires_key(db), "expires count")?;
         let has = |slot: &Slot| slot.value.as_ref().is_some_and(|v| meta_has_expiry(v));
-        if self.mem.cleared(&lo) {
-            return Ok(changed.filter(|(_, s)| has(s)).count() as u64);
-        }
-        let mut n = table_u64(self.table, &encoding::expires_key(db), "expires count")? as i64;
-        for (k, slot) in changed {
-            let before = self
+        self.count_live(db, flushed, has, |k, _| {
+            Ok(self
                 .table
-                .get(k.as_ref())?
-                .is_some_and(|v| meta_has_expiry(v.value()));
-            n += has(slot) as i64 - before as i64;
-        }
-        Ok(n.max(0) as u64)
+                .get(k)?
+                .is_some_and(|v| meta_has_expiry(v.value())))
+        })
     }
 }
 
