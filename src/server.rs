@@ -123,7 +123,11 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let logger = crate::logging::logger(config.log_level, &config.name);
     raise_fd_limit(&logger);
     // redb may panic on a file damaged in ways its checks miss: still one line, not a backtrace.
+    store::set_one_phase(config.one_phase_commit);
     let db = crate::quiet_panics(|| store::open(&config.data_dir, config.cache_bytes))
+        .map_err(|_| StartError::DatabasePanicked(config.data_dir.clone()))?
+        .map_err(StartError::Database)?;
+    let log = crate::quiet_panics(|| store::open_log(&config.data_dir, config.cache_bytes, &db))
         .map_err(|_| StartError::DatabasePanicked(config.data_dir.clone()))?
         .map_err(StartError::Database)?;
     // Bind before anything starts, so a port in use is reported plainly.
@@ -162,7 +166,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     events.add(blocking.clone());
     let (raft, mode, raft_thread) = raft::start(
         &config,
-        db.clone(),
+        (db.clone(), log),
         (crate::cmd::apply_write, events.clone()),
         (tx, rx),
         transport.clone(),

@@ -1,8 +1,13 @@
-//! The node's one database file (`DATA_DIR/kvd.redb`) and the tables in it.
+//! The node's two database files and the tables in them.
 //!
-//! Raft state and the key-value state live in the same redb file so that one transaction can cover
-//! "these entries are applied" and "these are their effects" (design rule 2). Only the raft loop
-//! writes; client connections read through their own read transactions.
+//! `DATA_DIR/raft-log.redb` holds the raft log, the hard state and the node's identity: small
+//! append-mostly commits, each fsynced before raft-rs may depend on it. `DATA_DIR/kvd.redb` holds
+//! the replicated state (keyspace, members) with the applied index and conf state it covers, in
+//! the same transaction as the writes they describe (design rule 2); it is written without fsync
+//! and made durable at its own pace, so memtable flushes never ride a log fsync. The log is never
+//! compacted past the state's durable applied index, so after a crash the state is rebuilt from
+//! it (`raft::startup` reconciles the two). Only the raft loop and its persistence worker write;
+//! client connections read the state through their own read transactions.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -10,9 +15,10 @@ use std::sync::Arc;
 
 use redb::{Database, TableDefinition};
 
-/// Raft log: index -> protobuf-encoded `Entry`.
+/// Raft log (log database): index -> term ++ protobuf-encoded `Entry`.
 pub const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
-/// Raft bookkeeping, keyed by the `meta::*` names below.
+/// Raft bookkeeping, keyed by the `meta::*` names below (both databases have one; each key
+/// lives in one of them, as documented there).
 pub const RAFT_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_state");
 /// The replicated keyspace: metadata and member rows (see `kv::encoding`).
 pub const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
@@ -25,22 +31,27 @@ pub const STAGED_MEMBERS: TableDefinition<&str, &[u8]> = TableDefinition::new("s
 
 /// Keys of the `RAFT_STATE` table.
 pub mod meta {
-    /// `HardState` (term, vote, commit), protobuf.
+    /// `HardState` (term, vote, commit), protobuf. Log database.
     pub const HARD_STATE: &str = "hard_state";
     /// `ConfState` as of the applied index, protobuf; written with the apply that changed it.
+    /// State database.
     pub const CONF_STATE: &str = "conf_state";
     /// Index and term (2 x u64 BE) of the last applied entry; same transaction as its effects.
+    /// State database.
     pub const APPLIED: &str = "applied";
     /// Index and term (2 x u64 BE) of the entry just before the first one in the log: the point
-    /// the log was compacted to, or the last snapshot installed.
+    /// the log was compacted to, or the last snapshot installed. Log database.
     pub const TRUNCATED: &str = "truncated";
-    /// This node's identity: the cluster it belongs to (see `raft::identity`).
+    /// This node's identity: the cluster it belongs to (see `raft::identity`). Log database.
     pub const IDENTITY: &str = "identity";
     /// Which snapshot the staged tables hold (snapshot index and term, 2 x u64 BE), once complete.
     pub const STAGED: &str = "staged";
     /// The keyspace format of this database (u64 BE, `kv::encoding::FORMAT`); absent in
-    /// databases written by kvd 0.1 (format 0: raw values, migrated at open).
+    /// databases written by kvd 0.1 (format 0: raw values, migrated at open). State database.
     pub const FORMAT: &str = "format";
+    /// Present in a state database whose raft log lives in its own file (`LOG_FILE`): that
+    /// file missing then means the log is lost, not that it was never split off.
+    pub const LOG_SPLIT: &str = "log_split";
 }
 
 /// Errors of the storage layer. Anything here means the disk or the file is in trouble: the raft
@@ -94,9 +105,17 @@ pub type Db = Arc<Database>;
 /// (which could split the old one).
 const MARKER: &str = "kvd.dir";
 
-/// Path of the database file inside a data dir.
+/// Path of the state database file inside a data dir.
 pub fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join("kvd.redb")
+}
+
+/// The log database's file name inside a data dir.
+pub const LOG_FILE: &str = "raft-log.redb";
+
+/// Path of the log database file inside a data dir.
+pub fn log_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(LOG_FILE)
 }
 
 /// Opens (or creates) the database, checking that the data dir is usable first so the error names
@@ -131,14 +150,29 @@ pub fn open(data_dir: &Path, cache_bytes: usize) -> Result<Db, String> {
             ));
         }
     }
+    let db = open_file(&path, existed, cache_bytes)?;
+    create_tables(&db).map_err(|e| format!("cannot initialise '{}': {e}", path.display()))?;
+    check_format(&db, existed).map_err(|e| format!("database '{}': {e}", path.display()))?;
+    if !marker.exists() {
+        fs::write(
+            &marker,
+            b"kvd data dir: kvd.redb and raft-log.redb hold this node's raft state; do not delete either alone\n",
+        )
+        .map_err(|e| format!("cannot write '{}': {e}", marker.display()))?;
+    }
+    Ok(Arc::new(db))
+}
+
+/// Opens (`existed`) or creates one redb file, every page's checksum verified on open: a
+/// damaged file must be refused, not served.
+fn open_file(path: &Path, existed: bool, cache_bytes: usize) -> Result<Database, String> {
     let mut builder = Database::builder();
     builder.set_cache_size(cache_bytes.max(1024 * 1024));
-    // Verify every page's checksum on open: a damaged file must be refused, not served.
     builder.set_check_integrity_on_open(true);
-    let db = if existed {
-        builder.open(&path)
+    if existed {
+        builder.open(path)
     } else {
-        builder.create(&path)
+        builder.create(path)
     }
     .map_err(|e| match e {
         redb::DatabaseError::DatabaseAlreadyOpen => {
@@ -148,26 +182,105 @@ pub fn open(data_dir: &Path, cache_bytes: usize) -> Result<Db, String> {
             "database '{}' is damaged or unreadable ({other}): refusing to start",
             path.display()
         ),
-    })?;
-    create_tables(&db).map_err(|e| format!("cannot initialise '{}': {e}", path.display()))?;
-    check_format(&db, existed).map_err(|e| format!("database '{}': {e}", path.display()))?;
-    if !marker.exists() {
-        fs::write(
-            &marker,
-            b"kvd data dir: kvd.redb holds this node's raft state; do not delete it alone\n",
-        )
-        .map_err(|e| format!("cannot write '{}': {e}", marker.display()))?;
-    }
-    Ok(Arc::new(db))
+    })
 }
 
 fn create_tables(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
-    txn.open_table(LOG)?;
     txn.open_table(RAFT_STATE)?;
     open_replicated(&txn)?;
     txn.commit()?;
     Ok(())
+}
+
+/// The keys of a state database's `RAFT_STATE` that belong to the log database (kvd before
+/// the split kept both in one file).
+const LOG_KEYS: [&str; 3] = [meta::HARD_STATE, meta::TRUNCATED, meta::IDENTITY];
+
+/// Opens (or creates) the log database next to the state database `state` (from `open`). A
+/// data dir from before the split has its log, hard state and identity moved over: copied
+/// into a new file that is renamed into place once durable, then removed from the state
+/// database. A state database that had its log split off refuses to start without it.
+pub fn open_log(data_dir: &Path, cache_bytes: usize, state: &Db) -> Result<Db, String> {
+    let path = log_path(data_dir);
+    let fail = |e: StoreError| format!("database '{}': {e}", path.display());
+    let existed = path.exists();
+    let split = {
+        use redb::ReadableDatabase;
+        let txn = state.begin_read().map_err(|e| fail(e.into()))?;
+        let t = txn.open_table(RAFT_STATE).map_err(|e| fail(e.into()))?;
+        t.get(meta::LOG_SPLIT).map_err(|e| fail(e.into()))?.is_some()
+    };
+    if !existed && split {
+        return Err(format!(
+            "raft log missing: '{}' does not exist but '{}' was written with it; refusing to start \
+             (restore the file, or empty the data dir to start afresh)",
+            path.display(),
+            db_path(data_dir).display()
+        ));
+    }
+    if !existed {
+        let tmp = data_dir.join(format!("{LOG_FILE}.new"));
+        let _ = fs::remove_file(&tmp);
+        let log = open_file(&tmp, false, cache_bytes)?;
+        copy_log(state, &log).map_err(fail)?;
+        drop(log);
+        fs::rename(&tmp, &path)
+            .map_err(|e| format!("cannot rename '{}': {e}", tmp.display()))?;
+        if let Ok(dir) = fs::File::open(data_dir) {
+            let _ = dir.sync_all();
+        }
+    }
+    let log = open_file(&path, true, cache_bytes)?;
+    (|| -> Result<(), StoreError> {
+        let txn = log.begin_write()?;
+        txn.open_table(LOG)?;
+        txn.open_table(RAFT_STATE)?;
+        txn.commit()?;
+        // The copy in the state database is stale from here on: drop it, and say the log lives
+        // apart, durably, before anything else is written.
+        let txn = state.begin_write()?;
+        {
+            let mut t = txn.open_table(RAFT_STATE)?;
+            for k in LOG_KEYS {
+                t.remove(k)?;
+            }
+            t.insert(meta::LOG_SPLIT, &[1u8][..])?;
+        }
+        txn.delete_table(LOG)?;
+        commit(txn, true)
+    })()
+    .map_err(fail)?;
+    Ok(Arc::new(log))
+}
+
+/// Copies the log rows and the log's `RAFT_STATE` keys of a pre-split state database into a
+/// new log database, durably.
+fn copy_log(state: &Db, log: &Database) -> Result<(), StoreError> {
+    use redb::{ReadableDatabase, ReadableTable};
+    let read = state.begin_read()?;
+    let txn = log.begin_write()?;
+    {
+        let mut to_state = txn.open_table(RAFT_STATE)?;
+        let from_state = read.open_table(RAFT_STATE)?;
+        for k in LOG_KEYS {
+            if let Some(v) = from_state.get(k)? {
+                to_state.insert(k, v.value())?;
+            }
+        }
+        let mut to_log = txn.open_table(LOG)?;
+        match read.open_table(LOG) {
+            Ok(from_log) => {
+                for row in from_log.iter()? {
+                    let (k, v) = row?;
+                    to_log.insert(k.value(), v.value())?;
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    commit(txn, true)
 }
 
 // The replicated tables, each with the staged twin a snapshot is received into: `KV` and
@@ -297,18 +410,26 @@ fn migrate_format_1(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Durable commits use two phases unless `--one-phase-commit` (`set_one_phase`) says otherwise.
+static ONE_PHASE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Chooses one-phase durable commits for this process (`--one-phase-commit`), at start.
+pub fn set_one_phase(on: bool) {
+    ONE_PHASE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Commits `txn`, fsynced (`durable`) or not: the one place the durability raft needs is
 /// decided. A durable commit uses redb's two-phase commit: with one phase, redb takes a damaged
 /// header slot for a torn commit and silently falls back to the previous one, losing
 /// acknowledged entries (or a vote); with two, it refuses the file instead. Costs a second
-/// fsync per durable commit.
+/// fsync per durable commit (unless the operator chose otherwise, `set_one_phase`).
 pub fn commit(mut txn: redb::WriteTransaction, durable: bool) -> Result<(), StoreError> {
     txn.set_durability(if durable {
         redb::Durability::Immediate
     } else {
         redb::Durability::None
     })?;
-    txn.set_two_phase_commit(durable);
+    txn.set_two_phase_commit(durable && !ONE_PHASE.load(std::sync::atomic::Ordering::Relaxed));
     txn.commit()?;
     Ok(())
 }
@@ -401,6 +522,60 @@ mod tests {
             err.contains("keyspace format 3 is newer than this kvd's (2)"),
             "{err}"
         );
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn a_single_file_data_dir_has_its_log_moved_out_and_a_lost_log_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("d");
+        let db = open(&data, 1 << 20).expect("create");
+        {
+            // What kvd before the split left: the log and its keys in kvd.redb.
+            let txn = db.begin_write().expect("txn");
+            {
+                let mut log = txn.open_table(LOG).expect("log");
+                log.insert(7u64, &b"seven"[..]).expect("insert");
+                log.insert(8u64, &b"eight"[..]).expect("insert");
+                let mut state = txn.open_table(RAFT_STATE).expect("state");
+                state.insert(meta::HARD_STATE, &b"hs"[..]).expect("insert");
+                state.insert(meta::TRUNCATED, &encode_pair(6, 2)[..]).expect("insert");
+                state.insert(meta::IDENTITY, &b"id"[..]).expect("insert");
+                state.insert(meta::APPLIED, &encode_pair(8, 2)[..]).expect("insert");
+            }
+            txn.commit().expect("commit");
+        }
+        let log = open_log(&data, 1 << 20, &db).expect("split");
+        {
+            use redb::{ReadableDatabase, ReadableTable};
+            let txn = log.begin_read().expect("read");
+            let rows: Vec<u64> = txn
+                .open_table(LOG)
+                .expect("log")
+                .iter()
+                .expect("iter")
+                .map(|r| r.expect("row").0.value())
+                .collect();
+            assert_eq!(rows, vec![7, 8]);
+            let state = txn.open_table(RAFT_STATE).expect("state");
+            for k in LOG_KEYS {
+                assert!(state.get(k).expect("get").is_some(), "{k} moved");
+            }
+            assert!(state.get(meta::APPLIED).expect("get").is_none());
+            let txn = db.begin_read().expect("read");
+            let state = txn.open_table(RAFT_STATE).expect("state");
+            for k in LOG_KEYS {
+                assert!(state.get(k).expect("get").is_none(), "{k} left behind");
+            }
+            assert!(state.get(meta::APPLIED).expect("get").is_some());
+            assert!(txn.open_table(LOG).is_err(), "old log table dropped");
+        }
+        drop(log);
+        // Reopening finds the split log; without it, the node refuses to start.
+        drop(open_log(&data, 1 << 20, &db).expect("reopen"));
+        fs::remove_file(log_path(&data)).expect("remove");
+        let err = open_log(&data, 1 << 20, &db).expect_err("lost log refused");
+        assert!(err.starts_with("raft log missing: "), "{err}");
         assert!(!err.contains('\n'));
     }
 

@@ -448,7 +448,18 @@ fn assert_refused(node: &mut Node, what: &str) -> String {
 }
 
 #[test]
-fn damaged_or_missing_database_is_refused_at_start() {
+fn damaged_or_missing_state_database_is_refused_at_start() {
+    damaged_or_missing_file_is_refused_at_start("kvd.redb");
+}
+
+#[test]
+fn damaged_or_missing_log_database_is_refused_at_start() {
+    damaged_or_missing_file_is_refused_at_start("raft-log.redb");
+}
+
+/// The data dir's database file `file` (the state or the log), damaged in several ways after a
+/// clean stop: each start is refused with one line, or serves exactly what was acknowledged.
+fn damaged_or_missing_file_is_refused_at_start(file: &str) {
     let _serial = serial();
     let mut node = Node::single(&[]);
     let digest = {
@@ -461,7 +472,7 @@ fn damaged_or_missing_database_is_refused_at_start() {
         d
     };
     assert_eq!(node.sigterm().code(), Some(0));
-    let db = node.data_dir.join("kvd.redb");
+    let db = node.data_dir.join(file);
     let pristine = fs::read(&db).unwrap();
     let restore = || fs::write(&db, &pristine).unwrap();
     let nonzero_pages: Vec<usize> = (1..pristine.len() / PAGE)
@@ -502,7 +513,7 @@ fn damaged_or_missing_database_is_refused_at_start() {
     // Deleted, with the kvd.dir marker still there.
     fs::remove_file(&db).unwrap();
     assert!(node.data_dir.join("kvd.dir").exists());
-    report.push(("deleted", assert_refused(&mut node, "deleted kvd.redb")));
+    report.push(("deleted", assert_refused(&mut node, &format!("deleted {file}"))));
     assert!(
         !db.exists(),
         "a refused start must not create a new database"
@@ -548,10 +559,10 @@ fn damaged_or_missing_database_is_refused_at_start() {
     let got: String = q(&mut node.conn(), &["DIGEST"]);
     assert_eq!(got, digest, "the restored database");
     for (what, line) in &report {
-        eprintln!("damaged database, {what}: {line}");
+        eprintln!("damaged {file}, {what}: {line}");
     }
     eprintln!(
-        "damaged database: single flipped pages: {refused} refused, {harmless} unused pages \
+        "damaged {file}: single flipped pages: {refused} refused, {harmless} unused pages \
          (served intact); {} non-zero pages of {}",
         nonzero_pages.len(),
         pristine.len() / PAGE
@@ -575,7 +586,16 @@ const REDB_SLOT_SIZE: usize = 128;
 /// `WriteTransaction::set_two_phase_commit(true)` redb refuses it instead ("Primary is corrupted
 /// despite 2-phase commit"), at the cost of a second fsync per commit.
 #[test]
-fn damaged_header_commit_slot_is_refused_or_loses_nothing() {
+fn damaged_header_commit_slot_of_the_log_is_refused_or_loses_nothing() {
+    damaged_header_commit_slot_is_refused_or_loses_nothing("raft-log.redb");
+}
+
+#[test]
+fn damaged_header_commit_slot_of_the_state_is_refused_or_loses_nothing() {
+    damaged_header_commit_slot_is_refused_or_loses_nothing("kvd.redb");
+}
+
+fn damaged_header_commit_slot_is_refused_or_loses_nothing(file: &str) {
     let _serial = serial();
     let mut node = Node::single(&[]);
     let digest = {
@@ -587,7 +607,7 @@ fn damaged_header_commit_slot_is_refused_or_loses_nothing() {
         d
     };
     node.kill9();
-    let db = node.data_dir.join("kvd.redb");
+    let db = node.data_dir.join(file);
     let pristine = fs::read(&db).unwrap();
     let primary = usize::from(pristine[REDB_GOD_BYTE] & 1);
     let mut damaged = pristine.clone();

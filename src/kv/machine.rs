@@ -13,7 +13,10 @@
 //! index); an entry that decodes but names an unknown command or has bad arguments gives every
 //! node the same error reply (see `cmd::apply_write`). Neither can stop a node.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use raft::eraftpb::{ConfState, Entry, EntryType};
@@ -105,8 +108,25 @@ impl Configuration for Fixed {
     }
 }
 
+/// Longest the state database goes without a durable commit while it is being written: bounds
+/// how much of the log a restart applies again.
+const DURABLE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Where the state database's writes stand: flushed (committed, maybe not yet on disk) and
+/// durable (fsynced; the log may be compacted up to here).
+struct StateDurability {
+    flushed: u64,
+    durable: u64,
+    durable_at: Instant,
+    /// Make a flush durable once it covers this many entries past the durable point.
+    every: u64,
+}
+
 pub struct StateMachine {
     db: Db,
+    durability: Mutex<StateDurability>,
+    /// An unsynced commit of the state database since the last `presync`.
+    dirty: AtomicBool,
     mem: Arc<Memtable>,
     /// This node's raft id: only the proposer reports an entry's result.
     self_id: u64,
@@ -127,6 +147,13 @@ impl StateMachine {
     ) -> Self {
         StateMachine {
             db,
+            durability: Mutex::new(StateDurability {
+                flushed: 0,
+                durable: 0,
+                durable_at: Instant::now(),
+                every: 1,
+            }),
+            dirty: AtomicBool::new(false),
             mem,
             self_id,
             command,
@@ -143,6 +170,91 @@ impl StateMachine {
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Starts the durability bookkeeping: the state on disk is durable up to `applied`, and a
+    /// flush is made durable once it is `every` entries past the durable point (or
+    /// `DURABLE_INTERVAL` after the last durable one).
+    pub fn set_durability(&self, applied: u64, every: u64) {
+        let mut d = self.durability.lock().unwrap_or_else(PoisonError::into_inner);
+        d.flushed = applied;
+        d.durable = applied;
+        d.every = every.max(1);
+    }
+
+    /// Commits a state transaction (`flushed`: it holds a flush up to that applied index), with
+    /// an fsync when `force`d or due. Returns the applied index now durable, if this commit made
+    /// anything durable.
+    pub fn commit_state(
+        &self,
+        txn: WriteTransaction,
+        flushed: Option<u64>,
+        force: bool,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut d = self.durability.lock().unwrap_or_else(PoisonError::into_inner);
+        let upto = flushed.unwrap_or(d.flushed).max(d.flushed);
+        let due = force
+            || (upto > d.durable
+                && (upto - d.durable >= d.every || d.durable_at.elapsed() >= DURABLE_INTERVAL));
+        store::commit(txn, due)?;
+        d.flushed = upto;
+        if !due {
+            self.dirty.store(true, Ordering::Relaxed);
+            return Ok(None);
+        }
+        d.durable = upto;
+        d.durable_at = Instant::now();
+        Ok(Some(upto))
+    }
+
+    /// Starts a thread that, every `every`, writes the state database file's dirty pages to
+    /// disk (`fdatasync` through a file handle of its own) when unsynced commits were made
+    /// since: the next durable commit then has little left to write, so it does not hold up
+    /// the thread making it (which also writes the log). Changes nothing redb relies on.
+    pub fn spawn_presync(
+        self: &Arc<Self>,
+        path: PathBuf,
+        every: Duration,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let machine = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("state-sync".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(every);
+                    let Some(m) = machine.upgrade() else { return };
+                    if m.dirty.swap(false, Ordering::Relaxed)
+                        && let Ok(f) = std::fs::File::open(&path)
+                    {
+                        let _ = f.sync_data();
+                    }
+                }
+            })
+    }
+
+    /// The state database was replaced or emptied: durable (the caller committed it so) up to
+    /// `applied` and no further.
+    pub fn reset_durability(&self, applied: u64) {
+        let mut d = self.durability.lock().unwrap_or_else(PoisonError::into_inner);
+        d.flushed = applied;
+        d.durable = applied;
+        d.durable_at = Instant::now();
+    }
+
+    /// The applied index the state database holds (durably or not).
+    pub fn flushed_applied(&self) -> u64 {
+        self.durability
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .flushed
+    }
+
+    /// The applied index the state database holds durably.
+    pub fn durable_applied(&self) -> u64 {
+        self.durability
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .durable
     }
 
     pub fn memtable(&self) -> &Arc<Memtable> {

@@ -52,7 +52,10 @@ const MAX_BATCH: usize = 4096;
 
 pub struct Node {
     pub(super) raw: RawNode<RaftStorage>,
+    /// The state database (see `store`).
     pub(super) db: Db,
+    /// The log database.
+    pub(super) log: Db,
     pub(super) identity: Identity,
     pub(super) compact_entries: u64,
     pub(super) compact_keep: u64,
@@ -84,7 +87,8 @@ pub struct Node {
     pub(super) pending_compaction: Option<(u64, u64)>,
     /// The replicated state (see `kv::machine`).
     pub(super) machine: Arc<StateMachine>,
-    /// Highest applied index written to the table: the log is compacted only up to here.
+    /// Highest applied index the state database holds durably: the log is compacted only up
+    /// to here.
     pub(super) flushed_applied: u64,
 }
 
@@ -93,6 +97,7 @@ pub struct Node {
 pub(super) struct NodeParts {
     pub(super) raw: RawNode<RaftStorage>,
     pub(super) db: Db,
+    pub(super) log: Db,
     pub(super) identity: Identity,
     pub(super) members: Vec<Member>,
     /// Index and term of the last applied entry, as the table holds them.
@@ -114,6 +119,7 @@ impl Node {
         let NodeParts {
             raw,
             db,
+            log,
             identity,
             members,
             applied: (applied_index, applied_term),
@@ -131,6 +137,7 @@ impl Node {
         let mut node = Node {
             raw,
             db,
+            log,
             identity,
             compact_entries: cfg.compact_entries,
             compact_keep: cfg.compact_keep,
@@ -360,27 +367,45 @@ impl Node {
         self.flush_memtable(false)
     }
 
-    /// Writes the memtable to the table now (the worker must be idle).
+    /// Writes the memtable to the table now (the worker must be idle), fsynced if `durable` or
+    /// due (see `StateMachine::commit_state`).
     fn flush_memtable(&mut self, durable: bool) -> Result<(), StoreError> {
         let machine = self.machine.clone();
         let mut mem = machine.memtable().write();
         let txn = self.db.begin_write()?;
-        let Some(index) = machine.flush(&txn, &mem)? else {
+        let flushed = machine.flush(&txn, &mem)?;
+        if flushed.is_none() && !durable {
+            txn.abort()?;
             return Ok(());
-        };
-        self.commit(txn, durable)?;
-        self.note_flushed(&mut mem, Some(index));
+        }
+        self.commit_state(txn, &mut mem, flushed, durable)?;
         drop(mem);
         self.schedule_compaction();
         Ok(())
     }
 
-    /// After the transaction holding a memtable flush (`StateMachine::flush`) committed.
-    fn note_flushed(&mut self, mem: &mut MemState, flushed: Option<u64>) {
-        if let Some(index) = flushed {
+    /// Commits a state transaction, which holds a memtable flush up to `flushed` if that is
+    /// Some (`StateMachine::flush`), fsynced if `durable` or due; then the memtable starts anew.
+    fn commit_state(
+        &mut self,
+        txn: WriteTransaction,
+        mem: &mut MemState,
+        flushed: Option<u64>,
+        durable: bool,
+    ) -> Result<(), StoreError> {
+        let made = self.machine.commit_state(txn, flushed, durable)?;
+        if made.is_some() {
+            self.counters.durable_commits += 1;
+        } else {
+            self.counters.apply_commits += 1;
+        }
+        if flushed.is_some() {
             self.machine.flushed(mem);
+        }
+        if let Some(index) = made {
             self.flushed_applied = self.flushed_applied.max(index);
         }
+        Ok(())
     }
 
     /// Starts one ReadIndex round for the reads that arrived since the last one.
@@ -434,7 +459,6 @@ impl Node {
             conf_state: store.conf_state().clone(),
             compaction: self.pending_compaction.take(),
             sync: rd.must_sync(),
-            answers_clients: self.pending.has_waiters(),
         };
         let messages = rd.take_persisted_messages();
         let number = rd.number();
@@ -456,7 +480,7 @@ impl Node {
             && (!sync || self.raw.raft.state != StateRole::Leader);
         self.outstanding.push(number, messages, has_job, cut, sync);
         if inline {
-            let done = persist::write_batch(&self.machine, vec![job])?;
+            let done = persist::write_batch(&self.machine, &self.log, vec![job])?;
             self.on_persisted(done);
         } else if has_job && self.jobs.send(job).is_err() {
             return Err(StoreError::WorkerStopped);
@@ -471,7 +495,7 @@ impl Node {
 
     /// The worker made every Ready up to `done.number` durable: release what waited on them.
     fn on_persisted(&mut self, done: Done) {
-        if let Some(index) = done.flushed {
+        if let Some(index) = done.state_durable {
             self.flushed_applied = self.flushed_applied.max(index);
         }
         let Some(number) = done.number else {
@@ -573,42 +597,43 @@ impl Node {
             self.reads.finish(&rs.request_ctx, rs.index);
         }
 
-        // 2-4. One transaction: an incoming snapshot, the committed entries with the applied
-        //      index, then the new entries and hard state. Durable before anything below.
-        // Readers wait while this runs: a snapshot may replace the table under the memtable.
+        // 2-4. The state transaction: an incoming snapshot, the committed entries with the
+        //      applied index; then the log transaction: the new entries and hard state (and the
+        //      log reset after a snapshot, which the state must hold durably first: a crash
+        //      between the two is finished at start, `startup::reconcile`). Durable before
+        //      anything below. Readers wait while this runs: a snapshot may replace the table
+        //      under the memtable.
         let machine = self.machine.clone();
         let mut mem = machine.memtable().write();
-        let txn = self.db.begin_write()?;
+        let stxn = self.db.begin_write()?;
+        let ltxn = self.log.begin_write()?;
         if let Some(point) = self.pending_compaction.take() {
-            write_compaction(&txn, point)?;
+            write_compaction(&ltxn, point)?;
         }
         let mut outcomes = Vec::new();
         let mut events = Vec::new();
         let snapshot_installed = !rd.snapshot().is_empty();
         if snapshot_installed {
-            self.install_snapshot(&txn, &mut mem, rd.snapshot())?;
+            self.install_snapshot(&stxn, &ltxn, &mut mem, rd.snapshot())?;
             events.push(Event::Reset);
             // Our pending proposals may or may not be inside it: their fate is unknown here.
             let term = rd.snapshot().get_metadata().term;
             self.pending.covered_by_snapshot(term, &mut outcomes);
         }
         let committed = rd.take_committed_entries();
-        let applies = !committed.is_empty();
-        self.apply_committed(&txn, &mut mem, committed, &mut outcomes, &mut events)?;
-        let flushed = machine.flush(&txn, &mem)?;
-        self.raw.mut_store().append_in(&txn, rd.entries())?;
-        if let Some(hs) = rd.hs() {
-            self.raw.mut_store().set_hard_state_in(&txn, hs)?;
-        }
-        // Durable when raft needs it (new entries, term, vote) and whenever entries were applied:
-        // an applied state that a crash could roll back would let a restarted node serve reads
-        // older than writes it already acknowledged.
-        let durable = rd.must_sync() || snapshot_installed || applies;
-        self.commit(txn, durable)?;
-        self.note_flushed(&mut mem, flushed);
+        self.apply_committed(&stxn, &mut mem, committed, &mut outcomes, &mut events)?;
+        let flushed = machine.flush(&stxn, &mem)?;
+        self.commit_state(stxn, &mut mem, flushed, snapshot_installed)?;
         if snapshot_installed {
-            self.flushed_applied = self.flushed_applied.max(self.applied_index);
+            machine.reset_durability(self.applied_index);
+            self.flushed_applied = self.applied_index;
         }
+        self.raw.mut_store().append_in(&ltxn, rd.entries())?;
+        if let Some(hs) = rd.hs() {
+            self.raw.mut_store().set_hard_state_in(&ltxn, hs)?;
+        }
+        let durable = rd.must_sync() || snapshot_installed;
+        self.commit(ltxn, durable)?;
         drop(mem);
         self.schedule_compaction();
         let last = self.raw.store().last_index_now();
@@ -625,23 +650,23 @@ impl Node {
         // 6. What became committed once our entries were durable (the leader's own acks).
         self.send(light.take_messages());
         let committed = light.take_committed_entries();
-        if light.commit_index().is_some() || !committed.is_empty() {
-            let txn = self.db.begin_write()?;
-            if let Some(commit) = light.commit_index() {
-                let mut hs = self.raw.store().hard_state().clone();
-                hs.commit = commit;
-                self.raw.mut_store().set_hard_state_in(&txn, &hs)?;
-            }
+        if let Some(commit) = light.commit_index() {
+            // A commit-index-only change may be lost in a crash: raft relearns it (and a start
+            // raises it to the applied index, `startup::reconcile`).
+            let ltxn = self.log.begin_write()?;
+            let mut hs = self.raw.store().hard_state().clone();
+            hs.commit = commit;
+            self.raw.mut_store().set_hard_state_in(&ltxn, &hs)?;
+            self.commit(ltxn, false)?;
+        }
+        if !committed.is_empty() {
+            let stxn = self.db.begin_write()?;
             let mut outcomes = Vec::new();
             let mut events = Vec::new();
-            let applies = !committed.is_empty();
             let mut mem = machine.memtable().write();
-            self.apply_committed(&txn, &mut mem, committed, &mut outcomes, &mut events)?;
-            let flushed = machine.flush(&txn, &mem)?;
-            // A commit-index-only change may be lost in a crash (raft relearns it); applied
-            // state may not (see above).
-            self.commit(txn, applies)?;
-            self.note_flushed(&mut mem, flushed);
+            self.apply_committed(&stxn, &mut mem, committed, &mut outcomes, &mut events)?;
+            let flushed = machine.flush(&stxn, &mem)?;
+            self.commit_state(stxn, &mut mem, flushed, false)?;
             drop(mem);
             self.schedule_compaction();
             self.finish_apply(outcomes, events);
@@ -765,16 +790,17 @@ impl Node {
     }
 
     /// Replaces the state machine with a received snapshot (already staged by the transport)
-    /// and resets the log, all in `txn`.
+    /// in the state transaction `stxn`, and resets the log in `ltxn`.
     fn install_snapshot(
         &mut self,
-        txn: &WriteTransaction,
+        stxn: &WriteTransaction,
+        ltxn: &WriteTransaction,
         mem: &mut MemState,
         snap: &Snapshot,
     ) -> Result<(), StoreError> {
         let m = snap.get_metadata();
-        self.machine.install_snapshot(txn, mem, m.index, m.term)?;
-        self.raw.mut_store().install_snapshot_in(txn, m)?;
+        self.machine.install_snapshot(stxn, mem, m.index, m.term)?;
+        self.raw.mut_store().install_snapshot_in(stxn, ltxn, m)?;
         self.applied_index = m.index;
         self.applied_term = self.applied_term.max(m.term);
         Ok(())
@@ -879,7 +905,8 @@ impl Node {
             leader_id: raft.leader_id,
             commit: raft.raft_log.committed,
             applied: self.applied_index,
-            flushed: self.flushed_applied,
+            flushed: self.machine.flushed_applied().max(self.flushed_applied),
+            durable: self.flushed_applied,
             first_index: store.first_index_now(),
             last_index: raft.raft_log.last_index(),
             members,

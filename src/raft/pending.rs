@@ -110,6 +110,7 @@ impl Pending {
     }
 
     /// True while a client waits on a proposed write.
+    #[cfg(test)]
     pub(super) fn has_waiters(&self) -> bool {
         !self.waiters.is_empty()
     }

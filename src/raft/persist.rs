@@ -3,9 +3,12 @@
 //!
 //! While the worker waits for the disk, the raft thread keeps stepping messages and taking
 //! proposals, so the next Readies form meanwhile; the worker then writes everything queued in
-//! ONE durable transaction (group commit across Readies). Jobs are written strictly in order, and
-//! the raft thread learns of each commit through `Input::Persisted` before it sends the messages
-//! that must follow persistence or answers any client.
+//! ONE durable log transaction (group commit across Readies). Committed entries are applied
+//! first, to the memtable (and, when due, flushed to the state database in an unsynced commit of
+//! that database), and reported at once, so replies never wait behind the log's fsync nor the
+//! log's fsync behind a flush. Jobs are written strictly in order, and the raft thread learns of
+//! each through `Input::Persisted` before it sends the messages that must follow persistence or
+//! answers any client.
 
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
@@ -16,7 +19,7 @@ use slog::Logger;
 use super::Input;
 use super::storage::{write_compaction, write_entries, write_hard_state};
 use crate::kv::machine::{Fixed, StateMachine, Summary};
-use crate::store::{self, StoreError};
+use crate::store::{self, Db, StoreError};
 
 /// Jobs folded into one transaction at most.
 const MAX_JOBS_PER_COMMIT: usize = 256;
@@ -37,26 +40,29 @@ pub struct Job {
     pub compaction: Option<(u64, u64)>,
     /// raft-rs needs this durable before anything depends on it (new entries, term or vote).
     pub sync: bool,
-    /// Clients of this node wait on some write: apply in a transaction of its own, ahead of
-    /// the fsync (otherwise one transaction for all is cheaper).
-    pub answers_clients: bool,
 }
 
 impl Job {
     /// True if the Ready needs no disk work at all.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-            && self.hard_state.is_none()
-            && self.committed.is_empty()
-            && self.compaction.is_none()
+        self.committed.is_empty() && !self.writes_log()
+    }
+
+    /// True if the Ready has something for the log database.
+    fn writes_log(&self) -> bool {
+        !self.entries.is_empty()
+            || self.hard_state.is_some()
+            || self.compaction.is_some()
+            || self.cut.is_some()
     }
 }
 
 /// What the worker made durable.
+#[derive(Default)]
 pub struct Done {
-    /// The memtable was written to the table up to this applied index.
-    pub flushed: Option<u64>,
-    /// The commit was fsynced.
+    /// The state database is durable up to this applied index (the log may be compacted to it).
+    pub state_durable: Option<u64>,
+    /// The log commit was fsynced.
     pub sync: bool,
     /// Every job up to this Ready number is written (None: only applied entries so far).
     pub number: Option<u64>,
@@ -65,8 +71,19 @@ pub struct Done {
     pub applied: Summary,
 }
 
+impl Done {
+    fn merge(&mut self, other: Done) {
+        self.state_durable = other.state_durable.or(self.state_durable);
+        self.sync |= other.sync;
+        self.number = other.number.or(self.number);
+        self.last_entry = other.last_entry.or(self.last_entry);
+        self.applied.merge(other.applied);
+    }
+}
+
 pub fn spawn(
     machine: Arc<StateMachine>,
+    log: Db,
     jobs: mpsc::Receiver<Job>,
     raft: mpsc::Sender<Input>,
     logger: Logger,
@@ -83,21 +100,22 @@ pub fn spawn(
                         Err(_) => break,
                     }
                 }
-                // Applying needs no fsync: when this batch must also be fsynced, apply and answer
-                // first, so replies do not wait behind the next writes' fsync. Safe to reorder:
-                // raft-rs hands out only entries that are already durable.
-                let split = batch.iter().any(|j| j.sync)
-                    && batch
-                        .iter()
-                        .any(|j| j.answers_clients && !j.committed.is_empty());
                 let result = (|| {
-                    if split {
-                        let applied = apply_batch(&machine, &mut batch)?;
-                        if raft.send(Input::Persisted(Box::new(applied))).is_err() {
-                            return Ok(false);
+                    // Apply and answer first, then the log: safe to reorder, since raft-rs hands
+                    // out only committed entries that are already durable here.
+                    let applied = apply_part(&machine, &mut batch)?;
+                    let log_work = batch.iter().any(Job::writes_log);
+                    let mut done = if log_work {
+                        if applied.applied.last.is_some() || applied.state_durable.is_some() {
+                            if raft.send(Input::Persisted(Box::new(applied))).is_err() {
+                                return Ok(false);
+                            }
                         }
-                    }
-                    let done = write_batch(&machine, batch)?;
+                        Done::default()
+                    } else {
+                        applied
+                    };
+                    done.merge(log_part(&log, batch)?);
                     Ok::<bool, StoreError>(raft.send(Input::Persisted(Box::new(done))).is_ok())
                 })();
                 match result {
@@ -109,27 +127,41 @@ pub fn spawn(
         })
 }
 
-/// Applies the committed entries of a batch (taking them out of the jobs) to the memtable; a
-/// member change is written to its table at once, with the memtable, in an unsynced transaction.
-fn apply_batch(machine: &StateMachine, batch: &mut [Job]) -> Result<Done, StoreError> {
+/// Writes a batch of jobs: applies their committed entries, then writes their log part.
+pub(super) fn write_batch(
+    machine: &StateMachine,
+    log: &Db,
+    mut batch: Vec<Job>,
+) -> Result<Done, StoreError> {
+    let mut done = apply_part(machine, &mut batch)?;
+    done.merge(log_part(log, batch)?);
+    Ok(done)
+}
+
+/// Applies the committed entries of a batch (taking them out of the jobs) to the memtable, in
+/// a state transaction that also takes the memtable to the table when a flush is due or the
+/// member list changed (committed unsynced, or synced when the state is due to be made
+/// durable); otherwise the transaction is dropped, having written nothing.
+fn apply_part(machine: &StateMachine, batch: &mut [Job]) -> Result<Done, StoreError> {
+    let mut done = Done::default();
+    let any = batch.iter().any(|j| !j.committed.is_empty());
+    if !any && !machine.memtable().read().flush_due() {
+        return Ok(done);
+    }
     let txn = machine.db().begin_write()?;
-    let mut done = Done {
-        flushed: None,
-        sync: false,
-        number: None,
-        last_entry: None,
-        applied: Summary::default(),
-    };
     let mut state = machine.memtable().write();
     for job in batch.iter_mut() {
+        if job.committed.is_empty() {
+            continue;
+        }
         let committed = std::mem::take(&mut job.committed);
         let conf = &mut Fixed(std::mem::take(&mut job.conf_state));
         let summary = machine.apply(&txn, &mut state, &committed, 0, conf)?;
         done.applied.merge(summary);
     }
-    if done.applied.members_changed {
-        done.flushed = machine.flush(&txn, &state)?;
-        store::commit(txn, false)?;
+    if state.flush_due() || done.applied.members_changed {
+        let flushed = machine.flush(&txn, &state)?;
+        done.state_durable = machine.commit_state(txn, flushed, false)?;
         machine.flushed(&mut state);
     } else {
         drop(state);
@@ -138,29 +170,23 @@ fn apply_batch(machine: &StateMachine, batch: &mut [Job]) -> Result<Done, StoreE
     Ok(done)
 }
 
-/// Writes a batch of jobs in one transaction, in order, fsynced if any of them needs it; the
-/// memtable goes along when it is due.
-pub(super) fn write_batch(machine: &StateMachine, batch: Vec<Job>) -> Result<Done, StoreError> {
-    let txn = machine.db().begin_write()?;
-    // Only log entries, term and vote must be fsynced: applying and commit-index updates can be
-    // redone from the log after a crash, and a restarted node takes a ReadIndex round before it
-    // serves reads (`RaftHandle::catching_up`), so a lost apply is never visible.
+/// Writes the log part of a batch of jobs (entries, hard state, compaction) in one log
+/// transaction, in order, fsynced if any of them needs it.
+fn log_part(log: &Db, batch: Vec<Job>) -> Result<Done, StoreError> {
     let sync = batch.iter().any(|j| j.sync);
     let mut done = Done {
-        flushed: None,
         sync,
-        number: None,
-        last_entry: None,
-        applied: Summary::default(),
+        ..Done::default()
     };
+    let Some(last_job) = batch.last().map(|j| j.number) else {
+        return Ok(done);
+    };
+    done.number = Some(last_job);
+    if !batch.iter().any(Job::writes_log) {
+        return Ok(done);
+    }
+    let txn = log.begin_write()?;
     for job in batch {
-        // Committed entries were durable before this Ready (raft-rs hands out only those).
-        if !job.committed.is_empty() {
-            let mut state = machine.memtable().write();
-            let conf = &mut Fixed(job.conf_state);
-            let summary = machine.apply(&txn, &mut state, &job.committed, 0, conf)?;
-            done.applied.merge(summary);
-        }
         write_entries(&txn, job.cut, &job.entries)?;
         if let Some(e) = job.entries.last() {
             done.last_entry = Some(e.index);
@@ -171,20 +197,7 @@ pub(super) fn write_batch(machine: &StateMachine, batch: Vec<Job>) -> Result<Don
         if let Some(point) = job.compaction {
             write_compaction(&txn, point)?;
         }
-        done.number = Some(job.number);
     }
-    // Only this thread (or the raft thread while this one is idle) writes the memtable, so it
-    // cannot change between here and `flushed`; readers keep seeing it until then.
-    let flush_now = {
-        let state = machine.memtable().read();
-        if state.flush_due() || done.applied.members_changed {
-            done.flushed = machine.flush(&txn, &state)?;
-        }
-        done.flushed.is_some()
-    };
     store::commit(txn, sync)?;
-    if flush_now {
-        machine.flushed(&mut machine.memtable().write());
-    }
     Ok(done)
 }

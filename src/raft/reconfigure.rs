@@ -16,7 +16,7 @@ use super::node::Node;
 use super::node::raft_config;
 use super::storage::{RaftStorage, decode_log_row};
 use crate::kv::{KeyRead, Reader, encoding};
-use crate::store::{LOG, MEMBERS, RAFT_STATE, StoreError, meta};
+use crate::store::{self, LOG, MEMBERS, RAFT_STATE, StoreError, meta};
 
 /// A learner is promoted to voter once it is this close to the leader's commit index.
 const PROMOTE_LAG: u64 = 1000;
@@ -145,6 +145,7 @@ impl Node {
             if members.iter().any(|m| m.id != self.identity.id) {
                 return Ok(false);
             }
+            let txn = self.log.begin_read()?;
             let log = txn.open_table(LOG)?;
             for row in log.range(3u64..)? {
                 let (k, v) = row?;
@@ -160,19 +161,31 @@ impl Node {
 
     fn reset_for_adoption(&mut self, cluster_id: u64) -> Result<(), StoreError> {
         self.identity.cluster_id = cluster_id;
+        // The state first, then the log with the new identity: a crash in between leaves a
+        // pristine node of the old cluster with an empty state, which adopts again.
         let txn = self.db.begin_write()?;
-        txn.open_table(LOG)?.retain(|_, _| false)?;
         self.machine.reset(&txn)?;
+        // Everything but the keyspace format, which describes the (now empty) tables, and the
+        // mark that the log lives apart.
+        txn.open_table(RAFT_STATE)?
+            .retain(|k, _| k == meta::FORMAT || k == meta::LOG_SPLIT)?;
+        store::commit(txn, true)?;
+        let txn = self.log.begin_write()?;
+        txn.open_table(LOG)?.retain(|_, _| false)?;
         {
             let mut state = txn.open_table(RAFT_STATE)?;
-            // Everything but the keyspace format, which describes the (now empty) tables.
-            state.retain(|k, _| k == meta::FORMAT)?;
+            state.retain(|_, _| false)?;
             state.insert(meta::IDENTITY, self.identity.encode().as_bytes())?;
         }
-        txn.commit()?;
+        store::commit(txn, true)?;
         self.machine.flushed(&mut self.machine.memtable().write());
+        self.machine.reset_durability(0);
         self.flushed_applied = 0;
-        let storage = RaftStorage::load(self.db.clone(), self.raw.store().snapshots())?;
+        let storage = RaftStorage::load(
+            self.db.clone(),
+            self.log.clone(),
+            self.raw.store().snapshots(),
+        )?;
         let raw = RawNode::new(
             &raft_config(self.identity.id, 0),
             storage,

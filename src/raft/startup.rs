@@ -30,6 +30,10 @@ use crate::kv::entry::Proposal;
 use crate::kv::machine::{ApplyCommand, StateMachine};
 use crate::store::{self, Db, LOG, RAFT_STATE, StoreError, meta};
 
+/// How often the state database's unsynced writes are pushed to disk ahead of its next durable
+/// commit (see `StateMachine::spawn_presync`).
+const PRESYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Ticks without hearing from a leader before an election (randomised up to twice this).
 /// Why the raft node cannot start; each is the one line `kvd` prints.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +90,7 @@ pub enum StartMode {
 /// Decides how to start, prepares the storage for it, and spawns the raft thread.
 pub fn start(
     cfg: &Config,
-    db: Db,
+    (db, log): (Db, Db),
     (command, events): (ApplyCommand, Arc<Hub>),
     (tx, rx): (mpsc::Sender<Input>, mpsc::Receiver<Input>),
     transport: Transport,
@@ -95,8 +99,8 @@ pub fn start(
 ) -> Result<(RaftHandle, StartMode, JoinHandle<()>), StartError> {
     let id = node_id(&cfg.name);
     clear_staged(&db)?;
-    let existing = load_identity(&db)?;
-    let storage = RaftStorage::load(db.clone(), snapshots.clone())?;
+    let existing = load_identity(&log)?;
+    let storage = RaftStorage::load(db.clone(), log.clone(), snapshots.clone())?;
     let empty = existing.is_none()
         && storage.last_index_now() == 0
         && storage.conf_state().voters.is_empty();
@@ -130,7 +134,7 @@ pub fn start(
                 id,
                 cluster_id: random_u64(),
             };
-            bootstrap(&db, &ident, cfg.advertise_raft_addr, cfg.addr)?;
+            bootstrap(&log, &ident, cfg.advertise_raft_addr, cfg.addr)?;
             ident
         }
         StartMode::Join if existing.is_none() => {
@@ -139,7 +143,7 @@ pub fn start(
                 id,
                 cluster_id: 0,
             };
-            save_identity(&db, &ident)?;
+            save_identity(&log, &ident)?;
             ident
         }
         _ => existing.unwrap_or(Identity {
@@ -149,8 +153,9 @@ pub fn start(
         }),
     };
     // Reload: bootstrap wrote the first entry and the initial configuration.
-    let storage = RaftStorage::load(db.clone(), snapshots)?;
+    let mut storage = RaftStorage::load(db.clone(), log.clone(), snapshots)?;
     let (applied_index, applied_term) = load_applied(&db)?;
+    reconcile(cfg, &log, &mut storage, (applied_index, applied_term))?;
     let hs = storage.hard_state();
     if applied_index > hs.commit || (storage.last_index_now() > 0 && hs.term == 0) {
         return Err(StartError::Inconsistent {
@@ -185,8 +190,15 @@ pub fn start(
         events,
         logger.clone(),
     ));
+    machine.set_durability(applied_index, cfg.compact_entries / 2);
+    machine
+        .spawn_presync(store::db_path(&cfg.data_dir), PRESYNC_INTERVAL)
+        .map_err(|source| StartError::Spawn {
+            thread: "the state sync thread",
+            source,
+        })?;
     let (jobs, jobs_rx) = mpsc::channel();
-    super::persist::spawn(machine.clone(), jobs_rx, tx.clone(), logger.clone()).map_err(
+    super::persist::spawn(machine.clone(), log.clone(), jobs_rx, tx.clone(), logger.clone()).map_err(
         |source| StartError::Spawn {
             thread: "the persistence thread",
             source,
@@ -207,6 +219,7 @@ pub fn start(
         NodeParts {
             raw,
             db,
+            log,
             identity,
             members,
             applied: (applied_index, applied_term),
@@ -229,6 +242,41 @@ pub fn start(
             source,
         })?;
     Ok((handle, mode, thread))
+}
+
+/// Brings the log in line with the state database after a crash between their commits (the
+/// state is written first): a snapshot installed in the state but not yet in the log has the
+/// log reset to start after it; an applied index past the commit index the log recorded (an
+/// unsynced commit-index update lost) raises the commit index to it, since only committed
+/// entries are applied. A log compacted past the applied index cannot be recovered from.
+fn reconcile(
+    cfg: &Config,
+    log: &Db,
+    storage: &mut RaftStorage,
+    (applied, applied_term): (u64, u64),
+) -> Result<(), StartError> {
+    if storage.first_index_now() > applied + 1 {
+        let hs = storage.hard_state();
+        return Err(StartError::Inconsistent {
+            dir: cfg.data_dir.clone(),
+            applied,
+            commit: hs.commit,
+            term: hs.term,
+            last: storage.last_index_now(),
+        });
+    }
+    if applied > storage.last_index_now() {
+        let txn = log.begin_write().map_err(StoreError::from)?;
+        storage.reset_log_to(&txn, applied, applied_term)?;
+        store::commit(txn, true)?;
+    } else if applied > storage.hard_state().commit {
+        let mut hs = storage.hard_state().clone();
+        hs.commit = applied;
+        let txn = log.begin_write().map_err(StoreError::from)?;
+        storage.set_hard_state_in(&txn, &hs)?;
+        store::commit(txn, true)?;
+    }
+    Ok(())
 }
 
 /// Writes the state of a brand-new one-voter cluster as its first two committed log entries:

@@ -69,6 +69,8 @@ pub struct RaftStatus {
     pub applied: u64,
     /// The applied index the key-value table on disk covers (the rest is in the memtable).
     pub flushed: u64,
+    /// Highest applied index the state database holds durably (the log is kept from here).
+    pub durable: u64,
     pub first_index: u64,
     pub last_index: u64,
     pub members: Vec<MemberStatus>,
@@ -86,6 +88,7 @@ impl RaftStatus {
             commit: 0,
             applied: 0,
             flushed: 0,
+            durable: 0,
             first_index: 0,
             last_index: 0,
             members: Vec::new(),
@@ -139,6 +142,7 @@ impl RaftStatus {
         line("raft_commit_index", &self.commit);
         line("raft_applied_index", &self.applied);
         line("raft_flushed_index", &self.flushed);
+        line("raft_state_durable_index", &self.durable);
         line("raft_first_index", &self.first_index);
         line("raft_last_index", &self.last_index);
         let c = &self.counters;

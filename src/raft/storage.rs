@@ -24,7 +24,10 @@ const TAIL_KEEP: usize = 4096;
 
 /// The raft state of this node, as raft-rs sees it.
 pub struct RaftStorage {
+    /// The state database: applied index and conf state, snapshots.
     db: Db,
+    /// The log database: entries, hard state, truncation point.
+    log: Db,
     hard_state: HardState,
     conf_state: ConfState,
     /// Index and term of the entry before the first one in the log (compaction/snapshot point).
@@ -39,17 +42,21 @@ pub struct RaftStorage {
 }
 
 impl RaftStorage {
-    /// Loads the bounds and states from the database.
-    pub fn load(db: Db, snapshots: SnapshotRegistry) -> Result<Self, StoreError> {
-        let txn = db.begin_read()?;
+    /// Loads the bounds and states from the two databases.
+    pub fn load(db: Db, log_db: Db, snapshots: SnapshotRegistry) -> Result<Self, StoreError> {
+        let conf_state = {
+            let txn = db.begin_read()?;
+            let state = txn.open_table(RAFT_STATE)?;
+            match state.get(meta::CONF_STATE)? {
+                Some(v) => decode_pb::<ConfState>("conf state", v.value())?,
+                None => ConfState::default(),
+            }
+        };
+        let txn = log_db.begin_read()?;
         let state = txn.open_table(RAFT_STATE)?;
         let hard_state = match state.get(meta::HARD_STATE)? {
             Some(v) => decode_pb::<HardState>("hard state", v.value())?,
             None => HardState::default(),
-        };
-        let conf_state = match state.get(meta::CONF_STATE)? {
-            Some(v) => decode_pb::<ConfState>("conf state", v.value())?,
-            None => ConfState::default(),
         };
         let truncated = store::read_pair(&state, meta::TRUNCATED)?.unwrap_or((0, 0));
         let log = txn.open_table(LOG)?;
@@ -80,6 +87,7 @@ impl RaftStorage {
         }
         Ok(RaftStorage {
             db,
+            log: log_db,
             hard_state,
             conf_state,
             truncated,
@@ -211,31 +219,46 @@ impl RaftStorage {
         Ok(())
     }
 
-    /// Resets the log to start after an installed snapshot (the caller replaces the state
-    /// machine's tables and the applied index in the same transaction).
+    /// Records an installed snapshot's configuration in the state transaction `stxn` (the
+    /// caller replaces the state machine's tables and the applied index there), and resets the
+    /// log to start after it in the log transaction `ltxn`, committed after `stxn` (a crash in
+    /// between is finished by `reset_log_to` at the next start).
     pub fn install_snapshot_in(
         &mut self,
-        txn: &WriteTransaction,
+        stxn: &WriteTransaction,
+        ltxn: &WriteTransaction,
         meta_: &SnapshotMetadata,
     ) -> Result<(), StoreError> {
-        let mut log = txn.open_table(LOG)?;
-        log.retain(|_, _| false)?;
-        drop(log);
-        write_compaction(txn, (meta_.index, meta_.term))?;
-        self.truncated = (meta_.index, meta_.term);
-        self.last = meta_.index;
-        self.durable = meta_.index;
+        self.set_conf_state_in(stxn, meta_.get_conf_state())?;
+        self.reset_log_to(ltxn, meta_.index, meta_.term)
+    }
+
+    /// Empties the log so that it starts after `(index, term)`, which the state machine covers,
+    /// with the commit index (and term) at least there.
+    pub fn reset_log_to(
+        &mut self,
+        ltxn: &WriteTransaction,
+        index: u64,
+        term: u64,
+    ) -> Result<(), StoreError> {
+        ltxn.open_table(LOG)?.retain(|_, _| false)?;
+        write_compaction(ltxn, (index, term))?;
+        self.truncated = (index, term);
+        self.last = index;
+        self.durable = index;
         self.tail.clear();
-        self.set_conf_state_in(txn, meta_.get_conf_state())?;
-        if self.hard_state.commit < meta_.index {
+        if self.hard_state.commit < index || self.hard_state.term < term {
             let mut hs = self.hard_state.clone();
-            hs.commit = meta_.index;
-            if hs.term < meta_.term {
-                hs.term = meta_.term;
-            }
-            self.set_hard_state_in(txn, &hs)?;
+            hs.commit = hs.commit.max(index);
+            hs.term = hs.term.max(term);
+            self.set_hard_state_in(ltxn, &hs)?;
         }
         Ok(())
+    }
+
+    /// The log database.
+    pub fn log_db(&self) -> &Db {
+        &self.log
     }
 
     /// Term of a log entry, for compaction bookkeeping and for raft-rs.
@@ -253,7 +276,7 @@ impl RaftStorage {
         if idx >= start {
             return Ok(self.tail[(idx - start) as usize].term);
         }
-        let txn = self.db.begin_read().map_err(other)?;
+        let txn = self.log.begin_read().map_err(other)?;
         let log = txn.open_table(LOG).map_err(other)?;
         let row = log
             .get(idx)
@@ -264,7 +287,7 @@ impl RaftStorage {
 
     /// Reads `[low, high)` from redb (entries before the in-memory tail).
     fn read_entries(&self, low: u64, high: u64, out: &mut Vec<Entry>) -> raft::Result<()> {
-        let txn = self.db.begin_read().map_err(other)?;
+        let txn = self.log.begin_read().map_err(other)?;
         let log = txn.open_table(LOG).map_err(other)?;
         for row in log.range(low..high).map_err(other)? {
             let (k, v) = row.map_err(other)?;
@@ -454,11 +477,17 @@ mod tests {
     use raft::Storage;
     use redb::Durability;
 
-    fn setup() -> (tempfile::TempDir, Db, RaftStorage) {
+    /// A fresh data dir: the state database, the log database, and the storage over both.
+    fn setup() -> (tempfile::TempDir, Db, Db, RaftStorage) {
         let dir = tempfile::tempdir().unwrap();
         let db = store::open(dir.path(), 4 << 20).unwrap();
-        let s = RaftStorage::load(db.clone(), SnapshotRegistry::default()).unwrap();
-        (dir, db, s)
+        let log = store::open_log(dir.path(), 4 << 20, &db).unwrap();
+        let s = reload(&db, &log);
+        (dir, db, log, s)
+    }
+
+    fn reload(db: &Db, log: &Db) -> RaftStorage {
+        RaftStorage::load(db.clone(), log.clone(), SnapshotRegistry::default()).unwrap()
     }
 
     fn entry(index: u64, term: u64) -> Entry {
@@ -480,7 +509,7 @@ mod tests {
 
     #[test]
     fn empty_storage_has_empty_log() {
-        let (_d, _db, s) = setup();
+        let (_d, _db, _log, s) = setup();
         assert_eq!(s.first_index().unwrap(), 1);
         assert_eq!(s.last_index().unwrap(), 0);
         assert_eq!(s.term(0).unwrap(), 0);
@@ -490,8 +519,8 @@ mod tests {
 
     #[test]
     fn append_read_and_truncate_conflicts() {
-        let (_d, db, mut s) = setup();
-        append(&db, &mut s, &[entry(1, 1), entry(2, 1), entry(3, 2)]);
+        let (_d, _db, log, mut s) = setup();
+        append(&log, &mut s, &[entry(1, 1), entry(2, 1), entry(3, 2)]);
         assert_eq!(s.last_index().unwrap(), 3);
         assert_eq!(s.term(3).unwrap(), 2);
         let es = s
@@ -502,7 +531,7 @@ mod tests {
             vec![1, 2, 3]
         );
         // A new leader overwrites the suffix from index 2.
-        append(&db, &mut s, &[entry(2, 3)]);
+        append(&log, &mut s, &[entry(2, 3)]);
         assert_eq!(s.last_index().unwrap(), 2);
         assert_eq!(s.term(2).unwrap(), 3);
         assert!(s.term(3).is_err());
@@ -513,13 +542,13 @@ mod tests {
 
     #[test]
     fn compaction_keeps_term_of_truncation_point_and_survives_restart() {
-        let (_d, db, mut s) = setup();
+        let (_d, db, log, mut s) = setup();
         append(
-            &db,
+            &log,
             &mut s,
             &(1..=10).map(|i| entry(i, 1 + i / 5)).collect::<Vec<_>>(),
         );
-        let txn = db.begin_write().unwrap();
+        let txn = log.begin_write().unwrap();
         s.compact_in(&txn, 6).unwrap();
         let hs = HardState {
             term: 3,
@@ -536,7 +565,7 @@ mod tests {
             Err(raft::Error::Store(RaftStorageError::Compacted))
         );
 
-        let s2 = RaftStorage::load(db.clone(), SnapshotRegistry::default()).unwrap();
+        let s2 = reload(&db, &log);
         assert_eq!(s2.first_index().unwrap(), 7);
         assert_eq!(s2.last_index().unwrap(), 10);
         assert_eq!(s2.term(6).unwrap(), 2);
@@ -545,29 +574,31 @@ mod tests {
 
     #[test]
     fn installing_a_snapshot_resets_the_log() {
-        let (_d, db, mut s) = setup();
-        append(&db, &mut s, &[entry(1, 1), entry(2, 1)]);
+        let (_d, db, log, mut s) = setup();
+        append(&log, &mut s, &[entry(1, 1), entry(2, 1)]);
         let mut m = SnapshotMetadata {
             index: 50,
             term: 4,
             ..Default::default()
         };
         m.mut_conf_state().voters = vec![1, 2, 3];
-        let txn = db.begin_write().unwrap();
-        s.install_snapshot_in(&txn, &m).unwrap();
-        txn.commit().unwrap();
+        let stxn = db.begin_write().unwrap();
+        let ltxn = log.begin_write().unwrap();
+        s.install_snapshot_in(&stxn, &ltxn, &m).unwrap();
+        stxn.commit().unwrap();
+        ltxn.commit().unwrap();
         assert_eq!(s.first_index().unwrap(), 51);
         assert_eq!(s.last_index().unwrap(), 50);
         assert_eq!(s.term(50).unwrap(), 4);
         assert_eq!(s.hard_state().commit, 50);
-        let s2 = RaftStorage::load(db.clone(), SnapshotRegistry::default()).unwrap();
+        let s2 = reload(&db, &log);
         assert_eq!(s2.conf_state().voters, vec![1, 2, 3]);
         assert_eq!(s2.last_index().unwrap(), 50);
     }
 
     #[test]
     fn snapshot_is_unavailable_until_something_is_applied() {
-        let (_d, _db, s) = setup();
+        let (_d, _db, _log, s) = setup();
         assert_eq!(
             s.snapshot(0, 2),
             Err(raft::Error::Store(
@@ -578,8 +609,8 @@ mod tests {
 
     #[test]
     fn snapshot_carries_applied_index_and_conf_state() {
-        let (_d, db, mut s) = setup();
-        append(&db, &mut s, &[entry(1, 1), entry(2, 1)]);
+        let (_d, db, log, mut s) = setup();
+        append(&log, &mut s, &[entry(1, 1), entry(2, 1)]);
         let txn = db.begin_write().unwrap();
         let cs = ConfState {
             voters: vec![7],
@@ -599,13 +630,13 @@ mod tests {
 
     #[test]
     fn a_log_with_a_hole_at_the_front_is_refused() {
-        let (_d, db, mut s) = setup();
-        append(&db, &mut s, &[entry(1, 1), entry(2, 1)]);
+        let (_d, db, log, mut s) = setup();
+        append(&log, &mut s, &[entry(1, 1), entry(2, 1)]);
         // Lose the truncation record: the log now starts at 1 but claims nothing truncated -> fine;
         // drop entry 1 instead and the mismatch must be caught.
-        let txn = db.begin_write().unwrap();
+        let txn = log.begin_write().unwrap();
         txn.open_table(LOG).unwrap().remove(1u64).unwrap();
         txn.commit().unwrap();
-        assert!(RaftStorage::load(db.clone(), SnapshotRegistry::default()).is_err());
+        assert!(RaftStorage::load(db.clone(), log.clone(), SnapshotRegistry::default()).is_err());
     }
 }
