@@ -84,6 +84,11 @@ pub struct Args {
     #[arg(long, env = "KVD_COMPACT_KEEP", default_value_t = 5_000)]
     pub compact_keep: u64,
 
+    /// Also compact the raft log once it holds more than this many MiB, keeping at most half
+    /// of it (of the `--compact-keep` entries) for slow followers.
+    #[arg(long, env = "KVD_COMPACT_LOG_MB", default_value_t = 64)]
+    pub compact_log_mb: u64,
+
     /// Database page cache in MiB.
     #[arg(long, env = "KVD_CACHE_MB", default_value_t = 64)]
     pub cache_mb: usize,
@@ -173,6 +178,7 @@ pub struct Config {
     pub max_key_size: usize,
     pub compact_entries: u64,
     pub compact_keep: u64,
+    pub compact_log_bytes: u64,
     pub cache_bytes: usize,
     pub one_phase_commit: bool,
     pub client_output_limit: usize,
@@ -288,6 +294,7 @@ impl Args {
             max_key_size: self.max_key_size,
             compact_entries: self.compact_entries,
             compact_keep: self.compact_keep,
+            compact_log_bytes: self.compact_log_mb.max(1).saturating_mul(1024 * 1024),
             cache_bytes: self.cache_mb.saturating_mul(1024 * 1024),
             one_phase_commit: self.one_phase_commit,
             client_output_limit: self

@@ -127,6 +127,8 @@ pub struct StateMachine {
     durability: Mutex<StateDurability>,
     /// An unsynced commit of the state database since the last `presync`.
     dirty: AtomicBool,
+    /// The raft loop wants the state durable soon (the log is over its size budget).
+    want_durable: AtomicBool,
     mem: Arc<Memtable>,
     /// This node's raft id: only the proposer reports an entry's result.
     self_id: u64,
@@ -154,6 +156,7 @@ impl StateMachine {
                 every: 1,
             }),
             dirty: AtomicBool::new(false),
+            want_durable: AtomicBool::new(false),
             mem,
             self_id,
             command,
@@ -195,7 +198,9 @@ impl StateMachine {
         let upto = flushed.unwrap_or(d.flushed).max(d.flushed);
         let due = force
             || (upto > d.durable
-                && (upto - d.durable >= d.every || d.durable_at.elapsed() >= DURABLE_INTERVAL));
+                && (upto - d.durable >= d.every
+                    || d.durable_at.elapsed() >= DURABLE_INTERVAL
+                    || self.want_durable.swap(false, Ordering::Relaxed)));
         store::commit(txn, due)?;
         d.flushed = upto;
         if !due {
@@ -239,6 +244,11 @@ impl StateMachine {
         d.flushed = applied;
         d.durable = applied;
         d.durable_at = Instant::now();
+    }
+
+    /// Asks for the next flush to be made durable (so the log can be compacted further).
+    pub fn request_durable(&self) {
+        self.want_durable.store(true, Ordering::Relaxed);
     }
 
     /// The applied index the state database holds (durably or not).

@@ -59,6 +59,7 @@ pub struct Node {
     pub(super) identity: Identity,
     pub(super) compact_entries: u64,
     pub(super) compact_keep: u64,
+    pub(super) compact_log_bytes: u64,
     pub(super) rx: mpsc::Receiver<Input>,
     pub(super) transport: Transport,
     pub(super) logger: Logger,
@@ -141,6 +142,7 @@ impl Node {
             identity,
             compact_entries: cfg.compact_entries,
             compact_keep: cfg.compact_keep,
+            compact_log_bytes: cfg.compact_log_bytes,
             rx,
             transport,
             logger,
@@ -565,17 +567,24 @@ impl Node {
     }
 
     /// After applying, compact the log once it holds more than `compact_entries` applied
-    /// entries, keeping `compact_keep` of them for slow followers. The disk part rides with the
-    /// next job.
+    /// entries or `compact_log_bytes`, keeping `compact_keep` of them (at most half the bytes)
+    /// for slow followers. The disk part rides with the next job.
     fn schedule_compaction(&mut self) {
         let store = self.raw.store();
         let first = store.first_index_now();
-        // Entries past the table's applied index are still needed to rebuild the memtable.
+        let over_bytes = store.log_bytes() > self.compact_log_bytes;
+        if over_bytes && self.flushed_applied < self.applied_index {
+            // Entries past the state's durable applied index are still needed to rebuild it.
+            self.machine.request_durable();
+        }
         let applied = self.applied_index.min(self.flushed_applied);
-        if applied < first || applied - first < self.compact_entries {
+        if applied < first || (applied - first < self.compact_entries && !over_bytes) {
             return;
         }
-        let upto = applied.saturating_sub(self.compact_keep);
+        let mut upto = applied.saturating_sub(self.compact_keep);
+        if over_bytes {
+            upto = upto.max(store.index_keeping(self.compact_log_bytes / 2).min(applied));
+        }
         if upto < first {
             return;
         }

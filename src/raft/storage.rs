@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError as RaftStorageError};
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use crate::raft::snapshot::SnapshotRegistry;
 use crate::store::{self, Db, LOG, RAFT_STATE, StoreError, meta};
@@ -39,6 +39,77 @@ pub struct RaftStorage {
     /// Highest index known to be durable in redb.
     durable: u64,
     snapshots: SnapshotRegistry,
+    /// How many bytes the log holds, approximately (see `LogBytes`).
+    bytes: LogBytes,
+}
+
+/// The log's size in bytes, approximately: a running total of the bytes appended, with the
+/// total as of the last index of each append, so the size of what a compaction drops (or a
+/// suffix cut) is known to within one append. After a restart the log's stored size is spread
+/// evenly over its entries.
+#[derive(Default)]
+struct LogBytes {
+    /// (index, bytes appended through it) per append, oldest first; the front is at or before
+    /// the truncation point and gives the total dropped so far.
+    marks: VecDeque<(u64, u64)>,
+    total: u64,
+}
+
+impl LogBytes {
+    fn new(truncated: u64, last: u64, stored: u64) -> Self {
+        let mut marks = VecDeque::from([(truncated, 0)]);
+        if last > truncated {
+            marks.push_back((last, stored));
+        }
+        LogBytes {
+            marks,
+            total: stored,
+        }
+    }
+
+    /// Appended `bytes` ending at `last`, after cutting everything from `cut` on.
+    fn append(&mut self, cut: Option<u64>, last: u64, bytes: u64) {
+        if let Some(from) = cut {
+            while self.marks.len() > 1 && self.marks.back().is_some_and(|m| m.0 >= from) {
+                self.marks.pop_back();
+            }
+            self.total = self.marks.back().map_or(0, |m| m.1);
+        }
+        self.total += bytes;
+        self.marks.push_back((last, self.total));
+    }
+
+    /// The log now starts after `index`.
+    fn compact(&mut self, index: u64) {
+        while self.marks.len() > 1 && self.marks.get(1).is_some_and(|m| m.0 <= index) {
+            self.marks.pop_front();
+        }
+        if let Some(front) = self.marks.front_mut() {
+            front.0 = front.0.max(index);
+        }
+    }
+
+    fn reset(&mut self, index: u64) {
+        self.marks.clear();
+        self.marks.push_back((index, self.total));
+    }
+
+    fn held(&self) -> u64 {
+        self.total - self.marks.front().map_or(0, |m| m.1)
+    }
+
+    /// The lowest index such that the entries after it hold at most `keep` bytes.
+    fn keeping(&self, keep: u64) -> u64 {
+        self.marks
+            .iter()
+            .find(|m| self.total - m.1 <= keep)
+            .map_or(0, |m| m.0)
+    }
+}
+
+/// What an entry costs in the log, roughly (its row: term, protobuf framing, payload).
+fn entry_bytes(e: &Entry) -> u64 {
+    (e.data.len() + e.context.len() + 24) as u64
 }
 
 impl RaftStorage {
@@ -64,6 +135,7 @@ impl RaftStorage {
             Some((k, _)) => k.value(),
             None => truncated.0,
         };
+        let stored = log.stats()?.stored_bytes();
         if let Some((k, _)) = log.first()?
             && k.value() != truncated.0 + 1
         {
@@ -95,6 +167,7 @@ impl RaftStorage {
             tail: VecDeque::new(),
             durable: last,
             snapshots,
+            bytes: LogBytes::new(truncated.0, last, stored),
         })
     }
 
@@ -139,7 +212,19 @@ impl RaftStorage {
         }
         self.tail.extend(entries.iter().cloned());
         self.last = entries[entries.len() - 1].index;
+        self.bytes
+            .append(cut, self.last, entries.iter().map(entry_bytes).sum());
         cut
+    }
+
+    /// Bytes the log holds, approximately.
+    pub fn log_bytes(&self) -> u64 {
+        self.bytes.held()
+    }
+
+    /// The lowest index such that the entries after it hold at most `keep` bytes (roughly).
+    pub fn index_keeping(&self, keep: u64) -> u64 {
+        self.bytes.keeping(keep).max(self.truncated.0)
     }
 
     pub fn stage_hard_state(&mut self, hs: &HardState) {
@@ -176,6 +261,7 @@ impl RaftStorage {
             self.tail.pop_front();
         }
         self.truncated = (index, term);
+        self.bytes.compact(index);
         Ok(Some((index, term)))
     }
 
@@ -247,6 +333,7 @@ impl RaftStorage {
         self.last = index;
         self.durable = index;
         self.tail.clear();
+        self.bytes.reset(index);
         if self.hard_state.commit < index || self.hard_state.term < term {
             let mut hs = self.hard_state.clone();
             hs.commit = hs.commit.max(index);
@@ -594,6 +681,29 @@ mod tests {
         let s2 = reload(&db, &log);
         assert_eq!(s2.conf_state().voters, vec![1, 2, 3]);
         assert_eq!(s2.last_index().unwrap(), 50);
+    }
+
+    #[test]
+    fn the_log_size_follows_appends_cuts_and_compactions() {
+        let mut b = LogBytes::new(0, 0, 0);
+        b.append(None, 10, 1000);
+        b.append(None, 20, 500);
+        assert_eq!((b.held(), b.keeping(500), b.keeping(499)), (1500, 10, 20));
+        // A new leader replaces 15.. : what the cut append held is gone.
+        b.append(Some(15), 16, 100);
+        assert_eq!(b.held(), 1100);
+        b.compact(10);
+        assert_eq!(b.held(), 100);
+        b.compact(12);
+        assert_eq!(b.held(), 100);
+        b.reset(40);
+        assert_eq!(b.held(), 0);
+        // After a restart, the stored size counts until compacted past.
+        let mut r = LogBytes::new(100, 200, 7000);
+        assert_eq!(r.held(), 7000);
+        r.append(None, 201, 50);
+        r.compact(200);
+        assert_eq!(r.held(), 50);
     }
 
     #[test]
