@@ -209,7 +209,9 @@ pub fn open_log(data_dir: &Path, cache_bytes: usize, state: &Db) -> Result<Db, S
         use redb::ReadableDatabase;
         let txn = state.begin_read().map_err(|e| fail(e.into()))?;
         let t = txn.open_table(RAFT_STATE).map_err(|e| fail(e.into()))?;
-        t.get(meta::LOG_SPLIT).map_err(|e| fail(e.into()))?.is_some()
+        t.get(meta::LOG_SPLIT)
+            .map_err(|e| fail(e.into()))?
+            .is_some()
     };
     if !existed && split {
         return Err(format!(
@@ -225,8 +227,7 @@ pub fn open_log(data_dir: &Path, cache_bytes: usize, state: &Db) -> Result<Db, S
         let log = open_file(&tmp, false, cache_bytes)?;
         copy_log(state, &log).map_err(fail)?;
         drop(log);
-        fs::rename(&tmp, &path)
-            .map_err(|e| format!("cannot rename '{}': {e}", tmp.display()))?;
+        fs::rename(&tmp, &path).map_err(|e| format!("cannot rename '{}': {e}", tmp.display()))?;
         if let Ok(dir) = fs::File::open(data_dir) {
             let _ = dir.sync_all();
         }
@@ -539,9 +540,13 @@ mod tests {
                 log.insert(8u64, &b"eight"[..]).expect("insert");
                 let mut state = txn.open_table(RAFT_STATE).expect("state");
                 state.insert(meta::HARD_STATE, &b"hs"[..]).expect("insert");
-                state.insert(meta::TRUNCATED, &encode_pair(6, 2)[..]).expect("insert");
+                state
+                    .insert(meta::TRUNCATED, &encode_pair(6, 2)[..])
+                    .expect("insert");
                 state.insert(meta::IDENTITY, &b"id"[..]).expect("insert");
-                state.insert(meta::APPLIED, &encode_pair(8, 2)[..]).expect("insert");
+                state
+                    .insert(meta::APPLIED, &encode_pair(8, 2)[..])
+                    .expect("insert");
             }
             txn.commit().expect("commit");
         }

@@ -513,7 +513,10 @@ fn damaged_or_missing_file_is_refused_at_start(file: &str) {
     // Deleted, with the kvd.dir marker still there.
     fs::remove_file(&db).unwrap();
     assert!(node.data_dir.join("kvd.dir").exists());
-    report.push(("deleted", assert_refused(&mut node, &format!("deleted {file}"))));
+    report.push((
+        "deleted",
+        assert_refused(&mut node, &format!("deleted {file}")),
+    ));
     assert!(
         !db.exists(),
         "a refused start must not create a new database"

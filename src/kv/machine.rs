@@ -175,11 +175,17 @@ impl StateMachine {
         &self.db
     }
 
+    fn durability(&self) -> std::sync::MutexGuard<'_, StateDurability> {
+        self.durability
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Starts the durability bookkeeping: the state on disk is durable up to `applied`, and a
     /// flush is made durable once it is `every` entries past the durable point (or
     /// `DURABLE_INTERVAL` after the last durable one).
     pub fn set_durability(&self, applied: u64, every: u64) {
-        let mut d = self.durability.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut d = self.durability();
         d.flushed = applied;
         d.durable = applied;
         d.every = every.max(1);
@@ -194,7 +200,7 @@ impl StateMachine {
         flushed: Option<u64>,
         force: bool,
     ) -> Result<Option<u64>, StoreError> {
-        let mut d = self.durability.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut d = self.durability();
         let upto = flushed.unwrap_or(d.flushed).max(d.flushed);
         let due = force
             || (upto > d.durable
@@ -240,7 +246,7 @@ impl StateMachine {
     /// The state database was replaced or emptied: durable (the caller committed it so) up to
     /// `applied` and no further.
     pub fn reset_durability(&self, applied: u64) {
-        let mut d = self.durability.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut d = self.durability();
         d.flushed = applied;
         d.durable = applied;
         d.durable_at = Instant::now();
@@ -253,18 +259,12 @@ impl StateMachine {
 
     /// The applied index the state database holds (durably or not).
     pub fn flushed_applied(&self) -> u64 {
-        self.durability
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .flushed
+        self.durability().flushed
     }
 
     /// The applied index the state database holds durably.
     pub fn durable_applied(&self) -> u64 {
-        self.durability
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .durable
+        self.durability().durable
     }
 
     pub fn memtable(&self) -> &Arc<Memtable> {

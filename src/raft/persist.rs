@@ -106,10 +106,10 @@ pub fn spawn(
                     let applied = apply_part(&machine, &mut batch)?;
                     let log_work = batch.iter().any(Job::writes_log);
                     let mut done = if log_work {
-                        if applied.applied.last.is_some() || applied.state_durable.is_some() {
-                            if raft.send(Input::Persisted(Box::new(applied))).is_err() {
-                                return Ok(false);
-                            }
+                        if (applied.applied.last.is_some() || applied.state_durable.is_some())
+                            && raft.send(Input::Persisted(Box::new(applied))).is_err()
+                        {
+                            return Ok(false);
                         }
                         Done::default()
                     } else {

@@ -198,12 +198,17 @@ pub fn start(
             source,
         })?;
     let (jobs, jobs_rx) = mpsc::channel();
-    super::persist::spawn(machine.clone(), log.clone(), jobs_rx, tx.clone(), logger.clone()).map_err(
-        |source| StartError::Spawn {
-            thread: "the persistence thread",
-            source,
-        },
-    )?;
+    super::persist::spawn(
+        machine.clone(),
+        log.clone(),
+        jobs_rx,
+        tx.clone(),
+        logger.clone(),
+    )
+    .map_err(|source| StartError::Spawn {
+        thread: "the persistence thread",
+        source,
+    })?;
     let handle = RaftHandle {
         tx,
         status: status.clone(),
