@@ -17,6 +17,10 @@
 #   BENCH_NO_BUILD=1 skip `cargo build --release`
 #   BENCH_NO_INSTALL=1 never call apt-get
 #   BENCH_KEEP_DATA=1 keep the temporary data dirs
+#   KVD_ONE_PHASE_COMMIT=1 run kvd with --one-phase-commit (one fsync per commit instead of two)
+#   REDISRAFT_MODULE, REDIS_SERVER  also benchmark RedisRaft: a 3-node cluster of REDIS_SERVER
+#                    (Redis 7.2 or newer built from source; Debian's 7.0 refuses the module) with
+#                    REDISRAFT_MODULE (redisraft.so), raft log fsynced, followers proxying writes
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -288,6 +292,52 @@ stop_names() { # stop_names NAME... : stop these processes (graceful, then SIGKI
     stop_pids "${pids[@]}"
 }
 
+# start_redisraft : 3 RedisRaft nodes rr0..2 (rr0 initialises the cluster, the others join it).
+# Sets RR_LEADER / RR_FOLLOWER once all three report the same leader.
+start_redisraft() {
+    local ports i name deadline leader=""
+    read -r -a ports <<<"$(free_ports 3)"
+    for i in 0 1 2; do
+        name="rr$i"
+        PORT_OF[$name]=${ports[$i]}
+        DIR_OF[$name]="$TMP/$name"
+        mkdir -p "${DIR_OF[$name]}"
+        start_bg "$name" "$LOGS/$name.log" "$REDIS_SERVER" --port "${ports[$i]}" --bind 127.0.0.1 \
+            --daemonize no --dir "${DIR_OF[$name]}" --logfile "" --save "" --dbfilename "raft$i.rdb" \
+            --loadmodule "$REDISRAFT_MODULE" --raft.log-filename "raftlog$i.db" \
+            --raft.addr "127.0.0.1:${ports[$i]}" --raft.log-fsync yes --raft.follower-proxy yes
+        wait_ping "$name" "${ports[$i]}" 30
+    done
+    [[ $(rcli "${ports[0]}" RAFT.CLUSTER INIT) == OK* ]] || die "RAFT.CLUSTER INIT failed: $(rcli "${ports[0]}" RAFT.CLUSTER INIT)"
+    for i in 1 2; do
+        deadline=$(($(now_ms) + 30000))
+        until [[ $(rcli "${ports[$i]}" RAFT.CLUSTER JOIN "127.0.0.1:${ports[0]}") == OK* ]]; do
+            (($(now_ms) < deadline)) || die "rr$i could not join the RedisRaft cluster"
+            sleep 0.5
+        done
+    done
+    deadline=$(($(now_ms) + 60000))
+    while :; do
+        local ok=1 nodes
+        nodes=$(rcli "${ports[0]}" INFO raft | sed -n 's/^raft_num_nodes://p')
+        [[ $nodes == 3 ]] || ok=0
+        for i in 0 1 2; do
+            [[ $(rcli "${ports[$i]}" INFO raft | sed -n 's/^raft_state://p') == up ]] || ok=0
+            [[ $(rcli "${ports[$i]}" SET rr-probe x) == OK ]] || ok=0
+        done
+        [[ $ok == 1 ]] && break
+        (($(now_ms) < deadline)) || die "RedisRaft cluster not ready within 60 s (nodes=$nodes)"
+        sleep 0.2
+    done
+    for i in 0 1 2; do
+        if [[ $(rcli "${ports[$i]}" INFO raft | sed -n 's/^raft_role://p') == leader ]]; then leader=rr$i; fi
+    done
+    [[ -n $leader ]] || die "no RedisRaft node says it is the leader"
+    RR_LEADER=$leader
+    for i in 0 1 2; do [[ rr$i != "$RR_LEADER" ]] && { RR_FOLLOWER=rr$i; break; }; done
+    log "RedisRaft ready: leader $RR_LEADER (:${PORT_OF[$RR_LEADER]}), follower $RR_FOLLOWER (:${PORT_OF[$RR_FOLLOWER]})"
+}
+
 start_redis() { # start_redis NAME ARGS...
     local name=$1 port
     shift
@@ -480,10 +530,25 @@ declare -A SYS_NODE=(
     [redis-nopersist]=redis-nopersist
     [redis-aof-always]=redis-aof-always
 )
+RR_NODES=()
+if [[ -n ${REDISRAFT_MODULE:-} || -n ${REDIS_SERVER:-} ]]; then
+    [[ -r ${REDISRAFT_MODULE:-} ]] || die "REDISRAFT_MODULE='${REDISRAFT_MODULE:-}' is not a readable file"
+    [[ -x ${REDIS_SERVER:-} ]] || die "REDIS_SERVER='${REDIS_SERVER:-}' is not an executable"
+    metric redisraft_server "$("$REDIS_SERVER" --version | grep -oE 'v=[0-9.]+' | cut -d= -f2)"
+    start_redisraft
+    SYSTEMS+=(redisraft-leader redisraft-follower)
+    SYS_NODE[redisraft-leader]=$RR_LEADER
+    SYS_NODE[redisraft-follower]=$RR_FOLLOWER
+    RR_NODES=(rr0 rr1 rr2)
+fi
 
 bench_matrix
 single_client "$LEADER" c1_kvd_leader
 single_client redis-aof-always c1_redis_aof
+if ((${#RR_NODES[@]})); then
+    single_client "$RR_LEADER" c1_redisraft_leader
+    stop_names "${RR_NODES[@]}"
+fi
 failover
 stop_names node0 node1 node2 redis-aof-always
 memory
