@@ -441,3 +441,101 @@ fn new_key_events_only_when_a_key_is_created() {
         sub.expect(pmessage("*", "__keyevent@0__:new", key).as_bytes());
     }
 }
+
+/// The fields of `id`'s CLIENT LIST line from `from`, as "flags=.. sub=.. psub=.. ssub=.. redir=..".
+fn list_fields(from: &mut RawConn, id: &str) -> String {
+    let r = from.call(&["CLIENT", "LIST", "ID", id]);
+    let text = String::from_utf8_lossy(&r).to_string();
+    let field = |name: &str| {
+        text.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .unwrap_or("?")
+            .to_string()
+    };
+    format!(
+        "flags={} sub={} psub={} ssub={} redir={}",
+        field("flags"),
+        field("sub"),
+        field("psub"),
+        field("ssub"),
+        field("redir")
+    )
+}
+
+fn client_id(c: &mut RawConn) -> String {
+    let r = c.call(&["CLIENT", "ID"]);
+    String::from_utf8_lossy(&r[1..r.len() - 2]).to_string()
+}
+
+/// What redis-server 7.0.15 shows (checked by hand on it): the counts of each kind, `P` while
+/// subscribed, `t` while tracking, `B` with BCAST, `redir` the REDIRECT id (0 without) while
+/// tracking; CLIENT LIST TYPE pubsub lists the subscribed connections and TYPE normal the others.
+#[test]
+fn client_list_shows_subscriptions_and_tracking_as_redis() {
+    let node = Node::single(&[]);
+    let mut sub = node.raw();
+    let mut other = node.raw();
+    let mut track = node.raw();
+    let sub_id = client_id(&mut sub);
+    let track_id = client_id(&mut track);
+    assert_eq!(
+        list_fields(&mut other, &sub_id),
+        "flags=N sub=0 psub=0 ssub=0 redir=-1"
+    );
+    sub.send_cmd(&["SUBSCRIBE", "a", "b"]);
+    sub.send_cmd(&["PSUBSCRIBE", "p*"]);
+    sub.send_cmd(&["SSUBSCRIBE", "s"]);
+    for _ in 0..4 {
+        sub.read_reply();
+    }
+    assert_eq!(
+        list_fields(&mut other, &sub_id),
+        "flags=P sub=2 psub=1 ssub=1 redir=-1"
+    );
+    let pubsub_list = other.call(&["CLIENT", "LIST", "TYPE", "pubsub"]);
+    assert!(show(&pubsub_list).contains(&format!("id={sub_id} ")));
+    let normal_list = show(&other.call(&["CLIENT", "LIST", "TYPE", "normal"]));
+    assert!(!normal_list.contains(&format!("id={sub_id} ")));
+    assert!(normal_list.contains(&format!("id={track_id} ")));
+
+    track.check(&["CLIENT", "TRACKING", "on", "BCAST"], "+OK\r\n");
+    assert_eq!(
+        list_fields(&mut other, &track_id),
+        "flags=tB sub=0 psub=0 ssub=0 redir=0"
+    );
+    track.check(&["CLIENT", "TRACKING", "off"], "+OK\r\n");
+    let other_id = client_id(&mut other);
+    track.check(
+        &["CLIENT", "TRACKING", "on", "REDIRECT", &other_id],
+        "+OK\r\n",
+    );
+    assert_eq!(
+        list_fields(&mut other, &track_id),
+        format!("flags=t sub=0 psub=0 ssub=0 redir={other_id}")
+    );
+    // CLIENT INFO shows the connection's own.
+    let info = show(&track.call(&["CLIENT", "INFO"]));
+    assert!(info.contains(&format!(" flags=t db=0 sub=0 psub=0 ssub=0 multi=-1 ")));
+    assert!(info.contains(&format!(" redir={other_id} resp=2")));
+    // RESET ends tracking; unsubscribing everything clears the counts.
+    track.check(&["RESET"], "+RESET\r\n");
+    assert_eq!(
+        list_fields(&mut other, &track_id),
+        "flags=N sub=0 psub=0 ssub=0 redir=-1"
+    );
+    sub.send_cmd(&["UNSUBSCRIBE"]);
+    sub.send_cmd(&["PUNSUBSCRIBE"]);
+    sub.send_cmd(&["SUNSUBSCRIBE"]);
+    for _ in 0..4 {
+        sub.read_reply();
+    }
+    assert_eq!(
+        list_fields(&mut other, &sub_id),
+        "flags=N sub=0 psub=0 ssub=0 redir=-1"
+    );
+    // CLIENT KILL TYPE pubsub kills subscribers only.
+    sub.send_cmd(&["SUBSCRIBE", "a"]);
+    sub.read_reply();
+    other.check(&["CLIENT", "KILL", "TYPE", "pubsub"], ":1\r\n");
+    assert!(sub.closed_within(Duration::from_secs(5)));
+}

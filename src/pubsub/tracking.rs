@@ -85,6 +85,13 @@ impl Table {
         lock(&self.writing).remove(&id);
     }
 
+    /// Connection `id`'s mailbox, while it is open.
+    pub fn mailbox(&self, id: u64) -> Option<Arc<Mailbox>> {
+        lock(&self.mailboxes)
+            .get(&id)
+            .and_then(std::sync::Weak::upgrade)
+    }
+
     pub fn exists(&self, id: u64) -> bool {
         lock(&self.mailboxes)
             .get(&id)
