@@ -515,7 +515,7 @@ fn client_list_shows_subscriptions_and_tracking_as_redis() {
     );
     // CLIENT INFO shows the connection's own.
     let info = show(&track.call(&["CLIENT", "INFO"]));
-    assert!(info.contains(&format!(" flags=t db=0 sub=0 psub=0 ssub=0 multi=-1 ")));
+    assert!(info.contains(" flags=t db=0 sub=0 psub=0 ssub=0 multi=-1 "));
     assert!(info.contains(&format!(" redir={other_id} resp=2")));
     // RESET ends tracking; unsubscribing everything clears the counts.
     track.check(&["RESET"], "+RESET\r\n");
