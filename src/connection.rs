@@ -447,11 +447,12 @@ impl Conn {
                             }
                         }
                         shared.stats.writes_proposed.fetch_add(1, Relaxed);
-                        if self.session.pubsub.tracking.noloop {
-                            let keys = spec.key_args(&argv).cloned();
-                            shared.pubsub.tracking.begin_write(self.session.id, keys);
-                        }
-                        let rx = shared.raft.propose_later(self.session.db, argv, timeout);
+                        let rx = shared.raft.propose_later_from(
+                            self.writer_id(),
+                            self.session.db,
+                            argv,
+                            timeout,
+                        );
                         let slot = if self.silent {
                             Slot::Silent(rx)
                         } else {
@@ -598,7 +599,7 @@ impl Conn {
                     shared.stats.writes_proposed.fetch_add(1, Relaxed);
                     shared
                         .raft
-                        .propose_later(self.session.db, entry, timeout)
+                        .propose_later_from(self.writer_id(), self.session.db, entry, timeout)
                         .await
                         .unwrap_or(Err(RaftError::Stopped))
                         .unwrap_or_else(raft_error_reply)
@@ -749,19 +750,13 @@ impl Conn {
         Ok(())
     }
 
-    /// NOLOOP tracking: once no write of this connection is in flight, it hears of every change.
-    fn writes_answered(&self) {
-        if self.session.pubsub.tracking.noloop
-            && !self
-                .queue
-                .iter()
-                .any(|(s, _)| matches!(s, Slot::Waiting(_) | Slot::Silent(_)))
-        {
-            self.session
-                .shared
-                .pubsub
-                .tracking
-                .end_writes(self.session.id);
+    /// The connection id its writes' entries carry: only a NOLOOP tracking connection needs
+    /// its own writes told apart (the entries of others stay as small as before).
+    fn writer_id(&self) -> u64 {
+        if self.session.pubsub.tracking.on && self.session.pubsub.tracking.noloop {
+            self.session.id
+        } else {
+            0
         }
     }
 
@@ -797,11 +792,9 @@ impl Conn {
                     .unwrap_or_else(raft_error_reply),
                 Slot::Silent(rx) => {
                     let _ = rx.await;
-                    self.writes_answered();
                     continue;
                 }
             };
-            self.writes_answered();
             reply.encode(proto, &mut self.out);
             // What this write's apply raised for this connection (invalidations of keys it
             // tracks) follows its reply, as Redis sends it.

@@ -539,3 +539,46 @@ fn client_list_shows_subscriptions_and_tracking_as_redis() {
     other.check(&["CLIENT", "KILL", "TYPE", "pubsub"], ":1\r\n");
     assert!(sub.closed_within(Duration::from_secs(5)));
 }
+
+/// NOLOOP on a follower: the connection's own writes (plain, in MULTI/EXEC, pipelined) are
+/// not invalidated to it, on any path; the same keys written by another connection, through
+/// its node or another, are.
+#[test]
+fn noloop_leaves_out_exactly_the_connections_own_writes() {
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(30));
+    let follower = cluster.node((leader + 1) % 3);
+    let mut w = cluster.node(leader).raw();
+    let mut same_node = follower.raw();
+    let mut n = follower.raw();
+    let _ = n.call(&["HELLO", "3"]);
+    n.check(&["CLIENT", "TRACKING", "on", "BCAST", "NOLOOP"], "+OK\r\n");
+    n.check(&["SET", "own", "1"], "+OK\r\n");
+    n.check(&["MULTI"], "+OK\r\n");
+    n.check(&["SET", "own", "2"], "+QUEUED\r\n");
+    n.check(&["INCR", "own2"], "+QUEUED\r\n");
+    n.check(&["EXEC"], "*2\r\n+OK\r\n:1\r\n");
+    n.send_cmd(&["SET", "own", "3"]);
+    n.send_cmd(&["DEL", "own2"]);
+    n.expect(b"+OK\r\n:1\r\n");
+    w.check(&["SET", "theirs", "1"], "+OK\r\n");
+    n.expect(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$6\r\ntheirs\r\n");
+    same_node.check(&["SET", "own", "4"], "+OK\r\n");
+    n.expect(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$3\r\nown\r\n");
+
+    // Default mode: a key read and then written by the connection itself is not told (and
+    // forgotten, as Redis forgets it); read again and written by another, it is.
+    let mut d = follower.raw();
+    let _ = d.call(&["HELLO", "3"]);
+    d.check(&["CLIENT", "TRACKING", "on", "NOLOOP"], "+OK\r\n");
+    d.check(&["GET", "dk"], "_\r\n");
+    d.check(&["SET", "dk", "1"], "+OK\r\n");
+    w.check(&["SET", "dk", "2"], "+OK\r\n");
+    poll_until(Duration::from_secs(10), "the follower to apply", || {
+        (same_node.call(&["GET", "dk"]) == b"$1\r\n2\r\n").then_some(())
+    });
+    d.check(&["GET", "dk"], "$1\r\n2\r\n");
+    assert!(d.pending().is_empty(), "{}", show(d.pending()));
+    w.check(&["SET", "dk", "3"], "+OK\r\n");
+    d.expect(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\ndk\r\n");
+}
