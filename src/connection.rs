@@ -328,7 +328,12 @@ impl Conn {
                 self.drain(wr).await?;
                 let reply =
                     crate::blocking::execute(&shared, &self.session, spec, argv, wr.as_ref()).await;
-                self.ready(reply)?;
+                // What the pop's own apply raised (an invalidation of the destination key)
+                // follows the reply, as Redis sends it.
+                if !self.silent {
+                    reply.encode(self.session.protocol, &mut self.out);
+                }
+                self.take_pushes()?;
                 view = None;
                 barrier_done = false;
                 continue;

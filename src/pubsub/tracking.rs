@@ -112,6 +112,12 @@ impl Table {
             );
         } else {
             t.remove(&mailbox.id);
+            // Nobody tracks any more: the keys read so far are nobody's to be told of (Redis
+            // keeps them until a flush, which then frees the whole table; with no tracker a
+            // flush raises nothing here, so they go now).
+            if t.is_empty() {
+                lock(&self.keys).clear();
+            }
         }
     }
 
