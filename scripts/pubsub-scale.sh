@@ -28,13 +28,16 @@ SET_N=${SCALE_SET_N:-100000}
 FAILOVER_RATE=${FAILOVER_RATE:-200}
 FAILOVER_SECS=${FAILOVER_SECS:-10}
 
+# On exit, what the subscriber processes wrote to stderr, then the usual cleanup.
+trap '[[ -s $TMP/subs.err ]] && { echo "subscriber processes:" >&2; cat "$TMP/subs.err" >&2; }; cleanup' EXIT INT TERM
+
 build_if_missing
-cluster_up() {
+cluster_up() { # PREFIX: nodes PREFIX0 (the first leader), PREFIX1, PREFIX2, fresh data dirs
     read -r -a P <<<"$(free_ports 6)"
-    start node0 "${P[0]}" "${P[1]}"
-    until_ok 30 "node0 leads" is_leader "${P[0]}"
-    start node1 "${P[2]}" "${P[3]}" --join "127.0.0.1:${P[0]}"
-    start node2 "${P[4]}" "${P[5]}" --join "127.0.0.1:${P[0]}"
+    start "${1}0" "${P[0]}" "${P[1]}"
+    until_ok 30 "${1}0 leads" is_leader "${P[0]}"
+    start "${1}1" "${P[2]}" "${P[3]}" --join "127.0.0.1:${P[0]}"
+    start "${1}2" "${P[4]}" "${P[5]}" --join "127.0.0.1:${P[0]}"
     until_ok 60 "three voters" voters_are "${P[0]}" 3
     until_ok 30 "a write through node2" [ "$(rcli "${P[4]}" set __formed 1)" = OK ]
 }
@@ -45,14 +48,15 @@ bench_set() { # PORT: "rps p50 p99" of redis-benchmark SET
 }
 
 # ---------------------------------------------------------------- (a) many subscribers
-cluster_up
+cluster_up node
 log "(a) $SUBS subscribers on 3 nodes (:${P[0]} leader, :${P[2]}, :${P[4]}), $CHANNELS channels"
 read -r rps p50 p99 <<<"$(bench_set "${P[4]}")"
 log "SET on node2 without subscribers: $rps req/s, p50 $p50 ms, p99 $p99 ms"
 
 fifo=$TMP/ctl
 mkfifo "$fifo"
-python3 - "${P[0]}" "${P[2]}" "${P[4]}" "$SUBS" "$CHANNELS" "$RATE" <"$fifo" >"$TMP/subs.out" 2>"$TMP/subs.err" <<'PY' &
+# The program goes to a file: its stdin is the control fifo ("publish", then "stop").
+cat >"$TMP/subs.py" <<'PY'
 import asyncio, multiprocessing as mp, random, resource, socket, sys, threading, time
 
 ports = [int(p) for p in sys.argv[1:4]]
@@ -162,6 +166,8 @@ for line in sys.stdin:
 for p in procs:
     p.join(10)
 PY
+python3 "$TMP/subs.py" "${P[0]}" "${P[2]}" "${P[4]}" "$SUBS" "$CHANNELS" "$RATE" \
+    <"$fifo" >"$TMP/subs.out" 2>"$TMP/subs.err" &
 SUBS_PID=$!
 PIDS+=("$SUBS_PID")
 exec 7>"$fifo"
@@ -184,7 +190,7 @@ for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
 PIDS=()
 
 # ---------------------------------------------------------------- (b) leader failover
-cluster_up
+cluster_up failover
 LEADER_PID=${PIDS[0]}
 log "(b) publisher on node1 (:${P[2]}) -> subscriber on node2 (:${P[4]}), $FAILOVER_RATE msg/s; SIGKILL the leader node0 after 3 s"
 python3 - "${P[2]}" "${P[4]}" "$FAILOVER_RATE" "$FAILOVER_SECS" "$LEADER_PID" <<'PY'
