@@ -582,3 +582,40 @@ fn noloop_leaves_out_exactly_the_connections_own_writes() {
     w.check(&["SET", "dk", "3"], "+OK\r\n");
     d.expect(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\ndk\r\n");
 }
+
+/// As redis-server 7.0.15: a blocked BLMOVE's own invalidation (of the destination key the
+/// connection tracks) comes after its reply; keys read by a connection that then stopped
+/// tracking stay counted until a FLUSHALL clears the table, after which a new tracker of the
+/// same key hears nothing of the old reads.
+#[test]
+fn tracking_order_after_a_blocked_pop_and_the_table_after_tracking_off() {
+    let node = Node::single(&[]);
+    let mut t = node.raw();
+    let mut w = node.raw();
+    let _ = t.call(&["HELLO", "3"]);
+    t.check(&["CLIENT", "TRACKING", "on"], "+OK\r\n");
+    t.check(&["LRANGE", "list2", "0", "-1"], "*0\r\n");
+    t.send_cmd(&["BLMOVE", "list1", "list2", "LEFT", "LEFT", "0"]);
+    poll_until(Duration::from_secs(10), "the BLMOVE to block", || {
+        let info = show(&w.call(&["INFO", "clients"]));
+        info.contains("blocked_clients:1").then_some(())
+    });
+    w.check(&["RPUSH", "list1", "foo"], ":1\r\n");
+    t.expect(b"$3\r\nfoo\r\n>2\r\n$10\r\ninvalidate\r\n*1\r\n$5\r\nlist2\r\n");
+
+    let items = |w: &mut RawConn| {
+        let info = String::from_utf8_lossy(&w.call(&["INFO", "stats"])).to_string();
+        info.lines()
+            .find_map(|l| l.strip_prefix("tracking_total_items:"))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    t.check(&["GET", "k1"], "_\r\n");
+    t.check(&["CLIENT", "TRACKING", "off"], "+OK\r\n");
+    assert_eq!(items(&mut w), "1", "kept after tracking off, as Redis keeps it");
+    w.check(&["FLUSHALL"], "+OK\r\n");
+    assert_eq!(items(&mut w), "0", "a flush frees the table");
+    t.check(&["CLIENT", "TRACKING", "on"], "+OK\r\n");
+    w.check(&["SET", "k1", "x"], "+OK\r\n");
+    t.check(&["PING"], "+PONG\r\n");
+}

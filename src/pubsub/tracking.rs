@@ -112,12 +112,6 @@ impl Table {
             );
         } else {
             t.remove(&mailbox.id);
-            // Nobody tracks any more: the keys read so far are nobody's to be told of (Redis
-            // keeps them until a flush, which then frees the whole table; with no tracker a
-            // flush raises nothing here, so they go now).
-            if t.is_empty() {
-                lock(&self.keys).clear();
-            }
         }
     }
 
@@ -145,8 +139,10 @@ impl Table {
         (t.len(), keys, items, prefixes.len())
     }
 
+    /// Applies matter while someone tracks, or while keys read by connections that stopped
+    /// tracking are still in the table (as in Redis, a change or a flush clears them).
     fn any(&self) -> bool {
-        !lock(&self.trackers).is_empty()
+        !lock(&self.trackers).is_empty() || !lock(&self.keys).is_empty()
     }
 }
 
@@ -232,7 +228,7 @@ impl Hub {
 
     pub(super) fn tracking_applied(&self, events: &[Event]) {
         let trackers = lock(&self.tracking.trackers);
-        if trackers.is_empty() {
+        if trackers.is_empty() && lock(&self.tracking.keys).is_empty() {
             return;
         }
         let mut flushed = false;
