@@ -399,8 +399,17 @@ impl Conn {
                     let reader =
                         view.get_or_insert_with(|| Reader::new(&shared.db, shared.raft.memtable()));
                     let db = self.session.db;
-                    let mut run = || reader.run(db, |v| cmd::run_read(f, v, &argv));
-                    let ran = if cmd::scripting::is_script(spec) {
+                    let script = cmd::scripting::is_script(spec);
+                    let mut run = || {
+                        if script {
+                            cmd::scripting::take_read_called();
+                        }
+                        let ran = reader.run(db, |v| cmd::run_read(f, v, &argv));
+                        // Read on this thread: a script's declared keys are tracked only if it
+                        // called a read command.
+                        (ran, !script || cmd::scripting::take_read_called())
+                    };
+                    let (ran, read_keys) = if script {
                         tokio::task::block_in_place(run)
                     } else {
                         run()
@@ -410,8 +419,14 @@ impl Conn {
                         Err(e) => cmd::storage_error(e),
                     };
                     if self.session.pubsub.tracking.on {
-                        let keys = spec.key_args(&argv).cloned().collect();
-                        self.session.pubsub.after_command(Some(keys));
+                        let keys = read_keys.then(|| {
+                            if script {
+                                cmd::scripting::declared_keys(&argv)
+                            } else {
+                                spec.key_args(&argv).cloned().collect()
+                            }
+                        });
+                        self.session.pubsub.after_command(keys);
                     }
                     self.ready(reply)?;
                 }
@@ -436,11 +451,20 @@ impl Conn {
                             // worker's other tasks (the accept loop, other clients, who
                             // must be able to get BUSY and send SCRIPT KILL) elsewhere.
                             let db = self.session.db;
-                            let ran = tokio::task::block_in_place(|| {
-                                reader.run(db, |v| cmd::scripting::run_local(v, &argv))
+                            let (ran, read_keys) = tokio::task::block_in_place(|| {
+                                cmd::scripting::take_read_called();
+                                let ran = reader.run(db, |v| cmd::scripting::run_local(v, &argv));
+                                (ran, cmd::scripting::take_read_called())
                             });
                             match ran {
                                 Ok(Some(reply)) => {
+                                    // A script that only read: its declared keys are tracked
+                                    // if it called a read command (as Redis).
+                                    if self.session.pubsub.tracking.on {
+                                        let keys =
+                                            read_keys.then(|| cmd::scripting::declared_keys(&argv));
+                                        self.session.pubsub.after_command(keys);
+                                    }
                                     self.ready(reply)?;
                                     continue;
                                 }

@@ -612,10 +612,42 @@ fn tracking_order_after_a_blocked_pop_and_the_table_after_tracking_off() {
     };
     t.check(&["GET", "k1"], "_\r\n");
     t.check(&["CLIENT", "TRACKING", "off"], "+OK\r\n");
-    assert_eq!(items(&mut w), "1", "kept after tracking off, as Redis keeps it");
+    assert_eq!(
+        items(&mut w),
+        "1",
+        "kept after tracking off, as Redis keeps it"
+    );
     w.check(&["FLUSHALL"], "+OK\r\n");
     assert_eq!(items(&mut w), "0", "a flush frees the table");
     t.check(&["CLIENT", "TRACKING", "on"], "+OK\r\n");
     w.check(&["SET", "k1", "x"], "+OK\r\n");
     t.check(&["PING"], "+PONG\r\n");
+}
+
+/// As redis-server 7.0.15: a script's declared keys are tracked when it called a read command
+/// (EVAL that only read, EVAL_RO), not when it only wrote or called no read command.
+#[test]
+fn scripts_track_their_declared_keys_only_when_they_read() {
+    let node = Node::single(&[]);
+    let mut r = node.raw();
+    let mut w = node.raw();
+    let _ = r.call(&["HELLO", "3"]);
+    r.check(&["CLIENT", "TRACKING", "on"], "+OK\r\n");
+    let invalidations = ">2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\nk2\r\n\
+                         >2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\nk1\r\n+PONG\r\n";
+    for (cmd, script, tracked) in [
+        ("EVAL", "redis.call('set', 'k3', 'bar')", false),
+        ("EVAL", "redis.call('get', 'k3')", true),
+        ("EVAL_RO", "redis.call('ping')", false),
+        ("EVAL_RO", "redis.call('get', 'k1')", true),
+    ] {
+        let _ = r.call(&[cmd, script, "2", "k1", "k2"]);
+        w.check(&["MSET", "k2", "2", "k1", "2"], "+OK\r\n");
+        if tracked {
+            r.send_cmd(&["PING"]);
+            r.expect(invalidations.as_bytes());
+        } else {
+            r.check(&["PING"], "+PONG\r\n");
+        }
+    }
 }
