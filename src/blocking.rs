@@ -399,6 +399,7 @@ impl Listener for Blocking {
                     any |= !keys.is_empty();
                     reg.dirty.extend(keys);
                 }
+                Event::Writer { .. } => {}
             }
         }
         drop(reg);

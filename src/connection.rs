@@ -328,7 +328,12 @@ impl Conn {
                 self.drain(wr).await?;
                 let reply =
                     crate::blocking::execute(&shared, &self.session, spec, argv, wr.as_ref()).await;
-                self.ready(reply)?;
+                // What the pop's own apply raised (an invalidation of the destination key)
+                // follows the reply, as Redis sends it.
+                if !self.silent {
+                    reply.encode(self.session.protocol, &mut self.out);
+                }
+                self.take_pushes()?;
                 view = None;
                 barrier_done = false;
                 continue;
@@ -394,8 +399,17 @@ impl Conn {
                     let reader =
                         view.get_or_insert_with(|| Reader::new(&shared.db, shared.raft.memtable()));
                     let db = self.session.db;
-                    let mut run = || reader.run(db, |v| cmd::run_read(f, v, &argv));
-                    let ran = if cmd::scripting::is_script(spec) {
+                    let script = cmd::scripting::is_script(spec);
+                    let mut run = || {
+                        if script {
+                            cmd::scripting::take_read_called();
+                        }
+                        let ran = reader.run(db, |v| cmd::run_read(f, v, &argv));
+                        // Read on this thread: a script's declared keys are tracked only if it
+                        // called a read command.
+                        (ran, !script || cmd::scripting::take_read_called())
+                    };
+                    let (ran, read_keys) = if script {
                         tokio::task::block_in_place(run)
                     } else {
                         run()
@@ -405,8 +419,14 @@ impl Conn {
                         Err(e) => cmd::storage_error(e),
                     };
                     if self.session.pubsub.tracking.on {
-                        let keys = spec.key_args(&argv).cloned().collect();
-                        self.session.pubsub.after_command(Some(keys));
+                        let keys = read_keys.then(|| {
+                            if script {
+                                cmd::scripting::declared_keys(&argv)
+                            } else {
+                                spec.key_args(&argv).cloned().collect()
+                            }
+                        });
+                        self.session.pubsub.after_command(keys);
                     }
                     self.ready(reply)?;
                 }
@@ -431,11 +451,20 @@ impl Conn {
                             // worker's other tasks (the accept loop, other clients, who
                             // must be able to get BUSY and send SCRIPT KILL) elsewhere.
                             let db = self.session.db;
-                            let ran = tokio::task::block_in_place(|| {
-                                reader.run(db, |v| cmd::scripting::run_local(v, &argv))
+                            let (ran, read_keys) = tokio::task::block_in_place(|| {
+                                cmd::scripting::take_read_called();
+                                let ran = reader.run(db, |v| cmd::scripting::run_local(v, &argv));
+                                (ran, cmd::scripting::take_read_called())
                             });
                             match ran {
                                 Ok(Some(reply)) => {
+                                    // A script that only read: its declared keys are tracked
+                                    // if it called a read command (as Redis).
+                                    if self.session.pubsub.tracking.on {
+                                        let keys =
+                                            read_keys.then(|| cmd::scripting::declared_keys(&argv));
+                                        self.session.pubsub.after_command(keys);
+                                    }
                                     self.ready(reply)?;
                                     continue;
                                 }
@@ -447,11 +476,12 @@ impl Conn {
                             }
                         }
                         shared.stats.writes_proposed.fetch_add(1, Relaxed);
-                        if self.session.pubsub.tracking.noloop {
-                            let keys = spec.key_args(&argv).cloned();
-                            shared.pubsub.tracking.begin_write(self.session.id, keys);
-                        }
-                        let rx = shared.raft.propose_later(self.session.db, argv, timeout);
+                        let rx = shared.raft.propose_later_from(
+                            self.writer_id(),
+                            self.session.db,
+                            argv,
+                            timeout,
+                        );
                         let slot = if self.silent {
                             Slot::Silent(rx)
                         } else {
@@ -598,7 +628,7 @@ impl Conn {
                     shared.stats.writes_proposed.fetch_add(1, Relaxed);
                     shared
                         .raft
-                        .propose_later(self.session.db, entry, timeout)
+                        .propose_later_from(self.writer_id(), self.session.db, entry, timeout)
                         .await
                         .unwrap_or(Err(RaftError::Stopped))
                         .unwrap_or_else(raft_error_reply)
@@ -749,19 +779,13 @@ impl Conn {
         Ok(())
     }
 
-    /// NOLOOP tracking: once no write of this connection is in flight, it hears of every change.
-    fn writes_answered(&self) {
-        if self.session.pubsub.tracking.noloop
-            && !self
-                .queue
-                .iter()
-                .any(|(s, _)| matches!(s, Slot::Waiting(_) | Slot::Silent(_)))
-        {
-            self.session
-                .shared
-                .pubsub
-                .tracking
-                .end_writes(self.session.id);
+    /// The connection id its writes' entries carry: only a NOLOOP tracking connection needs
+    /// its own writes told apart (the entries of others stay as small as before).
+    fn writer_id(&self) -> u64 {
+        if self.session.pubsub.tracking.on && self.session.pubsub.tracking.noloop {
+            self.session.id
+        } else {
+            0
         }
     }
 
@@ -797,11 +821,9 @@ impl Conn {
                     .unwrap_or_else(raft_error_reply),
                 Slot::Silent(rx) => {
                     let _ = rx.await;
-                    self.writes_answered();
                     continue;
                 }
             };
-            self.writes_answered();
             reply.encode(proto, &mut self.out);
             // What this write's apply raised for this connection (invalidations of keys it
             // tracks) follows its reply, as Redis sends it.

@@ -35,6 +35,10 @@ pub enum Event {
     Flushed { db: u8 },
     /// The whole state was replaced (a snapshot was installed): any key may have changed.
     Reset,
+    /// The events that follow (up to the next `Writer`) come from an entry proposed by
+    /// connection `conn` of this node (0: another node's, or no connection's). Not state: a
+    /// node-local attribution, for CLIENT TRACKING NOLOOP.
+    Writer { conn: u64 },
 }
 
 impl Event {
@@ -42,7 +46,7 @@ impl Event {
     pub fn key(&self) -> Option<(u8, &Bytes)> {
         match self {
             Event::Changed { db, key } | Event::Notify { db, key, .. } => Some((*db, key)),
-            Event::Flushed { .. } | Event::Reset => None,
+            Event::Flushed { .. } | Event::Reset | Event::Writer { .. } => None,
         }
     }
 }

@@ -27,8 +27,9 @@ use crate::resp::Reply;
 use crate::session::{Clients, RequirePass};
 use crate::store::{self, Db};
 
-/// The Redis version kvd reports, so clients enable the Redis 7 features it speaks.
-pub const REDIS_VERSION: &str = "7.0.0";
+/// The Redis version kvd reports (HELLO, INFO server), that of the redis-server whose replies it
+/// matches, so clients enable the Redis 7 features it speaks.
+pub const REDIS_VERSION: &str = "7.0.15";
 
 /// How long `--join` keeps asking before giving up.
 const JOIN_GIVE_UP: Duration = Duration::from_secs(600);

@@ -474,3 +474,107 @@ fn timeout_closes_idle_clients_and_maxclients_refuses() {
     let info = String::from_utf8_lossy(&admin.call(&["INFO", "stats"])).into_owned();
     assert!(info.contains("total_commands_processed:1\r\n"), "{info}");
 }
+
+/// Issue 10's leftovers, each checked on redis-server 7.0.15 first: `port` and `bind` take
+/// their current values; a port Redis could not listen on gets its error (kvd refuses the
+/// others: it does not rebind); several parameters are set all or none, the error naming the
+/// first bad value in argument order; hidden configs show only by name; HELLO and INFO say
+/// 7.0.15.
+#[test]
+fn config_set_port_bind_rollback_hidden_and_version_as_redis() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    let port = node.client_addr().rsplit(':').next().unwrap().to_string();
+    c.check(&["CONFIG", "SET", "port", &port], "+OK\r\n");
+    c.check(&["CONFIG", "SET", "bind", "127.0.0.1"], "+OK\r\n");
+    c.check(
+        &["CONFIG", "SET", "bind", "999.999.999.999"],
+        &set_failed("bind", "Failed to bind to specified addresses."),
+    );
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let used = taken.local_addr().unwrap().port().to_string();
+    c.check(
+        &[
+            "CONFIG",
+            "SET",
+            "maxmemory",
+            "10000001",
+            "port",
+            &used,
+            "client-query-buffer-limit",
+            "10m",
+        ],
+        &set_failed("port", "Unable to listen on this port"),
+    );
+    c.check(
+        &["CONFIG", "GET", "maxmemory"],
+        "*2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n",
+    );
+    drop(taken);
+    let refused = show(&c.call(&["CONFIG", "SET", "port", &used]));
+    assert!(
+        refused.starts_with("-ERR CONFIG SET failed") && refused.contains("kvd cannot move"),
+        "{refused}"
+    );
+    c.check(&["PING"], "+PONG\r\n");
+    // A bad value anywhere: nothing is set, the first bad one is named.
+    c.check(
+        &[
+            "CONFIG",
+            "SET",
+            "maxmemory",
+            "10000001",
+            "maxmemory-clients",
+            "200%",
+            "client-query-buffer-limit",
+            "invalid",
+        ],
+        &set_failed(
+            "maxmemory-clients",
+            "percentage argument must be less or equal to 100",
+        ),
+    );
+    c.check(
+        &["CONFIG", "GET", "maxmemory"],
+        "*2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n",
+    );
+    // Hidden: by name only.
+    c.check(
+        &["CONFIG", "GET", "key-load-delay"],
+        "*2\r\n$14\r\nkey-load-delay\r\n$1\r\n0\r\n",
+    );
+    assert!(!show(&c.call(&["CONFIG", "GET", "*"])).contains("key-load-delay"));
+    c.check(&["CONFIG", "SET", "key-load-delay", "-5"], "+OK\r\n");
+    c.check(
+        &["CONFIG", "GET", "key-load-delay"],
+        "*2\r\n$14\r\nkey-load-delay\r\n$2\r\n-5\r\n",
+    );
+    c.check(
+        &[
+            "CONFIG",
+            "SET",
+            "loading-process-events-interval-bytes",
+            "1000",
+        ],
+        &set_failed(
+            "loading-process-events-interval-bytes",
+            "argument must be between 1024 and 2147483647 inclusive",
+        ),
+    );
+    c.check(
+        &["CONFIG", "SET", "lua-enable-deprecated-api", "yes"],
+        &set_failed("lua-enable-deprecated-api", "can't set immutable config"),
+    );
+    // kvd's own read-consistency takes its current value only.
+    c.check(&["CONFIG", "SET", "read-consistency", "local"], "+OK\r\n");
+    assert!(
+        show(&c.call(&["CONFIG", "SET", "read-consistency", "linearizable"])).starts_with("-ERR")
+    );
+    let hello = String::from_utf8_lossy(&c.call(&["HELLO", "2"])).to_string();
+    assert!(
+        hello.contains("$7\r\nversion\r\n$6\r\n7.0.15\r\n"),
+        "{hello}"
+    );
+    let info = String::from_utf8_lossy(&c.call(&["INFO", "server"])).to_string();
+    assert!(info.contains("redis_version:7.0.15\r\n"), "{info}");
+}

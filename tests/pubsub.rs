@@ -441,3 +441,213 @@ fn new_key_events_only_when_a_key_is_created() {
         sub.expect(pmessage("*", "__keyevent@0__:new", key).as_bytes());
     }
 }
+
+/// The fields of `id`'s CLIENT LIST line from `from`, as "flags=.. sub=.. psub=.. ssub=.. redir=..".
+fn list_fields(from: &mut RawConn, id: &str) -> String {
+    let r = from.call(&["CLIENT", "LIST", "ID", id]);
+    let text = String::from_utf8_lossy(&r).to_string();
+    let field = |name: &str| {
+        text.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .unwrap_or("?")
+            .to_string()
+    };
+    format!(
+        "flags={} sub={} psub={} ssub={} redir={}",
+        field("flags"),
+        field("sub"),
+        field("psub"),
+        field("ssub"),
+        field("redir")
+    )
+}
+
+fn client_id(c: &mut RawConn) -> String {
+    let r = c.call(&["CLIENT", "ID"]);
+    String::from_utf8_lossy(&r[1..r.len() - 2]).to_string()
+}
+
+/// What redis-server 7.0.15 shows (checked by hand on it): the counts of each kind, `P` while
+/// subscribed, `t` while tracking, `B` with BCAST, `redir` the REDIRECT id (0 without) while
+/// tracking; CLIENT LIST TYPE pubsub lists the subscribed connections and TYPE normal the others.
+#[test]
+fn client_list_shows_subscriptions_and_tracking_as_redis() {
+    let node = Node::single(&[]);
+    let mut sub = node.raw();
+    let mut other = node.raw();
+    let mut track = node.raw();
+    let sub_id = client_id(&mut sub);
+    let track_id = client_id(&mut track);
+    assert_eq!(
+        list_fields(&mut other, &sub_id),
+        "flags=N sub=0 psub=0 ssub=0 redir=-1"
+    );
+    sub.send_cmd(&["SUBSCRIBE", "a", "b"]);
+    sub.send_cmd(&["PSUBSCRIBE", "p*"]);
+    sub.send_cmd(&["SSUBSCRIBE", "s"]);
+    for _ in 0..4 {
+        sub.read_reply();
+    }
+    assert_eq!(
+        list_fields(&mut other, &sub_id),
+        "flags=P sub=2 psub=1 ssub=1 redir=-1"
+    );
+    let pubsub_list = other.call(&["CLIENT", "LIST", "TYPE", "pubsub"]);
+    assert!(show(&pubsub_list).contains(&format!("id={sub_id} ")));
+    let normal_list = show(&other.call(&["CLIENT", "LIST", "TYPE", "normal"]));
+    assert!(!normal_list.contains(&format!("id={sub_id} ")));
+    assert!(normal_list.contains(&format!("id={track_id} ")));
+
+    track.check(&["CLIENT", "TRACKING", "on", "BCAST"], "+OK\r\n");
+    assert_eq!(
+        list_fields(&mut other, &track_id),
+        "flags=tB sub=0 psub=0 ssub=0 redir=0"
+    );
+    track.check(&["CLIENT", "TRACKING", "off"], "+OK\r\n");
+    let other_id = client_id(&mut other);
+    track.check(
+        &["CLIENT", "TRACKING", "on", "REDIRECT", &other_id],
+        "+OK\r\n",
+    );
+    assert_eq!(
+        list_fields(&mut other, &track_id),
+        format!("flags=t sub=0 psub=0 ssub=0 redir={other_id}")
+    );
+    // CLIENT INFO shows the connection's own.
+    let info = show(&track.call(&["CLIENT", "INFO"]));
+    assert!(info.contains(" flags=t db=0 sub=0 psub=0 ssub=0 multi=-1 "));
+    assert!(info.contains(&format!(" redir={other_id} resp=2")));
+    // RESET ends tracking; unsubscribing everything clears the counts.
+    track.check(&["RESET"], "+RESET\r\n");
+    assert_eq!(
+        list_fields(&mut other, &track_id),
+        "flags=N sub=0 psub=0 ssub=0 redir=-1"
+    );
+    sub.send_cmd(&["UNSUBSCRIBE"]);
+    sub.send_cmd(&["PUNSUBSCRIBE"]);
+    sub.send_cmd(&["SUNSUBSCRIBE"]);
+    for _ in 0..4 {
+        sub.read_reply();
+    }
+    assert_eq!(
+        list_fields(&mut other, &sub_id),
+        "flags=N sub=0 psub=0 ssub=0 redir=-1"
+    );
+    // CLIENT KILL TYPE pubsub kills subscribers only.
+    sub.send_cmd(&["SUBSCRIBE", "a"]);
+    sub.read_reply();
+    other.check(&["CLIENT", "KILL", "TYPE", "pubsub"], ":1\r\n");
+    assert!(sub.closed_within(Duration::from_secs(5)));
+}
+
+/// NOLOOP on a follower: the connection's own writes (plain, in MULTI/EXEC, pipelined) are
+/// not invalidated to it, on any path; the same keys written by another connection, through
+/// its node or another, are.
+#[test]
+fn noloop_leaves_out_exactly_the_connections_own_writes() {
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(30));
+    let follower = cluster.node((leader + 1) % 3);
+    let mut w = cluster.node(leader).raw();
+    let mut same_node = follower.raw();
+    let mut n = follower.raw();
+    let _ = n.call(&["HELLO", "3"]);
+    n.check(&["CLIENT", "TRACKING", "on", "BCAST", "NOLOOP"], "+OK\r\n");
+    n.check(&["SET", "own", "1"], "+OK\r\n");
+    n.check(&["MULTI"], "+OK\r\n");
+    n.check(&["SET", "own", "2"], "+QUEUED\r\n");
+    n.check(&["INCR", "own2"], "+QUEUED\r\n");
+    n.check(&["EXEC"], "*2\r\n+OK\r\n:1\r\n");
+    n.send_cmd(&["SET", "own", "3"]);
+    n.send_cmd(&["DEL", "own2"]);
+    n.expect(b"+OK\r\n:1\r\n");
+    w.check(&["SET", "theirs", "1"], "+OK\r\n");
+    n.expect(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$6\r\ntheirs\r\n");
+    same_node.check(&["SET", "own", "4"], "+OK\r\n");
+    n.expect(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$3\r\nown\r\n");
+
+    // Default mode: a key read and then written by the connection itself is not told (and
+    // forgotten, as Redis forgets it); read again and written by another, it is.
+    let mut d = follower.raw();
+    let _ = d.call(&["HELLO", "3"]);
+    d.check(&["CLIENT", "TRACKING", "on", "NOLOOP"], "+OK\r\n");
+    d.check(&["GET", "dk"], "_\r\n");
+    d.check(&["SET", "dk", "1"], "+OK\r\n");
+    w.check(&["SET", "dk", "2"], "+OK\r\n");
+    poll_until(Duration::from_secs(10), "the follower to apply", || {
+        (same_node.call(&["GET", "dk"]) == b"$1\r\n2\r\n").then_some(())
+    });
+    d.check(&["GET", "dk"], "$1\r\n2\r\n");
+    assert!(d.pending().is_empty(), "{}", show(d.pending()));
+    w.check(&["SET", "dk", "3"], "+OK\r\n");
+    d.expect(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\ndk\r\n");
+}
+
+/// As redis-server 7.0.15: a blocked BLMOVE's own invalidation (of the destination key the
+/// connection tracks) comes after its reply; keys read by a connection that then stopped
+/// tracking stay counted until a FLUSHALL clears the table, after which a new tracker of the
+/// same key hears nothing of the old reads.
+#[test]
+fn tracking_order_after_a_blocked_pop_and_the_table_after_tracking_off() {
+    let node = Node::single(&[]);
+    let mut t = node.raw();
+    let mut w = node.raw();
+    let _ = t.call(&["HELLO", "3"]);
+    t.check(&["CLIENT", "TRACKING", "on"], "+OK\r\n");
+    t.check(&["LRANGE", "list2", "0", "-1"], "*0\r\n");
+    t.send_cmd(&["BLMOVE", "list1", "list2", "LEFT", "LEFT", "0"]);
+    poll_until(Duration::from_secs(10), "the BLMOVE to block", || {
+        let info = show(&w.call(&["INFO", "clients"]));
+        info.contains("blocked_clients:1").then_some(())
+    });
+    w.check(&["RPUSH", "list1", "foo"], ":1\r\n");
+    t.expect(b"$3\r\nfoo\r\n>2\r\n$10\r\ninvalidate\r\n*1\r\n$5\r\nlist2\r\n");
+
+    let items = |w: &mut RawConn| {
+        let info = String::from_utf8_lossy(&w.call(&["INFO", "stats"])).to_string();
+        info.lines()
+            .find_map(|l| l.strip_prefix("tracking_total_items:"))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    t.check(&["GET", "k1"], "_\r\n");
+    t.check(&["CLIENT", "TRACKING", "off"], "+OK\r\n");
+    assert_eq!(
+        items(&mut w),
+        "1",
+        "kept after tracking off, as Redis keeps it"
+    );
+    w.check(&["FLUSHALL"], "+OK\r\n");
+    assert_eq!(items(&mut w), "0", "a flush frees the table");
+    t.check(&["CLIENT", "TRACKING", "on"], "+OK\r\n");
+    w.check(&["SET", "k1", "x"], "+OK\r\n");
+    t.check(&["PING"], "+PONG\r\n");
+}
+
+/// As redis-server 7.0.15: a script's declared keys are tracked when it called a read command
+/// (EVAL that only read, EVAL_RO), not when it only wrote or called no read command.
+#[test]
+fn scripts_track_their_declared_keys_only_when_they_read() {
+    let node = Node::single(&[]);
+    let mut r = node.raw();
+    let mut w = node.raw();
+    let _ = r.call(&["HELLO", "3"]);
+    r.check(&["CLIENT", "TRACKING", "on"], "+OK\r\n");
+    let invalidations = ">2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\nk2\r\n\
+                         >2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\nk1\r\n+PONG\r\n";
+    for (cmd, script, tracked) in [
+        ("EVAL", "redis.call('set', 'k3', 'bar')", false),
+        ("EVAL", "redis.call('get', 'k3')", true),
+        ("EVAL_RO", "redis.call('ping')", false),
+        ("EVAL_RO", "redis.call('get', 'k1')", true),
+    ] {
+        let _ = r.call(&[cmd, script, "2", "k1", "k2"]);
+        w.check(&["MSET", "k2", "2", "k1", "2"], "+OK\r\n");
+        if tracked {
+            r.send_cmd(&["PING"]);
+            r.expect(invalidations.as_bytes());
+        } else {
+            r.check(&["PING"], "+PONG\r\n");
+        }
+    }
+}

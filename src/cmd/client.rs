@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{Kind, Spec, is, lossy, parse_i64, syntax_error, wrong_arity};
+use crate::pubsub::ClientFields;
 use crate::resp::Reply;
 use crate::session::{ClientInfo, DEFAULT_USER, Session};
 
@@ -161,8 +162,21 @@ fn line(
     name: Option<&[u8]>,
     (db, resp, qbuf): (u8, u8, usize),
     cmd: &str,
+    ps: ClientFields,
 ) {
     let mut flags = String::new();
+    if ps.sub + ps.psub + ps.ssub > 0 {
+        flags.push('P');
+    }
+    if ps.tracking {
+        flags.push('t');
+    }
+    if ps.broken_redirect {
+        flags.push('R');
+    }
+    if ps.bcast {
+        flags.push('B');
+    }
     if c.no_evict.load(Relaxed) {
         flags.push('e');
     }
@@ -174,9 +188,9 @@ fn line(
     }
     let _ = writeln!(
         out,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db={db} sub=0 psub=0 \
-         ssub=0 multi=-1 qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 \
-         omem=0 tot-mem=0 events=r cmd={cmd} user={DEFAULT_USER} redir=-1 resp={resp}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db={db} sub={} psub={} \
+         ssub={} multi=-1 qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 \
+         omem=0 tot-mem=0 events=r cmd={cmd} user={DEFAULT_USER} redir={} resp={resp}",
         c.id,
         c.addr,
         c.laddr,
@@ -184,6 +198,10 @@ fn line(
         name.map(|n| lossy(n, 256)).unwrap_or_default(),
         c.created.elapsed().as_secs(),
         c.idle_secs(),
+        ps.sub,
+        ps.psub,
+        ps.ssub,
+        ps.redir,
     );
 }
 
@@ -199,6 +217,7 @@ fn own_line(s: &Session, argv: &[Bytes]) -> String {
         s.name.as_deref(),
         (s.db, s.protocol.version() as u8, qbuf),
         &cmd,
+        s.shared.pubsub.client_fields(s.id),
     );
     out
 }
@@ -225,19 +244,39 @@ fn client_line(s: &Session, argv: &[Bytes], c: &ClientInfo) -> String {
         name.as_deref(),
         (c.db.load(Relaxed), c.resp.load(Relaxed), 0),
         &c.cmd(),
+        s.shared.pubsub.client_fields(c.id),
     );
     out
 }
 
-/// The client types of Redis; every kvd connection is `normal`.
-fn client_type(arg: &[u8]) -> Result<bool, Reply> {
+/// A client type of Redis, as CLIENT LIST TYPE and CLIENT KILL TYPE name them. A kvd
+/// connection is `pubsub` while it has a subscription (as Redis's CLIENT_PUBSUB flag), else
+/// `normal`; none is a master or a replica.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientType {
+    Normal,
+    PubSub,
+    Replication,
+}
+
+impl ClientType {
+    fn of(s: &Session, c: &ClientInfo) -> ClientType {
+        let f = s.shared.pubsub.client_fields(c.id);
+        if f.sub + f.psub + f.ssub > 0 {
+            ClientType::PubSub
+        } else {
+            ClientType::Normal
+        }
+    }
+}
+
+fn client_type(arg: &[u8]) -> Result<ClientType, Reply> {
     if is(arg, "normal") {
-        Ok(true)
-    } else if ["master", "replica", "slave", "pubsub"]
-        .iter()
-        .any(|t| is(arg, t))
-    {
-        Ok(false)
+        Ok(ClientType::Normal)
+    } else if is(arg, "pubsub") {
+        Ok(ClientType::PubSub)
+    } else if ["master", "replica", "slave"].iter().any(|t| is(arg, t)) {
+        Ok(ClientType::Replication)
     } else {
         Err(Reply::error(format!(
             "ERR Unknown client type '{}'",
@@ -256,10 +295,10 @@ fn list(s: &Session, argv: &[Bytes]) -> Reply {
         }
     } else if argv.len() == 4 && is(&argv[2], "type") {
         match client_type(&argv[3]) {
-            Ok(true) => clients
+            Ok(t) => clients
                 .iter()
+                .filter(|c| ClientType::of(s, c) == t)
                 .for_each(|c| out.push_str(&client_line(s, argv, c))),
-            Ok(false) => {}
             Err(e) => return e,
         }
     } else if argv.len() >= 4 && is(&argv[2], "id") {
@@ -302,7 +341,7 @@ fn kill(s: &Session, argv: &[Bytes]) -> Reply {
     let mut id = None;
     let mut addr = None;
     let mut laddr = None;
-    let mut normal = true;
+    let mut kind = None;
     let mut skipme = true;
     for pair in argv[2..].chunks(2) {
         let (opt, v) = (&pair[0], &pair[1]);
@@ -313,7 +352,7 @@ fn kill(s: &Session, argv: &[Bytes]) -> Reply {
             }
         } else if is(opt, "type") {
             match client_type(v) {
-                Ok(t) => normal = t,
+                Ok(t) => kind = Some(t),
                 Err(e) => return e,
             }
         } else if is(opt, "addr") {
@@ -336,7 +375,7 @@ fn kill(s: &Session, argv: &[Bytes]) -> Reply {
     }
     let mut killed = 0;
     for c in &clients {
-        let hit = normal
+        let hit = kind.is_none_or(|t| ClientType::of(s, c) == t)
             && id.is_none_or(|id| c.id == id)
             && addr
                 .as_ref()

@@ -6,7 +6,12 @@
 //! `client-output-buffer-limit`); the rest are validated as redis-server validates them (same
 //! ranges, units and error texts), stored and shown, and change nothing (see the README).
 //! Parameters redis-server cannot change at run time are refused with its error, and so are
-//! `port`, `bind`, `tls-port` and `unixsocket`, which kvd cannot rebind.
+//! `tls-port` and `unixsocket`. `port` and `bind` may be set to their current values (as every
+//! value is by tools that save and restore a configuration); another value is refused at the
+//! stage where Redis would rebind (see [`check_apply`]): kvd's peers know its client address.
+//!
+//! Hidden parameters (`key-load-delay`, `rdb-key-save-delay`...) are shown, as by Redis, only
+//! when asked for by name.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -28,6 +33,7 @@ pub const CONFIG: Spec = Spec {
 };
 
 const INT_MAX: i64 = i32::MAX as i64;
+const INT_MIN: i64 = i32::MIN as i64;
 
 /// How a parameter's value is checked and normalised.
 #[derive(Clone, Copy)]
@@ -254,7 +260,7 @@ static PARAMS: &[Param] = &[
         "100",
     ),
     p("bgsave_cpulist", "bgsave_cpulist", Immutable, Type::Str, ""),
-    p("bind", "bind", Immutable, Type::Str, "*"),
+    p("bind", "bind", Mutable, Type::Str, "*"),
     p(
         "bind-source-addr",
         "bind-source-addr",
@@ -721,7 +727,7 @@ static PARAMS: &[Param] = &[
         "0 200 800",
     ),
     p("pidfile", "pidfile", Immutable, Type::Str, ""),
-    p("port", "port", Immutable, Type::Int(0, 65535), "7950"),
+    p("port", "port", Mutable, Type::Int(0, 65535), "7950"),
     p(
         "proc-title-template",
         "proc-title-template",
@@ -1215,13 +1221,69 @@ static PARAMS: &[Param] = &[
         Type::Mem(0),
         "",
     ),
+    // kvd's own, set at start (`--read-consistency`); CONFIG SET takes only its current value.
     p(
         "read-consistency",
         "read-consistency",
-        Immutable,
+        Mutable,
         Type::Str,
         "local",
     ),
+    // Redis's hidden configs (debugging knobs its tests set): shown only when asked for by
+    // name, never by a pattern. No effect in kvd (it has no RDB loading or saving to slow
+    // down, no watchdog, and a panic is a panic).
+    p(
+        "key-load-delay",
+        "key-load-delay",
+        Mutable,
+        Type::Int(INT_MIN, INT_MAX),
+        "0",
+    ),
+    p(
+        "rdb-key-save-delay",
+        "rdb-key-save-delay",
+        Mutable,
+        Type::Int(INT_MIN, INT_MAX),
+        "0",
+    ),
+    p(
+        "loading-process-events-interval-bytes",
+        "loading-process-events-interval-bytes",
+        Mutable,
+        Type::Int(1024, INT_MAX),
+        "2097152",
+    ),
+    p(
+        "watchdog-period",
+        "watchdog-period",
+        Mutable,
+        Type::Int(0, INT_MAX),
+        "0",
+    ),
+    p(
+        "use-exit-on-panic",
+        "use-exit-on-panic",
+        Mutable,
+        Type::Bool,
+        "no",
+    ),
+    p(
+        "lua-enable-deprecated-api",
+        "lua-enable-deprecated-api",
+        Immutable,
+        Type::Bool,
+        "no",
+    ),
+];
+
+/// The hidden parameters (the tail of `PARAMS`): CONFIG GET shows them only by exact name.
+const HIDDEN: &[&str] = &[
+    "key-load-delay",
+    "rdb-key-save-delay",
+    "loading-process-events-interval-bytes",
+    "watchdog-period",
+    "use-exit-on-panic",
+    "lua-enable-deprecated-api",
 ];
 
 fn find(name: &[u8]) -> Option<&'static Param> {
@@ -1362,7 +1424,7 @@ fn config_get(s: &Session, patterns: &[Bytes]) -> Reply {
             }
             continue;
         }
-        for p in PARAMS {
+        for p in PARAMS.iter().filter(|p| !HIDDEN.contains(&p.name)) {
             if glob::matches(pattern, p.name.as_bytes(), true) && seen.insert(p.name) {
                 out.push((Reply::bulk(p.name), Reply::bulk(value(p))));
             }
@@ -1410,6 +1472,13 @@ fn config_set(s: &Session, pairs: &[Bytes]) -> Reply {
             Err(why) => return set_failed(&pairs[2 * i], &why),
         }
     }
+    // Redis's apply stage: its only fallible step is rebinding, and nothing was changed yet,
+    // so a refusal leaves every parameter as it was (Redis rolls back to the same end).
+    for (name, value) in &normalised {
+        if let Err(why) = check_apply(name, value, &settings.get(name), &settings.get("bind")) {
+            return set_failed(name.as_bytes(), &why);
+        }
+    }
     for (name, value) in normalised {
         take_effect(s, name, &value);
         if name != "requirepass" {
@@ -1417,6 +1486,42 @@ fn config_set(s: &Session, pairs: &[Bytes]) -> Reply {
         }
     }
     Reply::ok()
+}
+
+/// `port` / `bind` set to `value` from `current`: the same value is a no-op; a value Redis
+/// could not listen on gets Redis's error; one it could is refused, because kvd keeps its client
+/// listener for its life (the cluster's membership records each node's client address, which
+/// followers and clients are sent to).
+/// `bind_ip` is the address the node listens on (where a new port is tried).
+fn check_apply(name: &str, value: &str, current: &str, bind_ip: &str) -> Result<(), String> {
+    if !matches!(name, "port" | "bind" | "read-consistency") || value == current {
+        return Ok(());
+    }
+    if name == "read-consistency" {
+        return Err("kvd sets it at start only (--read-consistency)".into());
+    }
+    const REFUSED: &str =
+        "kvd cannot move its client listener at run time (restart it with another --addr)";
+    if name == "port" {
+        let ip: std::net::IpAddr = bind_ip
+            .parse()
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+        let port: u16 = value.parse().map_err(|_| "Unable to listen on this port")?;
+        return match std::net::TcpListener::bind((ip, port)) {
+            Ok(_) => Err(REFUSED.into()),
+            Err(_) => Err("Unable to listen on this port".into()),
+        };
+    }
+    let valid = !value.trim().is_empty()
+        && value.split_whitespace().all(|w| {
+            let w = w.strip_prefix('-').unwrap_or(w);
+            w == "*" || w.parse::<std::net::IpAddr>().is_ok()
+        });
+    if valid {
+        Err(REFUSED.into())
+    } else {
+        Err("Failed to bind to specified addresses.".into())
+    }
 }
 
 /// What a new value changes in kvd, beyond being shown by CONFIG GET.
@@ -1493,6 +1598,9 @@ fn normalise(ty: Type, raw: &[u8], current: &str) -> Result<String, String> {
                 let n = parse_i64(pct)
                     .filter(|n| *n >= 0)
                     .ok_or("argument must be a memory or percent value")?;
+                if n > 100 {
+                    return Err("percentage argument must be less or equal to 100".into());
+                }
                 return Ok(format!("{n}%"));
             }
             Ok(parse_memory(raw)
@@ -1711,6 +1819,38 @@ mod tests {
             normalise(Type::ClientOutput, b"normal 1mb 2mb 60", cur).unwrap(),
             "normal 1048576 2097152 60 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
         );
+    }
+
+    #[test]
+    fn port_and_bind_take_their_current_value_and_refuse_others_as_redis_words_it() {
+        assert_eq!(check_apply("port", "7001", "7001", "127.0.0.1"), Ok(()));
+        assert_eq!(
+            check_apply("bind", "127.0.0.1", "127.0.0.1", "127.0.0.1"),
+            Ok(())
+        );
+        assert_eq!(
+            check_apply("bind", "999.999.999.999", "127.0.0.1", "127.0.0.1").unwrap_err(),
+            "Failed to bind to specified addresses."
+        );
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port().to_string();
+        assert_eq!(
+            check_apply("port", &port, "1", "127.0.0.1").unwrap_err(),
+            "Unable to listen on this port"
+        );
+        drop(taken);
+        assert!(
+            check_apply("port", &port, "1", "127.0.0.1")
+                .unwrap_err()
+                .starts_with("kvd cannot move")
+        );
+        assert!(check_apply("bind", "127.0.0.2", "127.0.0.1", "127.0.0.1").is_err());
+        assert_eq!(check_apply("maxmemory", "1", "2", "127.0.0.1"), Ok(()));
+        assert_eq!(
+            normalise(Type::MemPercent, b"200%", "").unwrap_err(),
+            "percentage argument must be less or equal to 100"
+        );
+        assert_eq!(normalise(Type::MemPercent, b"100%", "").unwrap(), "100%");
     }
 
     #[test]

@@ -356,6 +356,30 @@ impl Host for ApplyHost<'_, '_> {
     }
 }
 
+thread_local! {
+    /// A script run on this thread's read view called a read command (see `take_read_called`).
+    static READ_CALLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the script that ran last on this thread's read view (EVAL_RO and friends, or an
+/// EVAL tried locally first) called a read command, clearing the mark. CLIENT TRACKING remembers
+/// a script's declared keys only then, as Redis does. Call it before a run (to clear) and after.
+pub fn take_read_called() -> bool {
+    READ_CALLED.with(|c| c.replace(false))
+}
+
+/// The keys an EVAL/EVALSHA/FCALL family command declares (`numkeys` of them after it), for
+/// CLIENT TRACKING; none if `numkeys` is not a valid count.
+pub fn declared_keys(argv: &[Bytes]) -> Vec<Bytes> {
+    if argv.len() < 3 {
+        return Vec::new();
+    }
+    match numkeys(argv) {
+        Ok(n) => argv[3..3 + n].to_vec(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// Commands of a script run on a connection's read view.
 struct ReadHost<'a> {
     view: &'a dyn KeyRead,
@@ -384,7 +408,10 @@ impl Host for ReadHost<'_> {
             Kind::Local(_) => Ok(Reply::error(
                 "ERR This Redis command is not allowed from script",
             )),
-            Kind::Read(f) => run_read(f, self.view, &argv).map_err(Stop::Store),
+            Kind::Read(f) => {
+                READ_CALLED.with(|c| c.set(true));
+                run_read(f, self.view, &argv).map_err(Stop::Store)
+            }
             Kind::Write { .. } if self.read_only => Ok(read_only_write()),
             Kind::Write { .. } => Err(Stop::NeedsWrite),
         }

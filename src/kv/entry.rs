@@ -15,13 +15,21 @@
 //! "now" is the highest entry time applied so far, the same on every node.
 //!
 //! Format (integers big-endian): version 2: `02 origin u64, request_id u64, term u64,
-//! time_ms i64, db u8, argc u32, (len u32, bytes)*`. Version 1 (kvd 0.1, still in the logs of
-//! data dirs it wrote) has no time and no database: it reads as time 0, database 0.
+//! time_ms i64, db u8, argc u32, (len u32, bytes)*`, then optional tagged trailers: `63 conn
+//! u64` names the proposing connection (`conn`, on the `origin` node). Version 1 (kvd 0.1,
+//! still in the logs of data dirs it wrote) has no time and no database: it reads as time 0,
+//! database 0.
+//!
+//! Trailers are metadata apply never uses for state: a decoder skips what follows the
+//! arguments if it does not know the tag, and kvd builds before trailers read the arguments
+//! and stop, so entries with and without them apply alike on every node.
 
 use bytes::Bytes;
 
 const VERSION: u8 = 2;
 const VERSION_1: u8 = 1;
+/// Trailer tag: the proposing connection's id.
+const TRAILER_CONN: u8 = b'c';
 /// Upper bound on arguments in a decoded entry, so a corrupt length cannot allocate wildly.
 const MAX_ARGS: usize = 1 << 20;
 
@@ -40,6 +48,10 @@ pub struct Proposal {
     pub db: u8,
     /// The command, name first, as the client sent it (or as rewritten before proposing).
     pub argv: Vec<Bytes>,
+    /// The connection of `origin` that proposed it, when it matters to that node (CLIENT
+    /// TRACKING NOLOOP); 0 otherwise. Not replicated state: apply hands it to the origin's
+    /// listeners only.
+    pub conn: u64,
 }
 
 /// Why an entry's payload could not be read.
@@ -68,6 +80,10 @@ impl Proposal {
             out.extend_from_slice(&(a.len() as u32).to_be_bytes());
             out.extend_from_slice(a);
         }
+        if self.conn != 0 {
+            out.push(TRAILER_CONN);
+            out.extend_from_slice(&self.conn.to_be_bytes());
+        }
         out
     }
 
@@ -95,6 +111,14 @@ impl Proposal {
             let len = r.u32()? as usize;
             argv.push(r.bytes(len)?);
         }
+        // Trailers: known tags are read, the first unknown one ends them (a later version's).
+        let mut conn = 0;
+        while let Ok(&[tag]) = r.take(1) {
+            match tag {
+                TRAILER_CONN => conn = r.u64().unwrap_or(0),
+                _ => break,
+            }
+        }
         Ok(Proposal {
             origin,
             request_id,
@@ -102,6 +126,7 @@ impl Proposal {
             time_ms,
             db,
             argv,
+            conn,
         })
     }
 }
@@ -159,9 +184,42 @@ mod tests {
                 Bytes::from_static(b"k"),
                 Bytes::new(),
             ],
+            conn: 0,
         };
         let enc = Bytes::from(p.encode());
         assert_eq!(Proposal::decode(&enc).unwrap(), p);
+        let with_conn = Proposal { conn: 99, ..p };
+        let enc = Bytes::from(with_conn.encode());
+        assert_eq!(Proposal::decode(&enc).unwrap(), with_conn);
+    }
+
+    #[test]
+    fn the_connection_trailer_is_ignored_by_what_reads_only_the_arguments() {
+        let p = Proposal {
+            origin: 1,
+            request_id: 2,
+            term: 3,
+            time_ms: 4,
+            db: 0,
+            argv: vec![Bytes::from_static(b"SET"), Bytes::from_static(b"k")],
+            conn: 0,
+        };
+        let plain = p.encode();
+        let tagged = Proposal {
+            conn: 7,
+            ..p.clone()
+        }
+        .encode();
+        // Without a connection, the bytes are what kvd wrote before trailers existed.
+        assert_eq!(&tagged[..plain.len()], &plain[..]);
+        assert_eq!(tagged.len(), plain.len() + 9);
+        // An unknown trailer (a later version's) is skipped, and so is a cut one.
+        let mut unknown = plain.clone();
+        unknown.extend_from_slice(b"zwhatever");
+        assert_eq!(Proposal::decode(&Bytes::from(unknown)).unwrap(), p);
+        let mut cut = plain.clone();
+        cut.extend_from_slice(&[TRAILER_CONN, 0, 1]);
+        assert_eq!(Proposal::decode(&Bytes::from(cut)).unwrap(), p);
     }
 
     #[test]
@@ -174,7 +232,7 @@ mod tests {
         v1.extend_from_slice(&4u32.to_be_bytes());
         v1.extend_from_slice(b"INCR");
         let p = Proposal::decode(&Bytes::from(v1)).unwrap();
-        assert_eq!((p.origin, p.request_id, p.term), (5, 6, 7));
+        assert_eq!((p.origin, p.request_id, p.term, p.conn), (5, 6, 7, 0));
         assert_eq!((p.time_ms, p.db), (0, 0));
         assert_eq!(p.argv, vec![Bytes::from_static(b"INCR")]);
     }
@@ -188,6 +246,7 @@ mod tests {
             time_ms: 1_700_000_000_000,
             db: 1,
             argv: vec![Bytes::from_static(b"GET"), Bytes::from_static(b"key")],
+            conn: 0,
         };
         let enc = p.encode();
         for cut in 0..enc.len() {

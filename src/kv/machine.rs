@@ -339,6 +339,8 @@ impl StateMachine {
             conf_state,
         };
         view.begin_entry(p.db, p.time_ms, e.index);
+        // For this node's listeners only (NOLOOP); apply's state never depends on it.
+        view.writer(if mine { p.conn } else { 0 });
         let (reply, membership) = (self.command)(view, &ctx, p.db, &p.argv)?;
         Ok((
             mine.then_some((p.request_id, Outcome::Applied(reply))),

@@ -585,6 +585,8 @@ pub struct WriteView<'t> {
     /// What the entries applied through this view did, for node-local listeners (see
     /// `crate::events`); `None` while no listener wants them.
     events: Option<Vec<Event>>,
+    /// The connection the events being collected are attributed to (`writer`).
+    last_writer: u64,
 }
 
 impl<'t> WriteView<'t> {
@@ -599,6 +601,7 @@ impl<'t> WriteView<'t> {
             next_version: 0,
             scratch: Vec::new(),
             events: None,
+            last_writer: 0,
         };
         if let Some(raw) = view.layers().get(&CLOCK_KEY)? {
             let b: [u8; 8] = raw
@@ -641,7 +644,9 @@ impl<'t> WriteView<'t> {
     }
 
     /// The events collected so far (none unless `collect_events` was called).
+    /// A batch ends attributed to nobody, so batches can be joined (`Summary::merge`).
     pub fn take_events(&mut self) -> Vec<Event> {
+        self.writer(0);
         self.events.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
@@ -660,6 +665,18 @@ impl<'t> WriteView<'t> {
                 event,
                 key: Bytes::copy_from_slice(key),
             });
+        }
+    }
+
+    /// Attributes the events that follow to connection `conn` of this node (see
+    /// `Event::Writer`); recorded only when it changes, so a batch of one writer's entries (or
+    /// of nobody's) costs nothing.
+    pub fn writer(&mut self, conn: u64) {
+        if let Some(events) = &mut self.events
+            && self.last_writer != conn
+        {
+            self.last_writer = conn;
+            events.push(Event::Writer { conn });
         }
     }
 

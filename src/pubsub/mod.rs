@@ -68,6 +68,35 @@ pub struct Mailbox {
     pub overflow: Notify,
     /// The connection speaks RESP3 (where invalidations go as pushes).
     pub resp3: std::sync::atomic::AtomicBool,
+    /// What CLIENT LIST shows of this connection's subscriptions and tracking, kept here so
+    /// that any connection can read it (see [`Hub::client_fields`]).
+    shown: Shown,
+}
+
+/// A connection's subscription counts and tracking mode, as another connection sees them.
+#[derive(Default)]
+struct Shown {
+    channels: std::sync::atomic::AtomicU32,
+    patterns: std::sync::atomic::AtomicU32,
+    shard_channels: std::sync::atomic::AtomicU32,
+    /// CLIENT TRACKING's redirect (0: none), or -1 while tracking is off.
+    redirect: std::sync::atomic::AtomicI64,
+    bcast: std::sync::atomic::AtomicBool,
+}
+
+/// The CLIENT LIST / CLIENT INFO fields that come from pub/sub and tracking.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientFields {
+    pub sub: u32,
+    pub psub: u32,
+    pub ssub: u32,
+    /// Tracking on.
+    pub tracking: bool,
+    pub bcast: bool,
+    /// The REDIRECT target was gone when an invalidation was due (Redis's `R` flag).
+    pub broken_redirect: bool,
+    /// `redir=`: the REDIRECT target (0: none) while tracking, else -1.
+    pub redir: i64,
 }
 
 #[derive(Default)]
@@ -88,6 +117,10 @@ impl Mailbox {
             wake: Notify::new(),
             overflow: Notify::new(),
             resp3: std::sync::atomic::AtomicBool::new(false),
+            shown: Shown {
+                redirect: std::sync::atomic::AtomicI64::new(-1),
+                ..Shown::default()
+            },
         })
     }
 
@@ -322,6 +355,27 @@ impl Hub {
     pub fn numpat(&self) -> usize {
         lock(&self.registry).patterns.len()
     }
+
+    /// CLIENT LIST's pub/sub and tracking fields of connection `id` of this node (all zero /
+    /// off for an id it does not know).
+    pub fn client_fields(&self, id: u64) -> ClientFields {
+        let Some(mb) = self.tracking.mailbox(id) else {
+            return ClientFields {
+                redir: -1,
+                ..ClientFields::default()
+            };
+        };
+        let redir = mb.shown.redirect.load(Relaxed);
+        ClientFields {
+            sub: mb.shown.channels.load(Relaxed),
+            psub: mb.shown.patterns.load(Relaxed),
+            ssub: mb.shown.shard_channels.load(Relaxed),
+            tracking: redir >= 0,
+            bcast: redir >= 0 && mb.shown.bcast.load(Relaxed),
+            broken_redirect: redir >= 0 && self.tracking.redirect_broken(id),
+            redir,
+        }
+    }
 }
 
 impl PubSubSink for Hub {
@@ -394,6 +448,7 @@ impl Subscriptions {
             return false;
         }
         self.hub.add(kind, name, &self.mailbox);
+        self.show_counts();
         true
     }
 
@@ -402,7 +457,17 @@ impl Subscriptions {
             return false;
         }
         self.hub.remove(kind, name, self.mailbox.id);
+        self.show_counts();
         true
+    }
+
+    /// Publishes the subscription counts for CLIENT LIST.
+    fn show_counts(&self) {
+        let n = |s: &HashSet<Bytes>| u32::try_from(s.len()).unwrap_or(u32::MAX);
+        let shown = &self.mailbox.shown;
+        shown.channels.store(n(&self.channels), Relaxed);
+        shown.patterns.store(n(&self.patterns), Relaxed);
+        shown.shard_channels.store(n(&self.shard_channels), Relaxed);
     }
 
     /// Every name of one kind (for UNSUBSCRIBE without arguments).
@@ -417,14 +482,19 @@ impl Subscriptions {
         .collect()
     }
 
-    /// RESET, or the connection closing: no subscriptions left (nor MONITOR).
+    /// RESET, or the connection closing: no subscriptions left (nor MONITOR, nor tracking).
     pub fn clear(&mut self) {
         self.hub.monitors.remove(self.mailbox.id);
+        if self.tracking.on {
+            self.tracking = tracking::Mode::default();
+            self.tracking_changed();
+        }
         for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
             for name in std::mem::take(self.set(kind)) {
                 self.hub.remove(kind, &name, self.mailbox.id);
             }
         }
+        self.show_counts();
     }
 }
 
@@ -432,6 +502,14 @@ impl Subscriptions {
     /// CLIENT TRACKING ON/OFF took effect: the hub learns the new mode.
     pub fn tracking_changed(&mut self) {
         self.hub.tracking.set_mode(&self.mailbox, &self.tracking);
+        let shown = &self.mailbox.shown;
+        let redirect = if self.tracking.on {
+            i64::try_from(self.tracking.redirect).unwrap_or(i64::MAX)
+        } else {
+            -1
+        };
+        shown.redirect.store(redirect, Relaxed);
+        shown.bcast.store(self.tracking.bcast, Relaxed);
     }
 
     /// After a read: remembers its keys if the tracking mode says so; CLIENT CACHING applies

@@ -8,9 +8,9 @@
 //! RESP3, or to its REDIRECT target: a RESP3 push there, or a `__redis__:invalidate` message
 //! when the target is a RESP2 connection subscribed to that channel.
 //!
-//! NOLOOP: applies do not say which connection wrote, so a NOLOOP connection registers the keys
-//! of its writes in flight, and is not told of changes to them until their replies are in (a
-//! change by another connection to the same key in that window is not reported either).
+//! NOLOOP: the entries of a NOLOOP connection's writes name it (`kv::entry::Proposal::conn`),
+//! and its node's apply attributes their events to it (`Event::Writer`): it is not told of the
+//! changes its own writes made, and is told of every other change, whoever made it and when.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
@@ -65,9 +65,6 @@ pub struct Table {
     mailboxes: Mutex<HashMap<u64, std::sync::Weak<Mailbox>>>,
     /// Tracking connections whose REDIRECT target was gone when an invalidation was due.
     broken: Mutex<HashSet<u64>>,
-    /// NOLOOP: the keys of the writes each NOLOOP connection has in flight (until its replies
-    /// are in), whose invalidations it is not sent.
-    writing: Mutex<HashMap<u64, HashSet<Bytes>>>,
     /// `tracking-table-max-keys` (0: no limit): beyond it, keys are forgotten and their
     /// readers told, as if the keys had changed.
     pub max_keys: std::sync::atomic::AtomicUsize,
@@ -82,7 +79,13 @@ impl Table {
         lock(&self.mailboxes).remove(&id);
         lock(&self.trackers).remove(&id);
         lock(&self.broken).remove(&id);
-        lock(&self.writing).remove(&id);
+    }
+
+    /// Connection `id`'s mailbox, while it is open.
+    pub fn mailbox(&self, id: u64) -> Option<Arc<Mailbox>> {
+        lock(&self.mailboxes)
+            .get(&id)
+            .and_then(std::sync::Weak::upgrade)
     }
 
     pub fn exists(&self, id: u64) -> bool {
@@ -112,22 +115,6 @@ impl Table {
         }
     }
 
-    /// A NOLOOP connection proposes a write of `keys`.
-    pub fn begin_write(&self, id: u64, keys: impl Iterator<Item = Bytes>) {
-        lock(&self.writing).entry(id).or_default().extend(keys);
-    }
-
-    /// Its writes are answered.
-    pub fn end_writes(&self, id: u64) {
-        lock(&self.writing).remove(&id);
-    }
-
-    fn own_write(&self, id: u64, key: &[u8]) -> bool {
-        lock(&self.writing)
-            .get(&id)
-            .is_some_and(|keys| keys.contains(key))
-    }
-
     pub fn remember(&self, id: u64, keys: impl Iterator<Item = Bytes>) {
         let mut k = lock(&self.keys);
         for key in keys {
@@ -152,8 +139,10 @@ impl Table {
         (t.len(), keys, items, prefixes.len())
     }
 
+    /// Applies matter while someone tracks, or while keys read by connections that stopped
+    /// tracking are still in the table (as in Redis, a change or a flush clears them).
     fn any(&self) -> bool {
-        !lock(&self.trackers).is_empty()
+        !lock(&self.trackers).is_empty() || !lock(&self.keys).is_empty()
     }
 }
 
@@ -239,15 +228,18 @@ impl Hub {
 
     pub(super) fn tracking_applied(&self, events: &[Event]) {
         let trackers = lock(&self.tracking.trackers);
-        if trackers.is_empty() {
+        if trackers.is_empty() && lock(&self.tracking.keys).is_empty() {
             return;
         }
         let mut flushed = false;
-        let mut changed: Vec<&Bytes> = Vec::new();
+        // Each changed key with the connection of this node whose write changed it (0: none).
+        let mut changed: Vec<(&Bytes, u64)> = Vec::new();
+        let mut writer = 0;
         for e in events {
             match e {
-                Event::Changed { key, .. } => changed.push(key),
+                Event::Changed { key, .. } => changed.push((key, writer)),
                 Event::Flushed { .. } | Event::Reset => flushed = true,
+                Event::Writer { conn } => writer = *conn,
                 Event::Notify { .. } => {}
             }
         }
@@ -261,16 +253,21 @@ impl Hub {
         if changed.is_empty() {
             return;
         }
-        // Default mode: each key's readers, once.
+        // Default mode: each key's readers, once; a NOLOOP reader is not told of its own
+        // write (it forgets the key all the same, as Redis does).
         let mut per_client: HashMap<u64, Vec<Bytes>> = HashMap::new();
         {
             let mut keys = lock(&self.tracking.keys);
-            for key in &changed {
-                if let Some(ids) = keys.remove(*key) {
+            for &(key, writer) in &changed {
+                if let Some(ids) = keys.remove(key) {
                     for id in ids {
+                        let noloop = trackers.get(&id).is_some_and(|t| t.mode.noloop);
+                        if noloop && id == writer {
+                            continue;
+                        }
                         let v = per_client.entry(id).or_default();
                         if !v.contains(key) {
-                            v.push((*key).clone());
+                            v.push(key.clone());
                         }
                     }
                 }
@@ -279,9 +276,6 @@ impl Hub {
         for (id, keys) in per_client {
             if let Some(t) = trackers.get(&id).filter(|t| !t.mode.bcast) {
                 for key in keys {
-                    if t.mode.noloop && self.tracking.own_write(id, &key) {
-                        continue;
-                    }
                     self.invalidate(t, Some(vec![key]));
                 }
             }
@@ -298,14 +292,90 @@ impl Hub {
                 let id = t.mailbox.id;
                 let mine: std::collections::BTreeSet<&Bytes> = changed
                     .iter()
-                    .copied()
-                    .filter(|k| k.starts_with(p))
-                    .filter(|k| !(t.mode.noloop && self.tracking.own_write(id, k)))
+                    .filter(|(k, _)| k.starts_with(p))
+                    .filter(|&&(_, writer)| !(t.mode.noloop && writer == id))
+                    .map(|&(k, _)| k)
                     .collect();
                 if !mine.is_empty() {
                     self.invalidate(t, Some(mine.into_iter().cloned().collect()));
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::super::{Subscriptions, links};
+    use super::*;
+    use crate::resp::Protocol;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn changed(key: &str) -> Event {
+        Event::Changed { db: 0, key: b(key) }
+    }
+
+    fn pushed(s: &Subscriptions) -> String {
+        let mut out = BytesMut::new();
+        s.mailbox.drain_into(&mut out, Protocol::Resp3);
+        String::from_utf8_lossy(&out).replace("\r\n", " ")
+    }
+
+    fn tracker(hub: &Arc<Hub>, id: u64, bcast: bool) -> Subscriptions {
+        let mut s = Subscriptions::new(hub.clone(), id);
+        s.note_protocol(Protocol::Resp3);
+        s.tracking = Mode {
+            on: true,
+            noloop: true,
+            bcast,
+            ..Mode::default()
+        };
+        s.tracking_changed();
+        s
+    }
+
+    #[test]
+    fn noloop_skips_exactly_the_changes_of_the_connections_own_entries() {
+        let hub = Hub::new(links::Links::disconnected());
+        let mut a = tracker(&hub, 5, false);
+        a.after_command(Some(vec![b("k")]));
+        // Its own write: not told, and the key is forgotten (as Redis).
+        hub.tracking_applied(&[
+            Event::Writer { conn: 5 },
+            changed("k"),
+            Event::Writer { conn: 0 },
+        ]);
+        assert_eq!(pushed(&a), "");
+        hub.tracking_applied(&[changed("k")]);
+        assert_eq!(pushed(&a), "", "no longer tracked");
+        // Read again; another connection's write in the same batch as its own is told.
+        a.after_command(Some(vec![b("k")]));
+        hub.tracking_applied(&[
+            Event::Writer { conn: 5 },
+            changed("j"),
+            Event::Writer { conn: 9 },
+            changed("k"),
+        ]);
+        assert_eq!(pushed(&a), ">2 $10 invalidate *1 $1 k ");
+    }
+
+    #[test]
+    fn noloop_bcast_leaves_out_only_the_keys_the_connection_wrote() {
+        let hub = Hub::new(links::Links::disconnected());
+        let a = tracker(&hub, 5, true);
+        hub.tracking_applied(&[
+            Event::Writer { conn: 5 },
+            changed("mine"),
+            Event::Writer { conn: 0 },
+            changed("theirs"),
+        ]);
+        assert_eq!(pushed(&a), ">2 $10 invalidate *1 $6 theirs ");
+        hub.tracking_applied(&[Event::Writer { conn: 5 }, changed("mine")]);
+        assert_eq!(pushed(&a), "");
     }
 }

@@ -46,6 +46,8 @@ pub enum Input {
         argv: Vec<Bytes>,
         deadline: Instant,
         reply: oneshot::Sender<Result<Reply, RaftError>>,
+        /// The proposing connection when its node's listeners need to know (NOLOOP), else 0.
+        conn: u64,
     },
     /// Confirm leadership for a linearizable read; `reply` gets the index to wait for.
     ReadIndex {
@@ -147,6 +149,18 @@ impl RaftHandle {
         argv: Vec<Bytes>,
         timeout: Duration,
     ) -> oneshot::Receiver<Result<Reply, RaftError>> {
+        self.propose_later_from(0, db, argv, timeout)
+    }
+
+    /// `propose_later` naming the proposing connection `conn` in the entry, so that this node's
+    /// listeners can tell its own writes (`events::Event::Writer`; CLIENT TRACKING NOLOOP).
+    pub fn propose_later_from(
+        &self,
+        conn: u64,
+        db: u8,
+        argv: Vec<Bytes>,
+        timeout: Duration,
+    ) -> oneshot::Receiver<Result<Reply, RaftError>> {
         let (reply, rx) = oneshot::channel();
         let deadline = Instant::now() + timeout;
         if let Err(mpsc::SendError(Input::Propose { reply, .. })) = self.tx.send(Input::Propose {
@@ -154,6 +168,7 @@ impl RaftHandle {
             argv,
             deadline,
             reply,
+            conn,
         }) {
             let _ = reply.send(Err(RaftError::Stopped));
         }

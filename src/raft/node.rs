@@ -250,7 +250,11 @@ impl Node {
                 argv,
                 deadline,
                 reply,
-            } => self.propose(Write::new(db, argv, deadline, reply)),
+                conn,
+            } => self.propose(Write {
+                conn,
+                ..Write::new(db, argv, deadline, reply)
+            }),
             Input::ReadIndex { deadline, reply } => self.reads.add(deadline, reply),
             Input::Message(m) => self.step(*m),
             Input::InstallSnapshot { msg, done } => {

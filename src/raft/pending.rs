@@ -32,6 +32,8 @@ pub(super) struct Write {
     pub(super) reply: ReplyTx,
     /// It was proposed once and fenced out by a leader change (definitely not applied).
     pub(super) fenced: bool,
+    /// The proposing connection, carried in the entry for this node's listeners (0: none).
+    pub(super) conn: u64,
 }
 
 impl Write {
@@ -42,6 +44,7 @@ impl Write {
             deadline,
             reply,
             fenced: false,
+            conn: 0,
         }
     }
 
@@ -58,6 +61,7 @@ struct Waiter {
     term: u64,
     deadline: Instant,
     reply: ReplyTx,
+    conn: u64,
 }
 
 /// Writes handed to raft-rs as one proposal, until raft-rs says whether it took them.
@@ -144,6 +148,7 @@ impl Pending {
                     time_ms,
                     db: w.db,
                     argv: w.argv.clone(),
+                    conn: w.conn,
                 }
                 .encode(),
             ));
@@ -164,6 +169,7 @@ impl Pending {
                     term,
                     deadline: w.deadline,
                     reply: w.reply,
+                    conn: w.conn,
                 },
             );
         }
@@ -268,6 +274,7 @@ impl Pending {
                         deadline: w.deadline,
                         reply: w.reply,
                         fenced: true,
+                        conn: w.conn,
                     });
                 }
             }

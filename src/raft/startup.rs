@@ -322,6 +322,7 @@ fn bootstrap(
             time_ms: crate::kv::wall_clock_ms(),
             db: 0,
             argv,
+            conn: 0,
         }
         .encode()
         .into(),

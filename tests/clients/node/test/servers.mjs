@@ -35,7 +35,7 @@ function run(name, argv) {
   return p;
 }
 
-async function kvd(name, extra = []) {
+export async function kvd(name, extra = []) {
   const port = await freePort();
   const raft = await freePort();
   run(name, [kvdBin, '--addr', `127.0.0.1:${port}`, '--raft-addr', `127.0.0.1:${raft}`,
@@ -45,7 +45,7 @@ async function kvd(name, extra = []) {
 
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
-async function waitUntil(what, f, ms = 30000) {
+export async function waitUntil(what, f, ms = 30000) {
   const deadline = Date.now() + ms;
   for (;;) {
     try {
@@ -68,7 +68,7 @@ async function withClient(port, f) {
   }
 }
 
-const role = (port) => withClient(port, async (c) => /raft_role:(\w+)/.exec(await c.info('raft'))?.[1]);
+export const role = (port) => withClient(port, async (c) => /raft_role:(\w+)/.exec(await c.info('raft'))?.[1]);
 
 export async function single() {
   if (againstRedis) {
