@@ -44,6 +44,7 @@ pub mod kv;
 pub mod logging;
 pub mod monitor;
 pub mod pubsub;
+pub mod rdb;
 pub mod raft;
 pub mod reclaim;
 pub mod resp;

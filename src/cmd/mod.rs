@@ -16,6 +16,7 @@ mod client;
 mod cluster;
 pub mod config;
 mod connection;
+mod dump;
 mod expire;
 mod geo;
 pub mod glob;
@@ -230,6 +231,8 @@ pub static TABLE: &[Spec] = &[
     keys::RENAME,
     keys::RENAMENX,
     keys::COPY,
+    dump::DUMP,
+    dump::RESTORE,
     keys::MOVE,
     keys::OBJECT,
     // expiry
