@@ -5,9 +5,11 @@
 //! - `LLLooooo oooooooo`: copy `L+2` bytes from `o+1` bytes back (L in 1..=6);
 //! - `111ooooo LLLLLLLL oooooooo`: copy `L+9` bytes from `o+1` bytes back.
 //!
-//! [`compress`] makes the same choices as the LZF redis-server 7.0 links (a 2^16-slot hash
-//! of 3-byte prefixes, "very fast" mode: after a match only the last two positions are
-//! hashed), so DUMP payloads match byte for byte. [`decompress`] is total: any input gives
+//! [`compress`] makes the same choices as liblzf 3.6, which Debian's redis-server 7.0.15
+//! links (a 2^16-slot hash of 3-byte prefixes, "very fast" mode: after a match only its last
+//! two positions are hashed; a match may end at the input's end), so DUMP payloads match
+//! byte for byte: checked against the C library on 3000 inputs (`lzf_cases`). Redis's own
+//! bundled copy differs slightly (it takes no match within 4 bytes of the end). [`decompress`] is total: any input gives
 //! an error or exactly `out_len` bytes, never more work than its output size.
 
 const HASH_LOG: u32 = 16;
@@ -16,10 +18,10 @@ const MAX_LITERAL: usize = 1 << 5;
 const MAX_OFFSET: usize = 1 << 13;
 const MAX_REF: usize = (1 << 8) + (1 << 3);
 
-/// The hash slot of the running value `h` (the last bytes read, newest lowest), the
-/// multiplicative hash of liblzf 3.6, which redis-server 7.0 as packaged by Debian links.
+/// The hash slot of the running value `h` (the last bytes read, newest lowest), as liblzf
+/// 3.6 computes it in its "very fast" mode (the library Debian's redis-server 7.0 links).
 fn slot(h: u32) -> usize {
-    (h.wrapping_mul(0x1e35_a7bd) >> (32 - HASH_LOG - 8)) as usize & (HASH_SIZE - 1)
+    ((h >> (3 * 8 - HASH_LOG)).wrapping_sub(h.wrapping_mul(5)) as usize) & (HASH_SIZE - 1)
 }
 
 /// Compresses `input` into at most `max_out` bytes; `None` if it does not fit (as
@@ -218,9 +220,24 @@ mod tests {
         };
         let mut text = String::new();
         for case in 0..3000 {
-            let len = (rnd() % 600) as usize + 1;
+            let len = (rnd() % if case % 5 == 0 { 9000 } else { 600 }) as usize + 1;
             let alphabet = rnd() % 6 + 1 + if case % 3 == 0 { 249 } else { 0 };
-            let data: Vec<u8> = (0..len).map(|_| (rnd() % alphabet) as u8).collect();
+            let mut data: Vec<u8> = (0..len).map(|_| (rnd() % alphabet) as u8).collect();
+            if case % 4 == 1 {
+                // Tokens of a small vocabulary with counters, like a listpack's entries.
+                data.clear();
+                let mut i = 0u64;
+                while data.len() < len {
+                    data.extend_from_slice(format!("f{:03}\x05v{}", i % 1000, i * (rnd() % 3)).as_bytes());
+                    i += 1;
+                }
+            }
+            if let Ok(extra) = std::fs::read("/tmp/dump-lp.bin")
+                && case == 0
+            {
+                data = extra;
+            }
+            let len = data.len();
             let max_out = if case % 2 == 0 { len.saturating_sub(4).max(1) } else { len + 64 };
             let got = compress(&data, max_out);
             for b in &data {
