@@ -79,9 +79,7 @@ fn dump(r: &dyn KeyRead, argv: &[Bytes]) -> CmdResult {
             Value::ZSet { members, skiplist }
         }
         KeyType::Stream => {
-            return Ok(Reply::error(
-                "ERR DUMP of a stream is not supported by kvd",
-            ));
+            return Ok(Reply::error("ERR DUMP of a stream is not supported by kvd"));
         }
     };
     Ok(Reply::Bulk(Bytes::from(rdb::dump(&value))))

@@ -65,7 +65,14 @@ mod tests {
         assert_eq!(encode(&[-1, 70000])[0], 4);
         assert_eq!(encode(&[1 << 40])[0], 8);
         let v = decode(&encode(&[-5, 3, 1 << 40])).expect("valid");
-        assert_eq!(v, vec![Bytes::from("-5"), Bytes::from("3"), Bytes::from("1099511627776")]);
+        assert_eq!(
+            v,
+            vec![
+                Bytes::from("-5"),
+                Bytes::from("3"),
+                Bytes::from("1099511627776")
+            ]
+        );
         assert!(decode(&encode(&[3, 3])).is_err());
         assert!(decode(&[2, 0, 0, 0, 5, 0, 0, 0]).is_err());
     }

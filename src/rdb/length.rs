@@ -112,7 +112,17 @@ mod tests {
 
     #[test]
     fn lengths_round_trip() {
-        for n in [0u64, 1, 63, 64, 16383, 16384, 1 << 31, u64::from(u32::MAX), 1 << 40] {
+        for n in [
+            0u64,
+            1,
+            63,
+            64,
+            16383,
+            16384,
+            1 << 31,
+            u64::from(u32::MAX),
+            1 << 40,
+        ] {
             let mut out = Vec::new();
             write_length(&mut out, n);
             let mut c = Cursor::new(&out);
@@ -126,7 +136,10 @@ mod tests {
 
     #[test]
     fn truncated_and_unknown() {
-        assert_eq!(read_length(&mut Cursor::new(&[0x41])), Err(RdbError::Truncated));
+        assert_eq!(
+            read_length(&mut Cursor::new(&[0x41])),
+            Err(RdbError::Truncated)
+        );
         assert!(read_length(&mut Cursor::new(&[0x82])).is_err());
         assert!(read_length(&mut Cursor::new(&[0xc0])).is_err());
         assert!(read_count(&mut Cursor::new(&[0x05, 1, 2]), 1).is_err());

@@ -156,7 +156,10 @@ fn entry(e: &[u8]) -> Result<(Bytes, usize), RdbError> {
     let short = RdbError::Format("listpack entry past the end");
     let b0 = e[0];
     let int = |v: i64, size: usize| Ok((Bytes::from(v.to_string()), size));
-    let bytes = |at: usize, n: usize| e.get(at..at + n).ok_or(RdbError::Format("listpack entry past the end"));
+    let bytes = |at: usize, n: usize| {
+        e.get(at..at + n)
+            .ok_or(RdbError::Format("listpack entry past the end"))
+    };
     if b0 & 0x80 == 0 {
         return int(i64::from(b0), 1);
     }
@@ -212,9 +215,26 @@ mod tests {
         let long = "y".repeat(5000);
         let mid = "x".repeat(300);
         let items: Vec<&[u8]> = vec![
-            b"0", b"127", b"128", b"-1", b"-4096", b"4095", b"4096", b"-32768", b"32768",
-            b"-8388608", b"8388608", b"2147483647", b"-2147483649", b"9223372036854775807",
-            b"-9223372036854775808", b"hello", b"", b"007", mid.as_bytes(), long.as_bytes(),
+            b"0",
+            b"127",
+            b"128",
+            b"-1",
+            b"-4096",
+            b"4095",
+            b"4096",
+            b"-32768",
+            b"32768",
+            b"-8388608",
+            b"8388608",
+            b"2147483647",
+            b"-2147483649",
+            b"9223372036854775807",
+            b"-9223372036854775808",
+            b"hello",
+            b"",
+            b"007",
+            mid.as_bytes(),
+            long.as_bytes(),
         ];
         let mut b = Builder::new();
         for i in &items {

@@ -228,7 +228,9 @@ mod tests {
                 data.clear();
                 let mut i = 0u64;
                 while data.len() < len {
-                    data.extend_from_slice(format!("f{:03}\x05v{}", i % 1000, i * (rnd() % 3)).as_bytes());
+                    data.extend_from_slice(
+                        format!("f{:03}\x05v{}", i % 1000, i * (rnd() % 3)).as_bytes(),
+                    );
                     i += 1;
                 }
             }
@@ -238,7 +240,11 @@ mod tests {
                 data = extra;
             }
             let len = data.len();
-            let max_out = if case % 2 == 0 { len.saturating_sub(4).max(1) } else { len + 64 };
+            let max_out = if case % 2 == 0 {
+                len.saturating_sub(4).max(1)
+            } else {
+                len + 64
+            };
             let got = compress(&data, max_out);
             for b in &data {
                 let _ = write!(text, "{b:02x}");

@@ -130,7 +130,10 @@ mod tests {
         // redis-server 7.0.15: SET k hello; DUMP k
         let expected = b"\x00\x05hello\x0a\x00\x63\x72\xdf\x76\x65\x34\x20\x0a";
         assert_eq!(dump(&Value::String(Bytes::from_static(b"hello"))), expected);
-        assert_eq!(load(expected), Ok(Value::String(Bytes::from_static(b"hello"))));
+        assert_eq!(
+            load(expected),
+            Ok(Value::String(Bytes::from_static(b"hello")))
+        );
     }
 
     #[test]
@@ -151,9 +154,13 @@ mod tests {
 
     #[test]
     fn functions_round_trip() {
-        let codes: Vec<&[u8]> = vec![b"#!lua name=a\nredis.register_function('f', function() return 1 end)"];
+        let codes: Vec<&[u8]> =
+            vec![b"#!lua name=a\nredis.register_function('f', function() return 1 end)"];
         let p = dump_functions(codes.iter().copied());
-        assert_eq!(load_functions(&p).expect("loads"), vec![Bytes::from_static(codes[0])]);
+        assert_eq!(
+            load_functions(&p).expect("loads"),
+            vec![Bytes::from_static(codes[0])]
+        );
         assert!(load_functions(&dump(&Value::String(Bytes::from_static(b"x")))).is_err());
     }
 

@@ -16,7 +16,10 @@ use std::collections::HashSet;
 use bytes::Bytes;
 
 use super::length::{Cursor, read_count, write_length};
-use super::string::{as_integer, read_binary_double, read_string, read_text_double, write_binary_double, write_string};
+use super::string::{
+    as_integer, read_binary_double, read_string, read_text_double, write_binary_double,
+    write_string,
+};
 use super::{RdbError, intset, listpack, ziplist, zipmap};
 
 pub const TYPE_STRING: u8 = 0;
@@ -321,14 +324,19 @@ mod tests {
         let list: Vec<Bytes> = (0..3000).map(|i| b(&format!("element-{i}"))).collect();
         assert_eq!(round_trip(Value::List(list.clone())), Value::List(list));
         let ints = Value::Set(vec![b("1"), b("-7"), b("300")]);
-        let Value::Set(mut back) = round_trip(ints) else { panic!() };
+        let Value::Set(mut back) = round_trip(ints) else {
+            panic!()
+        };
         back.sort();
         assert_eq!(back, vec![b("-7"), b("1"), b("300")]);
         let big: Vec<(Bytes, Bytes)> = (0..200).map(|i| (b(&format!("f{i}")), b("v"))).collect();
         assert_eq!(round_trip(Value::Hash(big.clone())), Value::Hash(big));
         let z = vec![(b("a"), 1.5), (b("b"), 2.0), (b("c"), -0.0)];
         for skiplist in [false, true] {
-            let Value::ZSet { members, .. } = round_trip(Value::ZSet { members: z.clone(), skiplist }) else {
+            let Value::ZSet { members, .. } = round_trip(Value::ZSet {
+                members: z.clone(),
+                skiplist,
+            }) else {
                 panic!()
             };
             let mut members = members;

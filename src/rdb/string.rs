@@ -132,7 +132,12 @@ mod tests {
         assert_eq!(saved(b"-129"), [0xc1, 0x7f, 0xff]);
         assert_eq!(saved(b"100000"), [0xc2, 0xa0, 0x86, 0x01, 0x00]);
         assert_eq!(saved(b"012"), [3, b'0', b'1', b'2']);
-        assert_eq!(saved(b"12345678901"), [11, b'1', b'2', b'3', b'4', b'5', b'6', b'7', b'8', b'9', b'0', b'1']);
+        assert_eq!(
+            saved(b"12345678901"),
+            [
+                11, b'1', b'2', b'3', b'4', b'5', b'6', b'7', b'8', b'9', b'0', b'1'
+            ]
+        );
         let long = b"a".repeat(30);
         assert_eq!(saved(&long)[0], 0xc3);
         for s in [&b"x"[..], b"-5", b"2147483648", &long, b"hello"] {

@@ -24,7 +24,10 @@ pub fn decode(zl: &[u8]) -> Result<Vec<Bytes>, RdbError> {
         return Err(bad("ziplist header or end"));
     }
     let body = &zl[HEADER..zl.len() - 1];
-    let get = |at: usize, n: usize| body.get(at..at + n).ok_or(bad("ziplist entry past the end"));
+    let get = |at: usize, n: usize| {
+        body.get(at..at + n)
+            .ok_or(bad("ziplist entry past the end"))
+    };
     let mut out = Vec::new();
     let mut p = 0usize;
     let mut prev_size = 0usize;
@@ -123,7 +126,10 @@ mod tests {
             0xff,
         ];
         let v = decode(&zl).expect("valid");
-        assert_eq!(v, vec![Bytes::from("a"), Bytes::from("5"), Bytes::from("300")]);
+        assert_eq!(
+            v,
+            vec![Bytes::from("a"), Bytes::from("5"), Bytes::from("300")]
+        );
         for cut in 0..zl.len() {
             assert!(decode(&zl[..cut]).is_err());
         }

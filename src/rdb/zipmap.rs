@@ -58,9 +58,17 @@ mod tests {
 
     #[test]
     fn reads_pairs() {
-        let zm = [2, 1, b'a', 1, 0, b'x', 2, b'b', b'c', 2, 1, b'y', b'z', 0, 0xff];
+        let zm = [
+            2, 1, b'a', 1, 0, b'x', 2, b'b', b'c', 2, 1, b'y', b'z', 0, 0xff,
+        ];
         let v = decode(&zm).expect("valid");
-        assert_eq!(v, vec![(Bytes::from("a"), Bytes::from("x")), (Bytes::from("bc"), Bytes::from("yz"))]);
+        assert_eq!(
+            v,
+            vec![
+                (Bytes::from("a"), Bytes::from("x")),
+                (Bytes::from("bc"), Bytes::from("yz"))
+            ]
+        );
         for cut in 0..zm.len() {
             assert!(decode(&zm[..cut]).is_err());
         }
