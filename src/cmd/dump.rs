@@ -13,9 +13,12 @@ use bytes::Bytes;
 use super::{CmdError, CmdResult, Kind, Spec, is, not_an_integer, parse_i64, syntax_error};
 use crate::kv::collection::Collection;
 use crate::kv::list::{End, List};
+use crate::kv::stream::{
+    Consumer, Counters, Group, Nack, Stream, StreamId, decode_fields, encode_fields,
+};
 use crate::kv::zset::{ZSet, is_skiplist};
 use crate::kv::{ApplyCtx, KeyRead, KeyType, WriteView, wall_clock_ms};
-use crate::rdb::{self, RdbError, Value};
+use crate::rdb::{self, RdbError, StreamConsumer, StreamGroup, StreamValue, Value};
 use crate::resp::Reply;
 
 pub const DUMP: Spec = Spec {
@@ -78,11 +81,133 @@ fn dump(r: &dyn KeyRead, argv: &[Bytes]) -> CmdResult {
             })?;
             Value::ZSet { members, skiplist }
         }
-        KeyType::Stream => {
-            return Ok(Reply::error("ERR DUMP of a stream is not supported by kvd"));
-        }
+        KeyType::Stream => Value::Stream(Box::new(stream_value(r, key, meta)?)),
     };
     Ok(Reply::Bulk(Bytes::from(rdb::dump(&value))))
+}
+
+fn id(i: StreamId) -> (u64, u64) {
+    (i.ms, i.seq)
+}
+
+/// A stream's entries, counters, groups, pending entries and consumers, in Redis's orders.
+fn stream_value(
+    r: &dyn KeyRead,
+    key: &[u8],
+    meta: crate::kv::Meta,
+) -> Result<StreamValue, CmdError> {
+    let s = Stream::from_meta(key, meta)?;
+    let mut entries = Vec::new();
+    let mut failed = None;
+    s.range(
+        r,
+        StreamId::MIN,
+        StreamId::MAX,
+        false,
+        &mut |i, raw| match decode_fields(raw) {
+            Ok(pairs) => {
+                entries.push((id(i), pairs));
+                true
+            }
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        },
+    )?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    let mut groups = Vec::new();
+    for g in s.groups(r)? {
+        let mut pel = Vec::new();
+        s.pel_range(r, &g.name, StreamId::MIN, &mut |i, n| {
+            pel.push((id(i), n.delivery_time, n.delivery_count));
+            true
+        })?;
+        let mut consumers = Vec::new();
+        for c in s.consumers(r, &g.name)? {
+            let mut ids = Vec::new();
+            s.consumer_pel_range(r, &g.name, &c.name, StreamId::MIN, &mut |i| {
+                ids.push(id(i));
+                true
+            })?;
+            consumers.push(StreamConsumer {
+                name: c.name,
+                seen_time: c.seen_time,
+                pel: ids,
+            });
+        }
+        groups.push(StreamGroup {
+            name: g.name,
+            last_id: id(g.last_id),
+            entries_read: g.entries_read,
+            pel,
+            consumers,
+        });
+    }
+    Ok(StreamValue {
+        entries,
+        length: s.c.length,
+        last_id: id(s.c.last_id),
+        first_id: id(s.c.first_id),
+        max_deleted: id(s.c.max_deleted),
+        entries_added: s.c.entries_added,
+        groups,
+    })
+}
+
+/// Writes a restored stream: entries as rows, counters, groups with their rows.
+fn write_stream(w: &mut WriteView, key: &[u8], v: StreamValue) -> Result<(), CmdError> {
+    let sid = |i: (u64, u64)| StreamId::new(i.0, i.1);
+    let mut s = Stream::create(w, key);
+    for (i, pairs) in &v.entries {
+        s.put_entry(w, sid(*i), encode_fields(pairs));
+    }
+    s.c = Counters {
+        length: v.length,
+        last_id: sid(v.last_id),
+        first_id: sid(v.first_id),
+        max_deleted: sid(v.max_deleted),
+        entries_added: v.entries_added,
+        groups: v.groups.len() as u64,
+    };
+    for g in v.groups {
+        s.put_group(
+            w,
+            &Group {
+                name: g.name.clone(),
+                last_id: sid(g.last_id),
+                entries_read: g.entries_read,
+                pel: g.pel.len() as u64,
+                consumers: g.consumers.len() as u64,
+            },
+        );
+        for c in &g.consumers {
+            for i in &c.pel {
+                if let Ok(at) = g.pel.binary_search_by(|p| p.0.cmp(i)) {
+                    let (_, time, count) = g.pel[at];
+                    let nack = Nack {
+                        delivery_time: time,
+                        delivery_count: count,
+                        consumer: c.name.clone(),
+                    };
+                    s.put_nack(w, &g.name, sid(*i), &nack);
+                }
+            }
+            s.put_consumer(
+                w,
+                &g.name,
+                &Consumer {
+                    name: c.name.clone(),
+                    seen_time: c.seen_time,
+                    pel: c.pel.len() as u64,
+                },
+            );
+        }
+    }
+    s.save(w)?;
+    Ok(())
 }
 
 /// RESTORE's options after the payload, as Redis reads them.
@@ -229,6 +354,7 @@ fn write_value(w: &mut WriteView, key: &[u8], value: Value) -> Result<(), CmdErr
             }
             z.save(w)?;
         }
+        Value::Stream(s) => write_stream(w, key, *s)?,
     }
     Ok(())
 }

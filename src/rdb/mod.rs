@@ -14,11 +14,13 @@ mod length;
 mod listpack;
 mod lzf;
 mod object;
+mod stream;
 mod string;
 mod ziplist;
 mod zipmap;
 
 pub use object::Value;
+pub use stream::{Consumer as StreamConsumer, Group as StreamGroup, StreamValue};
 
 /// The RDB version redis-server 7.0 writes (and the newest it reads).
 pub const RDB_VERSION: u16 = 10;

@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use bytes::Bytes;
 
 use super::length::{Cursor, read_count, write_length};
+use super::stream::{self, StreamValue};
 use super::string::{
     as_integer, read_binary_double, read_string, read_text_double, write_binary_double,
     write_string,
@@ -66,6 +67,7 @@ pub enum Value {
         members: Vec<(Bytes, f64)>,
         skiplist: bool,
     },
+    Stream(Box<StreamValue>),
 }
 
 /// The type byte and the serialized object (no footer).
@@ -141,6 +143,10 @@ pub fn dump_value(v: &Value) -> Vec<u8> {
                 }
                 write_string(&mut out, &lp.finish());
             }
+        }
+        Value::Stream(s) => {
+            out.push(TYPE_STREAM_LISTPACKS_2);
+            stream::dump(s, &mut out);
         }
     }
     out
@@ -243,9 +249,8 @@ pub fn load_value(kind: u8, c: &mut Cursor) -> Result<Value, RdbError> {
             }
             Value::List(items)
         }
-        TYPE_STREAM_LISTPACKS | TYPE_STREAM_LISTPACKS_2 => {
-            return Err(RdbError::Unsupported("stream"));
-        }
+        TYPE_STREAM_LISTPACKS_2 => Value::Stream(Box::new(stream::load(c, true)?)),
+        TYPE_STREAM_LISTPACKS => Value::Stream(Box::new(stream::load(c, false)?)),
         _ => return Err(RdbError::Format("unknown object type")),
     };
     check(&value)?;
@@ -286,7 +291,7 @@ fn check(v: &Value) -> Result<(), RdbError> {
         it.into_iter().all(|m| seen.insert(m))
     }
     let ok = match v {
-        Value::String(_) => true,
+        Value::String(_) | Value::Stream(_) => true,
         Value::List(items) => !items.is_empty(),
         Value::Set(m) => !m.is_empty() && distinct(m.iter()),
         Value::Hash(p) => !p.is_empty() && distinct(p.iter().map(|(f, _)| f)),
