@@ -167,6 +167,71 @@ mod tests {
     }
 
     #[test]
+    fn mutated_payloads_never_panic() {
+        let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+        let list: Vec<Bytes> = (0..400).map(|i| b(&format!("item{i}"))).collect();
+        let stream = StreamValue {
+            entries: (1..50u64)
+                .map(|i| ((i, i % 3), vec![b("f"), b(&i.to_string())]))
+                .collect(),
+            length: 49,
+            last_id: (49, 1),
+            groups: vec![StreamGroup {
+                name: b("g"),
+                last_id: (2, 2),
+                entries_read: 2,
+                pel: vec![((1, 1), 5, 1)],
+                consumers: vec![StreamConsumer {
+                    name: b("c"),
+                    seen_time: 5,
+                    pel: vec![(1, 1)],
+                }],
+            }],
+            ..StreamValue::default()
+        };
+        let values = vec![
+            Value::String(b(&"abc".repeat(30))),
+            Value::List(list.clone()),
+            Value::Set(vec![b("1"), b("2"), b("300000")]),
+            Value::Set(list.clone()),
+            Value::Hash(vec![(b("a"), b("1")), (b("b"), b(&"x".repeat(100)))]),
+            Value::Hash(vec![(b("a"), b("1")), (b("b"), b("2"))]),
+            Value::ZSet {
+                members: vec![(b("a"), 1.0), (b("b"), 2.5)],
+                skiplist: false,
+            },
+            Value::ZSet {
+                members: vec![(b("a"), 1.0), (b("b"), 2.5)],
+                skiplist: true,
+            },
+            Value::Stream(Box::new(stream)),
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for v in &values {
+            let p = dump(v);
+            assert!(load(&p).is_ok(), "{v:?}");
+            let body = &p[..p.len() - FOOTER];
+            for _ in 0..2000 {
+                let mut m = body.to_vec();
+                for _ in 0..1 + rnd() % 4 {
+                    let at = (rnd() as usize) % m.len();
+                    m[at] = rnd() as u8;
+                }
+                if rnd() % 4 == 0 {
+                    m.truncate((rnd() as usize) % m.len());
+                }
+                let _ = load(&with_footer(m));
+            }
+        }
+    }
+
+    #[test]
     fn garbage_never_panics() {
         let mut seed = 0x1234_5678u64;
         for len in 0..200usize {

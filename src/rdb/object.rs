@@ -258,7 +258,7 @@ pub fn load_value(kind: u8, c: &mut Cursor) -> Result<Value, RdbError> {
 }
 
 fn pairs_of(items: Vec<Bytes>) -> Result<Vec<(Bytes, Bytes)>, RdbError> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(RdbError::Format("odd number of elements"));
     }
     let mut it = items.into_iter();
