@@ -354,6 +354,13 @@ fn restore_errors_ttl_and_replace_as_redis() {
     c.check(&["EXISTS", "dst"], ":0\r\n");
     restore(&mut c, &[b"dst", b"0", &p], "+OK\r\n");
     c.check(&["TTL", "dst"], ":-1\r\n");
+    // A RESTORE dirties a WATCHed key.
+    let mut watcher = node.raw();
+    watcher.check(&["WATCH", "dst"], "+OK\r\n");
+    restore(&mut c, &[b"dst", b"0", &p, b"REPLACE"], "+OK\r\n");
+    watcher.check(&["MULTI"], "+OK\r\n");
+    watcher.check(&["GET", "dst"], "+QUEUED\r\n");
+    watcher.check(&["EXEC"], "*-1\r\n");
     // RESTORE ... REPLACE over another type.
     c.check(&["RPUSH", "lst", "a"], ":1\r\n");
     restore(&mut c, &[b"lst", b"0", &p, b"REPLACE"], "+OK\r\n");
