@@ -293,6 +293,23 @@ fn restore_errors_ttl_and_replace_as_redis() {
             "-ERR Bad data format\r\n",
         );
     }
+    // With REPLACE there is no BUSYKEY: the TTL and payload errors come at once.
+    restore(
+        &mut c,
+        &[b"src", b"-1", &p, b"REPLACE"],
+        "-ERR Invalid TTL value, must be >= 0\r\n",
+    );
+    restore(
+        &mut c,
+        &[b"src", b"0", b"junk", b"REPLACE"],
+        "-ERR DUMP payload version or checksum are wrong\r\n",
+    );
+    restore(
+        &mut c,
+        &[b"src", b"0", &payload(&[1, 0], 10), b"REPLACE"],
+        "-ERR Bad data format\r\n",
+    );
+    c.check(&["GET", "src"], "$5\r\nvalue\r\n");
     restore(
         &mut c,
         &[b"dst", b"0", &p, b"NOPE"],

@@ -252,11 +252,16 @@ fn parse_options(args: &[Bytes]) -> Result<Options, Reply> {
 }
 
 /// Checks the options; a relative TTL becomes absolute (`ABSTTL`) on this node's clock.
-/// IDLETIME and FREQ are checked and dropped (kvd keeps no access times or counters). A
-/// TTL that is no number, or negative, is left for apply to refuse, after the BUSYKEY check
-/// (Redis's order).
+/// IDLETIME and FREQ are checked and dropped (kvd keeps no access times or counters). With
+/// REPLACE the TTL and the payload are checked here too (footer, then a full parse), so a bad
+/// one never reaches the log; without it they are left for apply, whose BUSYKEY check comes
+/// first in Redis's order.
 fn prepare_restore(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
     let o = parse_options(&argv[4..])?;
+    if o.replace {
+        checked_ttl(&argv[2])?;
+        load_payload(&argv[3])?;
+    }
     let mut ttl = argv[2].clone();
     if !o.absttl
         && let Some(n) = parse_i64(&argv[2])
@@ -272,30 +277,30 @@ fn prepare_restore(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
     Ok(out)
 }
 
+fn checked_ttl(raw: &[u8]) -> Result<i64, Reply> {
+    let ttl = parse_i64(raw).ok_or_else(not_an_integer)?;
+    if ttl < 0 {
+        return Err(Reply::error("ERR Invalid TTL value, must be >= 0"));
+    }
+    Ok(ttl)
+}
+
+/// The payload's value, or RESTORE's error for it.
+fn load_payload(payload: &[u8]) -> Result<Value, Reply> {
+    rdb::load(payload).map_err(|e| match e {
+        RdbError::Footer => Reply::error("ERR DUMP payload version or checksum are wrong"),
+        _ => Reply::error("ERR Bad data format"),
+    })
+}
+
 fn restore(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     let o = parse_options(&argv[4..])?;
     let key = &argv[1];
     if !o.replace && w.exists(key)? {
         return Ok(Reply::error("BUSYKEY Target key name already exists."));
     }
-    let ttl = parse_i64(&argv[2]).ok_or_else(not_an_integer)?;
-    if ttl < 0 {
-        return Ok(Reply::error("ERR Invalid TTL value, must be >= 0"));
-    }
-    let value = match rdb::load(&argv[3]) {
-        Ok(v) => v,
-        Err(RdbError::Footer) => {
-            return Ok(Reply::error(
-                "ERR DUMP payload version or checksum are wrong",
-            ));
-        }
-        Err(RdbError::Unsupported(what)) => {
-            return Ok(Reply::error(format!(
-                "ERR RESTORE of a {what} is not supported by kvd"
-            )));
-        }
-        Err(_) => return Ok(Reply::error("ERR Bad data format")),
-    };
+    let ttl = checked_ttl(&argv[2])?;
+    let value = load_payload(&argv[3])?;
     let deleted = o.replace && w.delete(key)?;
     let expire_at = match (ttl, o.absttl) {
         (0, _) => None,

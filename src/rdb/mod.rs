@@ -39,8 +39,6 @@ pub enum RdbError {
     Truncated,
     #[error("bad data format: {0}")]
     Format(&'static str),
-    #[error("{0} payloads are not supported by kvd")]
-    Unsupported(&'static str),
     /// FUNCTION RESTORE's own messages (Redis's text).
     #[error("{0}")]
     Function(&'static str),
