@@ -5,8 +5,17 @@
 //!
 //! One file per concern: `length` (length fields and the bounded cursor), `string` (integer,
 //! LZF and plain strings, doubles), `lzf`, `listpack`, `ziplist`, `intset`, `zipmap`,
-//! `object` (each type's encodings). Every decoder is total: any input gives a value or an
-//! `RdbError`, never a panic, and no length it reads makes it allocate beyond the payload.
+//! `object` (each type's encodings), `stream` (stream nodes, groups, pending entries). Every
+//! decoder is total: any input gives a value or an `RdbError`, never a panic, and no length it
+//! reads makes it allocate beyond the payload.
+//!
+//! What "byte for byte" covers: DUMP gives redis-server 7.0.15's payload (Debian's build,
+//! which links liblzf 3.6) whenever Redis's layout follows from the value alone: strings,
+//! lists built by RPUSH, intsets, sorted sets, small hashes whose fields were added in byte
+//! order, streams built by XADD. Where Redis's bytes depend on history kvd does not keep
+//! (hash-table order of big hashes and sets, insertion order of small hashes, LPUSH's node
+//! split, entries XDEL left flagged in a node, an encoding kept after the value shrank), the
+//! payload holds the same value in another layout, which redis-server restores alike.
 
 mod crc64;
 mod intset;
