@@ -45,6 +45,7 @@ pub mod logging;
 pub mod monitor;
 pub mod pubsub;
 pub mod raft;
+pub mod rdb;
 pub mod reclaim;
 pub mod resp;
 pub mod script;

@@ -16,7 +16,9 @@ mod client;
 mod cluster;
 pub mod config;
 mod connection;
+mod dump;
 mod expire;
+mod function_dump;
 mod geo;
 pub mod glob;
 mod hash;
@@ -230,6 +232,8 @@ pub static TABLE: &[Spec] = &[
     keys::RENAME,
     keys::RENAMENX,
     keys::COPY,
+    dump::DUMP,
+    dump::RESTORE,
     keys::MOVE,
     keys::OBJECT,
     // expiry

@@ -640,7 +640,7 @@ fn fcall_read_only(view: &dyn KeyRead, argv: &[Bytes]) -> CmdResult {
 }
 
 /// The library name a code's shebang gives (`#!lua name=<name>`), checked as Redis does.
-fn library_name(code: &[u8]) -> Result<String, Reply> {
+pub(super) fn library_name(code: &[u8]) -> Result<String, Reply> {
     if !code.starts_with(b"#!") {
         return Err(Reply::error("ERR Missing library metadata"));
     }
@@ -716,9 +716,7 @@ fn prepare_function(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
         });
     }
     if (is(sub, "dump") && argc == 2) || (is(sub, "restore") && argc >= 3) {
-        return Err(Reply::error(
-            "ERR FUNCTION DUMP and RESTORE are not supported by kvd yet",
-        ));
+        return super::function_dump::prepare(argv);
     }
     Err(Reply::error(format!(
         "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
@@ -727,7 +725,7 @@ fn prepare_function(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
 }
 
 /// Every library: (name, code).
-fn libraries(r: &dyn KeyRead) -> Result<Vec<(Bytes, Bytes)>, StoreError> {
+pub(super) fn libraries(r: &dyn KeyRead) -> Result<Vec<(Bytes, Bytes)>, StoreError> {
     let lo = [encoding::FAMILY_FUNCTION, b'L'];
     let hi = [encoding::FAMILY_FUNCTION, b'M'];
     let mut out = Vec::new();
@@ -738,7 +736,11 @@ fn libraries(r: &dyn KeyRead) -> Result<Vec<(Bytes, Bytes)>, StoreError> {
     Ok(out)
 }
 
-fn remove_library(w: &mut WriteView, name: &[u8], code: &[u8]) -> Result<(), StoreError> {
+pub(super) fn remove_library(
+    w: &mut WriteView,
+    name: &[u8],
+    code: &[u8],
+) -> Result<(), StoreError> {
     for (f, _) in script::load_library(code).unwrap_or_default() {
         w.delete_raw(&encoding::function_key(f.as_bytes()))?;
     }
@@ -748,6 +750,9 @@ fn remove_library(w: &mut WriteView, name: &[u8], code: &[u8]) -> Result<(), Sto
 
 fn apply_function(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     let sub = &argv[1];
+    if (is(sub, "dump") && argv.len() == 2) || (is(sub, "restore") && argv.len() >= 3) {
+        return super::function_dump::apply(w, argv);
+    }
     if is(sub, "load") && argv.len() == 4 {
         let code = &argv[3];
         let name = library_name(code)?;

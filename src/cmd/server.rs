@@ -197,6 +197,8 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
             line!("tracking_total_keys:{keys}");
             line!("tracking_total_items:{items}");
             line!("tracking_total_prefixes:{prefixes}");
+            // kvd has no MIGRATE, so no cached MIGRATE connections.
+            line!("migrate_cached_sockets:0");
         }
         "replication" => {
             line!("# Replication");

@@ -198,6 +198,15 @@ fn run_client(id: usize, role: Role, rng: &mut Rng, sh: &Shared) -> ClientResult
                 Role::Append => (sh.log_key.clone(), Kind::Get),
             };
             let argv: Vec<Vec<u8>> = match &kind {
+                // One write in ten is RESTORE ... REPLACE of the same string: for the checker
+                // the same op as SET (value written, TTL cleared, +OK).
+                Kind::Set(v) if rng.chance(10) => vec![
+                    b"RESTORE".to_vec(),
+                    key.clone().into_bytes(),
+                    b"0".to_vec(),
+                    string_payload(v),
+                    b"REPLACE".to_vec(),
+                ],
                 Kind::Set(v) => vec![b"SET".to_vec(), key.clone().into_bytes(), v.clone()],
                 Kind::Append(v) => vec![b"APPEND".to_vec(), key.clone().into_bytes(), v.clone()],
                 _ => vec![b"GET".to_vec(), key.clone().into_bytes()],
@@ -274,6 +283,27 @@ fn run_client(id: usize, role: Role, rng: &mut Rng, sh: &Shared) -> ClientResult
         }
     }
     ClientResult { tally, ledger }
+}
+
+/// The DUMP payload of a string shorter than 64 bytes (type 0, length, bytes, RDB version 10,
+/// CRC-64/Jones of all that).
+fn string_payload(v: &[u8]) -> Vec<u8> {
+    let mut p = vec![0u8, v.len() as u8];
+    p.extend_from_slice(v);
+    p.extend_from_slice(&[10, 0]);
+    let mut crc = 0u64;
+    for &b in &p {
+        crc ^= u64::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x95ac_9329_ac4b_c9b5
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    p.extend_from_slice(&crc.to_le_bytes());
+    p
 }
 
 /// Reads `key` linearizably from any member until one answers (within `timeout`), recording
