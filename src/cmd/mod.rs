@@ -231,6 +231,7 @@ pub static TABLE: &[Spec] = &[
     keys::RENAMENX,
     keys::COPY,
     keys::MOVE,
+    keys::SWAPDB,
     keys::OBJECT,
     // expiry
     expire::EXPIRE,

@@ -248,7 +248,7 @@ impl Hub {
             match e {
                 Event::Changed { key, .. } => changed.push(key),
                 Event::Flushed { .. } | Event::Reset => flushed = true,
-                Event::Notify { .. } => {}
+                Event::Notify { .. } | Event::Swapped { .. } => {}
             }
         }
         if flushed {
