@@ -333,6 +333,13 @@ impl Conn {
                 barrier_done = false;
                 continue;
             }
+            if cmd::wait::is_wait(spec) {
+                // The count is of the writes answered before it: those queued first.
+                self.drain(wr).await?;
+                let reply = cmd::wait::execute(&shared, &self.session, &argv, wr.as_ref()).await;
+                self.ready(reply)?;
+                continue;
+            }
             match spec.kind {
                 Kind::Local(_) if cmd::pubsub::is_subscription(spec) => {
                     for frame in cmd::pubsub::subscription_frames(&mut self.session, &argv) {
@@ -451,7 +458,10 @@ impl Conn {
                             let keys = spec.key_args(&argv).cloned();
                             shared.pubsub.tracking.begin_write(self.session.id, keys);
                         }
-                        let rx = shared.raft.propose_later(self.session.db, argv, timeout);
+                        let acked = Some(self.session.last_write.clone());
+                        let rx = shared
+                            .raft
+                            .propose_acked(self.session.db, argv, timeout, acked);
                         let slot = if self.silent {
                             Slot::Silent(rx)
                         } else {
@@ -596,9 +606,10 @@ impl Conn {
                 Err(too_large) => too_large,
                 Ok(entry) => {
                     shared.stats.writes_proposed.fetch_add(1, Relaxed);
+                    let acked = Some(self.session.last_write.clone());
                     shared
                         .raft
-                        .propose_later(self.session.db, entry, timeout)
+                        .propose_acked(self.session.db, entry, timeout, acked)
                         .await
                         .unwrap_or(Err(RaftError::Stopped))
                         .unwrap_or_else(raft_error_reply)

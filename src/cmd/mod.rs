@@ -35,6 +35,7 @@ mod strings;
 mod strings_range;
 mod tracking;
 pub mod transactions;
+pub mod wait;
 mod zset;
 
 use std::collections::HashMap;
@@ -213,6 +214,7 @@ pub static TABLE: &[Spec] = &[
     server::FLUSHDB,
     server::FLUSHALL,
     server::TIME,
+    wait::WAIT,
     server::MONITOR,
     server::MEMORY,
     server::DIGEST,

@@ -21,7 +21,7 @@ pub mod storage;
 pub mod transport;
 mod wire;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,6 +46,9 @@ pub enum Input {
         argv: Vec<Bytes>,
         deadline: Instant,
         reply: oneshot::Sender<Result<Reply, RaftError>>,
+        /// Raised (`fetch_max`) to the entry's index once it is applied: a connection's last
+        /// write, for WAIT.
+        acked: Option<Arc<AtomicU64>>,
     },
     /// Confirm leadership for a linearizable read; `reply` gets the index to wait for.
     ReadIndex {
@@ -147,6 +150,18 @@ impl RaftHandle {
         argv: Vec<Bytes>,
         timeout: Duration,
     ) -> oneshot::Receiver<Result<Reply, RaftError>> {
+        self.propose_acked(db, argv, timeout, None)
+    }
+
+    /// `propose_later`, raising `acked` to the entry's index once it is applied (a
+    /// connection's last write, what WAIT counts replicas of).
+    pub fn propose_acked(
+        &self,
+        db: u8,
+        argv: Vec<Bytes>,
+        timeout: Duration,
+        acked: Option<Arc<AtomicU64>>,
+    ) -> oneshot::Receiver<Result<Reply, RaftError>> {
         let (reply, rx) = oneshot::channel();
         let deadline = Instant::now() + timeout;
         if let Err(mpsc::SendError(Input::Propose { reply, .. })) = self.tx.send(Input::Propose {
@@ -154,6 +169,7 @@ impl RaftHandle {
             argv,
             deadline,
             reply,
+            acked,
         }) {
             let _ = reply.send(Err(RaftError::Stopped));
         }

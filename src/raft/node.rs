@@ -241,7 +241,8 @@ impl Node {
                 argv,
                 deadline,
                 reply,
-            } => self.propose(Write::new(db, argv, deadline, reply)),
+                acked,
+            } => self.propose(Write::new(db, argv, deadline, reply).acked(acked)),
             Input::ReadIndex { deadline, reply } => self.reads.add(deadline, reply),
             Input::Message(m) => self.step(*m),
             Input::InstallSnapshot { msg, done } => {

@@ -10,6 +10,8 @@
 //! applied, after which no entry proposed in an older term can: `fence_older`, see `kv::entry`).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -32,6 +34,8 @@ pub(super) struct Write {
     pub(super) reply: ReplyTx,
     /// It was proposed once and fenced out by a leader change (definitely not applied).
     pub(super) fenced: bool,
+    /// Raised to its entry's index when it is applied (see `RaftHandle::propose_acked`).
+    pub(super) acked: Option<Arc<AtomicU64>>,
 }
 
 impl Write {
@@ -42,7 +46,14 @@ impl Write {
             deadline,
             reply,
             fenced: false,
+            acked: None,
         }
+    }
+
+    /// The same write, raising `acked` to its entry's index once applied.
+    pub(super) fn acked(mut self, acked: Option<Arc<AtomicU64>>) -> Self {
+        self.acked = acked;
+        self
     }
 
     pub(super) fn answer(self, outcome: Result<Reply, RaftError>) {
@@ -58,6 +69,7 @@ struct Waiter {
     term: u64,
     deadline: Instant,
     reply: ReplyTx,
+    acked: Option<Arc<AtomicU64>>,
 }
 
 /// Writes handed to raft-rs as one proposal, until raft-rs says whether it took them.
@@ -163,6 +175,7 @@ impl Pending {
                     term,
                     deadline: w.deadline,
                     reply: w.reply,
+                    acked: w.acked,
                 },
             );
         }
@@ -253,7 +266,10 @@ impl Pending {
                 continue;
             };
             match outcome {
-                Outcome::Applied(reply) => {
+                Outcome::Applied(reply, index) => {
+                    if let Some(acked) = &w.acked {
+                        acked.fetch_max(index, Ordering::Relaxed);
+                    }
                     let _ = w.reply.send(Ok(reply));
                 }
                 Outcome::Unknown => {
@@ -267,6 +283,7 @@ impl Pending {
                         deadline: w.deadline,
                         reply: w.reply,
                         fenced: true,
+                        acked: w.acked,
                     });
                 }
             }
@@ -388,7 +405,7 @@ mod tests {
         assert!(!ids.contains(&current_id), "a new proposal gets a new id");
         let outcomes = ids
             .iter()
-            .map(|&id| (id, Outcome::Applied(Reply::ok())))
+            .map(|&id| (id, Outcome::Applied(Reply::ok(), 1)))
             .collect();
         assert_eq!(p.finish(outcomes), 0);
         assert_eq!(old_rx.try_recv().unwrap(), Ok(Reply::ok()));
