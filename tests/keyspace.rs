@@ -394,3 +394,44 @@ fn swapdb_watch_and_errors_reply_as_redis() {
         assert_eq!(String::from_utf8_lossy(&got), *want, "reply to {argv:?}");
     }
 }
+
+#[test]
+fn copy_and_move_notify_in_the_destination_database_as_redis() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    c.check(
+        &["CONFIG", "SET", "notify-keyspace-events", "KEA"],
+        "+OK\r\n",
+    );
+    // Databases 3 and 9 swapped first: notifications name the logical databases.
+    c.check(&["SWAPDB", "3", "9"], "+OK\r\n");
+    let mut sub = node.raw();
+    sub.check(
+        &["PSUBSCRIBE", "__keyspace@*__:*"],
+        "*3\r\n$10\r\npsubscribe\r\n$16\r\n__keyspace@*__:*\r\n:1\r\n",
+    );
+    c.check(&["SET", "a", "1"], "+OK\r\n");
+    c.check(&["COPY", "a", "b", "DB", "3"], ":1\r\n");
+    c.check(&["COPY", "a", "c"], ":1\r\n");
+    c.check(&["MOVE", "a", "4"], ":1\r\n");
+    let event = |db: &str, key: &str, name: &str| {
+        let channel = format!("__keyspace@{db}__:{key}");
+        format!(
+            "*4\r\n$8\r\npmessage\r\n$16\r\n__keyspace@*__:*\r\n${}\r\n{channel}\r\n${}\r\n{name}\r\n",
+            channel.len(),
+            name.len()
+        )
+    };
+    let want = [
+        event("0", "a", "set"),
+        event("3", "b", "copy_to"),
+        event("0", "c", "copy_to"),
+        event("0", "a", "move_from"),
+        event("4", "a", "move_to"),
+    ]
+    .concat();
+    let got = sub.read_n(want.len(), Duration::from_secs(5));
+    assert_eq!(show(&got), show(want.as_bytes()));
+    c.check(&["SELECT", "3"], "+OK\r\n");
+    c.check(&["GET", "b"], "$1\r\n1\r\n");
+}
