@@ -394,6 +394,14 @@ impl Listener for Blocking {
                     any |= !keys.is_empty();
                     reg.dirty.extend(keys);
                 }
+                Event::Swapped { a, b } => {
+                    let keys: Vec<_> = (reg.by_key.keys())
+                        .filter(|k| k.0 == *a || k.0 == *b)
+                        .cloned()
+                        .collect();
+                    any |= !keys.is_empty();
+                    reg.dirty.extend(keys);
+                }
                 Event::Reset => {
                     let keys: Vec<_> = reg.by_key.keys().cloned().collect();
                     any |= !keys.is_empty();

@@ -338,6 +338,13 @@ impl Conn {
                 barrier_done = false;
                 continue;
             }
+            if cmd::wait::is_wait(spec) {
+                // The count is of the writes answered before it: those queued first.
+                self.drain(wr).await?;
+                let reply = cmd::wait::execute(&shared, &self.session, &argv, wr.as_ref()).await;
+                self.ready(reply)?;
+                continue;
+            }
             match spec.kind {
                 Kind::Local(_) if cmd::pubsub::is_subscription(spec) => {
                     for frame in cmd::pubsub::subscription_frames(&mut self.session, &argv) {
@@ -476,11 +483,13 @@ impl Conn {
                             }
                         }
                         shared.stats.writes_proposed.fetch_add(1, Relaxed);
-                        let rx = shared.raft.propose_later_from(
+                        let acked = Some(self.session.last_write.clone());
+                        let rx = shared.raft.propose_with(
                             self.writer_id(),
                             self.session.db,
                             argv,
                             timeout,
+                            acked,
                         );
                         let slot = if self.silent {
                             Slot::Silent(rx)
@@ -626,9 +635,10 @@ impl Conn {
                 Err(too_large) => too_large,
                 Ok(entry) => {
                     shared.stats.writes_proposed.fetch_add(1, Relaxed);
+                    let acked = Some(self.session.last_write.clone());
                     shared
                         .raft
-                        .propose_later_from(self.writer_id(), self.session.db, entry, timeout)
+                        .propose_with(self.writer_id(), self.session.db, entry, timeout, acked)
                         .await
                         .unwrap_or(Err(RaftError::Stopped))
                         .unwrap_or_else(raft_error_reply)

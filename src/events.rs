@@ -31,8 +31,11 @@ pub enum Event {
         event: &'static str,
         key: Bytes,
     },
-    /// Database `db` was emptied (FLUSHDB, FLUSHALL, SWAPDB): any key of it may have changed.
+    /// Database `db` was emptied (FLUSHDB, FLUSHALL): any key of it may have changed.
     Flushed { db: u8 },
+    /// SWAPDB exchanged the data of databases `a` and `b`: any key of either may have changed.
+    /// Not a flush: Redis 7.0 sends no client-side caching invalidation for it.
+    Swapped { a: u8, b: u8 },
     /// The whole state was replaced (a snapshot was installed): any key may have changed.
     Reset,
     /// The events that follow (up to the next `Writer`) come from an entry proposed by
@@ -46,7 +49,9 @@ impl Event {
     pub fn key(&self) -> Option<(u8, &Bytes)> {
         match self {
             Event::Changed { db, key } | Event::Notify { db, key, .. } => Some((*db, key)),
-            Event::Flushed { .. } | Event::Reset | Event::Writer { .. } => None,
+            Event::Flushed { .. } | Event::Swapped { .. } | Event::Reset | Event::Writer { .. } => {
+                None
+            }
         }
     }
 }

@@ -55,6 +55,9 @@ pub struct Session {
     pub skip_this_reply: bool,
     /// SUBSCRIBE and friends: this connection's subscriptions and its queue of pushes.
     pub pubsub: crate::pubsub::Subscriptions,
+    /// Raft index of this connection's last applied write (0: none yet), raised by the raft
+    /// thread as each write is applied: what WAIT counts replicas of (`cmd::wait`).
+    pub last_write: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Session {
@@ -83,6 +86,7 @@ impl Session {
             skip_next_reply: false,
             skip_this_reply: false,
             pubsub: crate::pubsub::Subscriptions::new(shared_hub, id),
+            last_write: Arc::default(),
         }
     }
 

@@ -191,3 +191,247 @@ fn memory_usage_estimates_from_rows_and_checks_its_arguments_as_redis() {
     );
     c.check(&["MEMORY", "PURGE"], "+OK\r\n");
 }
+
+/// What node `i` holds in logical database `db`: its keys (sorted), a hash, a TTL and DBSIZE,
+/// replies with their line ends shown as `|`.
+fn db_state(c: &Cluster, i: usize, db: &str) -> String {
+    let mut con = c.node(i).raw();
+    con.check(&["SELECT", db], "+OK\r\n");
+    let text = |r: Vec<u8>| String::from_utf8_lossy(&r).replace("\r\n", "|");
+    let raw = String::from_utf8_lossy(&con.call(&["KEYS", "*"])).to_string();
+    let mut keys: Vec<&str> = raw
+        .split("\r\n")
+        .filter(|l| !l.is_empty() && !l.starts_with('*') && !l.starts_with('$'))
+        .collect();
+    keys.sort();
+    let ttl = text(con.call(&["TTL", "t"]));
+    let ttl = match ttl
+        .trim_start_matches(':')
+        .trim_end_matches('|')
+        .parse::<i64>()
+    {
+        Ok(900..=1000) => "900..1000".to_string(),
+        _ => ttl,
+    };
+    format!(
+        "keys={keys:?} h={} ttl={ttl} dbsize={}",
+        text(con.call(&["HGET", "h", "f"])),
+        text(con.call(&["DBSIZE"])),
+    )
+}
+
+/// Waits until every listed node's view of databases 0..4 and its DIGEST agree; returns it.
+fn wait_same(c: &Cluster, nodes: &[usize]) -> String {
+    poll_until(CONVERGE, "nodes to agree", || {
+        let views: Vec<String> = nodes
+            .iter()
+            .map(|&i| {
+                let dbs: Vec<String> = (0..4).map(|d| db_state(c, i, &d.to_string())).collect();
+                format!("{dbs:?} {}", show(&c.node(i).raw().call(&["DIGEST"])))
+            })
+            .collect();
+        views
+            .windows(2)
+            .all(|w| w[0] == w[1])
+            .then(|| views[0].clone())
+    })
+}
+
+#[test]
+fn swapdb_is_replicated_survives_restart_and_snapshot_and_wakes_blocked_clients() {
+    let compact = ["--compact-entries", "200", "--compact-keep", "20"];
+    let mut c = Cluster::start(3, &compact);
+    let leader = c.wait_for_leader(CONVERGE);
+    let f = (0..3).find(|&i| i != leader).unwrap();
+    let mut fc = c.node(f).raw();
+    // db0: a string; db1: a string, a hash, a key with a TTL; db2 empty, db3 a list.
+    fc.check(&["SET", "a", "in0"], "+OK\r\n");
+    fc.check(&["SELECT", "1"], "+OK\r\n");
+    fc.check(&["SET", "a", "in1"], "+OK\r\n");
+    fc.check(&["HSET", "h", "f", "hv1"], ":1\r\n");
+    fc.check(&["SET", "t", "v", "EX", "1000"], "+OK\r\n");
+    fc.check(&["SELECT", "3"], "+OK\r\n");
+    fc.check(&["RPUSH", "l", "x", "y"], ":2\r\n");
+    // A client blocked in db2 on `l` (on another follower): db3's list arrives by SWAPDB.
+    let other = (0..3).find(|&i| i != leader && i != f).unwrap();
+    let mut blocked = c.node(other).raw();
+    blocked.check(&["SELECT", "2"], "+OK\r\n");
+    blocked.send_cmd(&["BLPOP", "l", "0"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(blocked.pending().is_empty(), "BLPOP answered early");
+    fc.check(&["SWAPDB", "0", "1"], "+OK\r\n");
+    fc.check(&["SWAPDB", "2", "3"], "+OK\r\n");
+    assert_eq!(
+        show(&blocked.read_reply()),
+        show(b"*2\r\n$1\r\nl\r\n$1\r\nx\r\n")
+    );
+    let db0 = r#"keys=["a", "h", "t"] h=$3|hv1| ttl=900..1000 dbsize=:3|"#;
+    let want = [
+        db0,
+        r#"keys=["a"] h=$-1| ttl=:-2| dbsize=:1|"#,
+        r#"keys=["l"] h=$-1| ttl=:-2| dbsize=:1|"#,
+        r#"keys=[] h=$-1| ttl=:-2| dbsize=:0|"#,
+    ];
+    let agreed = wait_same(&c, &[0, 1, 2]);
+    for (d, w) in want.iter().enumerate() {
+        let got = db_state(&c, leader, &d.to_string());
+        assert_eq!(got, *w, "db{d} on the leader; all nodes: {agreed}");
+    }
+    assert_eq!(
+        show(&c.node(f).raw().call(&["GET", "a"])),
+        show(b"$3\r\nin1\r\n")
+    );
+    let info = c.node(other).info("keyspace").unwrap_or_default();
+    assert!(
+        info.contains("db0:keys=3,expires=1,") && info.contains("db1:keys=1,expires=0,"),
+        "{info}"
+    );
+    // Writes after the swap land in the swapped databases.
+    fc.check(&["SELECT", "0"], "+OK\r\n");
+    fc.check(&["HSET", "h", "g", "2"], ":1\r\n");
+    // A follower restarted (past a memtable flush) maps the same way.
+    std::thread::sleep(Duration::from_millis(700));
+    c.nodes[other].kill9();
+    c.nodes[other].restart();
+    c.nodes[other].wait_ready(CONVERGE);
+    wait_same(&c, &[0, 1, 2]);
+    assert_eq!(
+        show(&c.node(other).raw().call(&["HGET", "h", "g"])),
+        show(b"$1\r\n2\r\n")
+    );
+    // A new node that catches up from a snapshot too.
+    {
+        let mut con = c.node(leader).conn();
+        let mut pipe = redis::pipe();
+        pipe.cmd("SELECT").arg(9);
+        for i in 0..1000 {
+            pipe.cmd("SET").arg(format!("pad{i}")).arg("x");
+        }
+        let _: () = pipe.query(&mut con).expect("pipelined SETs");
+    }
+    poll_until(CONVERGE, "the leader to compact its log", || {
+        (c.node(leader).info_u64("raft", "raft_first_index")? > 100).then_some(())
+    });
+    let mut e = args(&compact);
+    e.extend(args(&["--join", &c.node(f).client_addr()]));
+    let n3 = Node::start("node3", c.dir(), &e);
+    c.nodes.push(n3);
+    c.wait_formed(4, CONVERGE);
+    let all = wait_same(&c, &[0, 1, 2, 3]);
+    assert!(c.node(3).log().contains("installed snapshot"));
+    assert_eq!(db_state(&c, 3, "0"), db0, "{all}");
+    assert_eq!(
+        show(&c.node(3).raw().call(&["HGET", "h", "g"])),
+        show(b"$1\r\n2\r\n")
+    );
+    // And swapping back through the new node moves the data back everywhere.
+    c.node(3).raw().check(&["SWAPDB", "1", "0"], "+OK\r\n");
+    wait_same(&c, &[0, 1, 2, 3]);
+    assert_eq!(
+        show(&c.node(other).raw().call(&["GET", "a"])),
+        show(b"$3\r\nin0\r\n")
+    );
+}
+
+#[test]
+fn swapdb_watch_and_errors_reply_as_redis() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    let script: &[(&[&str], &str)] = &[
+        (
+            &["SWAPDB", "0"],
+            "-ERR wrong number of arguments for 'swapdb' command\r\n",
+        ),
+        (&["SWAPDB", "x", "1"], "-ERR invalid first DB index\r\n"),
+        (&["SWAPDB", "0", "x"], "-ERR invalid second DB index\r\n"),
+        (&["SWAPDB", "x", "y"], "-ERR invalid first DB index\r\n"),
+        (&["SWAPDB", "0", "16"], "-ERR DB index is out of range\r\n"),
+        (&["SWAPDB", "-1", "0"], "-ERR DB index is out of range\r\n"),
+        (
+            &["SWAPDB", "99999999999", "0"],
+            "-ERR invalid first DB index\r\n",
+        ),
+        (
+            &["SWAPDB", "0", "99999999999"],
+            "-ERR invalid second DB index\r\n",
+        ),
+        (&["SWAPDB", "3", "3"], "+OK\r\n"),
+        (
+            &["MOVE", "b", "99999999999"],
+            "-ERR value is out of range, value must between -2147483648 and 2147483647\r\n",
+        ),
+        // A watched key present in either database: EXEC aborts.
+        (&["SET", "x", "1"], "+OK\r\n"),
+        (&["WATCH", "x"], "+OK\r\n"),
+        (&["SWAPDB", "0", "1"], "+OK\r\n"),
+        (&["MULTI"], "+OK\r\n"),
+        (&["EXEC"], "*-1\r\n"),
+        (&["SELECT", "1"], "+OK\r\n"),
+        (&["SET", "y", "1"], "+OK\r\n"),
+        (&["SELECT", "0"], "+OK\r\n"),
+        (&["WATCH", "y"], "+OK\r\n"),
+        (&["SWAPDB", "0", "1"], "+OK\r\n"),
+        (&["MULTI"], "+OK\r\n"),
+        (&["EXEC"], "*-1\r\n"),
+        // Inside a transaction, the commands after SWAPDB see the swapped data.
+        (&["MULTI"], "+OK\r\n"),
+        (&["SWAPDB", "0", "1"], "+QUEUED\r\n"),
+        (&["GET", "x"], "+QUEUED\r\n"),
+        (&["EXEC"], "*2\r\n+OK\r\n$-1\r\n"),
+        (
+            &[
+                "EVAL",
+                "redis.call('swapdb', 0, 1) return redis.call('get', 'y')",
+                "0",
+            ],
+            "$1\r\n1\r\n",
+        ),
+        (&["DBSIZE"], ":2\r\n"),
+        (&["EXISTS", "x"], ":1\r\n"),
+    ];
+    for (argv, want) in script {
+        let got = c.call(argv);
+        assert_eq!(String::from_utf8_lossy(&got), *want, "reply to {argv:?}");
+    }
+}
+
+#[test]
+fn copy_and_move_notify_in_the_destination_database_as_redis() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    c.check(
+        &["CONFIG", "SET", "notify-keyspace-events", "KEA"],
+        "+OK\r\n",
+    );
+    // Databases 3 and 9 swapped first: notifications name the logical databases.
+    c.check(&["SWAPDB", "3", "9"], "+OK\r\n");
+    let mut sub = node.raw();
+    sub.check(
+        &["PSUBSCRIBE", "__keyspace@*__:*"],
+        "*3\r\n$10\r\npsubscribe\r\n$16\r\n__keyspace@*__:*\r\n:1\r\n",
+    );
+    c.check(&["SET", "a", "1"], "+OK\r\n");
+    c.check(&["COPY", "a", "b", "DB", "3"], ":1\r\n");
+    c.check(&["COPY", "a", "c"], ":1\r\n");
+    c.check(&["MOVE", "a", "4"], ":1\r\n");
+    let event = |db: &str, key: &str, name: &str| {
+        let channel = format!("__keyspace@{db}__:{key}");
+        format!(
+            "*4\r\n$8\r\npmessage\r\n$16\r\n__keyspace@*__:*\r\n${}\r\n{channel}\r\n${}\r\n{name}\r\n",
+            channel.len(),
+            name.len()
+        )
+    };
+    let want = [
+        event("0", "a", "set"),
+        event("3", "b", "copy_to"),
+        event("0", "c", "copy_to"),
+        event("0", "a", "move_from"),
+        event("4", "a", "move_to"),
+    ]
+    .concat();
+    let got = sub.read_n(want.len(), Duration::from_secs(5));
+    assert_eq!(show(&got), show(want.as_bytes()));
+    c.check(&["SELECT", "3"], "+OK\r\n");
+    c.check(&["GET", "b"], "$1\r\n1\r\n");
+}

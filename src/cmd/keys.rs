@@ -260,7 +260,13 @@ fn parse_copy(args: &[Bytes], current: u8) -> Result<(u8, bool), Reply> {
 }
 
 fn parse_db(b: &[u8]) -> Result<u8, Reply> {
+    // Redis reads a database index as a C int.
     let n = parse_i64(b).ok_or_else(not_an_integer)?;
+    if i32::try_from(n).is_err() {
+        return Err(Reply::error(
+            "ERR value is out of range, value must between -2147483648 and 2147483647",
+        ));
+    }
     u8::try_from(n)
         .ok()
         .filter(|&d| d < DATABASES)
@@ -271,20 +277,21 @@ fn same_object() -> Reply {
     Reply::error("ERR source and destination objects are the same")
 }
 
-/// `COPY src dst [DB n] [REPLACE]`: 1 if copied, 0 if `src` is absent or `dst` exists.
+/// `COPY src dst [DB n] [REPLACE]`: 1 if copied, 0 if `src` is absent or `dst` exists. As
+/// Redis 7.0, `copy_to` is raised for `dst` in the destination database.
 fn copy(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
-    let (db, replace) = parse_copy(&argv[3..], w.db())?;
+    let (logical, replace) = parse_copy(&argv[3..], w.logical_db())?;
     let (src, dst) = (&argv[1], &argv[2]);
-    if db == w.db() && src == dst {
+    if logical == w.logical_db() && src == dst {
         return Err(same_object().into());
     }
+    let db = w.physical_db(logical);
     if !w.exists(src)? || (!replace && w.meta_in(db, dst)?.is_some()) {
         return Ok(Reply::Integer(0));
     }
     let copied = w.copy_key(src, db, dst)?;
-    // Notifications name the current database only (a copy to another one raises none).
-    if copied && db == w.db() {
-        w.notify('g', "copy_to", dst);
+    if copied {
+        w.notify_in(db, 'g', "copy_to", dst);
     }
     Ok(Reply::Integer(copied as i64))
 }
@@ -298,23 +305,61 @@ pub const MOVE: Spec = Spec {
             Ok(argv)
         },
         apply: |w, _, argv| {
-            let db = parse_db(&argv[2])?;
-            if db == w.db() {
+            let logical = parse_db(&argv[2])?;
+            if logical == w.logical_db() {
                 return Err(same_object().into());
             }
+            let db = w.physical_db(logical);
             let key = &argv[1];
             if !w.exists(key)? || w.meta_in(db, key)?.is_some() {
                 return Ok(Reply::Integer(0));
             }
             w.copy_key(key, db, key)?;
             w.delete(key)?;
+            // As Redis 7.0: `move_from` in the source database, `move_to` in the target.
             w.notify('g', "move_from", key);
+            w.notify_in(db, 'g', "move_to", key);
             Ok(Reply::Integer(1))
         },
     },
     flags: &["fast"],
     keys: (1, 1, 1),
 };
+
+/// `SWAPDB index1 index2`: O(1), through the database map (`WriteView::swap_dbs`).
+pub const SWAPDB: Spec = Spec {
+    name: "swapdb",
+    arity: 3,
+    kind: Kind::Write {
+        prepare: |argv| {
+            swapdb_args(&argv)?;
+            Ok(argv)
+        },
+        apply: |w, _, argv| {
+            let (a, b) = swapdb_args(argv)?;
+            w.swap_dbs(a, b);
+            Ok(Reply::ok())
+        },
+    },
+    flags: &["fast"],
+    keys: (0, 0, 0),
+};
+
+/// SWAPDB's two databases, with Redis's errors: each index must be a C int, then both must
+/// name a database.
+fn swapdb_args(argv: &[Bytes]) -> Result<(u8, u8), Reply> {
+    let index = |b: &[u8], which: &str| {
+        parse_i64(b)
+            .filter(|n| i32::try_from(*n).is_ok())
+            .ok_or_else(|| Reply::error(format!("ERR invalid {which} DB index")))
+    };
+    let (a, b) = (index(&argv[1], "first")?, index(&argv[2], "second")?);
+    let db = |n: i64| u8::try_from(n).ok().filter(|&d| d < DATABASES);
+    match (db(a), db(b)) {
+        (Some(a), Some(b)) => Ok((a, b)),
+        _ => Err(Reply::error("ERR DB index is out of range")),
+    }
+}
 
 pub const OBJECT: Spec = Spec {
     name: "object",

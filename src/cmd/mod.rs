@@ -37,6 +37,7 @@ mod strings;
 mod strings_range;
 mod tracking;
 pub mod transactions;
+pub mod wait;
 mod zset;
 
 use std::collections::HashMap;
@@ -215,6 +216,7 @@ pub static TABLE: &[Spec] = &[
     server::FLUSHDB,
     server::FLUSHALL,
     server::TIME,
+    wait::WAIT,
     server::MONITOR,
     server::MEMORY,
     server::DIGEST,
@@ -235,6 +237,7 @@ pub static TABLE: &[Spec] = &[
     dump::DUMP,
     dump::RESTORE,
     keys::MOVE,
+    keys::SWAPDB,
     keys::OBJECT,
     // expiry
     expire::EXPIRE,

@@ -395,7 +395,7 @@ impl Host for ReadHost<'_> {
         };
         if spec.name == "select" {
             return match select_target(&argv) {
-                Ok(db) if db == self.view.db() => Ok(Reply::ok()),
+                Ok(db) if db == self.view.logical_db() => Ok(Reply::ok()),
                 // Another database: only the applied run can switch (its view is the entry's).
                 Ok(_) if !self.read_only => Err(Stop::NeedsWrite),
                 Ok(_) => Ok(Reply::error(

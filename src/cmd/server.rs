@@ -239,7 +239,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
             let mut reader = Reader::new(&shared.db, shared.raft.memtable());
             for db in 0..DATABASES {
                 let (keys, expires) =
-                    reader.run(db, |v| Ok((v.key_count(db)?, v.expires_count(db)?)))?;
+                    reader.run(db, |v| Ok((v.key_count(v.db())?, v.expires_count(v.db())?)))?;
                 if keys > 0 {
                     line!("db{db}:keys={keys},expires={expires},avg_ttl=0");
                 }

@@ -36,8 +36,8 @@
 //! and no key of its database may have been removed since `index` (the database's
 //! last-deletion index, `encoding::deleted_key`). A stale view can only make EXEC abort. The
 //! price of one deletion index per database: a watched absent key also aborts when another key
-//! of its database is deleted (or reaped by active expiry), or the database is flushed (Redis
-//! would not abort there).
+//! of its database is deleted (or reaped by active expiry), the database is flushed, or it is
+//! swapped with another by SWAPDB (Redis would not abort there).
 
 use std::collections::HashMap;
 

@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | `0x00` count | `00 db` | keys in `db` as of the last memtable flush (u64 BE), kept by `flush` |
 //! | `0x00` clock | `00 ff` | the state machine's clock: the highest entry time applied (i64 BE) |
+//! | `0x00` db map | `00 f0` | [`DbMap`]: the physical database of each logical one (SELECT's number), 16 bytes; absent: the identity. SWAPDB swaps two of its bytes |
 //! | `0x00` expires | `00 20+db` | keys in `db` with an expiry as of the last memtable flush (u64 BE), kept by `flush` (INFO keyspace `expires=`) |
 //! | `0x00` deleted | `00 10+db` | index of the last entry that removed a key's metadata row in `db` (or emptied it), u64 BE: what WATCH of an absent key compares with |
 //! | `0x01` meta | `01 db key` | [`Meta`]: type, expiry, version, last change, then the type's body |
@@ -90,6 +91,89 @@ pub fn stream_prefix(db: u8, key: &[u8], version: u64) -> BytesMut {
     let mut out = member_prefix(db, key, version);
     out[0] = FAMILY_STREAM;
     out
+}
+
+/// System row: which physical database each logical one is (see [`DbMap`]).
+pub const DB_MAP_KEY: [u8; 2] = [FAMILY_SYSTEM, 0xf0];
+
+/// Which physical database (the byte after the family in every row of user data) each logical
+/// database (the number a client SELECTs) is. SWAPDB swaps two entries: O(1), no row moves.
+/// Replicated state (the `DB_MAP_KEY` row, in snapshots like every row), so every node maps
+/// alike; reads map with the state they read, apply with the state it applies to.
+///
+/// Packed as 16 nibbles (nibble `l` = the physical database of logical `l`), so a node can
+/// cache it in one atomic word. Everything below the command layer (views, rows, counts, the
+/// memtable's cleared bits, active expiry) speaks physical databases; sessions, entries and
+/// events speak logical ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DbMap(u64);
+
+impl DbMap {
+    pub const IDENTITY: DbMap = DbMap(0xfedc_ba98_7654_3210);
+
+    /// The physical database of logical `db` (a number past the last database maps to itself:
+    /// callers check the range).
+    pub fn physical(self, db: u8) -> u8 {
+        if db < DATABASES {
+            ((self.0 >> (4 * u32::from(db))) & 0xf) as u8
+        } else {
+            db
+        }
+    }
+
+    /// The logical database whose data physical database `db` holds.
+    pub fn logical(self, db: u8) -> u8 {
+        (0..DATABASES)
+            .find(|&l| self.physical(l) == db)
+            .unwrap_or(db)
+    }
+
+    /// The map with logical databases `a` and `b` exchanged.
+    pub fn swapped(self, a: u8, b: u8) -> DbMap {
+        if a >= DATABASES || b >= DATABASES {
+            return self;
+        }
+        let (pa, pb) = (u64::from(self.physical(a)), u64::from(self.physical(b)));
+        let (sa, sb) = (4 * u32::from(a), 4 * u32::from(b));
+        let cleared = self.0 & !(0xf << sa) & !(0xf << sb);
+        DbMap(cleared | (pb << sa) | (pa << sb))
+    }
+
+    /// The packed form, for a node's cache (see `from_packed`).
+    pub fn packed(self) -> u64 {
+        self.0
+    }
+
+    /// A packed map, if it is one (a permutation of the databases).
+    pub fn from_packed(packed: u64) -> Option<DbMap> {
+        let map = DbMap(packed);
+        let mut seen = 0u32;
+        for l in 0..DATABASES {
+            seen |= 1 << map.physical(l);
+        }
+        (seen == (1u32 << DATABASES) - 1).then_some(map)
+    }
+
+    /// The row's value: physical database of logical 0, 1, ... 15.
+    pub fn encode(self) -> [u8; DATABASES as usize] {
+        let mut out = [0u8; DATABASES as usize];
+        for (l, b) in out.iter_mut().enumerate() {
+            *b = self.physical(l as u8);
+        }
+        out
+    }
+
+    /// Decodes the row's value; `None` if it is not a permutation of the databases.
+    pub fn decode(raw: &[u8]) -> Option<DbMap> {
+        if raw.len() != DATABASES as usize || raw.iter().any(|&b| b >= DATABASES) {
+            return None;
+        }
+        let packed = raw
+            .iter()
+            .enumerate()
+            .fold(0u64, |acc, (l, &p)| acc | (u64::from(p) << (4 * l)));
+        DbMap::from_packed(packed)
+    }
 }
 
 /// System row: the applied clock (see `StateMachine`'s `now`).
@@ -591,6 +675,34 @@ mod tests {
         system.dedup();
         assert_eq!(system.len(), 2 * DATABASES as usize + 1);
         assert!(!is_user_row(&deleted_key(3)) && db_of(&deleted_key(3)).is_none());
+    }
+
+    #[test]
+    fn db_map_swaps_two_databases_and_roundtrips() {
+        let id = DbMap::IDENTITY;
+        assert!((0..DATABASES).all(|d| id.physical(d) == d && id.logical(d) == d));
+        let m = id.swapped(0, 3);
+        assert_eq!((m.physical(0), m.physical(3), m.physical(1)), (3, 0, 1));
+        assert_eq!((m.logical(3), m.logical(0)), (0, 3));
+        assert_eq!(m.swapped(3, 0), id);
+        assert_eq!(m.swapped(5, 5), m);
+        assert_eq!(m.swapped(0, 16), m, "out of range: unchanged");
+        let m2 = m.swapped(3, 15);
+        assert_eq!(
+            (m2.physical(3), m2.physical(15), m2.physical(0)),
+            (15, 0, 3)
+        );
+        assert_eq!(DbMap::decode(&m2.encode()), Some(m2));
+        assert_eq!(DbMap::from_packed(m2.packed()), Some(m2));
+        assert_eq!(DbMap::from_packed(u64::MAX), None);
+        let mut bad = m2.encode();
+        bad[1] = bad[2];
+        assert_eq!(DbMap::decode(&bad), None, "not a permutation");
+        assert_eq!(DbMap::decode(&bad[..15]), None);
+        bad[1] = 16;
+        assert_eq!(DbMap::decode(&bad), None);
+        assert_eq!(id.physical(16), 16);
+        assert!(!is_user_row(&DB_MAP_KEY) && db_of(&DB_MAP_KEY).is_none());
     }
 
     #[test]

@@ -37,7 +37,8 @@ pub type ApplyCommand =
 
 /// What applying one committed entry means for the client waiting on it.
 pub enum Outcome {
-    Applied(Reply),
+    /// Applied as the entry at this index, with this reply.
+    Applied(Reply, u64),
     /// Definitely not applied (see `entry`): safe to propose again.
     Fenced,
     /// Maybe applied, and this node cannot tell (a snapshot covered it).
@@ -343,7 +344,7 @@ impl StateMachine {
         view.writer(if mine { p.conn } else { 0 });
         let (reply, membership) = (self.command)(view, &ctx, p.db, &p.argv)?;
         Ok((
-            mine.then_some((p.request_id, Outcome::Applied(reply))),
+            mine.then_some((p.request_id, Outcome::Applied(reply, e.index))),
             membership,
         ))
     }

@@ -12,6 +12,7 @@
 //! the map, in the table, or in both, never in neither.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -44,8 +45,15 @@ pub struct State {
     /// A table read transaction of this generation, shared by readers; dropped with the
     /// generation so it does not keep old pages from being reused.
     base: Mutex<Option<(u64, Arc<KvTable>)>>,
+    /// The database map (`encoding::DbMap`) as of this state, packed; `DB_MAP_UNKNOWN` until
+    /// read (and again after a flush or a snapshot install). Readers fill it under the read
+    /// lock, apply sets it under the write lock, so the two never race.
+    pub(super) db_map: AtomicU64,
     last_flush: Instant,
 }
+
+/// `State::db_map` not read yet (not a permutation, so never a real map).
+pub(super) const DB_MAP_UNKNOWN: u64 = u64::MAX;
 
 impl Memtable {
     pub fn new() -> Self {
@@ -56,6 +64,7 @@ impl Memtable {
                 applied: None,
                 generation: 0,
                 base: Mutex::new(None),
+                db_map: AtomicU64::new(DB_MAP_UNKNOWN),
                 last_flush: Instant::now(),
             }),
         }
@@ -128,6 +137,7 @@ impl State {
         self.applied = None;
         self.generation += 1;
         *self.base.get_mut().unwrap_or_else(PoisonError::into_inner) = None;
+        *self.db_map.get_mut() = DB_MAP_UNKNOWN;
         self.last_flush = Instant::now();
     }
 }

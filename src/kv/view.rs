@@ -8,6 +8,7 @@
 
 use std::ops::Bound;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -15,7 +16,8 @@ use raft::eraftpb::ConfState;
 use redb::{ReadableTable, Table};
 
 use super::encoding::{
-    self, CLOCK_KEY, DATABASES, DB_FAMILIES, FAMILY_META, Meta, db_range, meta_has_expiry, meta_key,
+    self, CLOCK_KEY, DATABASES, DB_FAMILIES, DB_MAP_KEY, DbMap, FAMILY_META, Meta, db_range,
+    meta_has_expiry, meta_key,
 };
 use super::memtable::{KvTable, Memtable, Slot, State};
 use crate::events::Event;
@@ -23,8 +25,11 @@ use crate::store::{Db, KV, MEMBERS, StoreError};
 
 /// Reads of the keyspace, the same for a connection's view and for apply.
 pub trait KeyRead {
-    /// The database commands address (the connection's SELECT, or the entry's).
+    /// The physical database commands address (the rows of the connection's SELECT, or the
+    /// entry's, through the database map: `encoding::DbMap`).
     fn db(&self) -> u8;
+    /// The logical database commands address (the number the client SELECTed).
+    fn logical_db(&self) -> u8;
     /// "Now" in unix ms for expiry decisions.
     fn now_ms(&self) -> i64;
     /// One table row (memtable over table).
@@ -255,6 +260,21 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> Layers<'_, T> {
         }
     }
 
+    /// The database map of this state (cached in the memtable's state, see `State::db_map`).
+    fn db_map(&self) -> Result<DbMap, StoreError> {
+        let cached = self.mem.db_map.load(Relaxed);
+        if let Some(map) = DbMap::from_packed(cached) {
+            return Ok(map);
+        }
+        let map = match self.get(&DB_MAP_KEY)? {
+            None => DbMap::IDENTITY,
+            Some(raw) => DbMap::decode(&raw)
+                .ok_or_else(|| StoreError::corrupt("database map", "not a permutation"))?,
+        };
+        self.mem.db_map.store(map.packed(), Relaxed);
+        Ok(map)
+    }
+
     fn get(&self, k: &[u8]) -> Result<Option<Bytes>, StoreError> {
         if let Some(v) = self.recent(k) {
             return Ok(v.cloned());
@@ -469,7 +489,7 @@ impl Reader {
         }
     }
 
-    /// Runs `f` on database `db` as it is now, with this node's clock.
+    /// Runs `f` on (logical) database `db` as it is now, with this node's clock.
     pub fn run<R>(
         &mut self,
         db: u8,
@@ -483,12 +503,16 @@ impl Reader {
                 &self.base.insert((mem.generation, kv)).1
             }
         };
+        let layers = Layers {
+            mem: &mem,
+            table: &**kv,
+        };
+        let map = layers.db_map()?;
         f(&ReadView {
-            layers: Layers {
-                mem: &mem,
-                table: &**kv,
-            },
-            db,
+            layers,
+            db: map.physical(db),
+            logical: db,
+            map,
             now: wall_clock_ms(),
         })
     }
@@ -497,12 +521,15 @@ impl Reader {
 /// A consistent read-only view of the keyspace at this node's applied state.
 pub struct ReadView<'a> {
     layers: Layers<'a, KvTable>,
+    /// Physical, and the logical database it is.
     db: u8,
+    logical: u8,
+    map: DbMap,
     now: i64,
 }
 
 impl ReadView<'_> {
-    /// The same view (same state, same clock) addressing database `db`: a read-only
+    /// The same view (same state, same clock) addressing (logical) database `db`: a read-only
     /// transaction whose commands SELECT another database stays on one consistent state.
     pub fn in_db(&self, db: u8) -> ReadView<'_> {
         ReadView {
@@ -510,7 +537,9 @@ impl ReadView<'_> {
                 mem: self.layers.mem,
                 table: self.layers.table,
             },
-            db,
+            db: self.map.physical(db),
+            logical: db,
+            map: self.map,
             now: self.now,
         }
     }
@@ -519,6 +548,10 @@ impl ReadView<'_> {
 impl KeyRead for ReadView<'_> {
     fn db(&self) -> u8 {
         self.db
+    }
+
+    fn logical_db(&self) -> u8 {
+        self.logical
     }
 
     fn now_ms(&self) -> i64 {
@@ -575,8 +608,11 @@ pub struct WriteView<'t> {
     mem: &'t mut State,
     kv: Table<'t, &'static [u8], &'static [u8]>,
     pub members: Table<'t, &'static str, &'static [u8]>,
-    /// The entry being applied: its database, the clock, its index.
+    /// The entry being applied: its database (physical, and the logical one it is, through
+    /// `map`), the clock, its index.
     db: u8,
+    logical: u8,
+    map: DbMap,
     clock: i64,
     index: u64,
     next_version: u64,
@@ -596,6 +632,8 @@ impl<'t> WriteView<'t> {
             kv: txn.open_table(KV)?,
             members: txn.open_table(MEMBERS)?,
             db: 0,
+            logical: 0,
+            map: DbMap::IDENTITY,
             clock: 0,
             index: 0,
             next_version: 0,
@@ -610,6 +648,8 @@ impl<'t> WriteView<'t> {
                 .map_err(|_| StoreError::corrupt("state machine clock", "not 8 bytes"))?;
             view.clock = i64::from_be_bytes(b);
         }
+        view.map = view.layers().db_map()?;
+        view.db = view.map.physical(0);
         Ok(view)
     }
 
@@ -624,7 +664,7 @@ impl<'t> WriteView<'t> {
     /// database `db` (checked by the caller). The state machine's clock never goes back: a
     /// proposer whose clock is behind another's cannot bring an expired key back to life.
     pub fn begin_entry(&mut self, db: u8, time_ms: i64, index: u64) {
-        self.db = db;
+        self.select_db(db);
         self.index = index;
         self.next_version = encoding::first_version(index);
         if time_ms > self.clock {
@@ -656,11 +696,12 @@ impl<'t> WriteView<'t> {
         self.notify_in(self.db, class, event, key);
     }
 
-    /// `notify` for a key of database `db` (active expiry reaps keys of every database).
+    /// `notify` for a key of physical database `db` (active expiry reaps keys of every
+    /// database); the event names the logical database it is now.
     pub fn notify_in(&mut self, db: u8, class: char, event: &'static str, key: &[u8]) {
         if let Some(events) = &mut self.events {
             events.push(Event::Notify {
-                db,
+                db: self.map.logical(db),
                 class,
                 event,
                 key: Bytes::copy_from_slice(key),
@@ -686,7 +727,7 @@ impl<'t> WriteView<'t> {
             && let [FAMILY_META, db, key @ ..] = table_key
         {
             events.push(Event::Changed {
-                db: *db,
+                db: self.map.logical(*db),
                 key: Bytes::copy_from_slice(key),
             });
         }
@@ -696,7 +737,34 @@ impl<'t> WriteView<'t> {
     /// commands each carry theirs; the caller checks `db < DATABASES`). Unlike `begin_entry`, the
     /// version counter goes on: incarnations created by one entry stay unique.
     pub fn select_db(&mut self, db: u8) {
-        self.db = db;
+        self.logical = db;
+        self.db = self.map.physical(db);
+    }
+
+    /// The physical database of logical database `db` (MOVE's and COPY's target).
+    pub fn physical_db(&self, db: u8) -> u8 {
+        self.map.physical(db)
+    }
+
+    /// SWAPDB: logical databases `a` and `b` (checked by the caller) exchange their data, by
+    /// exchanging their physical databases in the map (O(1): no row moves). Watched keys of
+    /// both abort (a present one changed `modified` unless one entry wrote both, an absent one
+    /// sees its database's deletion index move, as after a FLUSHDB); clients blocked on keys
+    /// of either database look again (`Event::Swapped`).
+    pub fn swap_dbs(&mut self, a: u8, b: u8) {
+        if a == b || a >= DATABASES || b >= DATABASES {
+            return;
+        }
+        let (pa, pb) = (self.map.physical(a), self.map.physical(b));
+        self.record_deletion(pa);
+        self.record_deletion(pb);
+        self.map = self.map.swapped(a, b);
+        self.mem.db_map.store(self.map.packed(), Relaxed);
+        self.put_raw(&DB_MAP_KEY, Bytes::copy_from_slice(&self.map.encode()));
+        self.db = self.map.physical(self.logical);
+        if let Some(events) = &mut self.events {
+            events.push(Event::Swapped { a, b });
+        }
     }
 
     /// Index of the entry being applied (what a key's `modified` records).
@@ -891,7 +959,9 @@ impl<'t> WriteView<'t> {
         self.mem.cleared |= bit;
         self.record_deletion(db);
         if let Some(events) = &mut self.events {
-            events.push(Event::Flushed { db });
+            events.push(Event::Flushed {
+                db: self.map.logical(db),
+            });
         }
         for family in DB_FAMILIES {
             let (lo, hi) = db_range(family, db);
@@ -918,6 +988,10 @@ impl<'t> WriteView<'t> {
 impl KeyRead for WriteView<'_> {
     fn db(&self) -> u8 {
         self.db
+    }
+
+    fn logical_db(&self) -> u8 {
+        self.logical
     }
 
     fn entry_index(&self) -> Option<u64> {

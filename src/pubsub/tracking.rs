@@ -240,7 +240,7 @@ impl Hub {
                 Event::Changed { key, .. } => changed.push((key, writer)),
                 Event::Flushed { .. } | Event::Reset => flushed = true,
                 Event::Writer { conn } => writer = *conn,
-                Event::Notify { .. } => {}
+                Event::Notify { .. } | Event::Swapped { .. } => {}
             }
         }
         if flushed {

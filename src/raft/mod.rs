@@ -21,7 +21,7 @@ pub mod storage;
 pub mod transport;
 mod wire;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -48,6 +48,9 @@ pub enum Input {
         reply: oneshot::Sender<Result<Reply, RaftError>>,
         /// The proposing connection when its node's listeners need to know (NOLOOP), else 0.
         conn: u64,
+        /// Raised (`fetch_max`) to the entry's index once it is applied: a connection's last
+        /// write, for WAIT.
+        acked: Option<Arc<AtomicU64>>,
     },
     /// Confirm leadership for a linearizable read; `reply` gets the index to wait for.
     ReadIndex {
@@ -149,17 +152,20 @@ impl RaftHandle {
         argv: Vec<Bytes>,
         timeout: Duration,
     ) -> oneshot::Receiver<Result<Reply, RaftError>> {
-        self.propose_later_from(0, db, argv, timeout)
+        self.propose_with(0, db, argv, timeout, None)
     }
 
-    /// `propose_later` naming the proposing connection `conn` in the entry, so that this node's
-    /// listeners can tell its own writes (`events::Event::Writer`; CLIENT TRACKING NOLOOP).
-    pub fn propose_later_from(
+    /// `propose_later`, naming the proposing connection `conn` in the entry (so this node's
+    /// listeners can tell its own writes: `events::Event::Writer`, CLIENT TRACKING NOLOOP; 0:
+    /// none), and raising `acked` to the entry's index once it is applied (a connection's last
+    /// write, what WAIT counts replicas of).
+    pub fn propose_with(
         &self,
         conn: u64,
         db: u8,
         argv: Vec<Bytes>,
         timeout: Duration,
+        acked: Option<Arc<AtomicU64>>,
     ) -> oneshot::Receiver<Result<Reply, RaftError>> {
         let (reply, rx) = oneshot::channel();
         let deadline = Instant::now() + timeout;
@@ -169,6 +175,7 @@ impl RaftHandle {
             deadline,
             reply,
             conn,
+            acked,
         }) {
             let _ = reply.send(Err(RaftError::Stopped));
         }

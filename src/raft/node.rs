@@ -251,10 +251,14 @@ impl Node {
                 deadline,
                 reply,
                 conn,
-            } => self.propose(Write {
-                conn,
-                ..Write::new(db, argv, deadline, reply)
-            }),
+                acked,
+            } => self.propose(
+                Write {
+                    conn,
+                    ..Write::new(db, argv, deadline, reply)
+                }
+                .acked(acked),
+            ),
             Input::ReadIndex { deadline, reply } => self.reads.add(deadline, reply),
             Input::Message(m) => self.step(*m),
             Input::InstallSnapshot { msg, done } => {

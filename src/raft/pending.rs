@@ -10,6 +10,8 @@
 //! applied, after which no entry proposed in an older term can: `fence_older`, see `kv::entry`).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -34,6 +36,8 @@ pub(super) struct Write {
     pub(super) fenced: bool,
     /// The proposing connection, carried in the entry for this node's listeners (0: none).
     pub(super) conn: u64,
+    /// Raised to its entry's index when it is applied (see `RaftHandle::propose_with`).
+    pub(super) acked: Option<Arc<AtomicU64>>,
 }
 
 impl Write {
@@ -45,7 +49,14 @@ impl Write {
             reply,
             fenced: false,
             conn: 0,
+            acked: None,
         }
+    }
+
+    /// The same write, raising `acked` to its entry's index once applied.
+    pub(super) fn acked(mut self, acked: Option<Arc<AtomicU64>>) -> Self {
+        self.acked = acked;
+        self
     }
 
     pub(super) fn answer(self, outcome: Result<Reply, RaftError>) {
@@ -62,6 +73,7 @@ struct Waiter {
     deadline: Instant,
     reply: ReplyTx,
     conn: u64,
+    acked: Option<Arc<AtomicU64>>,
 }
 
 /// Writes handed to raft-rs as one proposal, until raft-rs says whether it took them.
@@ -170,6 +182,7 @@ impl Pending {
                     deadline: w.deadline,
                     reply: w.reply,
                     conn: w.conn,
+                    acked: w.acked,
                 },
             );
         }
@@ -260,7 +273,10 @@ impl Pending {
                 continue;
             };
             match outcome {
-                Outcome::Applied(reply) => {
+                Outcome::Applied(reply, index) => {
+                    if let Some(acked) = &w.acked {
+                        acked.fetch_max(index, Ordering::Relaxed);
+                    }
                     let _ = w.reply.send(Ok(reply));
                 }
                 Outcome::Unknown => {
@@ -275,6 +291,7 @@ impl Pending {
                         reply: w.reply,
                         fenced: true,
                         conn: w.conn,
+                        acked: w.acked,
                     });
                 }
             }
@@ -396,7 +413,7 @@ mod tests {
         assert!(!ids.contains(&current_id), "a new proposal gets a new id");
         let outcomes = ids
             .iter()
-            .map(|&id| (id, Outcome::Applied(Reply::ok())))
+            .map(|&id| (id, Outcome::Applied(Reply::ok(), 1)))
             .collect();
         assert_eq!(p.finish(outcomes), 0);
         assert_eq!(old_rx.try_recv().unwrap(), Ok(Reply::ok()));
