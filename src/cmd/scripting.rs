@@ -494,7 +494,7 @@ pub const FCALL: Spec = Spec {
     name: "fcall",
     arity: -3,
     kind: Kind::Write {
-        prepare: |argv| numkeys(&argv).map(|_| argv),
+        prepare: |argv| fcall_numkeys(&argv).map(|_| argv),
         apply: apply_fcall,
     },
     flags: FLAGS,
@@ -519,10 +519,21 @@ pub const FUNCTION: Spec = Spec {
     keys: (0, 0, 0),
 };
 
-/// A function's library code, from the replicated state.
+/// The row naming a function's library: function names are case-insensitive, as in Redis
+/// (FUNCTION LIST shows them as registered).
+fn function_row(name: &[u8]) -> Vec<u8> {
+    encoding::function_key(&name.to_ascii_lowercase())
+}
+
+/// A function's library code, from the replicated state (rows written before names were
+/// folded to lower case are found by their exact name).
 fn function_code(r: &dyn KeyRead, name: &[u8]) -> Result<Option<Bytes>, StoreError> {
-    let Some(lib) = r.raw(&encoding::function_key(name))? else {
-        return Ok(None);
+    let lib = match r.raw(&function_row(name))? {
+        Some(lib) => lib,
+        None => match r.raw(&encoding::function_key(name))? {
+            Some(lib) => lib,
+            None => return Ok(None),
+        },
     };
     r.raw(&encoding::library_key(&lib))
 }
@@ -544,12 +555,20 @@ fn function_flags(code: &[u8], name: &[u8]) -> Option<bool> {
     script::load_library(code)
         .ok()?
         .into_iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, no_writes)| no_writes)
+        .find(|f| f.name.eq_ignore_ascii_case(&name))
+        .map(|f| f.no_writes)
+}
+
+/// FCALL's number of keys, checked as Redis checks it.
+fn fcall_numkeys(argv: &[Bytes]) -> Result<usize, Reply> {
+    if parse_i64(&argv[2]).is_none() {
+        return Err(Reply::error("ERR Bad number of keys provided"));
+    }
+    numkeys(argv)
 }
 
 fn apply_fcall(w: &mut WriteView, ctx: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
-    let n = numkeys(argv)?;
+    let n = fcall_numkeys(argv)?;
     let Some(code) = function_code(&*w, &argv[1])? else {
         return Ok(no_function());
     };
@@ -569,7 +588,11 @@ fn fcall_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, Stor
         return Ok(Some(no_function()));
     };
     let name = String::from_utf8_lossy(&argv[1]).into_owned();
-    let key = format!("fcall:{}:{name}", script::sha1hex(&code));
+    let key = format!(
+        "fcall:{}:{}",
+        script::sha1hex(&code),
+        name.to_ascii_lowercase()
+    );
     if writers()
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -594,7 +617,7 @@ fn fcall_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, Stor
 }
 
 fn fcall_read_only(view: &dyn KeyRead, argv: &[Bytes]) -> CmdResult {
-    let n = numkeys(argv)?;
+    let n = fcall_numkeys(argv)?;
     let Some(code) = function_code(view, &argv[1])? else {
         return Ok(no_function());
     };
@@ -612,36 +635,123 @@ fn fcall_read_only(view: &dyn KeyRead, argv: &[Bytes]) -> CmdResult {
     outcome_reply(script::run_function(&code, &name, keys, args, &mut host))
 }
 
-/// The library name a code's shebang gives (`#!lua name=<name>`), checked as Redis does.
+/// The library name a code's shebang gives (`#!lua name=<name>`), checked as Redis does: the
+/// line is split into words as Redis splits arguments (quotes allowed), the first word names
+/// the engine.
 fn library_name(code: &[u8]) -> Result<String, Reply> {
     if !code.starts_with(b"#!") {
         return Err(Reply::error("ERR Missing library metadata"));
     }
     let end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
-    let line = String::from_utf8_lossy(&code[2..end]).into_owned();
-    let mut parts = line.split_ascii_whitespace();
-    let engine = parts.next().unwrap_or("");
+    let words = split_words(&code[..end])
+        .filter(|w| !w.is_empty())
+        .ok_or_else(|| Reply::error("ERR Invalid library metadata"))?;
+    let engine = String::from_utf8_lossy(&words[0][2..]).into_owned();
+    let mut name = None;
+    for part in &words[1..] {
+        if part.len() >= 5 && part[..5].eq_ignore_ascii_case(b"name=") {
+            if name.is_some() {
+                return Err(Reply::error(
+                    "ERR Invalid metadata value, name argument was given multiple times",
+                ));
+            }
+            name = Some(String::from_utf8_lossy(&part[5..]).into_owned());
+            continue;
+        }
+        return Err(Reply::error(format!(
+            "ERR Invalid metadata value given: {}",
+            String::from_utf8_lossy(part)
+        )));
+    }
+    let name = name.ok_or_else(|| Reply::error("ERR Library name was not given"))?;
     if !engine.eq_ignore_ascii_case("lua") {
         return Err(Reply::error(format!("ERR Engine '{engine}' not found")));
     }
-    let mut name = None;
-    for part in parts {
-        match part.strip_prefix("name=") {
-            Some(n) => name = Some(n.to_string()),
-            None => {
-                return Err(Reply::error(format!(
-                    "ERR Invalid metadata value given: {part}"
-                )));
-            }
-        }
-    }
-    let name = name.ok_or_else(|| Reply::error("ERR Library name was not given"))?;
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return Err(Reply::error(
             "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long",
         ));
     }
     Ok(name)
+}
+
+/// Words of a line as Redis splits command arguments: blanks separate words; `"..."` (with
+/// `\n`, `\r`, `\t`, `\b`, `\a`, `\xHH` and `\<any>` escapes) and `'...'` (with `\'`) quote,
+/// and a closing quote must end its word. `None` if a quote is unbalanced.
+fn split_words(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let blank = |b: u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t' | 0x0b | 0x0c);
+    let mut words = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < line.len() && blank(line[i]) {
+            i += 1;
+        }
+        if i >= line.len() {
+            return Some(words);
+        }
+        let mut word = Vec::new();
+        let mut quote = None;
+        loop {
+            let Some(&c) = line.get(i) else {
+                if quote.is_some() {
+                    return None;
+                }
+                break;
+            };
+            match quote {
+                Some(b'"') => {
+                    if c == b'\\' && i + 3 < line.len() && line[i + 1] == b'x' {
+                        let hex = |b: u8| (b as char).to_digit(16);
+                        if let (Some(h), Some(l)) = (hex(line[i + 2]), hex(line[i + 3])) {
+                            word.push((h * 16 + l) as u8);
+                            i += 4;
+                            continue;
+                        }
+                    }
+                    if c == b'\\' && i + 1 < line.len() {
+                        word.push(match line[i + 1] {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 0x08,
+                            b'a' => 0x07,
+                            other => other,
+                        });
+                        i += 2;
+                        continue;
+                    }
+                    if c == b'"' {
+                        if line.get(i + 1).is_some_and(|&n| !blank(n)) {
+                            return None;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    word.push(c);
+                }
+                Some(_) => {
+                    if c == b'\\' && line.get(i + 1) == Some(&b'\'') {
+                        word.push(b'\'');
+                        i += 2;
+                        continue;
+                    }
+                    if c == b'\'' {
+                        if line.get(i + 1).is_some_and(|&n| !blank(n)) {
+                            return None;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    word.push(c);
+                }
+                None if blank(c) => break,
+                None if c == b'"' || c == b'\'' => quote = Some(c),
+                None => word.push(c),
+            }
+            i += 1;
+        }
+        words.push(word);
+    }
 }
 
 fn prepare_function(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
@@ -656,8 +766,8 @@ fn prepare_function(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
             )));
         }
         let code = argv[argc - 1].clone();
+        // The code runs in apply, after the library-exists check, as Redis orders them.
         library_name(&code)?;
-        script::load_library(&code).map_err(|e| Reply::error(format!("ERR {e}")))?;
         let mode = if replace { "replace" } else { "noreplace" };
         return Ok(vec![
             argv[0].clone(),
@@ -669,15 +779,19 @@ fn prepare_function(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
     if is(sub, "delete") && argc == 3 {
         return Ok(argv);
     }
-    if is(sub, "flush") {
-        if argc == 2 || (argc == 3 && (is(&argv[2], "sync") || is(&argv[2], "async"))) {
+    if is(sub, "flush") && argc <= 3 {
+        if argc == 2 || is(&argv[2], "sync") || is(&argv[2], "async") {
             return Ok(vec![argv[0].clone(), Bytes::from_static(b"flush")]);
         }
         return Err(Reply::error(
             "ERR FUNCTION FLUSH only supports SYNC|ASYNC option",
         ));
     }
-    if is(sub, "list") || (is(sub, "stats") && argc == 2) {
+    if is(sub, "list") {
+        list_options(&argv[2..])?;
+        return Ok(argv);
+    }
+    if is(sub, "stats") && argc == 2 {
         // Answered from the replicated state, through the log (kvd has no local path for it).
         return Ok(argv);
     }
@@ -699,6 +813,32 @@ fn prepare_function(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
     )))
 }
 
+/// FUNCTION LIST's options (`WITHCODE`, `LIBRARYNAME pattern`, each at most once): whether
+/// to show the code, and the pattern.
+fn list_options(args: &[Bytes]) -> Result<(bool, Option<&Bytes>), Reply> {
+    let (mut with_code, mut pattern) = (false, None);
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if is(a, "withcode") && !with_code {
+            with_code = true;
+        } else if is(a, "libraryname") && pattern.is_none() {
+            let p = args
+                .get(i + 1)
+                .ok_or_else(|| Reply::error("ERR library name argument was not given"))?;
+            pattern = Some(p);
+            i += 1;
+        } else {
+            return Err(Reply::error(format!(
+                "ERR Unknown argument {}",
+                String::from_utf8_lossy(a)
+            )));
+        }
+        i += 1;
+    }
+    Ok((with_code, pattern))
+}
+
 /// Every library: (name, code).
 fn libraries(r: &dyn KeyRead) -> Result<Vec<(Bytes, Bytes)>, StoreError> {
     let lo = [encoding::FAMILY_FUNCTION, b'L'];
@@ -712,8 +852,9 @@ fn libraries(r: &dyn KeyRead) -> Result<Vec<(Bytes, Bytes)>, StoreError> {
 }
 
 fn remove_library(w: &mut WriteView, name: &[u8], code: &[u8]) -> Result<(), StoreError> {
-    for (f, _) in script::load_library(code).unwrap_or_default() {
-        w.delete_raw(&encoding::function_key(f.as_bytes()))?;
+    for f in script::load_library(code).unwrap_or_default() {
+        w.delete_raw(&function_row(f.name.as_bytes()))?;
+        w.delete_raw(&encoding::function_key(f.name.as_bytes()))?;
     }
     w.delete_raw(&encoding::library_key(name))?;
     Ok(())
@@ -724,25 +865,28 @@ fn apply_function(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult 
     if is(sub, "load") && argv.len() == 4 {
         let code = &argv[3];
         let name = library_name(code)?;
-        let functions = script::load_library(code).map_err(|e| Reply::error(format!("ERR {e}")))?;
         let old = w.raw(&encoding::library_key(name.as_bytes()))?;
         if old.is_some() && !is(&argv[2], "replace") {
             return Ok(Reply::error(format!("ERR Library '{name}' already exists")));
         }
-        for (f, _) in &functions {
-            if let Some(owner) = w.raw(&encoding::function_key(f.as_bytes()))?
+        let functions = script::load_library(code).map_err(|e| Reply::error(format!("ERR {e}")))?;
+        for f in &functions {
+            if let Some(owner) = w.raw(&function_row(f.name.as_bytes()))?
                 && owner.as_ref() != name.as_bytes()
             {
-                return Ok(Reply::error(format!("ERR Function {f} already exists")));
+                return Ok(Reply::error(format!(
+                    "ERR Function {} already exists",
+                    f.name
+                )));
             }
         }
         if let Some(old) = old {
             remove_library(w, name.as_bytes(), &old)?;
         }
         w.put_raw(&encoding::library_key(name.as_bytes()), code.clone());
-        for (f, _) in &functions {
+        for f in &functions {
             w.put_raw(
-                &encoding::function_key(f.as_bytes()),
+                &function_row(f.name.as_bytes()),
                 Bytes::from(name.clone().into_bytes()),
             );
         }
@@ -762,11 +906,7 @@ fn apply_function(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult 
         return Ok(Reply::ok());
     }
     if is(sub, "list") {
-        let with_code = argv[2..].iter().any(|a| is(a, "withcode"));
-        let pattern = argv[2..]
-            .iter()
-            .position(|a| is(a, "libraryname"))
-            .and_then(|i| argv.get(3 + i));
+        let (with_code, pattern) = list_options(&argv[2..])?;
         let mut out = Vec::new();
         for (name, code) in libraries(&*w)? {
             if let Some(p) = pattern
@@ -783,16 +923,17 @@ fn apply_function(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult 
                     Reply::Array(
                         functions
                             .into_iter()
-                            .map(|(f, no_writes)| {
-                                let flags = if no_writes {
-                                    vec![Reply::bulk("no-writes")]
-                                } else {
-                                    Vec::new()
-                                };
+                            .map(|f| {
                                 Reply::Map(vec![
-                                    (Reply::bulk("name"), Reply::bulk(f)),
-                                    (Reply::bulk("description"), Reply::Nil),
-                                    (Reply::bulk("flags"), Reply::Set(flags)),
+                                    (Reply::bulk("name"), Reply::bulk(f.name)),
+                                    (
+                                        Reply::bulk("description"),
+                                        f.description.map_or(Reply::Nil, Reply::bulk),
+                                    ),
+                                    (
+                                        Reply::bulk("flags"),
+                                        Reply::Set(f.flags.into_iter().map(Reply::bulk).collect()),
+                                    ),
                                 ])
                             })
                             .collect(),

@@ -104,6 +104,8 @@ struct RunState {
     rng: u64,
     used: u64,
     killable: bool,
+    /// A library's top level (FUNCTION LOAD): a budget overrun is Redis's load timeout.
+    loading: bool,
     halt: Option<Halt>,
 }
 
@@ -150,17 +152,37 @@ pub fn compile(script: &Script) -> Result<(), String> {
     with_engine(|e| e.function(script).map(|_| ()))?
 }
 
-/// The functions a library registers (name, no-writes flag), loading it in this thread's
-/// state; the error is Redis's text (without `ERR `).
-pub fn load_library(code: &[u8]) -> Result<Vec<(String, bool)>, String> {
+/// A function a library registers, as FUNCTION LIST shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionInfo {
+    /// As registered (FCALL finds it whatever the case).
+    pub name: String,
+    pub description: Option<String>,
+    /// Its flags, in the order Redis lists them.
+    pub flags: Vec<String>,
+    pub no_writes: bool,
+}
+
+/// The functions a library registers, by name, loading it in this thread's state; the error
+/// is Redis's text (without the first `ERR `).
+pub fn load_library(code: &[u8]) -> Result<Vec<FunctionInfo>, String> {
     with_engine(|e| {
         let lib = e.library(code)?;
         let mut out = Vec::new();
         for pair in lib.pairs::<String, Table>() {
-            let (name, f) = pair.map_err(|e| e.to_string())?;
-            out.push((name, f.raw_get::<bool>("no_writes").unwrap_or(false)));
+            let (_, f) = pair.map_err(|e| e.to_string())?;
+            let flags: Vec<String> = f
+                .raw_get::<Table>("flags")
+                .map(|t| t.sequence_values::<String>().filter_map(Result::ok).collect())
+                .unwrap_or_default();
+            out.push(FunctionInfo {
+                name: f.raw_get::<String>("name").map_err(|e| e.to_string())?,
+                description: f.raw_get::<Option<String>>("description").ok().flatten(),
+                no_writes: f.raw_get::<bool>("no_writes").unwrap_or(false),
+                flags,
+            });
         }
-        out.sort();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     })?
 }
@@ -179,7 +201,7 @@ pub fn run_function(
     }
     let outcome = with_engine(|e| match e.library(code) {
         Err(msg) => Outcome::Reply(Reply::error(format!("ERR {msg}"))),
-        Ok(lib) => match lib.raw_get::<Value>(name) {
+        Ok(lib) => match lib.raw_get::<Value>(name.to_ascii_lowercase()) {
             Ok(Value::Table(f)) => match f.raw_get::<Function>("callback") {
                 Ok(callback) => e.start(callback, keys, args, host, name, true),
                 Err(_) => Outcome::Reply(Reply::error("ERR Function not found")),
@@ -257,6 +279,9 @@ fn charge(lua: &Lua, units: u64) -> mlua::Result<()> {
     Ok(())
 }
 
+/// The name [`Engine::start`] is given for a library's top level.
+const LOADING: &str = "";
+
 /// Where the run's `redis.call` implementation sits in the Lua registry.
 const CALL_KEY: &str = "kvd.call";
 
@@ -293,6 +318,7 @@ fn budget_message() -> String {
 /// source and line), skipping C functions and the sandbox's own frames.
 fn handler(lua: &Lua, err: Value) -> mlua::Result<Value> {
     let halted = lua.app_data_ref::<RunState>().map(|st| match &st.halt {
+        Some(Halt::Budget) if st.loading => Some(Some("ERR FUNCTION LOAD timeout".into())),
         Some(Halt::Budget) => Some(Some(budget_message())),
         Some(Halt::Killed) => Some(Some("ERR Script killed by user with SCRIPT KILL...".into())),
         Some(Halt::Host(_)) => Some(None),
@@ -511,7 +537,7 @@ impl Engine {
                 format!("Error compiling function: {msg}")
             })?;
         let registry = self.lua.create_table().map_err(|e| e.to_string())?;
-        let env: Table = self
+        let (env, loaded): (Table, Function) = self
             .library_env
             .call(registry.clone())
             .map_err(|e| e.to_string())?;
@@ -527,12 +553,11 @@ impl Engine {
                 0
             }
         }
-        match self.start(f, &[], &[], &mut Loading, "library", false) {
+        let outcome = self.start(f, &[], &[], &mut Loading, LOADING, false);
+        loaded.call::<()>(()).map_err(|e| e.to_string())?;
+        match outcome {
             Outcome::Reply(Reply::Error(e)) => {
-                return Err(format!(
-                    "Error registering functions: {}",
-                    e.strip_prefix("ERR ").unwrap_or(&e)
-                ));
+                return Err(format!("Error registering functions: {e}"));
             }
             Outcome::Reply(_) => {}
             _ => return Err("Error registering functions".into()),
@@ -564,6 +589,7 @@ impl Engine {
             rng: seed48(host.seed()),
             used: 0,
             killable: host.killable(),
+            loading: name == LOADING,
             halt: None,
         });
         let result = self.call(f, keys, args, host, with_args);
@@ -590,6 +616,8 @@ impl Engine {
         }
         let reply = match result {
             Ok((true, value)) => lua_to_reply(&value, resp),
+            // Redis reports a load's error without where it happened.
+            Ok((false, Value::Table(t))) if name == LOADING => error_reply(&t, ""),
             Ok((false, Value::Table(t))) => error_reply(&t, name),
             Ok((false, other)) => Reply::error(format!("ERR {}", describe(lua, &other))),
             Err(e) => Reply::error(format!("ERR Error running script: {e}")),
@@ -681,6 +709,9 @@ fn error_reply(t: &Table, sha: &str) -> Reply {
         }
     };
     let msg = text("err").unwrap_or_else(|| "ERR unknown error".into());
+    if sha.is_empty() {
+        return Reply::error(msg);
+    }
     match (text("source"), text("line")) {
         (Some(source), Some(line)) => {
             Reply::error(format!("{msg} script: {sha}, on {source}:{line}."))

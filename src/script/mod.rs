@@ -29,7 +29,8 @@ use bytes::Bytes;
 use sha1::{Digest, Sha1};
 
 pub use engine::{
-    Host, Outcome, Stop, kill, load_library, lua_memory, run, run_function, running_since,
+    FunctionInfo, Host, Outcome, Stop, kill, load_library, lua_memory, run, run_function,
+    running_since,
 };
 
 /// Units of work a script may spend (about one per Lua VM instruction; a command called from
