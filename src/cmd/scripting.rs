@@ -290,6 +290,12 @@ fn precheck(argv: &[Bytes], now_ms: i64) -> Result<&'static Spec, Reply> {
             "ERR This Redis command is not allowed from script",
         ));
     }
+    if matches!(spec.name, "xread" | "xreadgroup") && blocks(argv) {
+        return Err(Reply::error(format!(
+            "ERR {} command is not allowed with BLOCK option from scripts",
+            String::from_utf8_lossy(&argv[0])
+        )));
+    }
     match spec.name {
         "ping" => Err(match argv.get(1) {
             None => Reply::status("PONG"),
@@ -303,6 +309,15 @@ fn precheck(argv: &[Bytes], now_ms: i64) -> Result<&'static Spec, Reply> {
         ])),
         _ => Ok(spec),
     }
+}
+
+/// True if an XREAD / XREADGROUP names BLOCK (with a value) before STREAMS.
+fn blocks(argv: &[Bytes]) -> bool {
+    let options = argv[1..].iter().take_while(|a| !is(a, "streams")).count();
+    argv[1..=options]
+        .iter()
+        .enumerate()
+        .any(|(i, a)| is(a, "block") && i + 1 < argv.len() - 1)
 }
 
 fn select_target(argv: &[Bytes]) -> Result<u8, Reply> {

@@ -6,7 +6,8 @@
 //!   (read-only globals and libraries), with the `redis` API, and an instruction budget that
 //!   stops a runaway script at the same instruction on every node.
 //! - `convert`: Redis replies to Lua values and back, in RESP2 and RESP3 (`redis.setresp`).
-//! - `bit`, `cjson`: the libraries Redis ships, in Rust, with Redis's exact output.
+//! - `bit`, `cjson`, `cmsgpack`, `struct_lib`: the libraries Redis ships, in Rust, with
+//!   Redis's exact output.
 //!
 //! **The cache is node memory, not replicated state.** Redis keeps scripts only in memory too
 //! (a restart forgets them, replicas never see EVALSHA). Every node learns a script when an
@@ -18,8 +19,10 @@
 
 mod bit;
 mod cjson;
+mod cmsgpack;
 mod convert;
 mod engine;
+mod struct_lib;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -30,7 +30,7 @@ local function trim(s) return (s:gsub('^[\r\n]+', ''):gsub('[\r\n]+$', '')) end
 -- redis.*
 local redis = {}
 redis.call = raw.call_c
-redis.pcall = raw.pcall_raw
+redis.pcall = raw.pcall_c
 function redis.sha1hex(...)
   if select('#', ...) ~= 1 then error(errtab('wrong number of arguments'), 0) end
   local s = ...
@@ -98,19 +98,11 @@ redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
 redis.REDIS_VERSION, redis.REDIS_VERSION_NUM = '7.0.15', 0x07000f
 
--- Libraries implemented in Rust report errors as (false, message); raise them at the caller.
-local function lib(fname, f)
-  return function(...)
-    local ok, a, b = f(...)
-    if not ok then error(a, 2) end
-    return a, b
-  end
-end
+-- Libraries implemented in Rust: their functions come wrapped (engine.rs, `lib_trampoline`)
+-- so that an error is raised at the script's line, as a C library's is.
 local function wrap_all(rawlib)
   local t = {}
-  for name, f in pairs(rawlib) do
-    if type(f) == 'function' then t[name] = lib(name, f) else t[name] = f end
-  end
+  for name, f in pairs(rawlib) do t[name] = f end
   return t
 end
 
@@ -212,6 +204,8 @@ end
 G.redis = protect(redis)
 G.bit = protect(wrap_all(raw.bit))
 G.cjson = protect(wrap_all(raw.cjson))
+G.cmsgpack = protect(wrap_all(raw.cmsgpack))
+G.struct = protect(wrap_all(raw.struct))
 for _, name in ipairs({'string', 'table', 'math', 'coroutine'}) do
   G[name] = protect(G[name])
 end
