@@ -189,6 +189,12 @@ pub fn run(config: Config) -> Result<(), StartError> {
         logger: logger.clone(),
         requirepass,
     });
+    let settings = Arc::downgrade(&shared);
+    crate::script::set_log(logger.clone(), move || {
+        settings.upgrade().map_or(2, |s| {
+            crate::script::verbosity_of(&s.settings.get("loglevel"))
+        })
+    });
     let result = runtime.block_on(serve(
         shared.clone(),
         client_listener,

@@ -548,6 +548,48 @@ fn cmsgpack_and_struct_match_redis() {
 }
 
 #[test]
+fn redis_log_writes_to_the_node_log_as_loglevel_filters() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    let seen = |what: &str| {
+        let what = what.to_string();
+        poll_until(Duration::from_secs(10), &what.clone(), || {
+            node.log().contains(&what).then_some(())
+        })
+    };
+    // loglevel notice (the default): VERBOSE is dropped, NOTICE and WARNING kept.
+    c.check(
+        &[
+            "EVAL",
+            "redis.log(redis.LOG_VERBOSE, 'first-verbose') \
+             redis.log(redis.LOG_WARNING, 'first-warning', 7) \
+             redis.log(redis.LOG_NOTICE, 'first-notice')",
+            "0",
+        ],
+        "$-1\r\n",
+    );
+    seen("first-notice");
+    let log = node.log();
+    assert!(log.contains("first-warning 7"), "{log}");
+    assert!(!log.contains("first-verbose"), "{log}");
+    c.check(&["CONFIG", "SET", "loglevel", "warning"], "+OK\r\n");
+    c.check(
+        &[
+            "EVAL",
+            "redis.log(redis.LOG_NOTICE, 'second-notice') redis.log(redis.LOG_WARNING, 'second-warning')",
+            "0",
+        ],
+        "$-1\r\n",
+    );
+    seen("second-warning");
+    assert!(!node.log().contains("second-notice"));
+    c.check(
+        &["EVAL", "redis.log(9, 'x')", "0"],
+        &located("ERR Invalid debug level.", "redis.log(9, 'x')", 1),
+    );
+}
+
+#[test]
 fn a_runaway_script_is_stopped_by_the_budget() {
     let node = Node::single(&[]);
     let mut c = node.raw();

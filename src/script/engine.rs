@@ -498,7 +498,10 @@ impl Engine {
         )?;
         raw.raw_set(
             "log",
-            lua.create_function(|_, (_level, _msg): (i64, mlua::LuaString)| Ok(()))?,
+            lua.create_function(|_, (level, msg): (i64, mlua::LuaString)| {
+                super::log(level.clamp(0, 3) as u8, &msg.to_string_lossy());
+                Ok(())
+            })?,
         )?;
         raw.raw_set(
             "known_command",

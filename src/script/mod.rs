@@ -135,6 +135,43 @@ fn shebang_flags(body: &[u8]) -> Result<Flags, String> {
     Ok(flags)
 }
 
+/// Where `redis.log` writes: the node's logger and its `loglevel` as Redis's verbosity
+/// (debug 0, verbose 1, notice 2, warning 3), read at each call so CONFIG SET applies at once.
+type Verbosity = Box<dyn Fn() -> u8 + Send + Sync>;
+static LOG: OnceLock<(slog::Logger, Verbosity)> = OnceLock::new();
+
+/// Sets where `redis.log` writes (once per process: the node's server does it at start).
+pub fn set_log(logger: slog::Logger, verbosity: impl Fn() -> u8 + Send + Sync + 'static) {
+    let _ = LOG.set((logger, Box::new(verbosity)));
+}
+
+/// Redis's verbosity of a `loglevel` value.
+pub fn verbosity_of(loglevel: &str) -> u8 {
+    match loglevel {
+        "debug" => 0,
+        "verbose" => 1,
+        "warning" => 3,
+        _ => 2,
+    }
+}
+
+/// `redis.log(level, message)`: kept if `level` is at least the node's `loglevel`, as Redis
+/// filters it, then written at the matching slog level (debug and verbose as debug, notice as
+/// info, warning as warning), where the process's own `--log-level` applies too.
+pub(crate) fn log(level: u8, message: &str) {
+    let Some((logger, verbosity)) = LOG.get() else {
+        return;
+    };
+    if level < verbosity() {
+        return;
+    }
+    match level {
+        0 | 1 => slog::debug!(logger, "{}", message; "from" => "script"),
+        2 => slog::info!(logger, "{}", message; "from" => "script"),
+        _ => slog::warn!(logger, "{}", message; "from" => "script"),
+    }
+}
+
 /// The node's script cache (see the module docs).
 struct Cache {
     scripts: HashMap<String, Script>,
