@@ -589,6 +589,71 @@ fn redis_log_writes_to_the_node_log_as_loglevel_filters() {
     );
 }
 
+/// MONITOR shows the commands a script runs after its EVAL / FCALL line, as `[<db> lua]`
+/// (redis-server 7.0.15 shows exactly these lines for the same commands): refused calls
+/// (unknown, wrong arity) are not shown, SELECT shows the database it switched to, and a
+/// script that writes (run at apply) shows them too.
+#[test]
+fn monitor_shows_the_commands_scripts_run() {
+    let node = Node::single(&[]);
+    let mut mon = node.raw();
+    mon.check(&["MONITOR"], "+OK\r\n");
+    let mut c = node.raw();
+    let body = |line: Vec<u8>| -> String {
+        let text = String::from_utf8_lossy(&line).into_owned();
+        let rest = text
+            .trim_end_matches("\r\n")
+            .split_once(' ')
+            .map(|(_, r)| r.to_string())
+            .unwrap_or_default();
+        // The client's own address is not compared.
+        if rest.starts_with("[0 lua]") || rest.starts_with("[3 lua]") {
+            rest
+        } else {
+            rest.split_once("] ")
+                .map(|(_, r)| r.to_string())
+                .unwrap_or(rest)
+        }
+    };
+    let writer = "redis.call('set','k','v') redis.call('select', 3) redis.pcall('incr', 'k') \
+                  pcall(redis.call, 'nosuch') redis.call('ping') return redis.call('get','k')";
+    c.check(&["EVAL", writer, "0"], "$1\r\n1\r\n");
+    c.check(
+        &["EVAL_RO", "return redis.call('get', KEYS[1])", "1", "k"],
+        "$1\r\nv\r\n",
+    );
+    c.check(
+        &["EVAL", "return redis.call('get', 'k')", "0"],
+        "$1\r\nv\r\n",
+    );
+    c.check(
+        &["EVAL", "return redis.call('set', 'a')", "0"],
+        &located(
+            "ERR Wrong number of args calling Redis command from script",
+            "return redis.call('set', 'a')",
+            1,
+        ),
+    );
+    let want = [
+        format!("\"EVAL\" \"{}\" \"0\"", writer.replace('\'', "'")),
+        r#"[0 lua] "set" "k" "v""#.to_string(),
+        r#"[3 lua] "select" "3""#.to_string(),
+        r#"[3 lua] "incr" "k""#.to_string(),
+        r#"[3 lua] "ping""#.to_string(),
+        r#"[3 lua] "get" "k""#.to_string(),
+        r#""EVAL_RO" "return redis.call('get', KEYS[1])" "1" "k""#.to_string(),
+        r#"[0 lua] "get" "k""#.to_string(),
+        r#""EVAL" "return redis.call('get', 'k')" "0""#.to_string(),
+        r#"[0 lua] "get" "k""#.to_string(),
+        r#""EVAL" "return redis.call('set', 'a')" "0""#.to_string(),
+    ];
+    for w in want {
+        assert_eq!(body(mon.read_reply()), w);
+    }
+    c.check(&["PING"], "+PONG\r\n");
+    assert_eq!(body(mon.read_reply()), r#""PING""#);
+}
+
 #[test]
 fn a_runaway_script_is_stopped_by_the_budget() {
     let node = Node::single(&[]);

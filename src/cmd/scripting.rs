@@ -14,7 +14,7 @@
 //! the read view and refuse writes with Redis's error.
 
 use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use bytes::Bytes;
 
@@ -190,13 +190,14 @@ pub fn run_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, St
     if known_writer {
         return Ok(None);
     }
-    let mut host = ReadHost {
-        view,
-        read_only: s.flags.no_writes,
-    };
+    let mut host = ReadHost::new(view, s.flags.no_writes);
     let (keys, args) = argv[3..].split_at(n);
-    match script::run(&s, keys, args, &mut host) {
-        Outcome::Reply(r) => Ok(Some(r)),
+    let outcome = script::run(&s, keys, args, &mut host);
+    match outcome {
+        Outcome::Reply(r) => {
+            show(&host.shown);
+            Ok(Some(r))
+        }
         Outcome::Store(e) => Err(e),
         Outcome::NeedsWrite => {
             let mut w = writers().lock().unwrap_or_else(PoisonError::into_inner);
@@ -213,12 +214,11 @@ pub fn run_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, St
 fn eval_read_only(view: &dyn KeyRead, argv: &[Bytes], by_sha: bool) -> CmdResult {
     let n = numkeys(argv)?;
     let s = script_of(argv, by_sha)?;
-    let mut host = ReadHost {
-        view,
-        read_only: true,
-    };
+    let mut host = ReadHost::new(view, true);
     let (keys, args) = argv[3..].split_at(n);
-    match script::run(&s, keys, args, &mut host) {
+    let outcome = script::run(&s, keys, args, &mut host);
+    show(&host.shown);
+    match outcome {
         Outcome::Reply(r) => Ok(r),
         Outcome::Store(e) => Err(e.into()),
         Outcome::NeedsWrite => Ok(read_only_write()),
@@ -267,9 +267,10 @@ fn denied(name: &str) -> bool {
     )
 }
 
-/// What every host checks before running a command (Redis's `scriptCall`), and the commands
-/// a script runs itself (PING, ECHO, TIME, SELECT); `Ok` means "run it through the table".
-fn precheck(argv: &[Bytes], now_ms: i64) -> Result<&'static Spec, Reply> {
+/// What every host checks before running a command (Redis's `scriptCall`): `Err` is the
+/// refusal. `Ok` has the command, and the reply of those a script runs itself (PING, ECHO,
+/// TIME); the others (SELECT aside) run through the table.
+fn precheck(argv: &[Bytes], now_ms: i64) -> Result<(&'static Spec, Option<Reply>), Reply> {
     let Some(spec) = lookup(&argv[0]) else {
         let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
         // Redis's noscript commands kvd does not have (yet) are refused as Redis refuses them.
@@ -296,18 +297,48 @@ fn precheck(argv: &[Bytes], now_ms: i64) -> Result<&'static Spec, Reply> {
             String::from_utf8_lossy(&argv[0])
         )));
     }
-    match spec.name {
-        "ping" => Err(match argv.get(1) {
+    let builtin = match spec.name {
+        "ping" => Some(match argv.get(1) {
             None => Reply::status("PONG"),
             Some(m) if argv.len() == 2 => Reply::Bulk(m.clone()),
             Some(_) => super::wrong_arity("ping"),
         }),
-        "echo" => Err(Reply::Bulk(argv[1].clone())),
-        "time" => Err(Reply::Array(vec![
+        "echo" => Some(Reply::Bulk(argv[1].clone())),
+        "time" => Some(Reply::Array(vec![
             Reply::bulk(now_ms.div_euclid(1000).to_string()),
             Reply::bulk((now_ms.rem_euclid(1000) * 1000).to_string()),
         ])),
-        _ => Ok(spec),
+        _ => None,
+    };
+    Ok((spec, builtin))
+}
+
+/// This node's server, for its monitors (set at start; tests without a server have none).
+static SERVER: OnceLock<Weak<crate::server::Shared>> = OnceLock::new();
+
+/// Lets scripts show their commands to the node's MONITOR connections.
+pub fn set_server(shared: Weak<crate::server::Shared>) {
+    let _ = SERVER.set(shared);
+}
+
+/// The node's server if a monitor is listening.
+fn monitoring() -> Option<Arc<crate::server::Shared>> {
+    SERVER
+        .get()
+        .and_then(Weak::upgrade)
+        .filter(|s| s.pubsub.monitors.active())
+}
+
+/// Shows commands a script ran, as redis-server 7.0 does: `[<db> lua] "cmd" ...` after the
+/// line of the EVAL or FCALL, each with the database it ran in (after it, for SELECT).
+fn show(commands: &[(&'static Spec, u8, Vec<Bytes>)]) {
+    if commands.is_empty() {
+        return;
+    }
+    if let Some(server) = monitoring() {
+        for (spec, db, argv) in commands {
+            server.pubsub.monitors.feed_script(spec, *db, argv);
+        }
     }
 }
 
@@ -338,18 +369,33 @@ struct ApplyHost<'a, 'w> {
 impl Host for ApplyHost<'_, '_> {
     fn call(&mut self, argv: Vec<Bytes>) -> Result<Reply, Stop> {
         let now = self.w.now_ms();
-        let spec = match precheck(&argv, now) {
-            Ok(spec) => spec,
+        let (spec, builtin) = match precheck(&argv, now) {
+            Ok(checked) => checked,
             Err(reply) => return Ok(reply),
         };
+        // A script that writes runs on every node: every node's monitors see its commands.
+        let shown = |db: u8, argv: &[Bytes]| {
+            if monitoring().is_some() {
+                show(&[(spec, db, argv.to_vec())]);
+            }
+        };
+        if let Some(reply) = builtin {
+            shown(self.w.db(), &argv);
+            return Ok(reply);
+        }
         if spec.name == "select" {
-            return Ok(match select_target(&argv) {
+            let reply = match select_target(&argv) {
                 Ok(db) => {
                     self.w.select_db(db);
                     Reply::ok()
                 }
                 Err(e) => e,
-            });
+            };
+            shown(self.w.db(), &argv);
+            return Ok(reply);
+        }
+        if !(self.read_only && matches!(spec.kind, Kind::Write { .. })) {
+            shown(self.w.db(), &argv);
         }
         match spec.kind {
             Kind::Local(_) => Ok(Reply::error(
@@ -376,15 +422,39 @@ struct ReadHost<'a> {
     view: &'a dyn KeyRead,
     /// Writes are errors (EVAL_RO, `no-writes`); otherwise they stop the run to propose it.
     read_only: bool,
+    /// The commands run, for the monitors: shown once the run completes (a run stopped to be
+    /// proposed shows them when it is applied instead).
+    shown: Vec<(&'static Spec, u8, Vec<Bytes>)>,
+}
+
+impl<'a> ReadHost<'a> {
+    fn new(view: &'a dyn KeyRead, read_only: bool) -> ReadHost<'a> {
+        ReadHost {
+            view,
+            read_only,
+            shown: Vec::new(),
+        }
+    }
 }
 
 impl Host for ReadHost<'_> {
     fn call(&mut self, argv: Vec<Bytes>) -> Result<Reply, Stop> {
-        let spec = match precheck(&argv, self.view.now_ms()) {
-            Ok(spec) => spec,
+        let (spec, builtin) = match precheck(&argv, self.view.now_ms()) {
+            Ok(checked) => checked,
             Err(reply) => return Ok(reply),
         };
+        let db = self.view.db();
+        let runs_here = !matches!(spec.kind, Kind::Write { .. }) && spec.name != "select";
+        if runs_here && monitoring().is_some() && self.shown.len() < 100_000 {
+            self.shown.push((spec, db, argv.clone()));
+        }
+        if let Some(reply) = builtin {
+            return Ok(reply);
+        }
         if spec.name == "select" {
+            if monitoring().is_some() && select_target(&argv).is_ok_and(|d| d == db) {
+                self.shown.push((spec, db, argv.clone()));
+            }
             return match select_target(&argv) {
                 Ok(db) if db == self.view.db() => Ok(Reply::ok()),
                 // Another database: only the applied run can switch (its view is the entry's).
@@ -616,10 +686,14 @@ fn fcall_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, Stor
         return Ok(None);
     }
     let read_only = function_flags(&code, &argv[1]).unwrap_or(false);
-    let mut host = ReadHost { view, read_only };
+    let mut host = ReadHost::new(view, read_only);
     let (keys, args) = argv[3..].split_at(n);
-    match script::run_function(&code, &name, keys, args, &mut host) {
-        Outcome::Reply(r) => Ok(Some(r)),
+    let outcome = script::run_function(&code, &name, keys, args, &mut host);
+    match outcome {
+        Outcome::Reply(r) => {
+            show(&host.shown);
+            Ok(Some(r))
+        }
         Outcome::Store(e) => Err(e),
         Outcome::NeedsWrite => {
             writers()
@@ -642,12 +716,11 @@ fn fcall_read_only(view: &dyn KeyRead, argv: &[Bytes]) -> CmdResult {
         ));
     }
     let name = String::from_utf8_lossy(&argv[1]).into_owned();
-    let mut host = ReadHost {
-        view,
-        read_only: true,
-    };
+    let mut host = ReadHost::new(view, true);
     let (keys, args) = argv[3..].split_at(n);
-    outcome_reply(script::run_function(&code, &name, keys, args, &mut host))
+    let outcome = script::run_function(&code, &name, keys, args, &mut host);
+    show(&host.shown);
+    outcome_reply(outcome)
 }
 
 /// The library name a code's shebang gives (`#!lua name=<name>`), checked as Redis does: the
