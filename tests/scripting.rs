@@ -635,7 +635,7 @@ fn monitor_shows_the_commands_scripts_run() {
         ),
     );
     let want = [
-        format!("\"EVAL\" \"{}\" \"0\"", writer.replace('\'', "'")),
+        format!("\"EVAL\" \"{writer}\" \"0\""),
         r#"[0 lua] "set" "k" "v""#.to_string(),
         r#"[3 lua] "select" "3""#.to_string(),
         r#"[3 lua] "incr" "k""#.to_string(),
