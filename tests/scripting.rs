@@ -654,6 +654,25 @@ fn monitor_shows_the_commands_scripts_run() {
     assert_eq!(body(mon.read_reply()), r#""PING""#);
 }
 
+/// A command whose `prepare` rewrites it (EXPIRE into PEXPIREAT) runs as rewritten inside a
+/// script, as it would as an entry (it was applied as EXPIRE with an absolute time).
+#[test]
+fn relative_expiry_inside_a_script_is_relative() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    c.check(
+        &[
+            "EVAL",
+            "redis.call('set', KEYS[1], 'v') redis.call('expire', KEYS[1], 100) \
+             redis.call('pexpire', KEYS[2] or KEYS[1], 100000) return redis.call('ttl', KEYS[1])",
+            "1",
+            "k",
+        ],
+        ":100\r\n",
+    );
+    c.check(&["TTL", "k"], ":100\r\n");
+}
+
 #[test]
 fn a_runaway_script_is_stopped_by_the_budget() {
     let node = Node::single(&[]);

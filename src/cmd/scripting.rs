@@ -405,7 +405,15 @@ impl Host for ApplyHost<'_, '_> {
             Kind::Write { .. } if self.read_only => Ok(read_only_write()),
             Kind::Write { prepare, apply } => match with_fixed_clock(now, || prepare(argv)) {
                 Err(reply) => Ok(reply),
-                Ok(argv) => settle(apply(self.w, self.ctx, &argv)).map_err(Stop::Store),
+                Ok(argv) => {
+                    // `prepare` may rewrite the command (EXPIRE into PEXPIREAT, ...): the
+                    // rewritten one is applied, as an entry would be.
+                    let apply = match argv.first().and_then(|n| lookup(n)).map(|s| s.kind) {
+                        Some(Kind::Write { apply, .. }) => apply,
+                        _ => apply,
+                    };
+                    settle(apply(self.w, self.ctx, &argv)).map_err(Stop::Store)
+                }
             },
         }
     }
