@@ -27,7 +27,7 @@ p=$(grep -Eo '[0-9]+ passed' "$out" | tail -1 | grep -Eo '[0-9]+'); f=$(grep -Eo
 passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
 
 ( cd "$here/node" && npm install --no-audit --no-fund --loglevel=error >/dev/null ) || { echo "npm install failed"; failed=$((failed+1)); }
-( cd "$here/node" && node --test --test-concurrency=1 test/kvd.test.mjs ) 2>&1 | tee "$out" | grep -E '^# (pass|fail)|^ *not ok'
+( cd "$here/node" && node --test --test-concurrency=1 test/*.test.mjs ) 2>&1 | tee "$out" | grep -E '^# (pass|fail)|^ *not ok'
 p=$(sed -n 's/^# pass //p' "$out"); f=$(sed -n 's/^# fail //p' "$out")
 [ -n "$p$f" ] || f=1
 passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
