@@ -95,9 +95,57 @@ pub fn busy_reply(settings: &crate::cmd::config::Settings, spec: &Spec) -> Optio
     if crate::kv::wall_clock_ms() - since < limit {
         return None;
     }
-    Some(Reply::error(
-        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
-    ))
+    Some(busy_error(running_function().is_some()))
+}
+
+/// Redis's BUSY for a script (`function` false) or a function.
+fn busy_error(function: bool) -> Reply {
+    Reply::error(if function {
+        "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+    } else {
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+    })
+}
+
+/// The function this node runs for a client now, for FUNCTION STATS and the kill commands:
+/// its name, the command that called it and since when (unix ms).
+type RunningFunction = (String, Vec<Bytes>, i64);
+
+fn running() -> &'static Mutex<Option<RunningFunction>> {
+    static RUNNING: OnceLock<Mutex<Option<RunningFunction>>> = OnceLock::new();
+    RUNNING.get_or_init(|| Mutex::new(None))
+}
+
+fn running_function() -> Option<RunningFunction> {
+    running()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// Runs `f` as the function `name` called by `argv` (as FUNCTION STATS shows it).
+fn as_running<R>(name: &str, argv: &[Bytes], f: impl FnOnce() -> R) -> R {
+    let now = crate::kv::wall_clock_ms();
+    *running().lock().unwrap_or_else(PoisonError::into_inner) =
+        Some((name.to_string(), argv.to_vec(), now));
+    let r = f();
+    *running().lock().unwrap_or_else(PoisonError::into_inner) = None;
+    r
+}
+
+/// SCRIPT KILL (`function` false) or FUNCTION KILL: each stops only its own kind, as Redis.
+fn kill(function: bool) -> Reply {
+    if script::running_since().is_none() {
+        return Reply::error("NOTBUSY No scripts in execution right now.");
+    }
+    if running_function().is_some() != function {
+        return busy_error(!function);
+    }
+    if script::kill() {
+        Reply::ok()
+    } else {
+        Reply::error("NOTBUSY No scripts in execution right now.")
+    }
 }
 
 /// True for the read-only script commands (they may run long: see `connection`).
@@ -544,11 +592,7 @@ fn prepare_script(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
         return Ok(vec![argv[0].clone(), Bytes::from_static(b"load"), s.body]);
     }
     if is(sub, "kill") && argc == 2 {
-        return Err(if script::kill() {
-            Reply::ok()
-        } else {
-            Reply::error("NOTBUSY No scripts in execution right now.")
-        });
+        return Err(kill(false));
     }
     if is(sub, "debug") && argc == 3 {
         return Err(Reply::error("ERR SCRIPT DEBUG is not supported by kvd"));
@@ -696,7 +740,9 @@ fn fcall_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, Stor
     let read_only = function_flags(&code, &argv[1]).unwrap_or(false);
     let mut host = ReadHost::new(view, read_only);
     let (keys, args) = argv[3..].split_at(n);
-    let outcome = script::run_function(&code, &name, keys, args, &mut host);
+    let outcome = as_running(&name, argv, || {
+        script::run_function(&code, &name, keys, args, &mut host)
+    });
     match outcome {
         Outcome::Reply(r) => {
             show(&host.shown);
@@ -726,7 +772,9 @@ fn fcall_read_only(view: &dyn KeyRead, argv: &[Bytes]) -> CmdResult {
     let name = String::from_utf8_lossy(&argv[1]).into_owned();
     let mut host = ReadHost::new(view, true);
     let (keys, args) = argv[3..].split_at(n);
-    let outcome = script::run_function(&code, &name, keys, args, &mut host);
+    let outcome = as_running(&name, argv, || {
+        script::run_function(&code, &name, keys, args, &mut host)
+    });
     show(&host.shown);
     outcome_reply(outcome)
 }
@@ -888,15 +936,20 @@ fn prepare_function(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
         return Ok(argv);
     }
     if is(sub, "stats") && argc == 2 {
-        // Answered from the replicated state, through the log (kvd has no local path for it).
-        return Ok(argv);
+        // Answered from the replicated state, through the log (kvd has no local path for it);
+        // the function this node is running (node-local) rides in the entry, so apply's reply
+        // is the entry's alone: `function stats <name> <duration ms> <command...>`.
+        let mut entry = argv;
+        if let Some((name, command, since)) = running_function() {
+            let ms = (crate::kv::wall_clock_ms() - since).max(0);
+            entry.push(Bytes::from(name.into_bytes()));
+            entry.push(Bytes::from(ms.to_string()));
+            entry.extend(command);
+        }
+        return Ok(entry);
     }
     if is(sub, "kill") && argc == 2 {
-        return Err(if script::kill() {
-            Reply::ok()
-        } else {
-            Reply::error("NOTBUSY No scripts in execution right now.")
-        });
+        return Err(kill(true));
     }
     if (is(sub, "dump") && argc == 2) || (is(sub, "restore") && argc >= 3) {
         return Err(Reply::error(
@@ -1049,8 +1102,22 @@ fn apply_function(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult 
             .iter()
             .map(|(_, code)| script::load_library(code).map(|f| f.len()).unwrap_or(0))
             .sum();
+        let running = match argv.get(2..) {
+            Some([name, ms, command @ ..]) => Reply::Map(vec![
+                (Reply::bulk("name"), Reply::Bulk(name.clone())),
+                (
+                    Reply::bulk("command"),
+                    Reply::Array(command.iter().cloned().map(Reply::Bulk).collect()),
+                ),
+                (
+                    Reply::bulk("duration_ms"),
+                    Reply::Integer(parse_i64(ms).unwrap_or(0)),
+                ),
+            ]),
+            _ => Reply::Nil,
+        };
         return Ok(Reply::Map(vec![
-            (Reply::bulk("running_script"), Reply::Nil),
+            (Reply::bulk("running_script"), running),
             (
                 Reply::bulk("engines"),
                 Reply::Map(vec![(
