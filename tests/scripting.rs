@@ -673,6 +673,76 @@ fn relative_expiry_inside_a_script_is_relative() {
     c.check(&["TTL", "k"], ":100\r\n");
 }
 
+/// SCRIPT and FUNCTION check their subcommands and arities as Redis 7.0 does, and an API
+/// error is reported at the script's line even when the script tail-calls the function
+/// (expected replies from redis-server 7.0.15).
+#[test]
+fn subcommand_errors_and_tail_called_api_errors_match_redis() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    for (argv, want) in [
+        (
+            &["SCRIPT", "nosuch"][..],
+            "-ERR unknown subcommand 'nosuch'. Try SCRIPT HELP.\r\n",
+        ),
+        (
+            &["FUNCTION", "nosuch"][..],
+            "-ERR unknown subcommand 'nosuch'. Try FUNCTION HELP.\r\n",
+        ),
+        (
+            &["SCRIPT", "exists"][..],
+            "-ERR wrong number of arguments for 'script|exists' command\r\n",
+        ),
+        (
+            &["SCRIPT", "load"][..],
+            "-ERR wrong number of arguments for 'script|load' command\r\n",
+        ),
+        (
+            &["SCRIPT", "KILL", "x"][..],
+            "-ERR wrong number of arguments for 'script|kill' command\r\n",
+        ),
+        (
+            &["FUNCTION", "delete"][..],
+            "-ERR wrong number of arguments for 'function|delete' command\r\n",
+        ),
+        (
+            &["FUNCTION", "stats", "x"][..],
+            "-ERR wrong number of arguments for 'function|stats' command\r\n",
+        ),
+        (
+            &["FUNCTION", "restore"][..],
+            "-ERR wrong number of arguments for 'function|restore' command\r\n",
+        ),
+        (&["SCRIPT", "exists", "a", "b"][..], "*2\r\n:0\r\n:0\r\n"),
+    ] {
+        c.check(argv, want);
+    }
+    let help = c.call(&["FUNCTION", "HELP"]);
+    assert!(
+        help.starts_with(b"*40\r\n+FUNCTION <subcommand>"),
+        "{}",
+        show(&help)
+    );
+    assert!(
+        help.ends_with(b"+HELP\r\n+    Prints this help.\r\n"),
+        "{}",
+        show(&help)
+    );
+    for (body, msg) in [
+        (
+            "return redis.setresp(4)",
+            "ERR RESP version must be 2 or 3.",
+        ),
+        ("return redis.sha1hex()", "ERR wrong number of arguments"),
+        (
+            "return redis.log('x', 'y')",
+            "ERR First argument must be a number (log level).",
+        ),
+    ] {
+        c.check(&["EVAL", body, "0"], &located(msg, body, 1));
+    }
+}
+
 #[test]
 fn a_runaway_script_is_stopped_by_the_budget() {
     let node = Node::single(&[]);

@@ -557,12 +557,13 @@ const SCRIPT_HELP: &[&str] = &[
     "LOAD <script>",
     "    Load a script into the scripts cache without executing it.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 /// SCRIPT: LOAD and FLUSH are entries (every node caches or forgets alike); EXISTS, KILL and
 /// HELP are answered here, on the node the client talks to (an `Err` is the reply).
 fn prepare_script(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
+    super::transactions::check_subcommand(&SCRIPT, &argv)?;
     let sub = &argv[1];
     let argc = argv.len();
     if is(sub, "help") && argc == 2 {
@@ -898,9 +899,59 @@ fn split_words(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     }
 }
 
+/// FUNCTION HELP, as redis-server 7.0 answers it.
+const FUNCTION_HELP: &[&str] = &[
+    "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "LOAD [REPLACE] <FUNCTION CODE>",
+    "    Create a new library with the given library name and code.",
+    "DELETE <LIBRARY NAME>",
+    "    Delete the given library.",
+    "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+    "    Return general information on all the libraries:",
+    "    * Library name",
+    "    * The engine used to run the Library",
+    "    * Library description",
+    "    * Functions list",
+    "    * Library code (if WITHCODE is given)",
+    "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+    "STATS",
+    "    Return information about the current function running:",
+    "    * Function name",
+    "    * Command used to run the function",
+    "    * Duration in MS that the function is running",
+    "    If no function is running, return nil",
+    "    In addition, returns a list of available engines.",
+    "KILL",
+    "    Kill the current running function.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Delete all the libraries.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the libraries.",
+    "    * SYNC: Synchronously flush the libraries.",
+    "DUMP",
+    "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+    "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+    "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+    "    control how to handle existing libraries (default APPEND):",
+    "    * FLUSH: delete all existing libraries.",
+    "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+    "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+    "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+    "      in case of functions name collision with another library).",
+    "HELP",
+    "    Prints this help.",
+];
+
 fn prepare_function(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
+    super::transactions::check_subcommand(&FUNCTION, &argv)?;
     let sub = &argv[1];
     let argc = argv.len();
+    if is(sub, "help") && argc == 2 {
+        return Err(Reply::Array(
+            FUNCTION_HELP.iter().map(|l| Reply::status(*l)).collect(),
+        ));
+    }
     if is(sub, "load") && argc >= 3 {
         let replace = argc == 4 && is(&argv[2], "replace");
         if argc > 4 || (argc == 4 && !replace) {

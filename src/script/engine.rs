@@ -348,6 +348,19 @@ fn library_function(lua: &Lua, f: Function) -> mlua::Result<Function> {
     }
 }
 
+/// A C closure that calls its upvalue with its arguments and returns all it returns (see
+/// `c_wrap` in the sandbox).
+unsafe extern "C-unwind" fn passthrough(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state and the wrapped function as upvalue 1.
+    unsafe {
+        let n = ffi::lua_gettop(state);
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
+        ffi::lua_insert(state, 1);
+        ffi::lua_call(state, n, ffi::LUA_MULTRET);
+        ffi::lua_gettop(state)
+    }
+}
+
 /// See [`library_function`].
 unsafe extern "C-unwind" fn lib_trampoline(state: *mut ffi::lua_State) -> c_int {
     // SAFETY: called by Lua with a valid state and the wrapped function as upvalue 1; only
@@ -517,6 +530,17 @@ impl Engine {
         raw.raw_set("call_c", unsafe { lua.create_c_function(redis_call)? })?;
         // SAFETY: `redis_pcall` follows the Lua C API (see `call_packed`).
         raw.raw_set("pcall_c", unsafe { lua.create_c_function(redis_pcall)? })?;
+        raw.raw_set(
+            "c_wrap",
+            lua.create_function(|lua, f: Function| {
+                // SAFETY: as in `library_function`; `passthrough` follows the Lua C API.
+                unsafe {
+                    lua.exec_raw::<Function>(f, |state| {
+                        ffi::lua_pushcclosure(state, passthrough, 1);
+                    })
+                }
+            })?,
+        )?;
         super::bit::register(&lua, &raw)?;
         super::cjson::register(&lua, &raw)?;
         super::cmsgpack::register(&lua, &raw)?;

@@ -201,6 +201,12 @@ for _, name in ipairs({'print', 'dofile', 'loadfile', 'module', 'require', 'pack
                        'io', 'os', 'debug', 'newproxy'}) do
   G[name] = nil
 end
+-- The API functions that raise error tables run inside a C closure (engine.rs,
+-- `c_wrap`): a C function keeps its caller's frame even when tail-called (`return
+-- redis.setresp(4)`), so the error is reported at the script's line, as on redis-server.
+for _, name in ipairs({'sha1hex', 'log', 'setresp', 'set_repl', 'acl_check_cmd'}) do
+  redis[name] = raw.c_wrap(redis[name])
+end
 G.redis = protect(redis)
 G.bit = protect(wrap_all(raw.bit))
 G.cjson = protect(wrap_all(raw.cjson))
