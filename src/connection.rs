@@ -303,7 +303,9 @@ impl Conn {
                 }
             };
             if let Some(busy) = cmd::scripting::busy_reply(&shared.settings, spec) {
-                self.ready(busy)?;
+                // As any refusal: it flags an open transaction, and aborts it if it is EXEC.
+                let reply = self.refused(&argv, busy);
+                self.ready(reply)?;
                 continue;
             }
             self.session.note_command(spec.name, &argv);

@@ -4,7 +4,10 @@
 //! addr>] "arg" ...`, arguments escaped as `sdscatrepr` does; admin commands are not shown, and
 //! the secrets of AUTH and HELLO ... AUTH are shown as `(redacted)`. A transaction's commands are
 //! shown when EXEC runs them, before `exec`. A monitor sees the commands of this node's own
-//! clients (a write proposed through another node shows on that node's monitors).
+//! clients (a write proposed through another node shows on that node's monitors). The
+//! commands a script runs follow its EVAL / FCALL line as `[<db> lua] ...`: those of a script
+//! served by this node once it completes, those of a script that writes when it is applied,
+//! which is on every node, so every node's monitors show them.
 //!
 //! Lines go into each monitor's Pub/Sub mailbox (`pubsub::Mailbox`), so they are written out as
 //! pushes are and a monitor that does not read is disconnected at its output limit instead of
@@ -74,15 +77,23 @@ impl Monitors {
 
     /// Shows one command, run by the client at `addr` in database `db`, to every monitor.
     pub fn feed(&self, spec: &Spec, db: u8, addr: &SocketAddr, argv: &[Bytes]) {
-        if !self.active() || !shown(spec) {
+        if self.active() {
+            self.feed_as(spec, db, &addr.to_string(), argv);
+        }
+    }
+
+    /// Shows one command a script ran in database `db` (`[<db> lua]`, as Redis shows them).
+    pub fn feed_script(&self, spec: &Spec, db: u8, argv: &[Bytes]) {
+        if self.active() {
+            self.feed_as(spec, db, "lua", argv);
+        }
+    }
+
+    fn feed_as(&self, spec: &Spec, db: u8, client: &str, argv: &[Bytes]) {
+        if !shown(spec) {
             return;
         }
-        let line = line(
-            db,
-            &addr.to_string(),
-            &redacted(spec.name, argv),
-            now_micros(),
-        );
+        let line = line(db, client, &redacted(spec.name, argv), now_micros());
         let size = line.len();
         let list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
         for m in list.iter() {

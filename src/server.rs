@@ -194,6 +194,13 @@ pub fn run(config: Config) -> Result<(), StartError> {
         logger: logger.clone(),
         requirepass,
     });
+    crate::cmd::scripting::set_server(Arc::downgrade(&shared));
+    let settings = Arc::downgrade(&shared);
+    crate::script::set_log(logger.clone(), move || {
+        settings.upgrade().map_or(2, |s| {
+            crate::script::verbosity_of(&s.settings.get("loglevel"))
+        })
+    });
     let result = runtime.block_on(serve(
         shared.clone(),
         client_listener,

@@ -373,6 +373,376 @@ fn script_cache_read_only_scripts_and_writes() {
     c.check(&["EXEC"], "*2\r\n:1\r\n$1\r\n1\r\n");
 }
 
+/// `cmsgpack` and `struct` as redis-server 7.0.15 ships them: every expected reply below was
+/// taken from redis-server over a raw socket for the same script (so error replies carry the
+/// same SHA). Pack results are returned as hex.
+#[test]
+fn cmsgpack_and_struct_match_redis() {
+    const HEX: &str = "local function hex(s) return (s:gsub('.', function(c) return string.format('%02x', c:byte()) end)) end ";
+    let cases: &[(&str, &str)] = &[
+        (
+            "return hex(cmsgpack.pack(0.1, -1099511627776, 1.5, -0.0, 1e300, 2^63, -2^63, 2^64))",
+            "$104\r\ncb3fb999999999999ad3ffffff0000000000ca3fc0000000cb7e37e43c8800759cca5f000000d38000000000000000ca5f800000\r\n",
+        ),
+        (
+            "return hex(cmsgpack.pack(0, 127, 128, 255, 256, 65535, 65536, 2^32-1, 2^32, -1, -32, -33, -128, -129, -32768, -32769, -2^31, -2^31-1))",
+            "$124\r\n007fcc80ccffcd0100cdffffce00010000ceffffffffcf0000000100000000ffe0d0dfd080d1ff7fd18000d2ffff7fffd280000000d3ffffffff7fffffff\r\n",
+        ),
+        (
+            "return hex(cmsgpack.pack(string.rep('a', 31), string.rep('b', 32)))",
+            "$132\r\nbf61616161616161616161616161616161616161616161616161616161616161d9206262626262626262626262626262626262626262626262626262626262626262\r\n",
+        ),
+        (
+            "return {#cmsgpack.pack(string.rep('c', 255)), #cmsgpack.pack(string.rep('d', 256)), #cmsgpack.pack(string.rep('e', 65535)), #cmsgpack.pack(string.rep('e', 65536))}",
+            "*4\r\n:257\r\n:259\r\n:65538\r\n:65541\r\n",
+        ),
+        (
+            "return hex(cmsgpack.pack({}, {{}}, true, false, nil, function() end, {1,2,nil,4}, {a=1,[1]=2}))",
+            "$40\r\n909190c3c2c0c08301010202040482a161010102\r\n",
+        ),
+        (
+            "return hex(cmsgpack.pack({x=1, y=2, z={1,2,3}, w='str', [1.5]=2, [-1]=3, [true]=4}))",
+            "$58\r\n87a17902a17801a17a93010203c304ff03a177a3737472ca3fc0000002\r\n",
+        ),
+        (
+            "local a = {x=nil,y=5} local b = {x=a} a['x'] = b return hex(cmsgpack.pack(a))",
+            "$146\r\n82a17905a17881a17882a17905a17881a17882a17905a17881a17882a17905a17881a17882a17905a17881a17882a17905a17881a17882a17905a17881a17882a17905a17881a178c0\r\n",
+        ),
+        (
+            "return {cmsgpack.unpack(cmsgpack.pack(1, 'a', {1,2}, {k='v'}, true, 1.5))}",
+            "*6\r\n:1\r\n$1\r\na\r\n*2\r\n:1\r\n:2\r\n*0\r\n:1\r\n:1\r\n",
+        ),
+        (
+            "return {cmsgpack.unpack_one('\\1\\2\\3')}",
+            "*2\r\n:1\r\n:1\r\n",
+        ),
+        (
+            "return {cmsgpack.unpack_one('\\1\\2\\3', 2)}",
+            "*2\r\n:-1\r\n:3\r\n",
+        ),
+        (
+            "return {cmsgpack.unpack_limit('\\1\\2\\3', 2, 1)}",
+            "*3\r\n:-1\r\n:2\r\n:3\r\n",
+        ),
+        (
+            "return {cmsgpack.unpack_limit('\\1\\2\\3', 0, 1)}",
+            "*1\r\n:1\r\n",
+        ),
+        (
+            "return {cmsgpack.unpack('\\207\\255\\255\\255\\255\\255\\255\\255\\255', '\\211\\128\\0\\0\\0\\0\\0\\0\\0')}",
+            "*1\r\n:-1\r\n",
+        ),
+        (
+            "return cmsgpack.unpack('\\221\\255\\255\\255\\255')",
+            "-ERR user_script:1: Missing bytes in input. script: fa88891cd458f999761d229096e5f31208eb9995, on @user_script:1.\r\n",
+        ),
+        (
+            "return cmsgpack.unpack('\\223\\255\\255\\255\\255')",
+            "-ERR user_script:1: Missing bytes in input. script: d1ee5da576cfd7ac8994ae5b22385753aa74c5d0, on @user_script:1.\r\n",
+        ),
+        (
+            "return cmsgpack.unpack('\\219\\255\\255\\255\\255')",
+            "-ERR user_script:1: Missing bytes in input. script: 6b5a142925bdaf9c12b9bc4ebb1af41d62dcabe8, on @user_script:1.\r\n",
+        ),
+        (
+            "return cmsgpack.unpack('\\193')",
+            "-ERR user_script:1: Bad data format in input. script: 53e90836ce2cc63432e5fc473483c7f70f2b7388, on @user_script:1.\r\n",
+        ),
+        (
+            "return cmsgpack.unpack('\\129\\192\\1')",
+            "-ERR table index is nil script: 9369db65c45865079026c02c2a199bdd1e8495a8, on @user_script:1.\r\n",
+        ),
+        (
+            "return cmsgpack.unpack_one('\\1\\2', 5)",
+            "-ERR user_script:1: Start offset 5 greater than input length 2. script: c07160120fe71d13a745fae2da170e74867766f5, on @user_script:1.\r\n",
+        ),
+        (
+            "return cmsgpack.pack()",
+            "-ERR user_script:1: bad argument #0 to 'pack' (MessagePack pack needs input.) script: 945e19d84b865707ce27ac520f7cb8eb92ccdf51, on @user_script:1.\r\n",
+        ),
+        (
+            "return hex(struct.pack('<hHlLbBTdf', -2, 65535, -3, 2^40, -128, 255, 12, 0.1, 0.1))",
+            "$84\r\nfefffffffdffffffffffffff000000000001000080ff0c000000000000009a9999999999b93fcdcccc3d\r\n",
+        ),
+        (
+            "return {struct.unpack('<hHlLbBTdf', struct.pack('<hHlLbBTdf', -2, 65535, -3, 2^40, -128, 255, 12, 0.1, 0.1))}",
+            "*10\r\n:-2\r\n:65535\r\n:-3\r\n:1099511627776\r\n:-128\r\n:255\r\n:12\r\n:0\r\n:0\r\n:43\r\n",
+        ),
+        (
+            "return hex(struct.pack('!8bdbi2bl', 1, 2, 3, 4, 5, 6))",
+            "$64\r\n0100000000000000000000000000004003000400050000000600000000000000\r\n",
+        ),
+        (
+            "return hex(struct.pack('>d<f!4i', 1.5, 2.5, 3))",
+            "$32\r\n3ff80000000000000000204003000000\r\n",
+        ),
+        (
+            "return hex(struct.pack('i16', -1) .. struct.pack('>I', -1) .. struct.pack('>I2', 70000) .. struct.pack('s', 'ab') .. struct.pack('c0', 'abc'))",
+            "$56\r\nffffffffffffffff0000000000000000ffffffff1170616200616263\r\n",
+        ),
+        (
+            "return {struct.unpack('i16', string.rep('\\255', 16))}",
+            "*2\r\n:-1\r\n:17\r\n",
+        ),
+        (
+            "return {struct.unpack('bc0', '\\3abcd')}",
+            "*2\r\n$3\r\nabc\r\n:5\r\n",
+        ),
+        (
+            "return {struct.unpack('>s', 'ab\\0cd')}",
+            "*2\r\n$2\r\nab\r\n:4\r\n",
+        ),
+        (
+            "return {struct.size('!2hbi'), struct.size('lLThHbBfdx'), struct.size('y')}",
+            "*3\r\n:8\r\n:43\r\n:0\r\n",
+        ),
+        (
+            "return struct.pack('c2', 'a')",
+            "-ERR user_script:1: bad argument #3 to 'pack' (string too short) script: dda53b3929f08c72f21185709f45379932d1c79d, on @user_script:1.\r\n",
+        ),
+        (
+            "return struct.pack('= b', 1)",
+            "-ERR user_script:1: bad argument #1 to 'pack' (invalid format option '=') script: 6b1c5e7b0f4c38d519f01bddadd667b61b77e23a, on @user_script:1.\r\n",
+        ),
+        (
+            "return struct.unpack('>i', 'ab')",
+            "-ERR user_script:1: bad argument #2 to 'unpack' (data string too short) script: f5b38f285de7785cc219223dc034d73b93d96297, on @user_script:1.\r\n",
+        ),
+        (
+            "return struct.unpack('s', 'abcd')",
+            "-ERR user_script:1: unfinished string in data script: f2e068ab67a87eb51ba81b028f31364bf21f1cf3, on @user_script:1.\r\n",
+        ),
+        (
+            "return struct.size('c0')",
+            "-ERR user_script:1: bad argument #1 to 'size' (option 'c0' has no fixed size) script: 31aaace19a41d08d257c1f775bc4ff554c646f22, on @user_script:1.\r\n",
+        ),
+        (
+            "return struct.size('i40')",
+            "-ERR user_script:1: integral size 40 is larger than limit of 32 script: 26de2550e27514da7ac049f687ae9293bd7902dd, on @user_script:1.\r\n",
+        ),
+    ];
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    for (script, want) in cases {
+        let body = format!("{HEX}{script}");
+        c.check(&["EVAL", &body, "0"], want);
+    }
+    // Hostile input: claimed lengths far past the data, deep nesting, a long run of values;
+    // each ends in an error or a bounded result, and the node keeps answering.
+    let hostile = [
+        "return cmsgpack.unpack('\\221\\127\\255\\255\\255' .. string.rep('\\221\\127\\255\\255\\255', 1000))",
+        "return cmsgpack.unpack(string.rep('\\145', 100000))",
+        "return #{cmsgpack.unpack(string.rep('\\1', 7000))}",
+        "return struct.unpack(string.rep('c0', 1000), string.rep('\\255', 10))",
+        "return struct.pack('i' .. string.rep('9', 30), 1)",
+    ];
+    for script in hostile {
+        let reply = c.call(&["EVAL", script, "0"]);
+        assert!(
+            reply.starts_with(b"-") || reply.starts_with(b":"),
+            "{script}: {}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+    c.check(&["PING"], "+PONG\r\n");
+}
+
+#[test]
+fn redis_log_writes_to_the_node_log_as_loglevel_filters() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    let seen = |what: &str| {
+        let what = what.to_string();
+        poll_until(Duration::from_secs(10), &what.clone(), || {
+            node.log().contains(&what).then_some(())
+        })
+    };
+    // loglevel notice (the default): VERBOSE is dropped, NOTICE and WARNING kept.
+    c.check(
+        &[
+            "EVAL",
+            "redis.log(redis.LOG_VERBOSE, 'first-verbose') \
+             redis.log(redis.LOG_WARNING, 'first-warning', 7) \
+             redis.log(redis.LOG_NOTICE, 'first-notice')",
+            "0",
+        ],
+        "$-1\r\n",
+    );
+    seen("first-notice");
+    let log = node.log();
+    assert!(log.contains("first-warning 7"), "{log}");
+    assert!(!log.contains("first-verbose"), "{log}");
+    c.check(&["CONFIG", "SET", "loglevel", "warning"], "+OK\r\n");
+    c.check(
+        &[
+            "EVAL",
+            "redis.log(redis.LOG_NOTICE, 'second-notice') redis.log(redis.LOG_WARNING, 'second-warning')",
+            "0",
+        ],
+        "$-1\r\n",
+    );
+    seen("second-warning");
+    assert!(!node.log().contains("second-notice"));
+    c.check(
+        &["EVAL", "redis.log(9, 'x')", "0"],
+        &located("ERR Invalid debug level.", "redis.log(9, 'x')", 1),
+    );
+}
+
+/// MONITOR shows the commands a script runs after its EVAL / FCALL line, as `[<db> lua]`
+/// (redis-server 7.0.15 shows exactly these lines for the same commands): refused calls
+/// (unknown, wrong arity) are not shown, SELECT shows the database it switched to, and a
+/// script that writes (run at apply) shows them too.
+#[test]
+fn monitor_shows_the_commands_scripts_run() {
+    let node = Node::single(&[]);
+    let mut mon = node.raw();
+    mon.check(&["MONITOR"], "+OK\r\n");
+    let mut c = node.raw();
+    let body = |line: Vec<u8>| -> String {
+        let text = String::from_utf8_lossy(&line).into_owned();
+        let rest = text
+            .trim_end_matches("\r\n")
+            .split_once(' ')
+            .map(|(_, r)| r.to_string())
+            .unwrap_or_default();
+        // The client's own address is not compared.
+        if rest.starts_with("[0 lua]") || rest.starts_with("[3 lua]") {
+            rest
+        } else {
+            rest.split_once("] ")
+                .map(|(_, r)| r.to_string())
+                .unwrap_or(rest)
+        }
+    };
+    let writer = "redis.call('set','k','v') redis.call('select', 3) redis.pcall('incr', 'k') \
+                  pcall(redis.call, 'nosuch') redis.call('ping') return redis.call('get','k')";
+    c.check(&["EVAL", writer, "0"], "$1\r\n1\r\n");
+    c.check(
+        &["EVAL_RO", "return redis.call('get', KEYS[1])", "1", "k"],
+        "$1\r\nv\r\n",
+    );
+    c.check(
+        &["EVAL", "return redis.call('get', 'k')", "0"],
+        "$1\r\nv\r\n",
+    );
+    c.check(
+        &["EVAL", "return redis.call('set', 'a')", "0"],
+        &located(
+            "ERR Wrong number of args calling Redis command from script",
+            "return redis.call('set', 'a')",
+            1,
+        ),
+    );
+    let want = [
+        format!("\"EVAL\" \"{writer}\" \"0\""),
+        r#"[0 lua] "set" "k" "v""#.to_string(),
+        r#"[3 lua] "select" "3""#.to_string(),
+        r#"[3 lua] "incr" "k""#.to_string(),
+        r#"[3 lua] "ping""#.to_string(),
+        r#"[3 lua] "get" "k""#.to_string(),
+        r#""EVAL_RO" "return redis.call('get', KEYS[1])" "1" "k""#.to_string(),
+        r#"[0 lua] "get" "k""#.to_string(),
+        r#""EVAL" "return redis.call('get', 'k')" "0""#.to_string(),
+        r#"[0 lua] "get" "k""#.to_string(),
+        r#""EVAL" "return redis.call('set', 'a')" "0""#.to_string(),
+    ];
+    for w in want {
+        assert_eq!(body(mon.read_reply()), w);
+    }
+    c.check(&["PING"], "+PONG\r\n");
+    assert_eq!(body(mon.read_reply()), r#""PING""#);
+}
+
+/// A command whose `prepare` rewrites it (EXPIRE into PEXPIREAT) runs as rewritten inside a
+/// script, as it would as an entry (it was applied as EXPIRE with an absolute time).
+#[test]
+fn relative_expiry_inside_a_script_is_relative() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    c.check(
+        &[
+            "EVAL",
+            "redis.call('set', KEYS[1], 'v') redis.call('expire', KEYS[1], 100) \
+             redis.call('pexpire', KEYS[2] or KEYS[1], 100000) return redis.call('ttl', KEYS[1])",
+            "1",
+            "k",
+        ],
+        ":100\r\n",
+    );
+    c.check(&["TTL", "k"], ":100\r\n");
+}
+
+/// SCRIPT and FUNCTION check their subcommands and arities as Redis 7.0 does, and an API
+/// error is reported at the script's line even when the script tail-calls the function
+/// (expected replies from redis-server 7.0.15).
+#[test]
+fn subcommand_errors_and_tail_called_api_errors_match_redis() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    for (argv, want) in [
+        (
+            &["SCRIPT", "nosuch"][..],
+            "-ERR unknown subcommand 'nosuch'. Try SCRIPT HELP.\r\n",
+        ),
+        (
+            &["FUNCTION", "nosuch"][..],
+            "-ERR unknown subcommand 'nosuch'. Try FUNCTION HELP.\r\n",
+        ),
+        (
+            &["SCRIPT", "exists"][..],
+            "-ERR wrong number of arguments for 'script|exists' command\r\n",
+        ),
+        (
+            &["SCRIPT", "load"][..],
+            "-ERR wrong number of arguments for 'script|load' command\r\n",
+        ),
+        (
+            &["SCRIPT", "KILL", "x"][..],
+            "-ERR wrong number of arguments for 'script|kill' command\r\n",
+        ),
+        (
+            &["FUNCTION", "delete"][..],
+            "-ERR wrong number of arguments for 'function|delete' command\r\n",
+        ),
+        (
+            &["FUNCTION", "stats", "x"][..],
+            "-ERR wrong number of arguments for 'function|stats' command\r\n",
+        ),
+        (
+            &["FUNCTION", "restore"][..],
+            "-ERR wrong number of arguments for 'function|restore' command\r\n",
+        ),
+        (&["SCRIPT", "exists", "a", "b"][..], "*2\r\n:0\r\n:0\r\n"),
+    ] {
+        c.check(argv, want);
+    }
+    let help = c.call(&["FUNCTION", "HELP"]);
+    assert!(
+        help.starts_with(b"*40\r\n+FUNCTION <subcommand>"),
+        "{}",
+        show(&help)
+    );
+    assert!(
+        help.ends_with(b"+HELP\r\n+    Prints this help.\r\n"),
+        "{}",
+        show(&help)
+    );
+    for (body, msg) in [
+        (
+            "return redis.setresp(4)",
+            "ERR RESP version must be 2 or 3.",
+        ),
+        ("return redis.sha1hex()", "ERR wrong number of arguments"),
+        (
+            "return redis.log('x', 'y')",
+            "ERR First argument must be a number (log level).",
+        ),
+    ] {
+        c.check(&["EVAL", body, "0"], &located(msg, body, 1));
+    }
+}
+
 #[test]
 fn a_runaway_script_is_stopped_by_the_budget() {
     let node = Node::single(&[]);

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use bytes::Bytes;
 
-use super::scripting::{libraries, library_name, remove_library};
+use super::scripting::{function_row, libraries, library_name, remove_library};
 use super::{CmdResult, is, lossy};
 use crate::kv::WriteView;
 use crate::kv::encoding;
@@ -94,9 +94,10 @@ pub fn apply(w: &mut WriteView, argv: &[Bytes]) -> CmdResult {
         if incoming.contains_key(&name) {
             return Ok(Reply::error(format!("ERR Library '{name}' already exists")));
         }
-        let functions: Vec<String> = functions.into_iter().map(|(f, _)| f).collect();
+        let functions: Vec<String> = functions.into_iter().map(|f| f.name).collect();
         for f in &functions {
-            if !incoming_functions.insert(f.clone()) {
+            // Function names are case-insensitive (see `scripting::function_row`).
+            if !incoming_functions.insert(f.to_ascii_lowercase()) {
                 return Ok(Reply::error(format!("ERR Function {f} already exists")));
             }
         }
@@ -120,9 +121,12 @@ pub fn apply(w: &mut WriteView, argv: &[Bytes]) -> CmdResult {
         }
     }
     for (_, code) in &kept {
-        for (f, _) in script::load_library(code).unwrap_or_default() {
-            if incoming_functions.contains(&f) {
-                return Ok(Reply::error(format!("ERR Function {f} already exists")));
+        for f in script::load_library(code).unwrap_or_default() {
+            if incoming_functions.contains(&f.name.to_ascii_lowercase()) {
+                return Ok(Reply::error(format!(
+                    "ERR Function {} already exists",
+                    f.name
+                )));
             }
         }
     }
@@ -137,7 +141,7 @@ pub fn apply(w: &mut WriteView, argv: &[Bytes]) -> CmdResult {
         w.put_raw(&encoding::library_key(name.as_bytes()), code);
         for f in functions {
             w.put_raw(
-                &encoding::function_key(f.as_bytes()),
+                &function_row(f.as_bytes()),
                 Bytes::from(name.clone().into_bytes()),
             );
         }

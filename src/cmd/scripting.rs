@@ -14,7 +14,7 @@
 //! the read view and refuse writes with Redis's error.
 
 use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use bytes::Bytes;
 
@@ -95,9 +95,57 @@ pub fn busy_reply(settings: &crate::cmd::config::Settings, spec: &Spec) -> Optio
     if crate::kv::wall_clock_ms() - since < limit {
         return None;
     }
-    Some(Reply::error(
-        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
-    ))
+    Some(busy_error(running_function().is_some()))
+}
+
+/// Redis's BUSY for a script (`function` false) or a function.
+fn busy_error(function: bool) -> Reply {
+    Reply::error(if function {
+        "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+    } else {
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+    })
+}
+
+/// The function this node runs for a client now, for FUNCTION STATS and the kill commands:
+/// its name, the command that called it and since when (unix ms).
+type RunningFunction = (String, Vec<Bytes>, i64);
+
+fn running() -> &'static Mutex<Option<RunningFunction>> {
+    static RUNNING: OnceLock<Mutex<Option<RunningFunction>>> = OnceLock::new();
+    RUNNING.get_or_init(|| Mutex::new(None))
+}
+
+fn running_function() -> Option<RunningFunction> {
+    running()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// Runs `f` as the function `name` called by `argv` (as FUNCTION STATS shows it).
+fn as_running<R>(name: &str, argv: &[Bytes], f: impl FnOnce() -> R) -> R {
+    let now = crate::kv::wall_clock_ms();
+    *running().lock().unwrap_or_else(PoisonError::into_inner) =
+        Some((name.to_string(), argv.to_vec(), now));
+    let r = f();
+    *running().lock().unwrap_or_else(PoisonError::into_inner) = None;
+    r
+}
+
+/// SCRIPT KILL (`function` false) or FUNCTION KILL: each stops only its own kind, as Redis.
+fn kill(function: bool) -> Reply {
+    if script::running_since().is_none() {
+        return Reply::error("NOTBUSY No scripts in execution right now.");
+    }
+    if running_function().is_some() != function {
+        return busy_error(!function);
+    }
+    if script::kill() {
+        Reply::ok()
+    } else {
+        Reply::error("NOTBUSY No scripts in execution right now.")
+    }
 }
 
 /// True for the read-only script commands (they may run long: see `connection`).
@@ -190,13 +238,14 @@ pub fn run_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, St
     if known_writer {
         return Ok(None);
     }
-    let mut host = ReadHost {
-        view,
-        read_only: s.flags.no_writes,
-    };
+    let mut host = ReadHost::new(view, s.flags.no_writes);
     let (keys, args) = argv[3..].split_at(n);
-    match script::run(&s, keys, args, &mut host) {
-        Outcome::Reply(r) => Ok(Some(r)),
+    let outcome = script::run(&s, keys, args, &mut host);
+    match outcome {
+        Outcome::Reply(r) => {
+            show(&host.shown);
+            Ok(Some(r))
+        }
         Outcome::Store(e) => Err(e),
         Outcome::NeedsWrite => {
             let mut w = writers().lock().unwrap_or_else(PoisonError::into_inner);
@@ -213,12 +262,11 @@ pub fn run_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, St
 fn eval_read_only(view: &dyn KeyRead, argv: &[Bytes], by_sha: bool) -> CmdResult {
     let n = numkeys(argv)?;
     let s = script_of(argv, by_sha)?;
-    let mut host = ReadHost {
-        view,
-        read_only: true,
-    };
+    let mut host = ReadHost::new(view, true);
     let (keys, args) = argv[3..].split_at(n);
-    match script::run(&s, keys, args, &mut host) {
+    let outcome = script::run(&s, keys, args, &mut host);
+    show(&host.shown);
+    match outcome {
         Outcome::Reply(r) => Ok(r),
         Outcome::Store(e) => Err(e.into()),
         Outcome::NeedsWrite => Ok(read_only_write()),
@@ -267,9 +315,10 @@ fn denied(name: &str) -> bool {
     )
 }
 
-/// What every host checks before running a command (Redis's `scriptCall`), and the commands
-/// a script runs itself (PING, ECHO, TIME, SELECT); `Ok` means "run it through the table".
-fn precheck(argv: &[Bytes], now_ms: i64) -> Result<&'static Spec, Reply> {
+/// What every host checks before running a command (Redis's `scriptCall`): `Err` is the
+/// refusal. `Ok` has the command, and the reply of those a script runs itself (PING, ECHO,
+/// TIME); the others (SELECT aside) run through the table.
+fn precheck(argv: &[Bytes], now_ms: i64) -> Result<(&'static Spec, Option<Reply>), Reply> {
     let Some(spec) = lookup(&argv[0]) else {
         let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
         // Redis's noscript commands kvd does not have (yet) are refused as Redis refuses them.
@@ -290,19 +339,64 @@ fn precheck(argv: &[Bytes], now_ms: i64) -> Result<&'static Spec, Reply> {
             "ERR This Redis command is not allowed from script",
         ));
     }
-    match spec.name {
-        "ping" => Err(match argv.get(1) {
+    if matches!(spec.name, "xread" | "xreadgroup") && blocks(argv) {
+        return Err(Reply::error(format!(
+            "ERR {} command is not allowed with BLOCK option from scripts",
+            String::from_utf8_lossy(&argv[0])
+        )));
+    }
+    let builtin = match spec.name {
+        "ping" => Some(match argv.get(1) {
             None => Reply::status("PONG"),
             Some(m) if argv.len() == 2 => Reply::Bulk(m.clone()),
             Some(_) => super::wrong_arity("ping"),
         }),
-        "echo" => Err(Reply::Bulk(argv[1].clone())),
-        "time" => Err(Reply::Array(vec![
+        "echo" => Some(Reply::Bulk(argv[1].clone())),
+        "time" => Some(Reply::Array(vec![
             Reply::bulk(now_ms.div_euclid(1000).to_string()),
             Reply::bulk((now_ms.rem_euclid(1000) * 1000).to_string()),
         ])),
-        _ => Ok(spec),
+        _ => None,
+    };
+    Ok((spec, builtin))
+}
+
+/// This node's server, for its monitors (set at start; tests without a server have none).
+static SERVER: OnceLock<Weak<crate::server::Shared>> = OnceLock::new();
+
+/// Lets scripts show their commands to the node's MONITOR connections.
+pub fn set_server(shared: Weak<crate::server::Shared>) {
+    let _ = SERVER.set(shared);
+}
+
+/// The node's server if a monitor is listening.
+fn monitoring() -> Option<Arc<crate::server::Shared>> {
+    SERVER
+        .get()
+        .and_then(Weak::upgrade)
+        .filter(|s| s.pubsub.monitors.active())
+}
+
+/// Shows commands a script ran, as redis-server 7.0 does: `[<db> lua] "cmd" ...` after the
+/// line of the EVAL or FCALL, each with the database it ran in (after it, for SELECT).
+fn show(commands: &[(&'static Spec, u8, Vec<Bytes>)]) {
+    if commands.is_empty() {
+        return;
     }
+    if let Some(server) = monitoring() {
+        for (spec, db, argv) in commands {
+            server.pubsub.monitors.feed_script(spec, *db, argv);
+        }
+    }
+}
+
+/// True if an XREAD / XREADGROUP names BLOCK (with a value) before STREAMS.
+fn blocks(argv: &[Bytes]) -> bool {
+    let options = argv[1..].iter().take_while(|a| !is(a, "streams")).count();
+    argv[1..=options]
+        .iter()
+        .enumerate()
+        .any(|(i, a)| is(a, "block") && i + 1 < argv.len() - 1)
 }
 
 fn select_target(argv: &[Bytes]) -> Result<u8, Reply> {
@@ -323,18 +417,33 @@ struct ApplyHost<'a, 'w> {
 impl Host for ApplyHost<'_, '_> {
     fn call(&mut self, argv: Vec<Bytes>) -> Result<Reply, Stop> {
         let now = self.w.now_ms();
-        let spec = match precheck(&argv, now) {
-            Ok(spec) => spec,
+        let (spec, builtin) = match precheck(&argv, now) {
+            Ok(checked) => checked,
             Err(reply) => return Ok(reply),
         };
+        // A script that writes runs on every node: every node's monitors see its commands.
+        let shown = |db: u8, argv: &[Bytes]| {
+            if monitoring().is_some() {
+                show(&[(spec, db, argv.to_vec())]);
+            }
+        };
+        if let Some(reply) = builtin {
+            shown(self.w.db(), &argv);
+            return Ok(reply);
+        }
         if spec.name == "select" {
-            return Ok(match select_target(&argv) {
+            let reply = match select_target(&argv) {
                 Ok(db) => {
                     self.w.select_db(db);
                     Reply::ok()
                 }
                 Err(e) => e,
-            });
+            };
+            shown(self.w.db(), &argv);
+            return Ok(reply);
+        }
+        if !(self.read_only && matches!(spec.kind, Kind::Write { .. })) {
+            shown(self.w.db(), &argv);
         }
         match spec.kind {
             Kind::Local(_) => Ok(Reply::error(
@@ -344,7 +453,15 @@ impl Host for ApplyHost<'_, '_> {
             Kind::Write { .. } if self.read_only => Ok(read_only_write()),
             Kind::Write { prepare, apply } => match with_fixed_clock(now, || prepare(argv)) {
                 Err(reply) => Ok(reply),
-                Ok(argv) => settle(apply(self.w, self.ctx, &argv)).map_err(Stop::Store),
+                Ok(argv) => {
+                    // `prepare` may rewrite the command (EXPIRE into PEXPIREAT, ...): the
+                    // rewritten one is applied, as an entry would be.
+                    let apply = match argv.first().and_then(|n| lookup(n)).map(|s| s.kind) {
+                        Some(Kind::Write { apply, .. }) => apply,
+                        _ => apply,
+                    };
+                    settle(apply(self.w, self.ctx, &argv)).map_err(Stop::Store)
+                }
             },
         }
     }
@@ -385,15 +502,39 @@ struct ReadHost<'a> {
     view: &'a dyn KeyRead,
     /// Writes are errors (EVAL_RO, `no-writes`); otherwise they stop the run to propose it.
     read_only: bool,
+    /// The commands run, for the monitors: shown once the run completes (a run stopped to be
+    /// proposed shows them when it is applied instead).
+    shown: Vec<(&'static Spec, u8, Vec<Bytes>)>,
+}
+
+impl<'a> ReadHost<'a> {
+    fn new(view: &'a dyn KeyRead, read_only: bool) -> ReadHost<'a> {
+        ReadHost {
+            view,
+            read_only,
+            shown: Vec::new(),
+        }
+    }
 }
 
 impl Host for ReadHost<'_> {
     fn call(&mut self, argv: Vec<Bytes>) -> Result<Reply, Stop> {
-        let spec = match precheck(&argv, self.view.now_ms()) {
-            Ok(spec) => spec,
+        let (spec, builtin) = match precheck(&argv, self.view.now_ms()) {
+            Ok(checked) => checked,
             Err(reply) => return Ok(reply),
         };
+        let db = self.view.db();
+        let runs_here = !matches!(spec.kind, Kind::Write { .. }) && spec.name != "select";
+        if runs_here && monitoring().is_some() && self.shown.len() < 100_000 {
+            self.shown.push((spec, db, argv.clone()));
+        }
+        if let Some(reply) = builtin {
+            return Ok(reply);
+        }
         if spec.name == "select" {
+            if monitoring().is_some() && select_target(&argv).is_ok_and(|d| d == db) {
+                self.shown.push((spec, db, argv.clone()));
+            }
             return match select_target(&argv) {
                 Ok(db) if db == self.view.logical_db() => Ok(Reply::ok()),
                 // Another database: only the applied run can switch (its view is the entry's).
@@ -443,12 +584,13 @@ const SCRIPT_HELP: &[&str] = &[
     "LOAD <script>",
     "    Load a script into the scripts cache without executing it.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 /// SCRIPT: LOAD and FLUSH are entries (every node caches or forgets alike); EXISTS, KILL and
 /// HELP are answered here, on the node the client talks to (an `Err` is the reply).
 fn prepare_script(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
+    super::transactions::check_subcommand(&SCRIPT, &argv)?;
     let sub = &argv[1];
     let argc = argv.len();
     if is(sub, "help") && argc == 2 {
@@ -478,11 +620,7 @@ fn prepare_script(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
         return Ok(vec![argv[0].clone(), Bytes::from_static(b"load"), s.body]);
     }
     if is(sub, "kill") && argc == 2 {
-        return Err(if script::kill() {
-            Reply::ok()
-        } else {
-            Reply::error("NOTBUSY No scripts in execution right now.")
-        });
+        return Err(kill(false));
     }
     if is(sub, "debug") && argc == 3 {
         return Err(Reply::error("ERR SCRIPT DEBUG is not supported by kvd"));
@@ -521,7 +659,7 @@ pub const FCALL: Spec = Spec {
     name: "fcall",
     arity: -3,
     kind: Kind::Write {
-        prepare: |argv| numkeys(&argv).map(|_| argv),
+        prepare: |argv| fcall_numkeys(&argv).map(|_| argv),
         apply: apply_fcall,
     },
     flags: FLAGS,
@@ -546,10 +684,21 @@ pub const FUNCTION: Spec = Spec {
     keys: (0, 0, 0),
 };
 
-/// A function's library code, from the replicated state.
+/// The row naming a function's library: function names are case-insensitive, as in Redis
+/// (FUNCTION LIST shows them as registered).
+pub(super) fn function_row(name: &[u8]) -> Vec<u8> {
+    encoding::function_key(&name.to_ascii_lowercase())
+}
+
+/// A function's library code, from the replicated state (rows written before names were
+/// folded to lower case are found by their exact name).
 fn function_code(r: &dyn KeyRead, name: &[u8]) -> Result<Option<Bytes>, StoreError> {
-    let Some(lib) = r.raw(&encoding::function_key(name))? else {
-        return Ok(None);
+    let lib = match r.raw(&function_row(name))? {
+        Some(lib) => lib,
+        None => match r.raw(&encoding::function_key(name))? {
+            Some(lib) => lib,
+            None => return Ok(None),
+        },
     };
     r.raw(&encoding::library_key(&lib))
 }
@@ -571,12 +720,20 @@ fn function_flags(code: &[u8], name: &[u8]) -> Option<bool> {
     script::load_library(code)
         .ok()?
         .into_iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, no_writes)| no_writes)
+        .find(|f| f.name.eq_ignore_ascii_case(&name))
+        .map(|f| f.no_writes)
+}
+
+/// FCALL's number of keys, checked as Redis checks it.
+fn fcall_numkeys(argv: &[Bytes]) -> Result<usize, Reply> {
+    if parse_i64(&argv[2]).is_none() {
+        return Err(Reply::error("ERR Bad number of keys provided"));
+    }
+    numkeys(argv)
 }
 
 fn apply_fcall(w: &mut WriteView, ctx: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
-    let n = numkeys(argv)?;
+    let n = fcall_numkeys(argv)?;
     let Some(code) = function_code(&*w, &argv[1])? else {
         return Ok(no_function());
     };
@@ -596,7 +753,11 @@ fn fcall_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, Stor
         return Ok(Some(no_function()));
     };
     let name = String::from_utf8_lossy(&argv[1]).into_owned();
-    let key = format!("fcall:{}:{name}", script::sha1hex(&code));
+    let key = format!(
+        "fcall:{}:{}",
+        script::sha1hex(&code),
+        name.to_ascii_lowercase()
+    );
     if writers()
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -605,10 +766,16 @@ fn fcall_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, Stor
         return Ok(None);
     }
     let read_only = function_flags(&code, &argv[1]).unwrap_or(false);
-    let mut host = ReadHost { view, read_only };
+    let mut host = ReadHost::new(view, read_only);
     let (keys, args) = argv[3..].split_at(n);
-    match script::run_function(&code, &name, keys, args, &mut host) {
-        Outcome::Reply(r) => Ok(Some(r)),
+    let outcome = as_running(&name, argv, || {
+        script::run_function(&code, &name, keys, args, &mut host)
+    });
+    match outcome {
+        Outcome::Reply(r) => {
+            show(&host.shown);
+            Ok(Some(r))
+        }
         Outcome::Store(e) => Err(e),
         Outcome::NeedsWrite => {
             writers()
@@ -621,7 +788,7 @@ fn fcall_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, Stor
 }
 
 fn fcall_read_only(view: &dyn KeyRead, argv: &[Bytes]) -> CmdResult {
-    let n = numkeys(argv)?;
+    let n = fcall_numkeys(argv)?;
     let Some(code) = function_code(view, &argv[1])? else {
         return Ok(no_function());
     };
@@ -631,38 +798,47 @@ fn fcall_read_only(view: &dyn KeyRead, argv: &[Bytes]) -> CmdResult {
         ));
     }
     let name = String::from_utf8_lossy(&argv[1]).into_owned();
-    let mut host = ReadHost {
-        view,
-        read_only: true,
-    };
+    let mut host = ReadHost::new(view, true);
     let (keys, args) = argv[3..].split_at(n);
-    outcome_reply(script::run_function(&code, &name, keys, args, &mut host))
+    let outcome = as_running(&name, argv, || {
+        script::run_function(&code, &name, keys, args, &mut host)
+    });
+    show(&host.shown);
+    outcome_reply(outcome)
 }
 
-/// The library name a code's shebang gives (`#!lua name=<name>`), checked as Redis does.
+/// The library name a code's shebang gives (`#!lua name=<name>`), checked as Redis does: the
+/// line is split into words as Redis splits arguments (quotes allowed), the first word names
+/// the engine.
 pub(super) fn library_name(code: &[u8]) -> Result<String, Reply> {
     if !code.starts_with(b"#!") {
         return Err(Reply::error("ERR Missing library metadata"));
     }
     let end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
-    let line = String::from_utf8_lossy(&code[2..end]).into_owned();
-    let mut parts = line.split_ascii_whitespace();
-    let engine = parts.next().unwrap_or("");
+    let words = split_words(&code[..end])
+        .filter(|w| !w.is_empty())
+        .ok_or_else(|| Reply::error("ERR Invalid library metadata"))?;
+    let engine = String::from_utf8_lossy(&words[0][2..]).into_owned();
+    let mut name = None;
+    for part in &words[1..] {
+        if part.len() >= 5 && part[..5].eq_ignore_ascii_case(b"name=") {
+            if name.is_some() {
+                return Err(Reply::error(
+                    "ERR Invalid metadata value, name argument was given multiple times",
+                ));
+            }
+            name = Some(String::from_utf8_lossy(&part[5..]).into_owned());
+            continue;
+        }
+        return Err(Reply::error(format!(
+            "ERR Invalid metadata value given: {}",
+            String::from_utf8_lossy(part)
+        )));
+    }
+    let name = name.ok_or_else(|| Reply::error("ERR Library name was not given"))?;
     if !engine.eq_ignore_ascii_case("lua") {
         return Err(Reply::error(format!("ERR Engine '{engine}' not found")));
     }
-    let mut name = None;
-    for part in parts {
-        match part.strip_prefix("name=") {
-            Some(n) => name = Some(n.to_string()),
-            None => {
-                return Err(Reply::error(format!(
-                    "ERR Invalid metadata value given: {part}"
-                )));
-            }
-        }
-    }
-    let name = name.ok_or_else(|| Reply::error("ERR Library name was not given"))?;
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return Err(Reply::error(
             "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long",
@@ -671,9 +847,138 @@ pub(super) fn library_name(code: &[u8]) -> Result<String, Reply> {
     Ok(name)
 }
 
+/// Words of a line as Redis splits command arguments: blanks separate words; `"..."` (with
+/// `\n`, `\r`, `\t`, `\b`, `\a`, `\xHH` and `\<any>` escapes) and `'...'` (with `\'`) quote,
+/// and a closing quote must end its word. `None` if a quote is unbalanced.
+fn split_words(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let blank = |b: u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t' | 0x0b | 0x0c);
+    let mut words = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < line.len() && blank(line[i]) {
+            i += 1;
+        }
+        if i >= line.len() {
+            return Some(words);
+        }
+        let mut word = Vec::new();
+        let mut quote = None;
+        loop {
+            let Some(&c) = line.get(i) else {
+                if quote.is_some() {
+                    return None;
+                }
+                break;
+            };
+            match quote {
+                Some(b'"') => {
+                    if c == b'\\' && i + 3 < line.len() && line[i + 1] == b'x' {
+                        let hex = |b: u8| (b as char).to_digit(16);
+                        if let (Some(h), Some(l)) = (hex(line[i + 2]), hex(line[i + 3])) {
+                            word.push((h * 16 + l) as u8);
+                            i += 4;
+                            continue;
+                        }
+                    }
+                    if c == b'\\' && i + 1 < line.len() {
+                        word.push(match line[i + 1] {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 0x08,
+                            b'a' => 0x07,
+                            other => other,
+                        });
+                        i += 2;
+                        continue;
+                    }
+                    if c == b'"' {
+                        if line.get(i + 1).is_some_and(|&n| !blank(n)) {
+                            return None;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    word.push(c);
+                }
+                Some(_) => {
+                    if c == b'\\' && line.get(i + 1) == Some(&b'\'') {
+                        word.push(b'\'');
+                        i += 2;
+                        continue;
+                    }
+                    if c == b'\'' {
+                        if line.get(i + 1).is_some_and(|&n| !blank(n)) {
+                            return None;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    word.push(c);
+                }
+                None if blank(c) => break,
+                None if c == b'"' || c == b'\'' => quote = Some(c),
+                None => word.push(c),
+            }
+            i += 1;
+        }
+        words.push(word);
+    }
+}
+
+/// FUNCTION HELP, as redis-server 7.0 answers it.
+const FUNCTION_HELP: &[&str] = &[
+    "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "LOAD [REPLACE] <FUNCTION CODE>",
+    "    Create a new library with the given library name and code.",
+    "DELETE <LIBRARY NAME>",
+    "    Delete the given library.",
+    "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+    "    Return general information on all the libraries:",
+    "    * Library name",
+    "    * The engine used to run the Library",
+    "    * Library description",
+    "    * Functions list",
+    "    * Library code (if WITHCODE is given)",
+    "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+    "STATS",
+    "    Return information about the current function running:",
+    "    * Function name",
+    "    * Command used to run the function",
+    "    * Duration in MS that the function is running",
+    "    If no function is running, return nil",
+    "    In addition, returns a list of available engines.",
+    "KILL",
+    "    Kill the current running function.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Delete all the libraries.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the libraries.",
+    "    * SYNC: Synchronously flush the libraries.",
+    "DUMP",
+    "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+    "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+    "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+    "    control how to handle existing libraries (default APPEND):",
+    "    * FLUSH: delete all existing libraries.",
+    "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+    "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+    "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+    "      in case of functions name collision with another library).",
+    "HELP",
+    "    Prints this help.",
+];
+
 fn prepare_function(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
+    super::transactions::check_subcommand(&FUNCTION, &argv)?;
     let sub = &argv[1];
     let argc = argv.len();
+    if is(sub, "help") && argc == 2 {
+        return Err(Reply::Array(
+            FUNCTION_HELP.iter().map(|l| Reply::status(*l)).collect(),
+        ));
+    }
     if is(sub, "load") && argc >= 3 {
         let replace = argc == 4 && is(&argv[2], "replace");
         if argc > 4 || (argc == 4 && !replace) {
@@ -683,8 +988,8 @@ fn prepare_function(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
             )));
         }
         let code = argv[argc - 1].clone();
+        // The code runs in apply, after the library-exists check, as Redis orders them.
         library_name(&code)?;
-        script::load_library(&code).map_err(|e| Reply::error(format!("ERR {e}")))?;
         let mode = if replace { "replace" } else { "noreplace" };
         return Ok(vec![
             argv[0].clone(),
@@ -696,24 +1001,33 @@ fn prepare_function(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
     if is(sub, "delete") && argc == 3 {
         return Ok(argv);
     }
-    if is(sub, "flush") {
-        if argc == 2 || (argc == 3 && (is(&argv[2], "sync") || is(&argv[2], "async"))) {
+    if is(sub, "flush") && argc <= 3 {
+        if argc == 2 || is(&argv[2], "sync") || is(&argv[2], "async") {
             return Ok(vec![argv[0].clone(), Bytes::from_static(b"flush")]);
         }
         return Err(Reply::error(
             "ERR FUNCTION FLUSH only supports SYNC|ASYNC option",
         ));
     }
-    if is(sub, "list") || (is(sub, "stats") && argc == 2) {
-        // Answered from the replicated state, through the log (kvd has no local path for it).
+    if is(sub, "list") {
+        list_options(&argv[2..])?;
         return Ok(argv);
     }
+    if is(sub, "stats") && argc == 2 {
+        // Answered from the replicated state, through the log (kvd has no local path for it);
+        // the function this node is running (node-local) rides in the entry, so apply's reply
+        // is the entry's alone: `function stats <name> <duration ms> <command...>`.
+        let mut entry = argv;
+        if let Some((name, command, since)) = running_function() {
+            let ms = (crate::kv::wall_clock_ms() - since).max(0);
+            entry.push(Bytes::from(name.into_bytes()));
+            entry.push(Bytes::from(ms.to_string()));
+            entry.extend(command);
+        }
+        return Ok(entry);
+    }
     if is(sub, "kill") && argc == 2 {
-        return Err(if script::kill() {
-            Reply::ok()
-        } else {
-            Reply::error("NOTBUSY No scripts in execution right now.")
-        });
+        return Err(kill(true));
     }
     if (is(sub, "dump") && argc == 2) || (is(sub, "restore") && argc >= 3) {
         return super::function_dump::prepare(argv);
@@ -722,6 +1036,32 @@ fn prepare_function(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
         "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
         lossy(sub, 128)
     )))
+}
+
+/// FUNCTION LIST's options (`WITHCODE`, `LIBRARYNAME pattern`, each at most once): whether
+/// to show the code, and the pattern.
+fn list_options(args: &[Bytes]) -> Result<(bool, Option<&Bytes>), Reply> {
+    let (mut with_code, mut pattern) = (false, None);
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if is(a, "withcode") && !with_code {
+            with_code = true;
+        } else if is(a, "libraryname") && pattern.is_none() {
+            let p = args
+                .get(i + 1)
+                .ok_or_else(|| Reply::error("ERR library name argument was not given"))?;
+            pattern = Some(p);
+            i += 1;
+        } else {
+            return Err(Reply::error(format!(
+                "ERR Unknown argument {}",
+                String::from_utf8_lossy(a)
+            )));
+        }
+        i += 1;
+    }
+    Ok((with_code, pattern))
 }
 
 /// Every library: (name, code).
@@ -741,8 +1081,9 @@ pub(super) fn remove_library(
     name: &[u8],
     code: &[u8],
 ) -> Result<(), StoreError> {
-    for (f, _) in script::load_library(code).unwrap_or_default() {
-        w.delete_raw(&encoding::function_key(f.as_bytes()))?;
+    for f in script::load_library(code).unwrap_or_default() {
+        w.delete_raw(&function_row(f.name.as_bytes()))?;
+        w.delete_raw(&encoding::function_key(f.name.as_bytes()))?;
     }
     w.delete_raw(&encoding::library_key(name))?;
     Ok(())
@@ -756,25 +1097,28 @@ fn apply_function(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult 
     if is(sub, "load") && argv.len() == 4 {
         let code = &argv[3];
         let name = library_name(code)?;
-        let functions = script::load_library(code).map_err(|e| Reply::error(format!("ERR {e}")))?;
         let old = w.raw(&encoding::library_key(name.as_bytes()))?;
         if old.is_some() && !is(&argv[2], "replace") {
             return Ok(Reply::error(format!("ERR Library '{name}' already exists")));
         }
-        for (f, _) in &functions {
-            if let Some(owner) = w.raw(&encoding::function_key(f.as_bytes()))?
+        let functions = script::load_library(code).map_err(|e| Reply::error(format!("ERR {e}")))?;
+        for f in &functions {
+            if let Some(owner) = w.raw(&function_row(f.name.as_bytes()))?
                 && owner.as_ref() != name.as_bytes()
             {
-                return Ok(Reply::error(format!("ERR Function {f} already exists")));
+                return Ok(Reply::error(format!(
+                    "ERR Function {} already exists",
+                    f.name
+                )));
             }
         }
         if let Some(old) = old {
             remove_library(w, name.as_bytes(), &old)?;
         }
         w.put_raw(&encoding::library_key(name.as_bytes()), code.clone());
-        for (f, _) in &functions {
+        for f in &functions {
             w.put_raw(
-                &encoding::function_key(f.as_bytes()),
+                &function_row(f.name.as_bytes()),
                 Bytes::from(name.clone().into_bytes()),
             );
         }
@@ -794,11 +1138,7 @@ fn apply_function(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult 
         return Ok(Reply::ok());
     }
     if is(sub, "list") {
-        let with_code = argv[2..].iter().any(|a| is(a, "withcode"));
-        let pattern = argv[2..]
-            .iter()
-            .position(|a| is(a, "libraryname"))
-            .and_then(|i| argv.get(3 + i));
+        let (with_code, pattern) = list_options(&argv[2..])?;
         let mut out = Vec::new();
         for (name, code) in libraries(&*w)? {
             if let Some(p) = pattern
@@ -815,16 +1155,17 @@ fn apply_function(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult 
                     Reply::Array(
                         functions
                             .into_iter()
-                            .map(|(f, no_writes)| {
-                                let flags = if no_writes {
-                                    vec![Reply::bulk("no-writes")]
-                                } else {
-                                    Vec::new()
-                                };
+                            .map(|f| {
                                 Reply::Map(vec![
-                                    (Reply::bulk("name"), Reply::bulk(f)),
-                                    (Reply::bulk("description"), Reply::Nil),
-                                    (Reply::bulk("flags"), Reply::Set(flags)),
+                                    (Reply::bulk("name"), Reply::bulk(f.name)),
+                                    (
+                                        Reply::bulk("description"),
+                                        f.description.map_or(Reply::Nil, Reply::bulk),
+                                    ),
+                                    (
+                                        Reply::bulk("flags"),
+                                        Reply::Set(f.flags.into_iter().map(Reply::bulk).collect()),
+                                    ),
                                 ])
                             })
                             .collect(),
@@ -844,8 +1185,22 @@ fn apply_function(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult 
             .iter()
             .map(|(_, code)| script::load_library(code).map(|f| f.len()).unwrap_or(0))
             .sum();
+        let running = match argv.get(2..) {
+            Some([name, ms, command @ ..]) => Reply::Map(vec![
+                (Reply::bulk("name"), Reply::Bulk(name.clone())),
+                (
+                    Reply::bulk("command"),
+                    Reply::Array(command.iter().cloned().map(Reply::Bulk).collect()),
+                ),
+                (
+                    Reply::bulk("duration_ms"),
+                    Reply::Integer(parse_i64(ms).unwrap_or(0)),
+                ),
+            ]),
+            _ => Reply::Nil,
+        };
         return Ok(Reply::Map(vec![
-            (Reply::bulk("running_script"), Reply::Nil),
+            (Reply::bulk("running_script"), running),
             (
                 Reply::bulk("engines"),
                 Reply::Map(vec![(

@@ -167,7 +167,7 @@ impl Multi {
 /// subcommand up (and checks its arity) before queueing it, so an unknown one or a wrong
 /// count is refused at once, flagging the transaction. Other errors come at EXEC, from the
 /// command itself. Keep in step with the commands' functions (`cmd::connection`,
-/// `cmd::server`, `cmd::keys`).
+/// `cmd::server`, `cmd::keys`, `cmd::scripting`, which checks SCRIPT's and FUNCTION's here too).
 const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
     (
         "client",
@@ -189,6 +189,31 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
     ),
     ("acl", &[("whoami", 2)]),
     (
+        "script",
+        &[
+            ("debug", 3),
+            ("exists", -3),
+            ("flush", -2),
+            ("help", 2),
+            ("kill", 2),
+            ("load", 3),
+        ],
+    ),
+    (
+        "function",
+        &[
+            ("delete", 3),
+            ("dump", 2),
+            ("flush", -2),
+            ("help", 2),
+            ("kill", 2),
+            ("list", -2),
+            ("load", -3),
+            ("restore", -3),
+            ("stats", 2),
+        ],
+    ),
+    (
         "object",
         &[
             ("encoding", 3),
@@ -201,7 +226,7 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
 ];
 
 /// Redis's queue-time check of a container command's subcommand (see `SUBCOMMANDS`).
-fn check_subcommand(spec: &Spec, argv: &[Bytes]) -> Result<(), Reply> {
+pub(crate) fn check_subcommand(spec: &Spec, argv: &[Bytes]) -> Result<(), Reply> {
     let Some((_, subs)) = SUBCOMMANDS.iter().find(|(name, _)| *name == spec.name) else {
         return Ok(());
     };

@@ -159,7 +159,7 @@ fn convert_out(v: &Value, resp: u8, depth: usize) -> Reply {
         }
         Value::Boolean(b) => Reply::Boolean(*b),
         Value::Integer(n) => Reply::Integer(*n),
-        Value::Number(n) => Reply::Integer(*n as i64),
+        Value::Number(n) => Reply::Integer(c_i64(*n)),
         Value::Table(t) => table_out(t, resp, depth),
         _ => Reply::Nil,
     }
@@ -234,4 +234,25 @@ fn table_out(t: &Table, resp: u8, depth: usize) -> Reply {
         }
     }
     Reply::Array(items)
+}
+
+/// 2^63, the first double past `i64`.
+pub const TWO_63: f64 = (1u64 << 63) as f64;
+
+/// C's `(long long)` conversion of a double as redis-server's build does it (x86-64): a value
+/// out of range, an infinity or NaN gives `i64::MIN` (Rust's `as` saturates instead).
+pub fn c_i64(n: f64) -> i64 {
+    if n.is_nan() || !(-TWO_63..TWO_63).contains(&n) {
+        return i64::MIN;
+    }
+    n as i64
+}
+
+/// C's `(unsigned long long)` conversion of a double on x86-64 (the value below 2^63 through
+/// the signed conversion, the rest offset by 2^63).
+pub fn c_u64(n: f64) -> u64 {
+    if n < TWO_63 {
+        return c_i64(n) as u64;
+    }
+    (c_i64(n - TWO_63) as u64) ^ (1 << 63)
 }

@@ -104,6 +104,8 @@ struct RunState {
     rng: u64,
     used: u64,
     killable: bool,
+    /// A library's top level (FUNCTION LOAD): a budget overrun is Redis's load timeout.
+    loading: bool,
     halt: Option<Halt>,
 }
 
@@ -124,7 +126,8 @@ struct Engine {
 
 thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
-    static RUNS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Heap size after this thread's last full collection.
+    static COLLECTED_AT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Largest Lua heap of one state: a script allocating past it fails with "not enough memory"
@@ -150,17 +153,41 @@ pub fn compile(script: &Script) -> Result<(), String> {
     with_engine(|e| e.function(script).map(|_| ()))?
 }
 
-/// The functions a library registers (name, no-writes flag), loading it in this thread's
-/// state; the error is Redis's text (without `ERR `).
-pub fn load_library(code: &[u8]) -> Result<Vec<(String, bool)>, String> {
+/// A function a library registers, as FUNCTION LIST shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionInfo {
+    /// As registered (FCALL finds it whatever the case).
+    pub name: String,
+    pub description: Option<String>,
+    /// Its flags, in the order Redis lists them.
+    pub flags: Vec<String>,
+    pub no_writes: bool,
+}
+
+/// The functions a library registers, by name, loading it in this thread's state; the error
+/// is Redis's text (without the first `ERR `).
+pub fn load_library(code: &[u8]) -> Result<Vec<FunctionInfo>, String> {
     with_engine(|e| {
         let lib = e.library(code)?;
         let mut out = Vec::new();
         for pair in lib.pairs::<String, Table>() {
-            let (name, f) = pair.map_err(|e| e.to_string())?;
-            out.push((name, f.raw_get::<bool>("no_writes").unwrap_or(false)));
+            let (_, f) = pair.map_err(|e| e.to_string())?;
+            let flags: Vec<String> = f
+                .raw_get::<Table>("flags")
+                .map(|t| {
+                    t.sequence_values::<String>()
+                        .filter_map(Result::ok)
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(FunctionInfo {
+                name: f.raw_get::<String>("name").map_err(|e| e.to_string())?,
+                description: f.raw_get::<Option<String>>("description").ok().flatten(),
+                no_writes: f.raw_get::<bool>("no_writes").unwrap_or(false),
+                flags,
+            });
         }
-        out.sort();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     })?
 }
@@ -179,7 +206,7 @@ pub fn run_function(
     }
     let outcome = with_engine(|e| match e.library(code) {
         Err(msg) => Outcome::Reply(Reply::error(format!("ERR {msg}"))),
-        Ok(lib) => match lib.raw_get::<Value>(name) {
+        Ok(lib) => match lib.raw_get::<Value>(name.to_ascii_lowercase()) {
             Ok(Value::Table(f)) => match f.raw_get::<Function>("callback") {
                 Ok(callback) => e.start(callback, keys, args, host, name, true),
                 Err(_) => Outcome::Reply(Reply::error("ERR Function not found")),
@@ -237,7 +264,7 @@ fn hook(lua: &Lua, _: &Debug) -> mlua::Result<VmState> {
 }
 
 /// Charges `units` against the budget; an error once the run must stop.
-fn charge(lua: &Lua, units: u64) -> mlua::Result<()> {
+pub(super) fn charge(lua: &Lua, units: u64) -> mlua::Result<()> {
     let stop = {
         let Some(mut st) = lua.app_data_mut::<RunState>() else {
             return Ok(());
@@ -257,28 +284,108 @@ fn charge(lua: &Lua, units: u64) -> mlua::Result<()> {
     Ok(())
 }
 
+/// The name [`Engine::start`] is given for a library's top level.
+const LOADING: &str = "";
+
 /// Where the run's `redis.call` implementation sits in the Lua registry.
 const CALL_KEY: &str = "kvd.call";
 
 /// `redis.call` as a C function: a C function keeps the script's frame even when the script
 /// tail-calls it (`return redis.call(...)`), so an error it raises is reported at the script's
-/// line, as on redis-server. It calls the run's implementation (which answers the reply and
-/// whether it is an error) and raises the error table.
+/// line, as on redis-server. See [`call_packed`].
 unsafe extern "C-unwind" fn redis_call(state: *mut ffi::lua_State) -> c_int {
-    // SAFETY: called by Lua with a valid state; the stack holds the arguments, and the
-    // registry value is the run's Rust function (or nil outside a run, which Lua reports as
-    // an error). No Rust value with a destructor lives in this frame when Lua unwinds it.
+    // SAFETY: as `call_packed`.
+    unsafe { call_packed(state, true) }
+}
+
+/// `redis.pcall`: as `redis.call`, the error reply returned instead of raised.
+unsafe extern "C-unwind" fn redis_pcall(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as `call_packed`.
+    unsafe { call_packed(state, false) }
+}
+
+/// Calls the run's implementation (which answers the reply and whether it is an error) with
+/// the arguments packed into one table and their count: a script may pass thousands
+/// (`unpack` of a big table), more than a Rust callback may take on the Lua stack. Raises the
+/// error table if `raise`.
+///
+/// # Safety
+/// Called by Lua with a valid state; the stack holds the arguments, and the registry value is
+/// the run's Rust function (or nil outside a run, which Lua reports as an error). No Rust value
+/// with a destructor lives in this frame when Lua unwinds it.
+unsafe fn call_packed(state: *mut ffi::lua_State, raise: bool) -> c_int {
     unsafe {
         let n = ffi::lua_gettop(state);
+        ffi::lua_createtable(state, n, 0);
+        for i in 1..=n {
+            ffi::lua_pushvalue(state, i);
+            ffi::lua_rawseti(state, -2, ffi::lua_Integer::from(i));
+        }
         ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, c"kvd.call".as_ptr());
-        ffi::lua_insert(state, 1);
-        ffi::lua_call(state, n, 2);
-        if ffi::lua_toboolean(state, -1) != 0 {
+        ffi::lua_insert(state, -2);
+        ffi::lua_pushinteger(state, n as ffi::lua_Integer);
+        ffi::lua_call(state, 2, 2);
+        if raise && ffi::lua_toboolean(state, -1) != 0 {
             ffi::lua_pop(state, 1);
             ffi::lua_error(state);
         }
         ffi::lua_pop(state, 1);
         1
+    }
+}
+
+/// A library function written in Rust as a script calls it: a C closure around `f`, which
+/// answers `true, results...` or `false, message [, no_position]`. The closure returns the
+/// results or raises the message with the caller's position (`luaL_where(L, 1)`), exactly as
+/// a C library's `luaL_error` does, even when the script tail-calls it.
+fn library_function(lua: &Lua, f: Function) -> mlua::Result<Function> {
+    // SAFETY: the closure is pushed over its one upvalue (the argument `exec_raw` pushed) and
+    // `lib_trampoline` follows the Lua C API.
+    unsafe {
+        lua.exec_raw(f, |state| {
+            ffi::lua_pushcclosure(state, lib_trampoline, 1);
+        })
+    }
+}
+
+/// A C closure that calls its upvalue with its arguments and returns all it returns (see
+/// `c_wrap` in the sandbox).
+unsafe extern "C-unwind" fn passthrough(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state and the wrapped function as upvalue 1.
+    unsafe {
+        let n = ffi::lua_gettop(state);
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
+        ffi::lua_insert(state, 1);
+        ffi::lua_call(state, n, ffi::LUA_MULTRET);
+        ffi::lua_gettop(state)
+    }
+}
+
+/// See [`library_function`].
+unsafe extern "C-unwind" fn lib_trampoline(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: called by Lua with a valid state and the wrapped function as upvalue 1; only
+    // Lua values are on the stack when Lua unwinds this frame.
+    unsafe {
+        let n = ffi::lua_gettop(state);
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
+        ffi::lua_insert(state, 1);
+        ffi::lua_call(state, n, ffi::LUA_MULTRET);
+        let results = ffi::lua_gettop(state);
+        if results >= 1 && ffi::lua_toboolean(state, 1) == 0 {
+            let plain = results >= 3 && ffi::lua_toboolean(state, 3) != 0;
+            ffi::lua_settop(state, 2);
+            if !plain {
+                ffi::luaL_where(state, 1);
+                ffi::lua_insert(state, -2);
+                ffi::lua_concat(state, 2);
+            }
+            ffi::lua_error(state);
+        }
+        if results == 0 {
+            return 0;
+        }
+        ffi::lua_remove(state, 1);
+        results - 1
     }
 }
 
@@ -293,6 +400,7 @@ fn budget_message() -> String {
 /// source and line), skipping C functions and the sandbox's own frames.
 fn handler(lua: &Lua, err: Value) -> mlua::Result<Value> {
     let halted = lua.app_data_ref::<RunState>().map(|st| match &st.halt {
+        Some(Halt::Budget) if st.loading => Some(Some("ERR FUNCTION LOAD timeout".into())),
         Some(Halt::Budget) => Some(Some(budget_message())),
         Some(Halt::Killed) => Some(Some("ERR Script killed by user with SCRIPT KILL...".into())),
         Some(Halt::Host(_)) => Some(None),
@@ -403,7 +511,10 @@ impl Engine {
         )?;
         raw.raw_set(
             "log",
-            lua.create_function(|_, (_level, _msg): (i64, mlua::LuaString)| Ok(()))?,
+            lua.create_function(|_, (level, msg): (i64, mlua::LuaString)| {
+                super::log(level.clamp(0, 3) as u8, &msg.to_string_lossy());
+                Ok(())
+            })?,
         )?;
         raw.raw_set(
             "known_command",
@@ -417,16 +528,31 @@ impl Engine {
         )?;
         // SAFETY: `redis_call` follows the Lua C API (see its comment).
         raw.raw_set("call_c", unsafe { lua.create_c_function(redis_call)? })?;
+        // SAFETY: `redis_pcall` follows the Lua C API (see `call_packed`).
+        raw.raw_set("pcall_c", unsafe { lua.create_c_function(redis_pcall)? })?;
         raw.raw_set(
-            "pcall_raw",
-            lua.create_function(|lua, args: MultiValue| {
-                let f: Function = lua.named_registry_value(CALL_KEY)?;
-                let (r, _failed): (Value, bool) = f.call(args)?;
-                Ok(r)
+            "c_wrap",
+            lua.create_function(|lua, f: Function| {
+                // SAFETY: as in `library_function`; `passthrough` follows the Lua C API.
+                unsafe {
+                    lua.exec_raw::<Function>(f, |state| {
+                        ffi::lua_pushcclosure(state, passthrough, 1);
+                    })
+                }
             })?,
         )?;
         super::bit::register(&lua, &raw)?;
         super::cjson::register(&lua, &raw)?;
+        super::cmsgpack::register(&lua, &raw)?;
+        super::struct_lib::register(&lua, &raw)?;
+        for name in ["bit", "cjson", "cmsgpack", "struct"] {
+            let lib: Table = raw.raw_get(name)?;
+            for pair in lib.clone().pairs::<Value, Value>() {
+                if let (k, Value::Function(f)) = pair? {
+                    lib.raw_set(k, library_function(&lua, f)?)?;
+                }
+            }
+        }
         let proxy: Table = lua
             .load(SANDBOX)
             .set_name("=kvd")
@@ -439,6 +565,7 @@ impl Engine {
         // The setup's garbage, so a fresh state starts as small as it can.
         lua.gc_collect()?;
         lua.gc_collect()?;
+        COLLECTED_AT.with(|c| c.set(lua.used_memory()));
         Ok(Engine {
             compiled: lua.create_table()?,
             libraries: lua.create_table()?,
@@ -511,7 +638,7 @@ impl Engine {
                 format!("Error compiling function: {msg}")
             })?;
         let registry = self.lua.create_table().map_err(|e| e.to_string())?;
-        let env: Table = self
+        let (env, loaded): (Table, Function) = self
             .library_env
             .call(registry.clone())
             .map_err(|e| e.to_string())?;
@@ -527,12 +654,11 @@ impl Engine {
                 0
             }
         }
-        match self.start(f, &[], &[], &mut Loading, "library", false) {
+        let outcome = self.start(f, &[], &[], &mut Loading, LOADING, false);
+        loaded.call::<()>(()).map_err(|e| e.to_string())?;
+        match outcome {
             Outcome::Reply(Reply::Error(e)) => {
-                return Err(format!(
-                    "Error registering functions: {}",
-                    e.strip_prefix("ERR ").unwrap_or(&e)
-                ));
+                return Err(format!("Error registering functions: {e}"));
             }
             Outcome::Reply(_) => {}
             _ => return Err("Error registering functions".into()),
@@ -564,20 +690,20 @@ impl Engine {
             rng: seed48(host.seed()),
             used: 0,
             killable: host.killable(),
+            loading: name == LOADING,
             halt: None,
         });
         let result = self.call(f, keys, args, host, with_args);
         let st = lua.remove_app_data::<RunState>();
-        // A little collection every 50 runs, as Redis does, so garbage never piles up into
-        // one long full cycle.
-        let runs = RUNS.with(|r| {
-            r.set(r.get().wrapping_add(1));
-            r.get()
-        });
-        if runs.is_multiple_of(50) {
-            for _ in 0..50 {
-                let _ = lua.gc_step();
-            }
+        // A full collection once the garbage since the last one passes 16 KiB or a quarter of
+        // the live heap: a run leaves a little garbage (its KEYS and ARGV, strings), so the
+        // heap stays near its live size (Redis's own test wants under 100 KiB after 10000
+        // EVALs) and a big heap (many cached scripts) is not walked after every few runs.
+        let used = lua.used_memory();
+        let base = COLLECTED_AT.with(|c| c.get());
+        if used > base + (base / 4).max(16 << 10) {
+            let _ = lua.gc_collect();
+            COLLECTED_AT.with(|c| c.set(lua.used_memory()));
         }
         LUA_MEMORY.store(lua.used_memory(), Ordering::Relaxed);
         let _ = lua.set_hook(HookTriggers::new().every_nth_instruction(1000), hook);
@@ -590,6 +716,8 @@ impl Engine {
         }
         let reply = match result {
             Ok((true, value)) => lua_to_reply(&value, resp),
+            // Redis reports a load's error without where it happened.
+            Ok((false, Value::Table(t))) if name == LOADING => error_reply(&t, ""),
             Ok((false, Value::Table(t))) => error_reply(&t, name),
             Ok((false, other)) => Reply::error(format!("ERR {}", describe(lua, &other))),
             Err(e) => Reply::error(format!("ERR Error running script: {e}")),
@@ -623,8 +751,11 @@ impl Engine {
         };
         let host = RefCell::new(host);
         lua.scope(|scope| {
-            let call = scope.create_function(|lua, argv: MultiValue| {
+            let call = scope.create_function(|lua, (packed, n): (Table, i64)| {
                 charge(lua, CALL_COST)?;
+                let argv = (1..=n)
+                    .map(|i| packed.raw_get::<Value>(i))
+                    .collect::<mlua::Result<Vec<Value>>>()?;
                 if argv.is_empty() {
                     let t = error_table(
                         lua,
@@ -681,6 +812,9 @@ fn error_reply(t: &Table, sha: &str) -> Reply {
         }
     };
     let msg = text("err").unwrap_or_else(|| "ERR unknown error".into());
+    if sha.is_empty() {
+        return Reply::error(msg);
+    }
     match (text("source"), text("line")) {
         (Some(source), Some(line)) => {
             Reply::error(format!("{msg} script: {sha}, on {source}:{line}."))

@@ -6,7 +6,8 @@
 //!   (read-only globals and libraries), with the `redis` API, and an instruction budget that
 //!   stops a runaway script at the same instruction on every node.
 //! - `convert`: Redis replies to Lua values and back, in RESP2 and RESP3 (`redis.setresp`).
-//! - `bit`, `cjson`: the libraries Redis ships, in Rust, with Redis's exact output.
+//! - `bit`, `cjson`, `cmsgpack`, `struct_lib`: the libraries Redis ships, in Rust, with
+//!   Redis's exact output.
 //!
 //! **The cache is node memory, not replicated state.** Redis keeps scripts only in memory too
 //! (a restart forgets them, replicas never see EVALSHA). Every node learns a script when an
@@ -18,8 +19,10 @@
 
 mod bit;
 mod cjson;
+mod cmsgpack;
 mod convert;
 mod engine;
+mod struct_lib;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +32,8 @@ use bytes::Bytes;
 use sha1::{Digest, Sha1};
 
 pub use engine::{
-    Host, Outcome, Stop, kill, load_library, lua_memory, run, run_function, running_since,
+    FunctionInfo, Host, Outcome, Stop, kill, load_library, lua_memory, run, run_function,
+    running_since,
 };
 
 /// Units of work a script may spend (about one per Lua VM instruction; a command called from
@@ -129,6 +133,43 @@ fn shebang_flags(body: &[u8]) -> Result<Flags, String> {
         }
     }
     Ok(flags)
+}
+
+/// Where `redis.log` writes: the node's logger and its `loglevel` as Redis's verbosity
+/// (debug 0, verbose 1, notice 2, warning 3), read at each call so CONFIG SET applies at once.
+type Verbosity = Box<dyn Fn() -> u8 + Send + Sync>;
+static LOG: OnceLock<(slog::Logger, Verbosity)> = OnceLock::new();
+
+/// Sets where `redis.log` writes (once per process: the node's server does it at start).
+pub fn set_log(logger: slog::Logger, verbosity: impl Fn() -> u8 + Send + Sync + 'static) {
+    let _ = LOG.set((logger, Box::new(verbosity)));
+}
+
+/// Redis's verbosity of a `loglevel` value.
+pub fn verbosity_of(loglevel: &str) -> u8 {
+    match loglevel {
+        "debug" => 0,
+        "verbose" => 1,
+        "warning" => 3,
+        _ => 2,
+    }
+}
+
+/// `redis.log(level, message)`: kept if `level` is at least the node's `loglevel`, as Redis
+/// filters it, then written at the matching slog level (debug and verbose as debug, notice as
+/// info, warning as warning), where the process's own `--log-level` applies too.
+pub(crate) fn log(level: u8, message: &str) {
+    let Some((logger, verbosity)) = LOG.get() else {
+        return;
+    };
+    if level < verbosity() {
+        return;
+    }
+    match level {
+        0 | 1 => slog::debug!(logger, "{}", message; "from" => "script"),
+        2 => slog::info!(logger, "{}", message; "from" => "script"),
+        _ => slog::warn!(logger, "{}", message; "from" => "script"),
+    }
 }
 
 /// The node's script cache (see the module docs).

@@ -30,7 +30,7 @@ local function trim(s) return (s:gsub('^[\r\n]+', ''):gsub('[\r\n]+$', '')) end
 -- redis.*
 local redis = {}
 redis.call = raw.call_c
-redis.pcall = raw.pcall_raw
+redis.pcall = raw.pcall_c
 function redis.sha1hex(...)
   if select('#', ...) ~= 1 then error(errtab('wrong number of arguments'), 0) end
   local s = ...
@@ -96,21 +96,13 @@ function redis.acl_check_cmd(...)
 end
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
-redis.REDIS_VERSION, redis.REDIS_VERSION_NUM = '7.0.15', 0x00070f
+redis.REDIS_VERSION, redis.REDIS_VERSION_NUM = '7.0.15', 0x07000f
 
--- Libraries implemented in Rust report errors as (false, message); raise them at the caller.
-local function lib(fname, f)
-  return function(...)
-    local ok, a, b = f(...)
-    if not ok then error(a, 2) end
-    return a, b
-  end
-end
+-- Libraries implemented in Rust: their functions come wrapped (engine.rs, `lib_trampoline`)
+-- so that an error is raised at the script's line, as a C library's is.
 local function wrap_all(rawlib)
   local t = {}
-  for name, f in pairs(rawlib) do
-    if type(f) == 'function' then t[name] = lib(name, f) else t[name] = f end
-  end
+  for name, f in pairs(rawlib) do t[name] = f end
   return t
 end
 
@@ -209,9 +201,17 @@ for _, name in ipairs({'print', 'dofile', 'loadfile', 'module', 'require', 'pack
                        'io', 'os', 'debug', 'newproxy'}) do
   G[name] = nil
 end
+-- The API functions that raise error tables run inside a C closure (engine.rs,
+-- `c_wrap`): a C function keeps its caller's frame even when tail-called (`return
+-- redis.setresp(4)`), so the error is reported at the script's line, as on redis-server.
+for _, name in ipairs({'sha1hex', 'log', 'setresp', 'set_repl', 'acl_check_cmd'}) do
+  redis[name] = raw.c_wrap(redis[name])
+end
 G.redis = protect(redis)
 G.bit = protect(wrap_all(raw.bit))
 G.cjson = protect(wrap_all(raw.cjson))
+G.cmsgpack = protect(wrap_all(raw.cmsgpack))
+G.struct = protect(wrap_all(raw.struct))
 for _, name in ipairs({'string', 'table', 'math', 'coroutine'}) do
   G[name] = protect(G[name])
 end
@@ -225,45 +225,105 @@ end})
 local PG = protect(G)
 G._G = PG
 
--- FUNCTION LOAD: the environment a library's code runs in, where redis.register_function
--- records its functions in `registry` (name -> {callback, no_writes}).
+-- FUNCTION LOAD: the environment a library's code runs in, as Redis 7.0 sets it up. While the
+-- code loads, its globals are only `redis`, a table of register_function, log, the LOG_*
+-- levels and the version (anything else is a missing global); once loaded, the functions it
+-- registered see the ordinary globals (whose `redis` has no register_function). The library
+-- table stays read-only, and its register_function refuses to run after the load.
+-- register_function records into `registry` (lower-case name -> {name, callback, flags,
+-- no_writes, description}). Returns the environment and the function that ends the load.
+local FLAG_ORDER = {'no-writes', 'allow-oom', 'allow-stale', 'no-cluster', 'allow-cross-slot-keys'}
+local function missing(k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 3)
+end
 function raw.library_env(registry)
+  local loading = true
+  local function fail(msg) error(errtab(msg), 0) end
+  local function read_flags(t)
+    if type(t) ~= 'table' then
+      fail('flags argument to redis.register_function must be a table representing function flags')
+    end
+    local set = {}
+    for _, f in pairs(t) do
+      local known = false
+      for _, name in ipairs(FLAG_ORDER) do
+        if f == name then known = true end
+      end
+      if not known then fail('unknown flag given') end
+      set[f] = true
+    end
+    local flags = {}
+    for _, name in ipairs(FLAG_ORDER) do
+      if set[name] then flags[#flags + 1] = name end
+    end
+    return flags
+  end
   local lredis = {}
   lredis.register_function = function(...)
-    local name, callback, flags
-    local a = ...
-    if type(a) == 'table' then
-      if select('#', ...) ~= 1 then error(errtab('wrong number of arguments to redis.register_function'), 0) end
-      name, callback, flags = a.function_name, a.callback, a.flags
-    else
-      if select('#', ...) ~= 2 then error(errtab('wrong number of arguments to redis.register_function'), 0) end
-      name, callback = ...
-    end
-    if type(name) ~= 'string' then error(errtab('function_name argument given to redis.register_function must be a string'), 0) end
-    if type(callback) ~= 'function' then error(errtab('callback argument given to redis.register_function must be a function'), 0) end
-    if registry[name] ~= nil then error(errtab('Function already exists in the library'), 0) end
-    local no_writes = false
-    if type(flags) == 'table' then
-      for _, f in ipairs(flags) do
-        if f == 'no-writes' then no_writes = true
-        elseif f ~= 'allow-oom' and f ~= 'allow-stale' and f ~= 'no-cluster' and f ~= 'allow-cross-slot-keys' then
-          error(errtab('unknown flag given'), 0)
+    if not loading then fail('redis.register_function can only be called on FUNCTION LOAD command') end
+    local n = select('#', ...)
+    if n < 1 or n > 2 then fail('wrong number of arguments to redis.register_function') end
+    local name, callback, description
+    local flags = {}
+    if n == 1 then
+      local a = ...
+      if type(a) ~= 'table' then
+        fail('calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).')
+      end
+      for k, v in pairs(a) do
+        if k == 'function_name' then
+          if type(v) ~= 'string' then fail('function_name argument given to redis.register_function must be a string') end
+          name = v
+        elseif k == 'description' then
+          if type(v) ~= 'string' then fail('description argument given to redis.register_function must be a string') end
+          description = v
+        elseif k == 'callback' then
+          if type(v) ~= 'function' then fail('callback argument given to redis.register_function must be a function') end
+          callback = v
+        elseif k == 'flags' then
+          flags = read_flags(v)
+        else
+          fail('unknown argument given to redis.register_function')
         end
       end
+      if name == nil then fail('redis.register_function must get a function name argument') end
+      if callback == nil then fail('redis.register_function must get a callback argument') end
+    else
+      name, callback = ...
+      if type(name) ~= 'string' then fail('first argument to redis.register_function must be a string') end
+      if type(callback) ~= 'function' then fail('second argument to redis.register_function must be a function') end
     end
-    registry[name] = {callback = callback, no_writes = no_writes}
+    if not name:find('^[%w_]+$') then
+      fail('Library names can only contain letters, numbers, or underscores(_) and must be at least one character long')
+    end
+    local key = name:lower()
+    if registry[key] ~= nil then fail('Function already exists in the library') end
+    local no_writes = false
+    for _, f in ipairs(flags) do
+      if f == 'no-writes' then no_writes = true end
+    end
+    registry[key] = {name = name, callback = callback, flags = flags, no_writes = no_writes,
+                     description = description}
   end
+  lredis.log = redis.log
+  lredis.LOG_DEBUG, lredis.LOG_VERBOSE, lredis.LOG_NOTICE, lredis.LOG_WARNING = 0, 1, 2, 3
+  lredis.REDIS_VERSION, lredis.REDIS_VERSION_NUM = redis.REDIS_VERSION, redis.REDIS_VERSION_NUM
   local lr = base_setmetatable({}, {__index = function(_, k)
-    if k == 'register_function' then return lredis.register_function end
-    return G.redis[k]
-  end, __newindex = deny})
-  return base_setmetatable({}, {__index = function(_, k)
-    if k == 'redis' then return lr end
-    local v = base_rawget(G, k)
-    if v == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-    end
+    local v = lredis[k]
+    if v == nil then missing(k) end
     return v
-  end, __newindex = deny})
+  end, __newindex = deny, __metatable = false})
+  real[lr] = lredis
+  local env = base_setmetatable({}, {__index = function(_, k)
+    if loading then
+      if k == 'redis' then return lr end
+      missing(k)
+    end
+    local v = base_rawget(G, k)
+    if v == nil then missing(k) end
+    return v
+  end, __newindex = deny, __metatable = false})
+  real[env] = {}
+  return env, function() loading = false end
 end
 return PG

@@ -11,6 +11,7 @@ pub mod lists;
 pub mod net;
 pub mod rng;
 pub mod run;
+pub mod transfers;
 pub mod verify;
 pub mod workload;
 pub mod world;

@@ -105,6 +105,13 @@ pub fn run(cfg: &RunConfig) {
     let zset_client = crate::nemesis::zsets::spawn(700, rng.fork(700), shared.clone());
     let lists = Lists::default();
     lease_handles.extend(lists::spawn(cfg.lease_clients, &mut rng, &shared, &lists));
+    let transfers = crate::nemesis::transfers::Transfers::default();
+    lease_handles.extend(crate::nemesis::transfers::spawn(
+        cfg.lease_clients + 1,
+        &mut rng,
+        &shared,
+        &transfers,
+    ));
 
     let faults_until = Instant::now() + cfg.duration;
     while Instant::now() < faults_until {
@@ -161,6 +168,9 @@ pub fn run(cfg: &RunConfig) {
         problems.push(format!("expiry invariant: {v}"));
     }
     problems.extend(lists::verify(&lists, &shared, &mut rng, RECOVERY));
+    problems.extend(crate::nemesis::transfers::verify(
+        &transfers, &shared, &mut rng, RECOVERY,
+    ));
     let digest = world.wait_converged();
     let member_addrs: Vec<String> = world
         .members()

@@ -94,6 +94,17 @@ export async function follower() {
   return port;
 }
 
+/** The client ports of a new 3-node cluster, its first node the leader (ids prefixed `prefix`). */
+export async function cluster(prefix) {
+  const seed = await kvd(`${prefix}0`);
+  await waitUntil('the seed to lead', async () => (await role(seed)) === 'leader');
+  const ports = [seed];
+  for (const n of [1, 2]) ports.push(await kvd(`${prefix}${n}`, ['--join', `127.0.0.1:${seed}`]));
+  for (const p of ports.slice(1)) await waitUntil('a follower', async () => (await role(p)) === 'follower');
+  for (const p of ports) await waitUntil('a write through every node', () => withClient(p, (c) => c.set('__formed', '1')));
+  return ports;
+}
+
 export function stop() {
   for (const p of procs) {
     try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ }
