@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, oneshot, watch};
 
@@ -433,14 +433,49 @@ fn not_applied(e: &RaftError) -> bool {
     )
 }
 
+/// Most a blocked client's further input is buffered: past it the socket is no longer read
+/// (nor its end noticed) until the wait ends, so a client cannot grow the buffer without bound.
+const MAX_BLOCKED_INPUT: usize = 64 * 1024 * 1024;
+
+/// A blocked client's socket. It is read while the client waits: what arrives is kept in
+/// `input` for after this command (Redis keeps it in the query buffer and runs it once the
+/// client is unblocked), and the client's end of the connection (EOF, a reset) is noticed at
+/// once, so its waiter is withdrawn before a push could be popped for nobody; `closed` then
+/// tells the connection to close without running the buffered input.
+pub struct Socket<'a> {
+    pub stream: &'a TcpStream,
+    pub input: &'a mut BytesMut,
+    pub closed: bool,
+}
+
+impl Socket<'_> {
+    /// Waits for the client to send more or go away: `false` when it is gone. Returns only
+    /// after something was read (or the client left), so it can be polled in a loop.
+    async fn watch(&mut self) -> bool {
+        loop {
+            if self.stream.readable().await.is_err() {
+                return false;
+            }
+            self.input.reserve(4096);
+            match self.stream.try_read_buf(self.input) {
+                Ok(0) => return false,
+                Ok(_) => return true,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
 /// Runs a blocking command for the connection of `session`: the first attempt, then the wait.
-/// `stream` is the connection's socket, watched so a client that goes away stops waiting.
+/// `socket` is the connection's, watched while it waits (see [`Socket`]).
 pub async fn execute(
     shared: &Arc<Shared>,
     session: &Session,
     spec: &'static Spec,
     argv: Vec<Bytes>,
-    stream: &TcpStream,
+    socket: &mut Socket<'_>,
 ) -> Reply {
     let db = session.db;
     let argv = match spec.kind {
@@ -502,9 +537,7 @@ pub async fn execute(
         }
     }
     let deadline = (timeout_ms > 0).then(|| started + Duration::from_millis(timeout_ms));
-    let mut watch_peer = true;
     let mut unblock_closed = false;
-    let mut probe = [0u8; 1];
     let why = loop {
         tokio::select! {
             biased;
@@ -520,11 +553,12 @@ pub async fn execute(
                 session.info.kill.notify_one();
                 break Leave::Gone;
             }
-            seen = stream.peek(&mut probe), if watch_peer => match seen {
-                Ok(0) | Err(_) => break Leave::Gone,
-                // The client sent more: it is read after this command, as Redis does.
-                Ok(_) => watch_peer = false,
-            },
+            open = socket.watch(), if socket.input.len() < MAX_BLOCKED_INPUT => {
+                if !open {
+                    socket.closed = true;
+                    break Leave::Gone;
+                }
+            }
         }
     };
     if blocking.leave(id) {

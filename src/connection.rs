@@ -129,6 +129,7 @@ pub async fn serve(
         out: BytesMut::new(),
         queue: VecDeque::new(),
         silent: false,
+        input: BytesMut::new(),
     };
     let mut inbuf = BytesMut::new();
     let stall = cfg.client_stall_timeout;
@@ -164,6 +165,11 @@ pub async fn serve(
                 .fetch_add(batch.len() as u64, Relaxed);
             if let Err(reason) = conn.execute(batch, &mut wr).await {
                 break reason;
+            }
+            if !conn.input.is_empty() {
+                inbuf.extend_from_slice(&conn.input);
+                conn.input = BytesMut::new();
+                more_buffered = true;
             }
         }
         if let Some(e) = protocol_error {
@@ -267,6 +273,9 @@ struct Conn {
     queue: VecDeque<(Slot, crate::resp::Protocol)>,
     /// The reply of the command running is not sent (CLIENT REPLY OFF or SKIP).
     silent: bool,
+    /// Bytes the client sent while blocked (read to notice it closing): they follow what the
+    /// input buffer held, and are decoded next.
+    input: BytesMut,
 }
 
 impl Conn {
@@ -326,8 +335,17 @@ impl Conn {
             }
             if crate::blocking::blocks(spec, &argv) {
                 self.drain(wr).await?;
+                let mut socket = crate::blocking::Socket {
+                    stream: wr.as_ref(),
+                    input: &mut self.input,
+                    closed: false,
+                };
                 let reply =
-                    crate::blocking::execute(&shared, &self.session, spec, argv, wr.as_ref()).await;
+                    crate::blocking::execute(&shared, &self.session, spec, argv, &mut socket).await;
+                if socket.closed {
+                    // Gone while blocked: what it sent meanwhile is not run (as in Redis).
+                    return Err(Close::Peer);
+                }
                 self.ready(reply)?;
                 view = None;
                 barrier_done = false;

@@ -126,6 +126,54 @@ fn a_timeout_wakes_with_nil_and_zero_waits_until_served() {
 }
 
 #[test]
+fn a_blocked_client_that_sends_more_then_closes_stops_waiting() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    // What a blocked client sends is run after it is served, in order.
+    let mut more = node.raw();
+    more.send_cmd(&["BLPOP", "k", "0"]);
+    wait_blocked(&node, 1);
+    more.send(&[encode_cmd(&["PING"]), encode_cmd(&["ECHO", "x"])].concat());
+    thread::sleep(Duration::from_millis(200));
+    assert!(more.pending().is_empty());
+    c.check(&["LPUSH", "k", "v"], ":1\r\n");
+    more.expect(b"*2\r\n$1\r\nk\r\n$1\r\nv\r\n+PONG\r\n$1\r\nx\r\n");
+    wait_blocked(&node, 0);
+    // Blocked, sends a PING (and half a command), then closes: it stops waiting, and a later
+    // push is not popped for nobody.
+    for (i, extra) in [&encode_cmd(&["PING"])[..], b"*2\r\n$4\r\nEC"]
+        .iter()
+        .enumerate()
+    {
+        let mut gone = node.raw();
+        gone.send_cmd(&["BLPOP", "k", "0"]);
+        wait_blocked(&node, 1);
+        gone.send(extra);
+        thread::sleep(Duration::from_millis(100));
+        drop(gone);
+        wait_blocked(&node, 0);
+        let item = format!("kept{i}");
+        c.check(&["RPUSH", "k", &item], ":1\r\n");
+        c.check(&["LPOP", "k"], &format!("${}\r\n{item}\r\n", item.len()));
+    }
+    // The same for a stream read and a sorted-set pop.
+    for cmd in [
+        &["XREAD", "BLOCK", "0", "STREAMS", "s", "$"][..],
+        &["BZPOPMIN", "z", "0"],
+    ] {
+        let mut gone = node.raw();
+        gone.send_cmd(cmd);
+        wait_blocked(&node, 1);
+        gone.send(&encode_cmd(&["PING"]));
+        thread::sleep(Duration::from_millis(100));
+        drop(gone);
+        wait_blocked(&node, 0);
+    }
+    c.check(&["ZADD", "z", "1", "m"], ":1\r\n");
+    c.check(&["ZCARD", "z"], ":1\r\n");
+}
+
+#[test]
 fn the_first_client_blocked_on_a_key_is_the_first_served() {
     let node = Node::single(&[]);
     let mut producer = node.raw();
