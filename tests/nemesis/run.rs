@@ -13,6 +13,7 @@ use crate::checker;
 use crate::nemesis::leases::{self, Leases};
 use crate::nemesis::lists::{self, Lists};
 use crate::nemesis::rng::Rng;
+use crate::nemesis::types::TypeClients;
 use crate::nemesis::verify;
 use crate::nemesis::workload::{self, Ledger, Role, Shared, Tally};
 use crate::nemesis::world::{RECOVERY, World};
@@ -105,6 +106,7 @@ pub fn run(cfg: &RunConfig) {
     let zset_client = crate::nemesis::zsets::spawn(700, rng.fork(700), shared.clone());
     let lists = Lists::default();
     lease_handles.extend(lists::spawn(cfg.lease_clients, &mut rng, &shared, &lists));
+    let types = TypeClients::spawn(cfg.lease_clients, &mut rng, &shared, &mut lease_handles);
 
     let faults_until = Instant::now() + cfg.duration;
     while Instant::now() < faults_until {
@@ -161,6 +163,7 @@ pub fn run(cfg: &RunConfig) {
         problems.push(format!("expiry invariant: {v}"));
     }
     problems.extend(lists::verify(&lists, &shared, &mut rng, RECOVERY));
+    problems.extend(types.verify_before_convergence(&shared, &mut rng));
     let digest = world.wait_converged();
     let member_addrs: Vec<String> = world
         .members()
@@ -168,6 +171,7 @@ pub fn run(cfg: &RunConfig) {
         .map(|&i| world.slots[i].node.client_addr())
         .collect();
     problems.extend(crate::nemesis::zsets::same_on_every_member(&member_addrs));
+    problems.extend(types.verify_converged(&member_addrs));
     let leader = world.wait_agreed_leader();
     let member_view = world.wait_same_members();
     let voters: Vec<&str> = member_view
