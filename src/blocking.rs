@@ -137,6 +137,8 @@ struct Registry {
     by_key: HashMap<(u8, Bytes), BTreeSet<u64>>,
     /// Keys changed since the serving task last looked.
     dirty: Ready,
+    /// Keys the serving task took from `dirty` and is looking at now.
+    looking: HashSet<(u8, Bytes)>,
 }
 
 /// Keys to look at, in the order they became ready (as Redis serves them), each once.
@@ -199,6 +201,8 @@ pub struct Blocking {
     blocked: AtomicUsize,
     /// Wakes the serving task.
     work: Notify,
+    /// Notified whenever a key may have become settled (see [`Blocking::settled`]).
+    progress: Notify,
 }
 
 impl Blocking {
@@ -228,6 +232,50 @@ impl Blocking {
                 .send(if error { Leave::Error } else { Leave::Timeout })
                 .is_ok(),
             None => false,
+        }
+    }
+
+    /// True if a client waits on one of `keys` here (cheap when nobody waits at all).
+    pub fn waits_on<'a>(&self, db: u8, mut keys: impl Iterator<Item = &'a Bytes>) -> bool {
+        if self.waiting.load(Relaxed) == 0 {
+            return false;
+        }
+        let reg = self.lock();
+        keys.any(|k| reg.by_key.contains_key(&(db, k.clone())))
+    }
+
+    /// Waits (at most `bound`) until the clients waiting on `keys` that a write just applied
+    /// here made ready have been served or have gone back to waiting: no key marked, none
+    /// being looked at, no attempt in flight for a waiter of them. The write's reply waits for
+    /// this, so a client blocked on the list a push filled is served before the pusher hears
+    /// back, as in Redis (which serves blocked clients before it replies to the push).
+    pub async fn settled(&self, db: u8, keys: &[Bytes], bound: Duration) {
+        let deadline = Instant::now() + bound;
+        loop {
+            let progress = self.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            {
+                let reg = self.lock();
+                let busy = keys.iter().any(|k| {
+                    let slot = (db, k.clone());
+                    reg.dirty.set.contains(&slot)
+                        || reg.looking.contains(&slot)
+                        || reg.by_key.get(&slot).is_some_and(|q| {
+                            q.iter()
+                                .any(|id| reg.waiters.get(id).is_some_and(|w| w.in_flight))
+                        })
+                });
+                if !busy {
+                    return;
+                }
+            }
+            if tokio::time::timeout_at(deadline.into(), progress)
+                .await
+                .is_err()
+            {
+                return;
+            }
         }
     }
 
@@ -300,6 +348,7 @@ impl Blocking {
         if !in_flight && let Some(w) = reg.remove(id) {
             self.dropped(&w);
         }
+        self.progress.notify_waiters();
         in_flight
     }
 
@@ -314,6 +363,7 @@ impl Blocking {
         drop(reg);
         self.dropped(&w);
         self.work.notify_one();
+        self.progress.notify_waiters();
         if let Some(done) = w.done.take() {
             let _ = done.send(reply);
         }
@@ -342,6 +392,7 @@ impl Blocking {
     /// to meanwhile); `recheck` marks its keys to be looked at again.
     fn back(&self, id: u64, recheck: bool) {
         let mut reg = self.lock();
+        self.progress.notify_waiters();
         let Some(w) = reg.waiters.get_mut(&id) else {
             return;
         };
@@ -630,7 +681,12 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             _ = blocking.work.notified() => {}
             _ = stop.changed() => return,
         }
-        let dirty = blocking.lock().dirty.take();
+        let dirty = {
+            let mut reg = blocking.lock();
+            let dirty = reg.dirty.take();
+            reg.looking.extend(dirty.iter().cloned());
+            dirty
+        };
         let mut reader = Reader::new(&shared.db, shared.raft.memtable());
         for (db, key) in dirty {
             let ready = reader.run(db, |v| {
@@ -665,6 +721,8 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             }
             serve_key(&shared, db, &key, kind, len);
         }
+        blocking.lock().looking.clear();
+        blocking.progress.notify_waiters();
     }
 }
 

@@ -34,6 +34,8 @@ const MAX_BATCH: usize = 1024;
 /// Replies are written out once this much is buffered, even mid-batch.
 const FLUSH_AT: usize = 256 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
+/// Longest a write to keys with blocked clients waits for them to be served before replying.
+const SETTLE_BOUND: Duration = Duration::from_secs(1);
 
 /// A reply in its place in the pipeline.
 enum Slot {
@@ -41,6 +43,9 @@ enum Slot {
     Waiting(oneshot::Receiver<Result<Reply, RaftError>>),
     /// A write whose reply CLIENT REPLY OFF/SKIP suppresses: awaited in order, not sent.
     Silent(oneshot::Receiver<Result<Reply, RaftError>>),
+    /// A write to keys clients are blocked on here (database, keys): answered once the clients
+    /// it made ready are served (`Blocking::settled`), as Redis serves them before replying.
+    Serves(oneshot::Receiver<Result<Reply, RaftError>>, u8, Vec<Bytes>),
 }
 
 /// The one place where the raft layer's failures become RESP errors. The first word tells a
@@ -469,9 +474,18 @@ impl Conn {
                             let keys = spec.key_args(&argv).cloned();
                             shared.pubsub.tracking.begin_write(self.session.id, keys);
                         }
-                        let rx = shared.raft.propose_later(self.session.db, argv, timeout);
+                        let db = self.session.db;
+                        let serves = shared.blocking.waits_on(db, spec.key_args(&argv));
+                        let keys: Vec<Bytes> = if serves {
+                            spec.key_args(&argv).cloned().collect()
+                        } else {
+                            Vec::new()
+                        };
+                        let rx = shared.raft.propose_later(db, argv, timeout);
                         let slot = if self.silent {
                             Slot::Silent(rx)
+                        } else if serves {
+                            Slot::Serves(rx, db, keys)
                         } else {
                             Slot::Waiting(rx)
                         };
@@ -773,7 +787,7 @@ impl Conn {
             && !self
                 .queue
                 .iter()
-                .any(|(s, _)| matches!(s, Slot::Waiting(_) | Slot::Silent(_)))
+                .any(|(s, _)| matches!(s, Slot::Waiting(_) | Slot::Silent(_) | Slot::Serves(..)))
         {
             self.session
                 .shared
@@ -813,6 +827,16 @@ impl Conn {
                     .await
                     .unwrap_or(Err(RaftError::Stopped))
                     .unwrap_or_else(raft_error_reply),
+                Slot::Serves(rx, db, keys) => {
+                    let reply = rx.await.unwrap_or(Err(RaftError::Stopped));
+                    if reply.is_ok() {
+                        // Bounded well below a write's timeout: under faults an attempt may take
+                        // that long, and the push is applied either way.
+                        let bound = SETTLE_BOUND.min(self.session.shared.config.write_timeout);
+                        self.session.shared.blocking.settled(db, &keys, bound).await;
+                    }
+                    reply.unwrap_or_else(raft_error_reply)
+                }
                 Slot::Silent(rx) => {
                     let _ = rx.await;
                     self.writes_answered();

@@ -174,6 +174,32 @@ fn a_blocked_client_that_sends_more_then_closes_stops_waiting() {
 }
 
 #[test]
+fn a_push_is_answered_after_the_clients_it_made_ready_are_served() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    // As Redis: the blocked client is served before the pusher hears back, so what the pusher
+    // reads next no longer holds the popped element (unit/type/list "BLPOP with variadic LPUSH").
+    for round in 0..5 {
+        let mut blocked = node.raw();
+        blocked.send_cmd(&["BLPOP", "blist", "0"]);
+        wait_blocked(&node, 1);
+        c.check(&["LPUSH", "blist", "foo", "bar"], ":2\r\n");
+        c.check(&["LRANGE", "blist", "0", "-1"], "*1\r\n$3\r\nfoo\r\n");
+        blocked.expect(b"*2\r\n$5\r\nblist\r\n$3\r\nbar\r\n");
+        c.check(&["DEL", "blist"], ":1\r\n");
+        wait_blocked(&node, 0);
+        let _ = round;
+    }
+    // BLMOVE: the destination holds the element once the push is answered.
+    let mut mover = node.raw();
+    mover.send_cmd(&["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"]);
+    wait_blocked(&node, 1);
+    c.check(&["RPUSH", "src", "x"], ":1\r\n");
+    c.check(&["LRANGE", "dst", "0", "-1"], "*1\r\n$1\r\nx\r\n");
+    mover.expect(b"$1\r\nx\r\n");
+}
+
+#[test]
 fn the_first_client_blocked_on_a_key_is_the_first_served() {
     let node = Node::single(&[]);
     let mut producer = node.raw();
