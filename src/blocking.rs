@@ -125,6 +125,10 @@ struct Waiter {
     /// It stopped waiting while an attempt was in flight: the attempt's outcome still goes to
     /// `done`, then the waiter is dropped.
     leaving: bool,
+    /// One of its keys changed while an attempt was in flight: the serving task may have
+    /// passed it over (a deleted stream), so its keys are looked at again when the attempt
+    /// comes back, whatever its outcome.
+    missed: bool,
     done: Option<oneshot::Sender<Reply>>,
     unblock: Option<oneshot::Sender<Leave>>,
 }
@@ -187,6 +191,20 @@ impl Registry {
     fn mark(&mut self, db: u8, keys: &[Bytes]) {
         for k in keys {
             self.dirty.insert((db, k.clone()));
+        }
+    }
+
+    /// Key `slot` changed: the waiters on it with an attempt in flight missed it.
+    fn changed(&mut self, slot: &(u8, Bytes)) {
+        let Registry {
+            by_key, waiters, ..
+        } = self;
+        for id in by_key.get(slot).into_iter().flatten() {
+            if let Some(w) = waiters.get_mut(id)
+                && w.in_flight
+            {
+                w.missed = true;
+            }
         }
     }
 }
@@ -317,6 +335,7 @@ impl Blocking {
                 attempt_on: None,
                 counted: !trying,
                 leaving: false,
+                missed: false,
                 done: Some(done),
                 unblock: Some(unblock),
             },
@@ -397,6 +416,7 @@ impl Blocking {
             return;
         };
         w.in_flight = false;
+        let recheck = recheck || std::mem::take(&mut w.missed);
         if !w.counted {
             w.counted = true;
             self.blocked.fetch_add(1, Relaxed);
@@ -437,17 +457,24 @@ impl Listener for Blocking {
                 Event::Changed { db, key } | Event::Notify { db, key, .. } => {
                     let slot = (*db, key.clone());
                     if reg.by_key.contains_key(&slot) {
+                        reg.changed(&slot);
                         any |= reg.dirty.insert(slot);
                     }
                 }
                 Event::Flushed { db } => {
                     let keys: Vec<_> = reg.by_key.keys().filter(|k| k.0 == *db).cloned().collect();
                     any |= !keys.is_empty();
+                    for k in &keys {
+                        reg.changed(k);
+                    }
                     reg.dirty.extend(keys);
                 }
                 Event::Reset => {
                     let keys: Vec<_> = reg.by_key.keys().cloned().collect();
                     any |= !keys.is_empty();
+                    for k in &keys {
+                        reg.changed(k);
+                    }
                     reg.dirty.extend(keys);
                 }
             }
@@ -726,6 +753,17 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Redis's error for an XREADGROUP wait whose stream was deleted or replaced.
+const STREAM_GONE: &str = "UNBLOCKED the stream key no longer exists";
+
+/// Whether `key` holds a stream on this node's applied state (a failed read counts as yes:
+/// the attempt's own error is then the answer).
+fn is_stream_key(shared: &Shared, db: u8, key: &Bytes) -> bool {
+    Reader::new(&shared.db, shared.raft.memtable())
+        .run(db, |v| Ok(v.meta(key)?.map(|m| m.kind)))
+        .map_or(true, |kind| kind == Some(KeyType::Stream))
+}
+
 /// Ends the XREADGROUP waits on `key` (deleted, or now of another type) with Redis's error.
 fn stream_key_gone(blocking: &Blocking, db: u8, key: &Bytes) {
     let ids: Vec<u64> = {
@@ -744,10 +782,7 @@ fn stream_key_gone(blocking: &Blocking, db: u8, key: &Bytes) {
             .collect()
     };
     for id in ids {
-        blocking.served(
-            id,
-            Reply::error("UNBLOCKED the stream key no longer exists"),
-        );
+        blocking.served(id, Reply::error(STREAM_GONE));
     }
 }
 
@@ -815,10 +850,16 @@ fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, kind: KeyType, len: u64)
         let rx = shared.raft.propose_later(db, argv, timeout);
         let blocking = blocking.clone();
         let key = key.clone();
+        let shared = shared.clone();
         tokio::spawn(async move {
             // An attempt that pops nothing leaves the list as it was: the key is looked at
             // again, so the next waiter gets its turn (the list may still hold elements).
             match rx.await.unwrap_or(Err(RaftError::Stopped)) {
+                // The key went (or changed type) or the group did, before this attempt: the
+                // wait ends with Redis's error for what happened.
+                Ok(reply) if stream && reply.is_error() && !is_stream_key(&shared, db, &key) => {
+                    blocking.served(id, Reply::error(STREAM_GONE));
+                }
                 Ok(reply) if stream && nogroup(&reply) => blocking.served(
                     id,
                     Reply::error(
