@@ -269,6 +269,29 @@ impl Blocking {
     /// back, as in Redis (which serves blocked clients before it replies to the push).
     pub async fn settled(&self, db: u8, keys: &[Bytes], bound: Duration) {
         let deadline = Instant::now() + bound;
+        // A BLMOVE/BRPOPLPUSH served from these keys pushes onto its destination, which may
+        // serve the clients waiting there in turn (Redis serves the whole chain before it
+        // replies): their keys are waited for too.
+        let mut keys = keys.to_vec();
+        {
+            let reg = self.lock();
+            let mut i = 0;
+            while i < keys.len() {
+                for id in reg.by_key.get(&(db, keys[i].clone())).into_iter().flatten() {
+                    let Some(w) = reg.waiters.get(id) else {
+                        continue;
+                    };
+                    let moves = w.argv[0].eq_ignore_ascii_case(b"blmove")
+                        || w.argv[0].eq_ignore_ascii_case(b"brpoplpush");
+                    if let Some(dst) = w.argv.get(2).filter(|_| moves)
+                        && !keys.contains(dst)
+                    {
+                        keys.push(dst.clone());
+                    }
+                }
+                i += 1;
+            }
+        }
         loop {
             let progress = self.progress.notified();
             tokio::pin!(progress);

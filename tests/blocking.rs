@@ -197,6 +197,30 @@ fn a_push_is_answered_after_the_clients_it_made_ready_are_served() {
     c.check(&["RPUSH", "src", "x"], ":1\r\n");
     c.check(&["LRANGE", "dst", "0", "-1"], "*1\r\n$1\r\nx\r\n");
     mover.expect(b"$1\r\nx\r\n");
+    // Chains are served whole (unit/type/list "Linked LMOVEs", "Circular BRPOPLPUSH").
+    c.check(&["DEL", "dst"], ":1\r\n");
+    let mut rd1 = node.raw();
+    rd1.send_cmd(&["BLMOVE", "list1", "list2", "RIGHT", "LEFT", "0"]);
+    wait_blocked(&node, 1);
+    let mut rd2 = node.raw();
+    rd2.send_cmd(&["BLMOVE", "list2", "list3", "LEFT", "RIGHT", "0"]);
+    wait_blocked(&node, 2);
+    c.check(&["RPUSH", "list1", "foo"], ":1\r\n");
+    c.check(&["LRANGE", "list1", "0", "-1"], "*0\r\n");
+    c.check(&["LRANGE", "list2", "0", "-1"], "*0\r\n");
+    c.check(&["LRANGE", "list3", "0", "-1"], "*1\r\n$3\r\nfoo\r\n");
+    rd1.expect(b"$3\r\nfoo\r\n");
+    rd2.expect(b"$3\r\nfoo\r\n");
+    c.check(&["DEL", "list3"], ":1\r\n");
+    rd1.send_cmd(&["BRPOPLPUSH", "list1", "list2", "0"]);
+    wait_blocked(&node, 1);
+    rd2.send_cmd(&["BRPOPLPUSH", "list2", "list1", "0"]);
+    wait_blocked(&node, 2);
+    c.check(&["RPUSH", "list1", "foo"], ":1\r\n");
+    c.check(&["LRANGE", "list1", "0", "-1"], "*1\r\n$3\r\nfoo\r\n");
+    c.check(&["LRANGE", "list2", "0", "-1"], "*0\r\n");
+    rd1.expect(b"$3\r\nfoo\r\n");
+    rd2.expect(b"$3\r\nfoo\r\n");
 }
 
 #[test]
