@@ -28,6 +28,13 @@
 //! unknown ...`): the client knows the element may have been taken for it, as after a plain
 //! LPOP, rather than waiting on while it is silently gone (the nemesis list checker found it).
 //!
+//! While it waits, the client's socket is read (`Socket`): what it sends is kept for after the
+//! command, and its closing withdraws the waiter at once. A write on this node to keys with
+//! waiters here is answered only once the waiters it made ready (and the chain their BLMOVEs
+//! start) are served or back to waiting (`Blocking::settled`, bounded), so the writer's next
+//! read sees the pops, as in Redis. A change of a key while a waiter's attempt is in flight is
+//! remembered (`missed`), so the waiter looks again when the attempt comes back.
+//!
 //! Inside MULTI a blocking command is queued like any write and its applied form is the
 //! answer, as Redis's non-blocking behaviour there.
 //!
