@@ -503,6 +503,16 @@ memory() {
     metric mem_rss_redis_kb "$(rss_kb "${PID_OF[redis-nopersist]}")"
 }
 
+# --------------------------------------------------------------------------- collections
+# LPUSH, RPOP, HSET, SADD, ZADD, XADD, LRANGE_100 and 1M-member memory (scripts/bench-types.sh),
+# on its own processes after the rest; its table goes to types.txt.
+types_bench() {
+    local n=$N_P1 members=$MEM_KEYS
+    log "collections: scripts/bench-types.sh (N $n, $members members)"
+    TYPES_N=$n TYPES_MEMBERS=$members TYPES_OUT="$OUT/types.txt" "$ROOT/scripts/bench-types.sh" \
+        2>"$LOGS/bench-types.log" || die "scripts/bench-types.sh failed: $(tail -n 3 "$LOGS/bench-types.log")"
+}
+
 # --------------------------------------------------------------------------- main
 mkdir -p "$LOGS" "$RAW"
 : >"$METRICS"
@@ -553,6 +563,7 @@ failover
 stop_names node0 node1 node2 redis-aof-always
 memory
 stop_names redis-nopersist
+types_bench
 
 # kvd's own log lines worth a look (a few "peer unreachable" WARNs after the failover kill are expected)
 kvd_warn=$(cat "$LOGS"/node?.log "$LOGS"/mem?.log | grep -c ' WARN ' || true)

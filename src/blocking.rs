@@ -28,6 +28,13 @@
 //! unknown ...`): the client knows the element may have been taken for it, as after a plain
 //! LPOP, rather than waiting on while it is silently gone (the nemesis list checker found it).
 //!
+//! While it waits, the client's socket is read (`Socket`): what it sends is kept for after the
+//! command, and its closing withdraws the waiter at once. A write on this node to keys with
+//! waiters here is answered only once the waiters it made ready (and the chain their BLMOVEs
+//! start) are served or back to waiting (`Blocking::settled`, bounded), so the writer's next
+//! read sees the pops, as in Redis. A change of a key while a waiter's attempt is in flight is
+//! remembered (`missed`), so the waiter looks again when the attempt comes back.
+//!
 //! Inside MULTI a blocking command is queued like any write and its applied form is the
 //! answer, as Redis's non-blocking behaviour there.
 //!
@@ -42,7 +49,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, oneshot, watch};
 
@@ -125,6 +132,10 @@ struct Waiter {
     /// It stopped waiting while an attempt was in flight: the attempt's outcome still goes to
     /// `done`, then the waiter is dropped.
     leaving: bool,
+    /// One of its keys changed while an attempt was in flight: the serving task may have
+    /// passed it over (a deleted stream), so its keys are looked at again when the attempt
+    /// comes back, whatever its outcome.
+    missed: bool,
     done: Option<oneshot::Sender<Reply>>,
     unblock: Option<oneshot::Sender<Leave>>,
 }
@@ -137,6 +148,8 @@ struct Registry {
     by_key: HashMap<(u8, Bytes), BTreeSet<u64>>,
     /// Keys changed since the serving task last looked.
     dirty: Ready,
+    /// Keys the serving task took from `dirty` and is looking at now.
+    looking: HashSet<(u8, Bytes)>,
 }
 
 /// Keys to look at, in the order they became ready (as Redis serves them), each once.
@@ -187,6 +200,20 @@ impl Registry {
             self.dirty.insert((db, k.clone()));
         }
     }
+
+    /// Key `slot` changed: the waiters on it with an attempt in flight missed it.
+    fn changed(&mut self, slot: &(u8, Bytes)) {
+        let Registry {
+            by_key, waiters, ..
+        } = self;
+        for id in by_key.get(slot).into_iter().flatten() {
+            if let Some(w) = waiters.get_mut(id)
+                && w.in_flight
+            {
+                w.missed = true;
+            }
+        }
+    }
 }
 
 /// This node's blocked clients (see the module docs).
@@ -199,6 +226,8 @@ pub struct Blocking {
     blocked: AtomicUsize,
     /// Wakes the serving task.
     work: Notify,
+    /// Notified whenever a key may have become settled (see [`Blocking::settled`]).
+    progress: Notify,
 }
 
 impl Blocking {
@@ -228,6 +257,73 @@ impl Blocking {
                 .send(if error { Leave::Error } else { Leave::Timeout })
                 .is_ok(),
             None => false,
+        }
+    }
+
+    /// True if a client waits on one of `keys` here (cheap when nobody waits at all).
+    pub fn waits_on<'a>(&self, db: u8, mut keys: impl Iterator<Item = &'a Bytes>) -> bool {
+        if self.waiting.load(Relaxed) == 0 {
+            return false;
+        }
+        let reg = self.lock();
+        keys.any(|k| reg.by_key.contains_key(&(db, k.clone())))
+    }
+
+    /// Waits (at most `bound`) until the clients waiting on `keys` that a write just applied
+    /// here made ready have been served or have gone back to waiting: no key marked, none
+    /// being looked at, no attempt in flight for a waiter of them. The write's reply waits for
+    /// this, so a client blocked on the list a push filled is served before the pusher hears
+    /// back, as in Redis (which serves blocked clients before it replies to the push).
+    pub async fn settled(&self, db: u8, keys: &[Bytes], bound: Duration) {
+        let deadline = Instant::now() + bound;
+        // A BLMOVE/BRPOPLPUSH served from these keys pushes onto its destination, which may
+        // serve the clients waiting there in turn (Redis serves the whole chain before it
+        // replies): their keys are waited for too.
+        let mut keys = keys.to_vec();
+        {
+            let reg = self.lock();
+            let mut i = 0;
+            while i < keys.len() {
+                for id in reg.by_key.get(&(db, keys[i].clone())).into_iter().flatten() {
+                    let Some(w) = reg.waiters.get(id) else {
+                        continue;
+                    };
+                    let moves = w.argv[0].eq_ignore_ascii_case(b"blmove")
+                        || w.argv[0].eq_ignore_ascii_case(b"brpoplpush");
+                    if let Some(dst) = w.argv.get(2).filter(|_| moves)
+                        && !keys.contains(dst)
+                    {
+                        keys.push(dst.clone());
+                    }
+                }
+                i += 1;
+            }
+        }
+        loop {
+            let progress = self.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            {
+                let reg = self.lock();
+                let busy = keys.iter().any(|k| {
+                    let slot = (db, k.clone());
+                    reg.dirty.set.contains(&slot)
+                        || reg.looking.contains(&slot)
+                        || reg.by_key.get(&slot).is_some_and(|q| {
+                            q.iter()
+                                .any(|id| reg.waiters.get(id).is_some_and(|w| w.in_flight))
+                        })
+                });
+                if !busy {
+                    return;
+                }
+            }
+            if tokio::time::timeout_at(deadline.into(), progress)
+                .await
+                .is_err()
+            {
+                return;
+            }
         }
     }
 
@@ -269,6 +365,7 @@ impl Blocking {
                 attempt_on: None,
                 counted: !trying,
                 leaving: false,
+                missed: false,
                 done: Some(done),
                 unblock: Some(unblock),
             },
@@ -300,6 +397,7 @@ impl Blocking {
         if !in_flight && let Some(w) = reg.remove(id) {
             self.dropped(&w);
         }
+        self.progress.notify_waiters();
         in_flight
     }
 
@@ -314,6 +412,7 @@ impl Blocking {
         drop(reg);
         self.dropped(&w);
         self.work.notify_one();
+        self.progress.notify_waiters();
         if let Some(done) = w.done.take() {
             let _ = done.send(reply);
         }
@@ -342,10 +441,12 @@ impl Blocking {
     /// to meanwhile); `recheck` marks its keys to be looked at again.
     fn back(&self, id: u64, recheck: bool) {
         let mut reg = self.lock();
+        self.progress.notify_waiters();
         let Some(w) = reg.waiters.get_mut(&id) else {
             return;
         };
         w.in_flight = false;
+        let recheck = recheck || std::mem::take(&mut w.missed);
         if !w.counted {
             w.counted = true;
             self.blocked.fetch_add(1, Relaxed);
@@ -386,12 +487,16 @@ impl Listener for Blocking {
                 Event::Changed { db, key } | Event::Notify { db, key, .. } => {
                     let slot = (*db, key.clone());
                     if reg.by_key.contains_key(&slot) {
+                        reg.changed(&slot);
                         any |= reg.dirty.insert(slot);
                     }
                 }
                 Event::Flushed { db } => {
                     let keys: Vec<_> = reg.by_key.keys().filter(|k| k.0 == *db).cloned().collect();
                     any |= !keys.is_empty();
+                    for k in &keys {
+                        reg.changed(k);
+                    }
                     reg.dirty.extend(keys);
                 }
                 Event::Swapped { a, b } => {
@@ -405,6 +510,9 @@ impl Listener for Blocking {
                 Event::Reset => {
                     let keys: Vec<_> = reg.by_key.keys().cloned().collect();
                     any |= !keys.is_empty();
+                    for k in &keys {
+                        reg.changed(k);
+                    }
                     reg.dirty.extend(keys);
                 }
                 Event::Writer { .. } => {}
@@ -442,14 +550,49 @@ fn not_applied(e: &RaftError) -> bool {
     )
 }
 
+/// Most a blocked client's further input is buffered: past it the socket is no longer read
+/// (nor its end noticed) until the wait ends, so a client cannot grow the buffer without bound.
+const MAX_BLOCKED_INPUT: usize = 64 * 1024 * 1024;
+
+/// A blocked client's socket. It is read while the client waits: what arrives is kept in
+/// `input` for after this command (Redis keeps it in the query buffer and runs it once the
+/// client is unblocked), and the client's end of the connection (EOF, a reset) is noticed at
+/// once, so its waiter is withdrawn before a push could be popped for nobody; `closed` then
+/// tells the connection to close without running the buffered input.
+pub struct Socket<'a> {
+    pub stream: &'a TcpStream,
+    pub input: &'a mut BytesMut,
+    pub closed: bool,
+}
+
+impl Socket<'_> {
+    /// Waits for the client to send more or go away: `false` when it is gone. Returns only
+    /// after something was read (or the client left), so it can be polled in a loop.
+    async fn watch(&mut self) -> bool {
+        loop {
+            if self.stream.readable().await.is_err() {
+                return false;
+            }
+            self.input.reserve(4096);
+            match self.stream.try_read_buf(self.input) {
+                Ok(0) => return false,
+                Ok(_) => return true,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
 /// Runs a blocking command for the connection of `session`: the first attempt, then the wait.
-/// `stream` is the connection's socket, watched so a client that goes away stops waiting.
+/// `socket` is the connection's, watched while it waits (see [`Socket`]).
 pub async fn execute(
     shared: &Arc<Shared>,
     session: &Session,
     spec: &'static Spec,
     argv: Vec<Bytes>,
-    stream: &TcpStream,
+    socket: &mut Socket<'_>,
 ) -> Reply {
     let db = session.db;
     let argv = match spec.kind {
@@ -511,9 +654,7 @@ pub async fn execute(
         }
     }
     let deadline = (timeout_ms > 0).then(|| started + Duration::from_millis(timeout_ms));
-    let mut watch_peer = true;
     let mut unblock_closed = false;
-    let mut probe = [0u8; 1];
     let why = loop {
         tokio::select! {
             biased;
@@ -529,11 +670,12 @@ pub async fn execute(
                 session.info.kill.notify_one();
                 break Leave::Gone;
             }
-            seen = stream.peek(&mut probe), if watch_peer => match seen {
-                Ok(0) | Err(_) => break Leave::Gone,
-                // The client sent more: it is read after this command, as Redis does.
-                Ok(_) => watch_peer = false,
-            },
+            open = socket.watch(), if socket.input.len() < MAX_BLOCKED_INPUT => {
+                if !open {
+                    socket.closed = true;
+                    break Leave::Gone;
+                }
+            }
         }
     };
     if blocking.leave(id) {
@@ -605,7 +747,12 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             _ = blocking.work.notified() => {}
             _ = stop.changed() => return,
         }
-        let dirty = blocking.lock().dirty.take();
+        let dirty = {
+            let mut reg = blocking.lock();
+            let dirty = reg.dirty.take();
+            reg.looking.extend(dirty.iter().cloned());
+            dirty
+        };
         let mut reader = Reader::new(&shared.db, shared.raft.memtable());
         for (db, key) in dirty {
             let ready = reader.run(db, |v| {
@@ -640,7 +787,20 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             }
             serve_key(&shared, db, &key, kind, len);
         }
+        blocking.lock().looking.clear();
+        blocking.progress.notify_waiters();
     }
+}
+
+/// Redis's error for an XREADGROUP wait whose stream was deleted or replaced.
+const STREAM_GONE: &str = "UNBLOCKED the stream key no longer exists";
+
+/// Whether `key` holds a stream on this node's applied state (a failed read counts as yes:
+/// the attempt's own error is then the answer).
+fn is_stream_key(shared: &Shared, db: u8, key: &Bytes) -> bool {
+    Reader::new(&shared.db, shared.raft.memtable())
+        .run(db, |v| Ok(v.meta(key)?.map(|m| m.kind)))
+        .map_or(true, |kind| kind == Some(KeyType::Stream))
 }
 
 /// Ends the XREADGROUP waits on `key` (deleted, or now of another type) with Redis's error.
@@ -661,10 +821,7 @@ fn stream_key_gone(blocking: &Blocking, db: u8, key: &Bytes) {
             .collect()
     };
     for id in ids {
-        blocking.served(
-            id,
-            Reply::error("UNBLOCKED the stream key no longer exists"),
-        );
+        blocking.served(id, Reply::error(STREAM_GONE));
     }
 }
 
@@ -732,10 +889,16 @@ fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, kind: KeyType, len: u64)
         let rx = shared.raft.propose_later(db, argv, timeout);
         let blocking = blocking.clone();
         let key = key.clone();
+        let shared = shared.clone();
         tokio::spawn(async move {
             // An attempt that pops nothing leaves the list as it was: the key is looked at
             // again, so the next waiter gets its turn (the list may still hold elements).
             match rx.await.unwrap_or(Err(RaftError::Stopped)) {
+                // The key went (or changed type) or the group did, before this attempt: the
+                // wait ends with Redis's error for what happened.
+                Ok(reply) if stream && reply.is_error() && !is_stream_key(&shared, db, &key) => {
+                    blocking.served(id, Reply::error(STREAM_GONE));
+                }
                 Ok(reply) if stream && nogroup(&reply) => blocking.served(
                     id,
                     Reply::error(

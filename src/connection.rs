@@ -34,6 +34,8 @@ const MAX_BATCH: usize = 1024;
 /// Replies are written out once this much is buffered, even mid-batch.
 const FLUSH_AT: usize = 256 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
+/// Longest a write to keys with blocked clients waits for them to be served before replying.
+const SETTLE_BOUND: Duration = Duration::from_secs(1);
 
 /// A reply in its place in the pipeline.
 enum Slot {
@@ -41,6 +43,9 @@ enum Slot {
     Waiting(oneshot::Receiver<Result<Reply, RaftError>>),
     /// A write whose reply CLIENT REPLY OFF/SKIP suppresses: awaited in order, not sent.
     Silent(oneshot::Receiver<Result<Reply, RaftError>>),
+    /// A write to keys clients are blocked on here (database, keys): answered once the clients
+    /// it made ready are served (`Blocking::settled`), as Redis serves them before replying.
+    Serves(oneshot::Receiver<Result<Reply, RaftError>>, u8, Vec<Bytes>),
 }
 
 /// The one place where the raft layer's failures become RESP errors. The first word tells a
@@ -129,6 +134,7 @@ pub async fn serve(
         out: BytesMut::new(),
         queue: VecDeque::new(),
         silent: false,
+        input: BytesMut::new(),
     };
     let mut inbuf = BytesMut::new();
     let stall = cfg.client_stall_timeout;
@@ -164,6 +170,11 @@ pub async fn serve(
                 .fetch_add(batch.len() as u64, Relaxed);
             if let Err(reason) = conn.execute(batch, &mut wr).await {
                 break reason;
+            }
+            if !conn.input.is_empty() {
+                inbuf.extend_from_slice(&conn.input);
+                conn.input = BytesMut::new();
+                more_buffered = true;
             }
         }
         if let Some(e) = protocol_error {
@@ -267,6 +278,9 @@ struct Conn {
     queue: VecDeque<(Slot, crate::resp::Protocol)>,
     /// The reply of the command running is not sent (CLIENT REPLY OFF or SKIP).
     silent: bool,
+    /// Bytes the client sent while blocked (read to notice it closing): they follow what the
+    /// input buffer held, and are decoded next.
+    input: BytesMut,
 }
 
 impl Conn {
@@ -328,8 +342,17 @@ impl Conn {
             }
             if crate::blocking::blocks(spec, &argv) {
                 self.drain(wr).await?;
+                let mut socket = crate::blocking::Socket {
+                    stream: wr.as_ref(),
+                    input: &mut self.input,
+                    closed: false,
+                };
                 let reply =
-                    crate::blocking::execute(&shared, &self.session, spec, argv, wr.as_ref()).await;
+                    crate::blocking::execute(&shared, &self.session, spec, argv, &mut socket).await;
+                if socket.closed {
+                    // Gone while blocked: what it sent meanwhile is not run (as in Redis).
+                    return Err(Close::Peer);
+                }
                 // What the pop's own apply raised (an invalidation of the destination key)
                 // follows the reply, as Redis sends it.
                 if !self.silent {
@@ -485,16 +508,22 @@ impl Conn {
                             }
                         }
                         shared.stats.writes_proposed.fetch_add(1, Relaxed);
+                        let db = self.session.db;
+                        let serves = shared.blocking.waits_on(db, spec.key_args(&argv));
+                        let keys: Vec<Bytes> = if serves {
+                            spec.key_args(&argv).cloned().collect()
+                        } else {
+                            Vec::new()
+                        };
                         let acked = Some(self.session.last_write.clone());
-                        let rx = shared.raft.propose_with(
-                            self.writer_id(),
-                            self.session.db,
-                            argv,
-                            timeout,
-                            acked,
-                        );
+                        let rx =
+                            shared
+                                .raft
+                                .propose_with(self.writer_id(), db, argv, timeout, acked);
                         let slot = if self.silent {
                             Slot::Silent(rx)
+                        } else if serves {
+                            Slot::Serves(rx, db, keys)
                         } else {
                             Slot::Waiting(rx)
                         };
@@ -831,6 +860,16 @@ impl Conn {
                     .await
                     .unwrap_or(Err(RaftError::Stopped))
                     .unwrap_or_else(raft_error_reply),
+                Slot::Serves(rx, db, keys) => {
+                    let reply = rx.await.unwrap_or(Err(RaftError::Stopped));
+                    if reply.is_ok() {
+                        // Bounded well below a write's timeout: under faults an attempt may take
+                        // that long, and the push is applied either way.
+                        let bound = SETTLE_BOUND.min(self.session.shared.config.write_timeout);
+                        self.session.shared.blocking.settled(db, &keys, bound).await;
+                    }
+                    reply.unwrap_or_else(raft_error_reply)
+                }
                 Slot::Silent(rx) => {
                     let _ = rx.await;
                     continue;

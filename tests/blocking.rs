@@ -126,6 +126,104 @@ fn a_timeout_wakes_with_nil_and_zero_waits_until_served() {
 }
 
 #[test]
+fn a_blocked_client_that_sends_more_then_closes_stops_waiting() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    // What a blocked client sends is run after it is served, in order.
+    let mut more = node.raw();
+    more.send_cmd(&["BLPOP", "k", "0"]);
+    wait_blocked(&node, 1);
+    more.send(&[encode_cmd(&["PING"]), encode_cmd(&["ECHO", "x"])].concat());
+    thread::sleep(Duration::from_millis(200));
+    assert!(more.pending().is_empty());
+    c.check(&["LPUSH", "k", "v"], ":1\r\n");
+    more.expect(b"*2\r\n$1\r\nk\r\n$1\r\nv\r\n+PONG\r\n$1\r\nx\r\n");
+    wait_blocked(&node, 0);
+    // Blocked, sends a PING (and half a command), then closes: it stops waiting, and a later
+    // push is not popped for nobody.
+    for (i, extra) in [&encode_cmd(&["PING"])[..], b"*2\r\n$4\r\nEC"]
+        .iter()
+        .enumerate()
+    {
+        let mut gone = node.raw();
+        gone.send_cmd(&["BLPOP", "k", "0"]);
+        wait_blocked(&node, 1);
+        gone.send(extra);
+        thread::sleep(Duration::from_millis(100));
+        drop(gone);
+        wait_blocked(&node, 0);
+        let item = format!("kept{i}");
+        c.check(&["RPUSH", "k", &item], ":1\r\n");
+        c.check(&["LPOP", "k"], &format!("${}\r\n{item}\r\n", item.len()));
+    }
+    // The same for a stream read and a sorted-set pop.
+    for cmd in [
+        &["XREAD", "BLOCK", "0", "STREAMS", "s", "$"][..],
+        &["BZPOPMIN", "z", "0"],
+    ] {
+        let mut gone = node.raw();
+        gone.send_cmd(cmd);
+        wait_blocked(&node, 1);
+        gone.send(&encode_cmd(&["PING"]));
+        thread::sleep(Duration::from_millis(100));
+        drop(gone);
+        wait_blocked(&node, 0);
+    }
+    c.check(&["ZADD", "z", "1", "m"], ":1\r\n");
+    c.check(&["ZCARD", "z"], ":1\r\n");
+}
+
+#[test]
+fn a_push_is_answered_after_the_clients_it_made_ready_are_served() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    // As Redis: the blocked client is served before the pusher hears back, so what the pusher
+    // reads next no longer holds the popped element (unit/type/list "BLPOP with variadic LPUSH").
+    for round in 0..5 {
+        let mut blocked = node.raw();
+        blocked.send_cmd(&["BLPOP", "blist", "0"]);
+        wait_blocked(&node, 1);
+        c.check(&["LPUSH", "blist", "foo", "bar"], ":2\r\n");
+        c.check(&["LRANGE", "blist", "0", "-1"], "*1\r\n$3\r\nfoo\r\n");
+        blocked.expect(b"*2\r\n$5\r\nblist\r\n$3\r\nbar\r\n");
+        c.check(&["DEL", "blist"], ":1\r\n");
+        wait_blocked(&node, 0);
+        let _ = round;
+    }
+    // BLMOVE: the destination holds the element once the push is answered.
+    let mut mover = node.raw();
+    mover.send_cmd(&["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"]);
+    wait_blocked(&node, 1);
+    c.check(&["RPUSH", "src", "x"], ":1\r\n");
+    c.check(&["LRANGE", "dst", "0", "-1"], "*1\r\n$1\r\nx\r\n");
+    mover.expect(b"$1\r\nx\r\n");
+    // Chains are served whole (unit/type/list "Linked LMOVEs", "Circular BRPOPLPUSH").
+    c.check(&["DEL", "dst"], ":1\r\n");
+    let mut rd1 = node.raw();
+    rd1.send_cmd(&["BLMOVE", "list1", "list2", "RIGHT", "LEFT", "0"]);
+    wait_blocked(&node, 1);
+    let mut rd2 = node.raw();
+    rd2.send_cmd(&["BLMOVE", "list2", "list3", "LEFT", "RIGHT", "0"]);
+    wait_blocked(&node, 2);
+    c.check(&["RPUSH", "list1", "foo"], ":1\r\n");
+    c.check(&["LRANGE", "list1", "0", "-1"], "*0\r\n");
+    c.check(&["LRANGE", "list2", "0", "-1"], "*0\r\n");
+    c.check(&["LRANGE", "list3", "0", "-1"], "*1\r\n$3\r\nfoo\r\n");
+    rd1.expect(b"$3\r\nfoo\r\n");
+    rd2.expect(b"$3\r\nfoo\r\n");
+    c.check(&["DEL", "list3"], ":1\r\n");
+    rd1.send_cmd(&["BRPOPLPUSH", "list1", "list2", "0"]);
+    wait_blocked(&node, 1);
+    rd2.send_cmd(&["BRPOPLPUSH", "list2", "list1", "0"]);
+    wait_blocked(&node, 2);
+    c.check(&["RPUSH", "list1", "foo"], ":1\r\n");
+    c.check(&["LRANGE", "list1", "0", "-1"], "*1\r\n$3\r\nfoo\r\n");
+    c.check(&["LRANGE", "list2", "0", "-1"], "*0\r\n");
+    rd1.expect(b"$3\r\nfoo\r\n");
+    rd2.expect(b"$3\r\nfoo\r\n");
+}
+
+#[test]
 fn the_first_client_blocked_on_a_key_is_the_first_served() {
     let node = Node::single(&[]);
     let mut producer = node.raw();

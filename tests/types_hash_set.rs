@@ -556,3 +556,27 @@ fn a_cluster_converges_under_random_hash_and_set_writes_with_spop() {
         .collect();
     assert!(members.windows(2).all(|w| w[0] == w[1]));
 }
+
+#[test]
+fn adding_a_member_already_there_does_not_touch_a_watched_set() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    let mut other = node.raw();
+    c.check(&["SADD", "src", "a", "b"], ":2\r\n");
+    c.check(&["SADD", "dst", "a"], ":1\r\n");
+    // unit/type/set "SMOVE only notify dstset when the addition is successful".
+    c.check(&["WATCH", "dst"], "+OK\r\n");
+    c.check(&["MULTI"], "+OK\r\n");
+    c.check(&["SADD", "dst", "c"], "+QUEUED\r\n");
+    other.check(&["SMOVE", "src", "dst", "a"], ":1\r\n");
+    other.check(&["SADD", "dst", "a"], ":0\r\n");
+    c.check(&["EXEC"], "*1\r\n:1\r\n");
+    c.check(&["SCARD", "dst"], ":2\r\n");
+    c.check(&["SMEMBERS", "src"], "*1\r\n$1\r\nb\r\n");
+    // A member that is new there does touch it.
+    c.check(&["WATCH", "dst"], "+OK\r\n");
+    c.check(&["MULTI"], "+OK\r\n");
+    c.check(&["SCARD", "dst"], "+QUEUED\r\n");
+    other.check(&["SMOVE", "src", "dst", "b"], ":1\r\n");
+    c.check(&["EXEC"], "*-1\r\n");
+}

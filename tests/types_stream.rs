@@ -965,3 +965,58 @@ fn blocked_readers_wake_on_xadd_through_another_node() {
         "-NOGROUP the consumer group this client was blocked on no longer exists\r\n"
     );
 }
+
+#[test]
+fn a_blocked_xreadgroup_ends_as_redis_when_its_stream_or_group_goes() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    let gone = "-UNBLOCKED the stream key no longer exists\r\n";
+    let nogroup = "-NOGROUP the consumer group this client was blocked on no longer exists\r\n";
+    let cases: &[(&[&[&str]], &str)] = &[
+        (&[&["DEL", "mystream"]], gone),
+        (
+            &[
+                &["MULTI"],
+                &["DEL", "mystream"],
+                &["SADD", "mystream", "e1"],
+                &["EXEC"],
+            ],
+            gone,
+        ),
+        (&[&["FLUSHDB"]], gone),
+        (&[&["XGROUP", "DESTROY", "mystream", "mygroup"]], nogroup),
+    ];
+    // At once after the client blocks (an attempt for it may still be in flight then: it was
+    // missed once, waiting forever) and after a pause.
+    for pause in [0, 200] {
+        for (writes, want) in cases {
+            c.call(&["DEL", "mystream"]);
+            c.call(&["XADD", "mystream", "666", "f", "v"]);
+            c.check(&["XGROUP", "CREATE", "mystream", "mygroup", "$"], "+OK\r\n");
+            let mut rd = node.raw();
+            rd.send_cmd(&[
+                "XREADGROUP",
+                "GROUP",
+                "mygroup",
+                "Alice",
+                "BLOCK",
+                "0",
+                "STREAMS",
+                "mystream",
+                ">",
+            ]);
+            // Polled on an open connection, so the writes follow the block as closely as
+            // they can.
+            poll_until(Duration::from_secs(10), "the reader to block", || {
+                let info = String::from_utf8_lossy(&c.call(&["INFO", "clients"])).into_owned();
+                info.contains("blocked_clients:1\r\n").then_some(())
+            });
+            std::thread::sleep(Duration::from_millis(pause));
+            for w in writes.iter() {
+                c.call(w);
+            }
+            rd.expect(want.as_bytes());
+            wait_blocked(&node, 0);
+        }
+    }
+}

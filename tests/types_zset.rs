@@ -1236,3 +1236,55 @@ fn a_cluster_converges_under_random_zset_writes() {
         .collect();
     assert!(contents.windows(2).all(|w| w[0] == w[1]));
 }
+
+#[test]
+fn random_picks_in_one_write_differ_from_call_to_call() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    let mut zadd = vec!["ZADD".to_string(), "z".into()];
+    let mut sadd = vec!["SADD".to_string(), "s".into()];
+    let mut hset = vec!["HSET".to_string(), "h".into()];
+    for i in 0..50 {
+        zadd.extend([i.to_string(), format!("m{i}")]);
+        sadd.push(format!("m{i}"));
+        hset.extend([format!("m{i}"), "v".into()]);
+    }
+    assert_eq!(c.call(&zadd), b":50\r\n");
+    assert_eq!(c.call(&sadd), b":50\r\n");
+    assert_eq!(c.call(&hset), b":50\r\n");
+    // A script that writes runs inside apply, seeded from its entry: still, twenty picks on an
+    // unchanged key are not all the same member (they would be with probability 50^-19).
+    for cmd in ["zrandmember", "srandmember", "hrandfield"] {
+        let key = &cmd[..1];
+        let script = format!(
+            "redis.call('set','w','1') local t={{}} for i=1,20 do t[i]=redis.call('{cmd}','{key}') end return t"
+        );
+        let picks = bulk_items(&c.call(&["EVAL", &script, "0"]));
+        assert_eq!(picks.len(), 20, "{cmd}");
+        let distinct: std::collections::BTreeSet<_> = picks.iter().collect();
+        assert!(distinct.len() > 1, "{cmd} in a script: {picks:?}");
+    }
+    // The same in MULTI with a write.
+    c.send(
+        &[
+            encode_cmd(&["MULTI"]),
+            encode_cmd(&["SET", "w", "2"]),
+            encode_cmd(&["ZRANDMEMBER", "z"]),
+            encode_cmd(&["ZRANDMEMBER", "z"]),
+            encode_cmd(&["ZRANDMEMBER", "z"]),
+            encode_cmd(&["ZRANDMEMBER", "z"]),
+            encode_cmd(&["ZRANDMEMBER", "z"]),
+            encode_cmd(&["ZRANDMEMBER", "z"]),
+            encode_cmd(&["EXEC"]),
+        ]
+        .concat(),
+    );
+    for _ in 0..8 {
+        c.read_reply();
+    }
+    let exec = c.read_reply();
+    let picks = bulk_items(&exec);
+    assert_eq!(picks.len(), 6, "{}", show(&exec));
+    let distinct: std::collections::BTreeSet<_> = picks.iter().collect();
+    assert!(distinct.len() > 1, "ZRANDMEMBER in MULTI: {picks:?}");
+}

@@ -293,10 +293,181 @@ fn command(_: &mut Session, argv: &[Bytes]) -> Reply {
     if is(sub, "list") {
         return Reply::Array(TABLE.iter().map(|s| Reply::bulk(s.name)).collect());
     }
+    if is(sub, "getkeys") {
+        if argv.len() < 4 {
+            return wrong_arity("command|getkeys");
+        }
+        return getkeys(&argv[2..]);
+    }
     Reply::error(format!(
         "ERR unknown subcommand '{}'. Try COMMAND HELP.",
         lossy(sub, 128)
     ))
+}
+
+/// The subcommands of container commands that take a key, as (container, subcommand, arity
+/// of the subcommand, position of its key).
+const KEYED_SUBCOMMANDS: &[(&str, &str, i32, usize)] = &[
+    ("object", "encoding", 3, 2),
+    ("object", "freq", 3, 2),
+    ("object", "idletime", 3, 2),
+    ("object", "refcount", 3, 2),
+    ("memory", "usage", -3, 2),
+    ("xinfo", "stream", -3, 2),
+    ("xinfo", "groups", 3, 2),
+    ("xinfo", "consumers", 4, 2),
+    ("xgroup", "create", -5, 2),
+    ("xgroup", "setid", -5, 2),
+    ("xgroup", "destroy", 4, 2),
+    ("xgroup", "createconsumer", 5, 2),
+    ("xgroup", "delconsumer", 5, 2),
+];
+
+/// Containers whose subcommands take no keys (COMMAND GETKEYS answers so for any of them).
+const KEYLESS_CONTAINERS: &[&str] = &[
+    "acl", "client", "cluster", "command", "config", "function", "latency", "module", "pubsub",
+    "script", "slowlog",
+];
+
+/// COMMAND GETKEYS name arg...: the keys of a command line, as Redis finds them: its fixed key
+/// positions, or for the commands with keys that move (numkeys, STORE, STREAMS) by parsing it,
+/// with Redis's errors.
+fn getkeys(argv: &[Bytes]) -> Reply {
+    let invalid_args = || Reply::error("ERR Invalid number of arguments specified for command");
+    let Some(spec) = lookup(&argv[0]) else {
+        return Reply::error("ERR Invalid command specified");
+    };
+    let name = spec.name;
+    if KEYLESS_CONTAINERS.contains(&name) {
+        return Reply::error("ERR The command has no key arguments");
+    }
+    if KEYED_SUBCOMMANDS.iter().any(|(c, ..)| *c == name) {
+        let found = KEYED_SUBCOMMANDS
+            .iter()
+            .find(|(c, sub, ..)| *c == name && argv.get(1).is_some_and(|a| is(a, sub)));
+        let Some(&(_, _, arity, at)) = found else {
+            let keyless = ["help", "doctor", "stats", "malloc-stats", "purge"];
+            return if argv
+                .get(1)
+                .is_some_and(|a| keyless.iter().any(|k| is(a, k)))
+            {
+                Reply::error("ERR The command has no key arguments")
+            } else {
+                Reply::error("ERR Invalid command specified")
+            };
+        };
+        let argc = argv.len() as i32;
+        if (arity > 0 && argc != arity) || argc < -arity {
+            return invalid_args();
+        }
+        return Reply::Array(vec![Reply::Bulk(argv[at].clone())]);
+    }
+    let movable = movable_keys(name, argv);
+    if movable.is_none() && spec.keys.0 == 0 {
+        return Reply::error("ERR The command has no key arguments");
+    }
+    if spec.check_arity(argv.len()).is_err() {
+        return invalid_args();
+    }
+    let positions = match movable {
+        Some(Ok(p)) => p,
+        // Scripts and functions may name no keys: a line Redis cannot parse has none.
+        Some(Err(()))
+            if matches!(
+                name,
+                "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+            ) =>
+        {
+            Vec::new()
+        }
+        Some(Err(())) => return Reply::error("ERR Invalid arguments specified for command"),
+        None => {
+            return Reply::Array(spec.key_args(argv).cloned().map(Reply::Bulk).collect());
+        }
+    };
+    Reply::Array(
+        positions
+            .into_iter()
+            .filter_map(|i| argv.get(i).cloned())
+            .map(Reply::Bulk)
+            .collect(),
+    )
+}
+
+/// The key positions of a command whose keys move (`None` for the others); `Err` when the
+/// line cannot be parsed for them.
+fn movable_keys(name: &str, argv: &[Bytes]) -> Option<Result<Vec<usize>, ()>> {
+    // numkeys at `at`, the keys right after it, and `fixed` keys before.
+    let numkeys = |at: usize, fixed: &[usize]| -> Result<Vec<usize>, ()> {
+        let n: i64 = std::str::from_utf8(argv.get(at).ok_or(())?)
+            .map_err(|_| ())?
+            .parse()
+            .map_err(|_| ())?;
+        // Only scripts and functions may name no keys.
+        let least = i64::from(!matches!(
+            argv[0].to_ascii_lowercase().as_slice(),
+            b"eval" | b"evalsha" | b"eval_ro" | b"evalsha_ro" | b"fcall" | b"fcall_ro"
+        ));
+        if n < least || (at + 1) as i64 + n > argv.len() as i64 {
+            return Err(());
+        }
+        let mut out = fixed.to_vec();
+        out.extend(at + 1..at + 1 + n as usize);
+        Ok(out)
+    };
+    // The key at 1 and the last STORE's argument (`words` name the options to find).
+    let with_store = |words: &[&str], skips: &[(&str, usize)]| -> Result<Vec<usize>, ()> {
+        let mut out = vec![1];
+        let mut store = None;
+        let mut i = 2;
+        while i < argv.len() {
+            let a = &argv[i];
+            if let Some((_, n)) = skips.iter().find(|(w, _)| is(a, w)) {
+                i += n + 1;
+                continue;
+            }
+            if words.iter().any(|w| is(a, w)) && i + 1 < argv.len() {
+                store = Some(i + 1);
+                i += 2;
+                continue;
+            }
+            i += 1;
+        }
+        out.extend(store);
+        Ok(out)
+    };
+    Some(match name {
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => numkeys(2, &[]),
+        "zunionstore" | "zinterstore" | "zdiffstore" => numkeys(2, &[1]),
+        "zunion" | "zinter" | "zdiff" | "zintercard" | "sintercard" | "lmpop" | "zmpop" => {
+            numkeys(1, &[])
+        }
+        "blmpop" | "bzmpop" => numkeys(2, &[]),
+        "sort" => with_store(&["store"], &[("limit", 2), ("get", 1), ("by", 1)]),
+        "georadius" | "georadiusbymember" => with_store(&["store", "storedist"], &[]),
+        "xread" | "xreadgroup" => {
+            let mut i = 1;
+            loop {
+                let Some(a) = argv.get(i) else {
+                    break Err(());
+                };
+                if is(a, "streams") {
+                    // Half of what follows are keys (an odd one out is an ID).
+                    let keys = (argv.len() - i - 1) / 2;
+                    if keys == 0 {
+                        break Err(());
+                    }
+                    break Ok((i + 1..i + 1 + keys).collect());
+                }
+                i += match () {
+                    _ if is(a, "count") || is(a, "block") => 2,
+                    _ if is(a, "group") => 3,
+                    _ => 1,
+                };
+            }
+        }
+        _ => return None,
+    })
 }
 
 /// One COMMAND entry in Redis 7's shape: name, arity, flags, first/last/step key, ACL

@@ -57,8 +57,9 @@ fn sadd(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
         added += i64::from(s.put(w, m, Bytes::new())?);
     }
     let created = !s.existed();
-    s.save(w)?;
+    // Members already there change nothing: the key is not touched (WATCH does not see it).
     if added > 0 {
+        s.save(w)?;
         if created {
             w.notify('n', "new", &argv[1]);
         }
@@ -249,11 +250,13 @@ fn smove(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     if emptied {
         w.notify('g', "del", src);
     }
+    // The destination changes only if the member is new there (WATCH does not see it else).
     let mut to = open_or_create(w, dst, KeyType::Set)?;
-    if to.put(w, member, Bytes::new())? {
+    if !to.contains(w, member)? {
+        to.put(w, member, Bytes::new())?;
         w.notify('s', "sadd", dst);
+        to.save(w)?;
     }
-    to.save(w)?;
     Ok(Reply::Integer(1))
 }
 

@@ -209,15 +209,43 @@ impl Collection {
 }
 
 /// A small PRNG (SplitMix64) for commands that pick members at random. Inside apply it is
-/// seeded from the entry's index and the key, so every node picks the same members; on a
-/// connection's view (a read-only SRANDMEMBER), from local randomness.
+/// seeded from the entry's index, the number of picks the entry made before, and the key, so
+/// every node picks the same members and two picks in one entry (a MULTI or a script calling
+/// SRANDMEMBER twice on an unchanged set) differ as in Redis; on a connection's view (a
+/// read-only SRANDMEMBER), from local randomness.
 pub struct Rng(u64);
+
+thread_local! {
+    /// The entry whose apply last picked at random on this thread, and how many picks it has
+    /// made. An entry is applied on one thread, its commands in order, so the count is the
+    /// same on every node.
+    static PICKS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((u64::MAX, 0)) };
+}
+
+/// How many picks entry `index` made before this one (and counts this one).
+fn pick_number(index: u64) -> u64 {
+    PICKS.with(|p| {
+        let (last, n) = p.get();
+        let n = if last == index { n + 1 } else { 0 };
+        p.set((index, n));
+        n
+    })
+}
 
 impl Rng {
     /// Seeded for `key` on view `r` (see the type's docs).
     pub fn for_key(r: &dyn KeyRead, key: &[u8]) -> Rng {
         match r.entry_index() {
-            Some(index) => Rng::seeded(index, key),
+            Some(index) => match pick_number(index) {
+                0 => Rng::seeded(index, key),
+                n => {
+                    let mut h = crate::fnv::Fnv1a::new();
+                    h.feed(&index.to_be_bytes());
+                    h.feed(key);
+                    h.feed(&n.to_be_bytes());
+                    Rng(h.finish())
+                }
+            },
             None => Rng::local(),
         }
     }
@@ -633,6 +661,11 @@ mod tests {
 
     #[test]
     fn seeded_picks_are_reproducible_and_distinct() {
+        // Picks of one entry differ from each other; a new entry starts again.
+        let firsts: Vec<u64> = (0..3).map(|_| pick_number(40)).collect();
+        assert_eq!(firsts, vec![0, 1, 2]);
+        assert_eq!(pick_number(41), 0);
+        assert_eq!(pick_number(40), 0);
         let a = Rng::seeded(7, b"k").distinct(5, 10);
         assert_eq!(a, Rng::seeded(7, b"k").distinct(5, 10));
         assert_eq!(a.len(), 5);

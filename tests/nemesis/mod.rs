@@ -6,12 +6,16 @@
 
 pub mod appendlog;
 pub mod client;
+pub mod collections;
+pub mod hll;
 pub mod leases;
 pub mod lists;
 pub mod net;
 pub mod rng;
 pub mod run;
+pub mod streams;
 pub mod transfers;
+pub mod types;
 pub mod verify;
 pub mod workload;
 pub mod world;

@@ -13,6 +13,7 @@ use crate::checker;
 use crate::nemesis::leases::{self, Leases};
 use crate::nemesis::lists::{self, Lists};
 use crate::nemesis::rng::Rng;
+use crate::nemesis::types::TypeClients;
 use crate::nemesis::verify;
 use crate::nemesis::workload::{self, Ledger, Role, Shared, Tally};
 use crate::nemesis::world::{RECOVERY, World};
@@ -112,6 +113,7 @@ pub fn run(cfg: &RunConfig) {
         &shared,
         &transfers,
     ));
+    let types = TypeClients::spawn(cfg.lease_clients, &mut rng, &shared, &mut lease_handles);
 
     let faults_until = Instant::now() + cfg.duration;
     while Instant::now() < faults_until {
@@ -171,6 +173,7 @@ pub fn run(cfg: &RunConfig) {
     problems.extend(crate::nemesis::transfers::verify(
         &transfers, &shared, &mut rng, RECOVERY,
     ));
+    problems.extend(types.verify_before_convergence(&shared, &mut rng));
     let digest = world.wait_converged();
     let member_addrs: Vec<String> = world
         .members()
@@ -178,6 +181,7 @@ pub fn run(cfg: &RunConfig) {
         .map(|&i| world.slots[i].node.client_addr())
         .collect();
     problems.extend(crate::nemesis::zsets::same_on_every_member(&member_addrs));
+    problems.extend(types.verify_converged(&member_addrs));
     let leader = world.wait_agreed_leader();
     let member_view = world.wait_same_members();
     let voters: Vec<&str> = member_view
