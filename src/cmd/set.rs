@@ -178,7 +178,7 @@ fn spop(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     let picked = if k == n {
         s.all(w)?
     } else {
-        let positions = Rng::for_key(w, s.key()).distinct(k, n);
+        let positions = Rng::for_write(w, s.key()).distinct(k, n);
         s.at_positions(w, &positions)?
     };
     for (m, _) in &picked {

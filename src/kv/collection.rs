@@ -233,7 +233,18 @@ fn pick_number(index: u64) -> u64 {
 }
 
 impl Rng {
-    /// Seeded for `key` on view `r` (see the type's docs).
+    /// Seeded for `key` on view `r` from the entry and the key alone, as before picks were
+    /// counted: for picks that change state (SPOP), so an entry in the log applies the same
+    /// whichever kvd version applies it. (Counting does not matter there: the key changes with
+    /// each pop.)
+    pub fn for_write(r: &dyn KeyRead, key: &[u8]) -> Rng {
+        match r.entry_index() {
+            Some(index) => Rng::seeded(index, key),
+            None => Rng::local(),
+        }
+    }
+
+    /// Seeded for `key` on view `r` (see the type's docs): for picks that only shape a reply.
     pub fn for_key(r: &dyn KeyRead, key: &[u8]) -> Rng {
         match r.entry_index() {
             Some(index) => match pick_number(index) {
