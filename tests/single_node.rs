@@ -264,6 +264,31 @@ fn command_introspection() {
         &["COMMAND", "foo"],
         "-ERR unknown subcommand 'foo'. Try COMMAND HELP.\r\n",
     );
+    // COMMAND LIST and its filters (replies of redis-server 7.0.15, in kvd's table order).
+    let listed: Vec<String> = q(&mut con, &["COMMAND", "LIST"]);
+    assert_eq!(listed.len() as i64, count);
+    let mut xa: Vec<String> = q(&mut con, &["COMMAND", "LIST", "FILTERBY", "PATTERN", "XA*"]);
+    xa.sort();
+    assert_eq!(xa, vec!["xack", "xadd", "xautoclaim"]);
+    let module: Vec<String> = q(&mut con, &["COMMAND", "LIST", "FILTERBY", "MODULE", "x"]);
+    assert!(module.is_empty());
+    let nosuch: Vec<String> = q(
+        &mut con,
+        &["COMMAND", "LIST", "FILTERBY", "ACLCAT", "nosuch"],
+    );
+    assert!(nosuch.is_empty());
+    let writes: Vec<String> = q(
+        &mut con,
+        &["COMMAND", "LIST", "FILTERBY", "ACLCAT", "write"],
+    );
+    assert!(writes.iter().any(|n| n == "set") && !writes.iter().any(|n| n == "get"));
+    for bad in [
+        &["COMMAND", "LIST", "FILTERBY"][..],
+        &["COMMAND", "LIST", "foo"],
+        &["COMMAND", "LIST", "FILTERBY", "bogus", "x"],
+    ] {
+        c.check(bad, "-ERR syntax error\r\n");
+    }
 }
 
 #[test]

@@ -291,7 +291,7 @@ fn command(_: &mut Session, argv: &[Bytes]) -> Reply {
         );
     }
     if is(sub, "list") {
-        return Reply::Array(TABLE.iter().map(|s| Reply::bulk(s.name)).collect());
+        return command_list(&argv[2..]);
     }
     if is(sub, "getkeys") {
         if argv.len() < 4 {
@@ -303,6 +303,43 @@ fn command(_: &mut Session, argv: &[Bytes]) -> Reply {
         "ERR unknown subcommand '{}'. Try COMMAND HELP.",
         lossy(sub, 128)
     ))
+}
+
+/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]: kvd has no modules,
+/// and its commands' ACL categories are the one COMMAND INFO shows (`@write`, `@read`,
+/// `@connection`, see `command_entry`).
+fn command_list(args: &[Bytes]) -> Reply {
+    let keep: Box<dyn Fn(&Spec) -> bool> = match args {
+        [] => Box::new(|_| true),
+        [f, by, value] if is(f, "filterby") => {
+            if is(by, "module") {
+                Box::new(|_| false)
+            } else if is(by, "aclcat") {
+                let cat = value.to_ascii_lowercase();
+                Box::new(move |s: &Spec| {
+                    let mine: &[u8] = match s.kind {
+                        Kind::Write { .. } => b"write",
+                        Kind::Read(_) => b"read",
+                        Kind::Local(_) => b"connection",
+                    };
+                    cat == mine
+                })
+            } else if is(by, "pattern") {
+                let pattern = value.clone();
+                Box::new(move |s: &Spec| super::glob::matches(&pattern, s.name.as_bytes(), true))
+            } else {
+                return Reply::error("ERR syntax error");
+            }
+        }
+        _ => return Reply::error("ERR syntax error"),
+    };
+    Reply::Array(
+        TABLE
+            .iter()
+            .filter(|s| keep(s))
+            .map(|s| Reply::bulk(s.name))
+            .collect(),
+    )
 }
 
 /// The subcommands of container commands that take a key, as (container, subcommand, arity
