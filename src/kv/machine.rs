@@ -263,11 +263,6 @@ impl StateMachine {
         self.durability().flushed
     }
 
-    /// The applied index the state database holds durably.
-    pub fn durable_applied(&self) -> u64 {
-        self.durability().durable
-    }
-
     pub fn memtable(&self) -> &Arc<Memtable> {
         &self.mem
     }

@@ -343,11 +343,6 @@ impl RaftStorage {
         Ok(())
     }
 
-    /// The log database.
-    pub fn log_db(&self) -> &Db {
-        &self.log
-    }
-
     /// Term of a log entry, for compaction bookkeeping and for raft-rs.
     fn term_of(&self, idx: u64) -> raft::Result<u64> {
         if idx == self.truncated.0 {
