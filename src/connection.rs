@@ -377,6 +377,10 @@ impl Conn {
                     }
                 }
                 Kind::Local(_) if cmd::pubsub::is_publish(spec) => {
+                    // Let connections whose input arrived with ours run first: a subscriber's
+                    // UNSUBSCRIBE sent just before this PUBLISH is counted as Redis's one event
+                    // loop counts it (the I/O driver may wake this task before that one).
+                    tokio::task::yield_now().await;
                     match cmd::pubsub::publish(&self.session, &argv) {
                         Receivers::Now(n) => {
                             self.ready(Reply::integer(i64::try_from(n).unwrap_or(i64::MAX)))?
