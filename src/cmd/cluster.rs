@@ -68,10 +68,10 @@ fn join(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> super::CmdResult {
         Ok(a) => a,
         Err(e) => return Ok(e),
     };
-    let members = membership::load_all(&w.members)?;
+    let members = membership::load_all(w.members()?)?;
     Ok(match admit(&members, a) {
         Ok(Some(m)) => {
-            membership::save(&mut w.members, &m)?;
+            membership::save(w.members()?, &m)?;
             Reply::ok()
         }
         Ok(None) => Reply::ok(),
@@ -185,7 +185,7 @@ pub const REMOVE: Spec = Spec {
 /// leadership over first if it is the one leaving).
 fn leave(w: &mut WriteView, ctx: &ApplyCtx, argv: &[Bytes]) -> super::CmdResult {
     let name = lossy(&argv[1], 64);
-    let members = membership::load_all(&w.members)?;
+    let members = membership::load_all(w.members()?)?;
     let Some(m) = members.iter().find(|m| m.name == name) else {
         return Ok(Reply::error(format!("ERR no member named '{name}'")));
     };
@@ -213,7 +213,7 @@ fn leave(w: &mut WriteView, ctx: &ApplyCtx, argv: &[Bytes]) -> super::CmdResult 
                 },
                 ..m.clone()
             };
-            membership::save(&mut w.members, &updated)?;
+            membership::save(w.members()?, &updated)?;
             Ok(Reply::ok())
         }
     }

@@ -136,7 +136,10 @@ pub fn apply_write(
         Kind::Write { apply, .. } => settle(apply(view, ctx, argv))?,
         _ => Reply::error("ERR not a write command"),
     };
-    Ok((reply, matches!(spec.name, "join" | "leave" | "remove")))
+    Ok((
+        reply,
+        crate::kv::machine::MEMBER_COMMANDS.contains(&spec.name),
+    ))
 }
 
 /// One command's registry entry; the metadata follows Redis's COMMAND reply.

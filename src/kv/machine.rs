@@ -15,7 +15,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,8 +24,8 @@ use redb::WriteTransaction;
 use slog::{Logger, error, info};
 
 use super::entry::Proposal;
-use super::memtable::{Memtable, State as MemState};
-use super::view::{ApplyCtx, WriteView, flush_into};
+use super::memtable::{Frozen, Memtable, State as MemState};
+use super::view::{ApplyCtx, WriteView, flush_frozen, flush_into};
 use crate::events::{Event, Hub};
 use crate::resp::Reply;
 use crate::store::{self, Db, RAFT_STATE, StoreError, meta};
@@ -34,6 +34,26 @@ use crate::store::{self, Db, RAFT_STATE, StoreError, meta};
 /// given to the state machine at start. Returns the reply and whether the member list changed.
 pub type ApplyCommand =
     fn(&mut WriteView, &ApplyCtx, u8, &[Bytes]) -> Result<(Reply, bool), StoreError>;
+
+/// The commands whose entries change the member records (`cmd::apply_write` reports them as
+/// such): applied only in a write transaction, the others need none.
+pub const MEMBER_COMMANDS: [&str; 3] = ["join", "leave", "remove"];
+
+/// True if any of `entries` changes the member records (see `MEMBER_COMMANDS`), so they must
+/// be applied in a write transaction. Decided from the entries alone, alike on every node.
+pub fn needs_members(entries: &[Entry]) -> bool {
+    entries.iter().any(|e| {
+        e.get_entry_type() != EntryType::EntryNormal
+            || (!e.data.is_empty()
+                && Proposal::decode(&e.data).is_ok_and(|p| {
+                    p.argv.first().is_some_and(|name| {
+                        MEMBER_COMMANDS
+                            .iter()
+                            .any(|m| name.eq_ignore_ascii_case(m.as_bytes()))
+                    })
+                }))
+    })
+}
 
 /// What applying one committed entry means for the client waiting on it.
 pub enum Outcome {
@@ -131,6 +151,11 @@ pub struct StateMachine {
     /// The raft loop wants the state durable soon (the log is over its size budget).
     want_durable: AtomicBool,
     mem: Arc<Memtable>,
+    /// Where frozen memtables go to be written (`start_flush`); none until `set_flusher`.
+    flusher: Mutex<Option<mpsc::Sender<Arc<Frozen>>>>,
+    /// A frozen memtable is being written; `flush_idle` is notified when it is in.
+    flushing: Mutex<bool>,
+    flush_idle: Condvar,
     /// This node's raft id: only the proposer reports an entry's result.
     self_id: u64,
     command: ApplyCommand,
@@ -159,6 +184,9 @@ impl StateMachine {
             dirty: AtomicBool::new(false),
             want_durable: AtomicBool::new(false),
             mem,
+            flusher: Mutex::new(None),
+            flushing: Mutex::new(false),
+            flush_idle: Condvar::new(),
             self_id,
             command,
             events,
@@ -267,12 +295,80 @@ impl StateMachine {
         &self.mem
     }
 
+    /// From now on, due flushes are written by the thread reading `tx` (`write_frozen`), off
+    /// the apply path.
+    pub fn set_flusher(&self, tx: mpsc::Sender<Arc<Frozen>>) {
+        *self.flusher.lock().unwrap_or_else(PoisonError::into_inner) = Some(tx);
+    }
+
+    /// True if flushes go to a flusher thread.
+    pub fn has_flusher(&self) -> bool {
+        self.flusher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    fn busy(&self) -> std::sync::MutexGuard<'_, bool> {
+        self.flushing.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands the memtable to the flusher (`MemState::freeze`) unless one is still being
+    /// written or nothing was applied. False if there is no flusher (the caller flushes).
+    pub fn start_flush(&self, mem: &mut MemState) -> Result<bool, StoreError> {
+        let flusher = self.flusher.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(tx) = flusher.as_ref() else {
+            return Ok(false);
+        };
+        let mut busy = self.busy();
+        if *busy {
+            return Ok(true);
+        }
+        let Some(frozen) = mem.freeze(&self.db)? else {
+            return Ok(true);
+        };
+        *busy = true;
+        tx.send(frozen)
+            .map_err(|_| StoreError::corrupt("memtable", "the flusher thread is gone"))?;
+        Ok(true)
+    }
+
+    /// Waits until no frozen memtable is being written. The caller must not hold the
+    /// memtable's lock (the flusher takes it to finish).
+    pub fn wait_flushed(&self) {
+        let mut busy = self.busy();
+        while *busy {
+            busy = self
+                .flush_idle
+                .wait(busy)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// The flusher's work: writes a frozen memtable to the table with the applied index it
+    /// covers (an unsynced commit, or synced when due: `commit_state`), then lets readers
+    /// read the table instead. Returns the applied index made durable, if any.
+    pub fn write_frozen(&self, frozen: &Frozen) -> Result<Option<u64>, StoreError> {
+        let (index, term) = frozen.applied;
+        let txn = self.db.begin_write()?;
+        flush_frozen(&txn, frozen)?;
+        txn.open_table(RAFT_STATE)?
+            .insert(meta::APPLIED, store::encode_pair(index, term).as_slice())?;
+        let made = self.commit_state(txn, Some(index), false)?;
+        self.mem.write().thaw();
+        *self.busy() = false;
+        self.flush_idle.notify_all();
+        Ok(made)
+    }
+
     /// Applies committed entries to the memtable (reading the tables as of `txn`), in log
     /// order, skipping those at or below `applied` (already applied), and records the last one
     /// as applied there. Conf changes go to `conf`.
+    /// Without a write transaction (`txn` None) only the memtable changes: `entries` must not
+    /// need one (`needs_members`).
     pub fn apply(
         &self,
-        txn: &WriteTransaction,
+        txn: Option<&WriteTransaction>,
         mem: &mut MemState,
         entries: &[Entry],
         applied: u64,
@@ -280,7 +376,10 @@ impl StateMachine {
     ) -> Result<Summary, StoreError> {
         let mut summary = Summary::default();
         {
-            let mut view = WriteView::open(txn, mem)?;
+            let mut view = match txn {
+                Some(txn) => WriteView::open(txn, mem)?,
+                None => WriteView::open_read(&self.db, mem)?,
+            };
             if self.events.wanted() {
                 view.collect_events();
             }
@@ -293,6 +392,9 @@ impl StateMachine {
                         summary.members_changed |= members;
                     }
                     EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                        let txn = txn.ok_or_else(|| {
+                            StoreError::corrupt("apply", "conf change outside a write transaction")
+                        })?;
                         conf.apply_conf_change(txn, &mut view, e)?;
                         summary.members_changed = true;
                     }

@@ -33,8 +33,12 @@ pub struct Memtable {
 pub type KvTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
 
 pub struct State {
-    /// Keys changed since the last flush.
+    /// Keys changed since the last flush (or freeze). `Slot::in_table` of these is about the
+    /// layers below: the frozen map over the table.
     pub(super) map: BTreeMap<Bytes, Slot>,
+    /// The map taken out to be written to the table by the flusher (`freeze`), still read
+    /// between `map` and the table until that commit is in (`thaw`).
+    pub(super) frozen: Option<Arc<Frozen>>,
     /// Bit `d` set: database `d` was emptied (FLUSHDB, FLUSHALL) since the last flush, so the
     /// table's rows of it are all gone.
     pub(super) cleared: u32,
@@ -60,6 +64,7 @@ impl Memtable {
         Memtable {
             state: RwLock::new(State {
                 map: BTreeMap::new(),
+                frozen: None,
                 cleared: 0,
                 applied: None,
                 generation: 0,
@@ -85,6 +90,27 @@ impl Default for Memtable {
     }
 }
 
+/// A memtable taken out of the way of applies to be written to the table off the apply path:
+/// `map` and `cleared` as they were, covering the entries up to `applied`.
+pub struct Frozen {
+    pub(super) map: BTreeMap<Bytes, Slot>,
+    pub(super) cleared: u32,
+    pub applied: (u64, u64),
+}
+
+impl Frozen {
+    /// True if the table's row `table_key` was emptied away by a FLUSHDB in this map's time.
+    pub(super) fn cleared(&self, table_key: &[u8]) -> bool {
+        cleared_in(self.cleared, table_key)
+    }
+}
+
+pub(super) fn cleared_in(bits: u32, table_key: &[u8]) -> bool {
+    super::encoding::db_of(table_key)
+        .and_then(|db| 1u32.checked_shl(u32::from(db)))
+        .is_some_and(|bit| bits & bit != 0)
+}
+
 /// A key changed since the last flush.
 pub struct Slot {
     /// Its value now, `None` if deleted.
@@ -98,6 +124,12 @@ impl State {
     pub fn flush_due(&self) -> bool {
         self.applied.is_some()
             && (self.map.len() >= FLUSH_KEYS || self.last_flush.elapsed() >= FLUSH_INTERVAL)
+    }
+
+    /// The map has grown past what a flush in flight should let it reach: apply waits for the
+    /// flusher before going on.
+    pub fn overfull(&self) -> bool {
+        self.frozen.is_some() && self.map.len() >= 4 * FLUSH_KEYS
     }
 
     /// The table as of this generation, shared by all its readers. The caller holds the lock
@@ -114,11 +146,50 @@ impl State {
         Ok(table)
     }
 
-    /// True if the table's row `table_key` was emptied away by a FLUSHDB since the last flush.
+    /// True if the rows below the map (frozen map and table) of `table_key`'s database were
+    /// emptied away by a FLUSHDB since the last freeze or flush.
     pub(super) fn cleared(&self, table_key: &[u8]) -> bool {
-        super::encoding::db_of(table_key)
-            .and_then(|db| 1u32.checked_shl(u32::from(db)))
-            .is_some_and(|bit| self.cleared & bit != 0)
+        cleared_in(self.cleared, table_key)
+    }
+
+    /// The frozen map being written to the table, if any.
+    pub fn frozen(&self) -> Option<&Arc<Frozen>> {
+        self.frozen.as_ref()
+    }
+
+    /// Takes the map out for the flusher (`None` if nothing was applied since the last
+    /// freeze or flush, or a frozen map is still being written). Readers from now on see the
+    /// new map over the frozen one over the table as it is now: a new generation whose table
+    /// read transaction is opened here, before the flusher can commit, so no reader of it sees
+    /// the frozen rows twice (in the map and in the table).
+    pub fn freeze(&mut self, db: &Db) -> Result<Option<Arc<Frozen>>, StoreError> {
+        if self.frozen.is_some() {
+            return Ok(None);
+        }
+        let Some(applied) = self.applied else {
+            return Ok(None);
+        };
+        let table = Arc::new(db.begin_read()?.open_table(KV)?);
+        let frozen = Arc::new(Frozen {
+            map: std::mem::take(&mut self.map),
+            cleared: std::mem::take(&mut self.cleared),
+            applied,
+        });
+        self.frozen = Some(frozen.clone());
+        self.applied = None;
+        self.generation += 1;
+        *self.base.get_mut().unwrap_or_else(PoisonError::into_inner) =
+            Some((self.generation, table));
+        self.last_flush = Instant::now();
+        Ok(Some(frozen))
+    }
+
+    /// The flusher's commit of the frozen map is in: read the table instead (a new generation,
+    /// whose read transaction sees that commit). The database map is unchanged.
+    pub fn thaw(&mut self) {
+        self.frozen = None;
+        self.generation += 1;
+        *self.base.get_mut().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     pub fn applied(&self) -> Option<(u64, u64)> {
@@ -133,6 +204,7 @@ impl State {
     /// the applied index: start a new generation.
     pub fn flushed(&mut self) {
         self.map.clear();
+        self.frozen = None;
         self.cleared = 0;
         self.applied = None;
         self.generation += 1;

@@ -17,7 +17,7 @@ mod view;
 pub mod zset;
 
 pub use encoding::{KeyType, Meta};
-pub use memtable::{Memtable, State as MemState};
+pub use memtable::{Frozen, Memtable, State as MemState};
 pub use view::{
     ApplyCtx, KeyRead, ReadView, Reader, WriteView, flush_into, wall_clock_ms, with_fixed_clock,
 };

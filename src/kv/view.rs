@@ -13,13 +13,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use raft::eraftpb::ConfState;
-use redb::{ReadableTable, Table};
+use redb::{AccessGuard, ReadableTable, StorageError, Table};
 
 use super::encoding::{
     self, CLOCK_KEY, DATABASES, DB_FAMILIES, DB_MAP_KEY, DbMap, FAMILY_META, Meta, db_range,
     meta_has_expiry, meta_key,
 };
-use super::memtable::{KvTable, Memtable, Slot, State};
+use super::memtable::{Frozen, KvTable, Memtable, Slot, State, cleared_in};
 use crate::events::Event;
 use crate::store::{Db, KV, MEMBERS, StoreError};
 
@@ -244,20 +244,135 @@ pub fn wall_clock_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The memtable over a table (read-only or the apply transaction's), as one state.
-struct Layers<'a, T> {
-    mem: &'a State,
-    table: &'a T,
+/// The table under the memtable, whichever transaction it belongs to: a read transaction's
+/// (readers, and apply while the flusher writes), or the apply write transaction's.
+pub(super) trait Rows {
+    fn row(&self, k: &[u8]) -> Result<Option<AccessGuard<'_, &'static [u8]>>, StorageError>;
+    fn rows(&self, lo: &[u8], hi: &[u8]) -> Result<TableRange<'_>, StorageError>;
 }
 
-impl<T: ReadableTable<&'static [u8], &'static [u8]>> Layers<'_, T> {
+type TableRange<'a> = redb::Range<'a, &'static [u8], &'static [u8]>;
+
+impl Rows for KvTable {
+    fn row(&self, k: &[u8]) -> Result<Option<AccessGuard<'_, &'static [u8]>>, StorageError> {
+        self.get(k)
+    }
+    fn rows(&self, lo: &[u8], hi: &[u8]) -> Result<TableRange<'_>, StorageError> {
+        self.range::<&[u8]>(lo..hi)
+    }
+}
+
+impl Rows for Table<'_, &'static [u8], &'static [u8]> {
+    fn row(&self, k: &[u8]) -> Result<Option<AccessGuard<'_, &'static [u8]>>, StorageError> {
+        self.get(k)
+    }
+    fn rows(&self, lo: &[u8], hi: &[u8]) -> Result<TableRange<'_>, StorageError> {
+        self.range::<&[u8]>(lo..hi)
+    }
+}
+
+/// The memtable over the frozen map (while one is being flushed) over a table, as one state.
+struct Layers<'a> {
+    mem: &'a State,
+    table: &'a dyn Rows,
+}
+
+/// One row of the memtable layers in a range, in order: the map's, else the frozen map's
+/// (unless a FLUSHDB since hid it). `None`: deleted.
+type Recent<'a> = (&'a Bytes, Option<&'a Bytes>);
+
+/// The memtable layers' rows of `[lo, hi)` merged in key order (`rev`: highest first), the
+/// map's word winning over the frozen map's.
+fn merged<'a>(
+    mem: &'a State,
+    lo: &'a [u8],
+    hi: &'a [u8],
+    rev: bool,
+) -> Box<dyn Iterator<Item = Recent<'a>> + 'a> {
+    let top = mem.map.range::<[u8], _>(between(lo, hi));
+    let top: Box<dyn Iterator<Item = (&Bytes, &Slot)>> = if rev {
+        Box::new(top.rev())
+    } else {
+        Box::new(top)
+    };
+    let top = top.map(|(k, s)| (k, s.value.as_ref()));
+    let Some(frozen) = mem.frozen.as_deref() else {
+        return Box::new(top);
+    };
+    let low = frozen.map.range::<[u8], _>(between(lo, hi));
+    let low: Box<dyn Iterator<Item = (&Bytes, &Slot)>> = if rev {
+        Box::new(low.rev())
+    } else {
+        Box::new(low)
+    };
+    let low = low
+        .filter(move |(k, _)| !mem.cleared(k))
+        .map(|(k, s)| (k, s.value.as_ref()));
+    Box::new(Merge {
+        top: top.peekable(),
+        low: low.peekable(),
+        rev,
+    })
+}
+
+/// Two key-ordered runs as one, `top` winning on equal keys.
+struct Merge<A: Iterator, B: Iterator> {
+    top: std::iter::Peekable<A>,
+    low: std::iter::Peekable<B>,
+    rev: bool,
+}
+
+impl<'a, A, B> Iterator for Merge<A, B>
+where
+    A: Iterator<Item = Recent<'a>>,
+    B: Iterator<Item = Recent<'a>>,
+{
+    type Item = Recent<'a>;
+
+    fn next(&mut self) -> Option<Recent<'a>> {
+        let order = match (self.top.peek(), self.low.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some((a, _)), Some((b, _))) if self.rev => b.cmp(a),
+            (Some((a, _)), Some((b, _))) => a.cmp(b),
+        };
+        match order {
+            std::cmp::Ordering::Less => self.top.next(),
+            std::cmp::Ordering::Greater => self.low.next(),
+            std::cmp::Ordering::Equal => {
+                self.low.next();
+                self.top.next()
+            }
+        }
+    }
+}
+
+impl Layers<'_> {
     /// The memtable's word on a row, if it has one: `Some(None)` means deleted.
     fn recent(&self, k: &[u8]) -> Option<Option<&Bytes>> {
         match self.mem.map.get(k) {
+            Some(slot) => return Some(slot.value.as_ref()),
+            None if self.mem.cleared(k) => return Some(None),
+            None => {}
+        }
+        let frozen = self.mem.frozen.as_deref()?;
+        match frozen.map.get(k) {
             Some(slot) => Some(slot.value.as_ref()),
-            None if self.mem.cleared(k) => Some(None),
+            None if frozen.cleared(k) => Some(None),
             None => None,
         }
+    }
+
+    /// True if rows of the table in `table_key`'s database are hidden by a FLUSHDB in either
+    /// memtable layer.
+    fn table_cleared(&self, table_key: &[u8]) -> bool {
+        self.mem.cleared(table_key)
+            || self
+                .mem
+                .frozen
+                .as_deref()
+                .is_some_and(|f| f.cleared(table_key))
     }
 
     /// The database map of this state (cached in the memtable's state, see `State::db_map`).
@@ -281,12 +396,27 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> Layers<'_, T> {
         }
         Ok(self
             .table
-            .get(k)?
+            .row(k)?
             .map(|v| Bytes::copy_from_slice(v.value())))
     }
 
-    fn in_table(&self, k: &[u8]) -> Result<bool, StoreError> {
-        Ok(self.table.get(k)?.is_some())
+    /// Whether the layers below the map (the frozen map over the table) hold row `k`.
+    fn below(&self, k: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        if self.mem.cleared(k) {
+            return Ok(None);
+        }
+        if let Some(frozen) = self.mem.frozen.as_deref() {
+            if let Some(slot) = frozen.map.get(k) {
+                return Ok(slot.value.clone());
+            }
+            if frozen.cleared(k) {
+                return Ok(None);
+            }
+        }
+        Ok(self
+            .table
+            .row(k)?
+            .map(|v| Bytes::copy_from_slice(v.value())))
     }
 
     fn scan(
@@ -295,44 +425,7 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> Layers<'_, T> {
         hi: &[u8],
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError> {
-        if lo >= hi {
-            return Ok(());
-        }
-        let mut recent = self.mem.map.range::<[u8], _>(between(lo, hi)).peekable();
-        for row in self.table.range::<&[u8]>(lo..hi)? {
-            let (k, v) = row?;
-            let key = k.value();
-            // Recent rows before this one, then this one unless the memtable has its own word.
-            while let Some((rk, slot)) = recent.next_if(|(rk, _)| rk.as_ref() < key) {
-                if let Some(rv) = &slot.value
-                    && !f(rk, rv)
-                {
-                    return Ok(());
-                }
-            }
-            if let Some((_, slot)) = recent.next_if(|(rk, _)| rk.as_ref() == key) {
-                if let Some(rv) = &slot.value
-                    && !f(key, rv)
-                {
-                    return Ok(());
-                }
-                continue;
-            }
-            if self.mem.cleared(key) {
-                continue;
-            }
-            if !f(key, v.value()) {
-                return Ok(());
-            }
-        }
-        for (rk, slot) in recent {
-            if let Some(rv) = &slot.value
-                && !f(rk, rv)
-            {
-                return Ok(());
-            }
-        }
-        Ok(())
+        self.scan_dir(lo, hi, false, f)
     }
 
     /// `scan` from the highest row down.
@@ -342,42 +435,56 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> Layers<'_, T> {
         hi: &[u8],
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), StoreError> {
+        self.scan_dir(lo, hi, true, f)
+    }
+
+    fn scan_dir(
+        &self,
+        lo: &[u8],
+        hi: &[u8],
+        rev: bool,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
         if lo >= hi {
             return Ok(());
         }
-        let mut recent = self
-            .mem
-            .map
-            .range::<[u8], _>(between(lo, hi))
-            .rev()
-            .peekable();
-        for row in self.table.range::<&[u8]>(lo..hi)?.rev() {
+        let mut recent = merged(self.mem, lo, hi, rev).peekable();
+        // Rows of the memtable before `key` in scan order.
+        let before = |rk: &[u8], key: &[u8]| if rev { rk > key } else { rk < key };
+        let table = self.table.rows(lo, hi)?;
+        let table: Box<dyn Iterator<Item = _>> = if rev {
+            Box::new(table.rev())
+        } else {
+            Box::new(table)
+        };
+        for row in table {
             let (k, v) = row?;
             let key = k.value();
-            while let Some((rk, slot)) = recent.next_if(|(rk, _)| rk.as_ref() > key) {
-                if let Some(rv) = &slot.value
+            // Recent rows before this one, then this one unless the memtable has its own word.
+            while let Some((rk, value)) = recent.next_if(|(rk, _)| before(rk, key)) {
+                if let Some(rv) = value
                     && !f(rk, rv)
                 {
                     return Ok(());
                 }
             }
-            if let Some((_, slot)) = recent.next_if(|(rk, _)| rk.as_ref() == key) {
-                if let Some(rv) = &slot.value
+            if let Some((_, value)) = recent.next_if(|(rk, _)| rk.as_ref() == key) {
+                if let Some(rv) = value
                     && !f(key, rv)
                 {
                     return Ok(());
                 }
                 continue;
             }
-            if self.mem.cleared(key) {
+            if self.table_cleared(key) {
                 continue;
             }
             if !f(key, v.value()) {
                 return Ok(());
             }
         }
-        for (rk, slot) in recent {
-            if let Some(rv) = &slot.value
+        for (rk, value) in recent {
+            if let Some(rv) = value
                 && !f(rk, rv)
             {
                 return Ok(());
@@ -387,80 +494,85 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> Layers<'_, T> {
     }
 
     /// A count of `db`'s keys as of now: `flushed` (the table's count row) corrected by each
-    /// metadata row the memtable changed, `now` telling whether the changed key counts and
-    /// `before` whether the table's row of it did. A cleared database counts the memtable only.
+    /// metadata row the memtable layers changed, `now` telling whether a row's value counts.
+    /// A layer whose database was cleared counts from zero.
     fn count_live(
         &self,
         db: u8,
         flushed: u64,
-        now: impl Fn(&Slot) -> bool,
-        before: impl Fn(&[u8], &Slot) -> Result<bool, StoreError>,
+        now: impl Fn(Option<&Bytes>) -> bool,
+        hint: impl Fn(&Slot) -> Option<bool>,
     ) -> Result<u64, StoreError> {
         let (lo, hi) = db_range(FAMILY_META, db);
-        let changed = self.mem.map.range::<[u8], _>(between(&lo, &hi));
-        if self.mem.cleared(&lo) {
-            return Ok(changed.filter(|(_, s)| now(s)).count() as u64);
-        }
         let mut n = flushed as i64;
-        for (k, slot) in changed {
-            n += now(slot) as i64 - before(k, slot)? as i64;
+        if let Some(frozen) = self.mem.frozen.as_deref() {
+            if frozen.cleared(&lo) {
+                n = 0;
+            }
+            for (k, slot) in frozen.map.range::<[u8], _>(between(&lo, &hi)) {
+                let was = if frozen.cleared(&lo) {
+                    false
+                } else {
+                    match hint(slot) {
+                        Some(b) => b,
+                        None => now(self
+                            .table
+                            .row(k)?
+                            .map(|v| Bytes::copy_from_slice(v.value()))
+                            .as_ref()),
+                    }
+                };
+                n += now(slot.value.as_ref()) as i64 - was as i64;
+            }
+        }
+        if self.mem.cleared(&lo) {
+            n = 0;
+        }
+        for (k, slot) in self.mem.map.range::<[u8], _>(between(&lo, &hi)) {
+            let was = if self.mem.cleared(&lo) {
+                false
+            } else {
+                match hint(slot) {
+                    Some(b) => b,
+                    None => now(self.below(k)?.as_ref()),
+                }
+            };
+            n += now(slot.value.as_ref()) as i64 - was as i64;
         }
         Ok(n.max(0) as u64)
     }
 
     fn recent_keys(&self, db: u8, f: &mut dyn FnMut(&[u8])) {
         let (lo, hi) = db_range(FAMILY_META, db);
-        for (k, slot) in self.mem.map.range::<[u8], _>(between(&lo, &hi)) {
-            if slot.value.is_some() {
+        for (k, value) in merged(self.mem, &lo, &hi, false) {
+            if value.is_some() {
                 f(&k[2..]);
             }
         }
     }
 
     /// The table's count for `db` as of the last flush, corrected for each key the memtable
-    /// changed (looking up in the table those whose presence there is not known yet).
+    /// changed (looking up below those whose presence there is not known yet).
     fn key_count(&self, db: u8) -> Result<u64, StoreError> {
         let flushed = table_count(self.table, db)?;
-        self.count_live(
-            db,
-            flushed,
-            |slot| slot.value.is_some(),
-            |k, slot| {
-                Ok(match slot.in_table {
-                    Some(b) => b,
-                    None => self.in_table(k)?,
-                })
-            },
-        )
+        self.count_live(db, flushed, |v| v.is_some(), |slot| slot.in_table)
     }
 
     fn expires_count(&self, db: u8) -> Result<u64, StoreError> {
         let flushed = table_u64(self.table, &encoding::expires_key(db), "expires count")?;
-        let has = |slot: &Slot| slot.value.as_ref().is_some_and(|v| meta_has_expiry(v));
-        self.count_live(db, flushed, has, |k, _| {
-            Ok(self
-                .table
-                .get(k)?
-                .is_some_and(|v| meta_has_expiry(v.value())))
-        })
+        let has = |v: Option<&Bytes>| v.is_some_and(|v| meta_has_expiry(v));
+        self.count_live(db, flushed, has, |_| None)
     }
 }
 
 /// The count row of `db` (0 if none yet).
-fn table_count<T: ReadableTable<&'static [u8], &'static [u8]>>(
-    table: &T,
-    db: u8,
-) -> Result<u64, StoreError> {
+fn table_count(table: &dyn Rows, db: u8) -> Result<u64, StoreError> {
     table_u64(table, &encoding::count_key(db), "key count")
 }
 
 /// A u64 system row (absent: 0).
-fn table_u64<T: ReadableTable<&'static [u8], &'static [u8]>>(
-    table: &T,
-    key: &[u8],
-    what: &'static str,
-) -> Result<u64, StoreError> {
-    match table.get(key)? {
+fn table_u64(table: &dyn Rows, key: &[u8], what: &'static str) -> Result<u64, StoreError> {
+    match table.row(key)? {
         None => Ok(0),
         Some(v) => {
             let b: [u8; 8] = v
@@ -520,7 +632,7 @@ impl Reader {
 
 /// A consistent read-only view of the keyspace at this node's applied state.
 pub struct ReadView<'a> {
-    layers: Layers<'a, KvTable>,
+    layers: Layers<'a>,
     /// Physical, and the logical database it is.
     db: u8,
     logical: u8,
@@ -606,8 +718,10 @@ pub struct ApplyCtx<'a> {
 /// memtable (over the table as of this transaction), member changes to their table directly.
 pub struct WriteView<'t> {
     mem: &'t mut State,
-    kv: Table<'t, &'static [u8], &'static [u8]>,
-    pub members: Table<'t, &'static str, &'static [u8]>,
+    kv: Source<'t>,
+    /// The member records, when applying in a write transaction (`open`): the entries that
+    /// change them (`StateMachine::needs_members`) are applied only so.
+    members: Option<Table<'t, &'static str, &'static [u8]>>,
     /// The entry being applied: its database (physical, and the logical one it is, through
     /// `map`), the clock, its index.
     db: u8,
@@ -625,12 +739,48 @@ pub struct WriteView<'t> {
     last_writer: u64,
 }
 
+/// Where apply reads the table under the memtable.
+enum Source<'t> {
+    /// The apply write transaction's table.
+    Write(Table<'t, &'static [u8], &'static [u8]>),
+    /// The memtable generation's read transaction (apply needing no write transaction).
+    Read(Arc<KvTable>),
+}
+
 impl<'t> WriteView<'t> {
+    /// A view applying in `txn` (which may also change member records).
     pub fn open(txn: &'t redb::WriteTransaction, mem: &'t mut State) -> Result<Self, StoreError> {
+        let kv = Source::Write(txn.open_table(KV)?);
+        let members = Some(txn.open_table(MEMBERS)?);
+        Self::with(kv, members, mem)
+    }
+
+    /// A view applying over the table as this memtable generation reads it, with no write
+    /// transaction: nothing but the memtable changes (so a flush may run meanwhile).
+    pub fn open_read(db: &Db, mem: &'t mut State) -> Result<Self, StoreError> {
+        let kv = Source::Read(mem.table(db)?);
+        Self::with(kv, None, mem)
+    }
+
+    /// The member records (only in a write transaction; see `members`).
+    pub fn members(&mut self) -> Result<&mut Table<'t, &'static str, &'static [u8]>, StoreError> {
+        self.members.as_mut().ok_or_else(|| {
+            StoreError::corrupt(
+                "apply",
+                "member records changed outside a write transaction",
+            )
+        })
+    }
+
+    fn with(
+        kv: Source<'t>,
+        members: Option<Table<'t, &'static str, &'static [u8]>>,
+        mem: &'t mut State,
+    ) -> Result<Self, StoreError> {
         let mut view = WriteView {
             mem,
-            kv: txn.open_table(KV)?,
-            members: txn.open_table(MEMBERS)?,
+            kv,
+            members,
             db: 0,
             logical: 0,
             map: DbMap::IDENTITY,
@@ -653,10 +803,14 @@ impl<'t> WriteView<'t> {
         Ok(view)
     }
 
-    fn layers(&self) -> Layers<'_, Table<'t, &'static [u8], &'static [u8]>> {
+    fn layers(&self) -> Layers<'_> {
+        let table: &dyn Rows = match &self.kv {
+            Source::Write(t) => t,
+            Source::Read(t) => &**t,
+        };
         Layers {
             mem: self.mem,
-            table: &self.kv,
+            table,
         }
     }
 
@@ -925,7 +1079,7 @@ impl<'t> WriteView<'t> {
         } else if self.mem.cleared(table_key) {
             false
         } else {
-            let existed = self.kv.get(table_key)?.is_some();
+            let existed = self.layers().below(table_key)?.is_some();
             if existed {
                 let slot = Slot {
                     value: None,
@@ -1039,15 +1193,34 @@ impl KeyRead for WriteView<'_> {
 
 /// Writes the memtable's changes to the table, in `txn`, keeping each database's key count row
 /// exact. The caller records the applied index in the same transaction and calls
-/// `State::flushed` once it has committed.
+/// `State::flushed` once it has committed. A frozen map still unwritten must go first.
 pub fn flush_into(txn: &redb::WriteTransaction, mem: &State) -> Result<(), StoreError> {
+    if mem.frozen.is_some() {
+        return Err(StoreError::corrupt(
+            "memtable",
+            "flush while a frozen map is being written",
+        ));
+    }
+    flush_rows(txn, &mem.map, mem.cleared)
+}
+
+/// `flush_into` for a frozen map (the flusher's part): its rows over the table.
+pub fn flush_frozen(txn: &redb::WriteTransaction, frozen: &Frozen) -> Result<(), StoreError> {
+    flush_rows(txn, &frozen.map, frozen.cleared)
+}
+
+fn flush_rows(
+    txn: &redb::WriteTransaction,
+    map: &std::collections::BTreeMap<Bytes, Slot>,
+    cleared: u32,
+) -> Result<(), StoreError> {
     let mut kv = txn.open_table(KV)?;
     let mut counts = [0i64; DATABASES as usize];
     let mut expires = [0i64; DATABASES as usize];
     let mut touched = [false; DATABASES as usize];
     for db in 0..DATABASES {
         let (lo, _) = db_range(FAMILY_META, db);
-        if mem.cleared(&lo) {
+        if cleared_in(cleared, &lo) {
             for family in DB_FAMILIES {
                 let (lo, hi) = db_range(family, db);
                 kv.retain_in::<&[u8], _>(&lo[..]..&hi[..], |_, _| false)?;
@@ -1059,7 +1232,7 @@ pub fn flush_into(txn: &redb::WriteTransaction, mem: &State) -> Result<(), Store
                 table_u64(&kv, &encoding::expires_key(db), "expires count")? as i64;
         }
     }
-    for (k, slot) in &mem.map {
+    for (k, slot) in map {
         let (existed, expired_before) = {
             let old = match &slot.value {
                 Some(v) => kv.insert(k.as_ref(), v.as_ref())?,
@@ -1269,6 +1442,105 @@ mod tests {
         write(&db, &mem, true, |_| {});
         assert!(mem.read().map.iter().all(|(k, _)| k[..] == CLOCK_KEY));
         assert_eq!(all(&db, &mem, 0), (expect, 5));
+    }
+
+    /// A random mix of writes, FLUSHDBs, freezes, frozen-map writes and flushes reads (forward,
+    /// reverse, counts, in apply and in readers) exactly as a plain model of the keyspace.
+    #[test]
+    fn a_frozen_map_between_memtable_and_table_reads_as_one_state() {
+        use std::collections::BTreeMap;
+        let (_d, db, mem) = setup();
+        let mut model: [BTreeMap<String, (String, bool)>; 2] = Default::default();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut index = 1;
+        let mut frozen_steps = 0;
+        for step in 0..3000 {
+            let op = next(100);
+            let dbn = next(2) as u8;
+            let key = format!("k{}", next(40));
+            let frozen = mem.read().frozen().is_some();
+            frozen_steps += frozen as u32;
+            if op < 85 {
+                let mut state = mem.write();
+                let txn = (!frozen).then(|| db.begin_write().expect("txn"));
+                {
+                    let mut w = match &txn {
+                        Some(t) => WriteView::open(t, &mut state).expect("view"),
+                        None => WriteView::open_read(&db, &mut state).expect("view"),
+                    };
+                    w.begin_entry(dbn, 1000, index);
+                    let m = &mut model[dbn as usize];
+                    if op < 55 {
+                        let v = format!("v{step}");
+                        let at = (op % 2 == 0).then_some(4_000_000_000_000);
+                        w.set_string(key.as_bytes(), Bytes::from(v.clone()), at)
+                            .unwrap();
+                        m.insert(key.clone(), (v, at.is_some()));
+                    } else if op < 83 {
+                        assert_eq!(w.delete(key.as_bytes()).unwrap(), m.remove(&key).is_some());
+                    } else {
+                        w.clear_db(dbn);
+                        m.clear();
+                    }
+                }
+                state.set_applied(index, 1);
+                index += 1;
+                drop(state);
+                if let Some(t) = txn {
+                    t.abort().expect("abort");
+                }
+            } else if op < 92 {
+                let _ = mem.write().freeze(&db).expect("freeze");
+            } else if op < 97 {
+                let frozen = mem.read().frozen().cloned();
+                if let Some(fz) = frozen {
+                    let txn = db.begin_write().expect("txn");
+                    flush_frozen(&txn, &fz).expect("flush frozen");
+                    txn.commit().expect("commit");
+                    mem.write().thaw();
+                }
+            } else if !frozen {
+                let txn = db.begin_write().expect("txn");
+                let mut state = mem.write();
+                flush_into(&txn, &state).expect("flush");
+                txn.commit().expect("commit");
+                state.flushed();
+            }
+            for d in 0..2u8 {
+                let m = &model[d as usize];
+                let want: Vec<(String, String)> =
+                    m.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect();
+                let (got, count) = all(&db, &mem, d);
+                assert_eq!(got, want, "step {step} db {d}");
+                assert_eq!(count, m.len() as u64, "key count, step {step} db {d}");
+                let expiring = m.values().filter(|(_, e)| *e).count() as u64;
+                let (rev, expires) = Reader::new(&db, &mem)
+                    .run(d, |v| {
+                        let (lo, hi) = db_range(FAMILY_META, d);
+                        let mut keys = Vec::new();
+                        v.scan_raw_rev(&lo, &hi, &mut |k, _| {
+                            keys.push(String::from_utf8_lossy(&k[2..]).into_owned());
+                            true
+                        })?;
+                        Ok((keys, v.expires_count(d)?))
+                    })
+                    .expect("read");
+                let mut want_rev: Vec<String> = m.keys().cloned().collect();
+                want_rev.reverse();
+                assert_eq!(rev, want_rev, "reverse, step {step} db {d}");
+                assert_eq!(expires, expiring, "expires count, step {step} db {d}");
+            }
+        }
+        assert!(
+            frozen_steps > 300,
+            "frozen maps were read ({frozen_steps} steps)"
+        );
     }
 
     #[test]

@@ -374,6 +374,10 @@ impl Node {
         if !self.outstanding.is_empty() || !self.machine.memtable().read().flush_due() {
             return Ok(());
         }
+        let machine = self.machine.clone();
+        if machine.start_flush(&mut machine.memtable().write())? {
+            return Ok(());
+        }
         self.flush_memtable(false)
     }
 
@@ -381,6 +385,7 @@ impl Node {
     /// due (see `StateMachine::commit_state`).
     fn flush_memtable(&mut self, durable: bool) -> Result<(), StoreError> {
         let machine = self.machine.clone();
+        machine.wait_flushed();
         let mut mem = machine.memtable().write();
         let txn = self.db.begin_write()?;
         let flushed = machine.flush(&txn, &mem)?;
@@ -507,6 +512,7 @@ impl Node {
     fn on_persisted(&mut self, done: Done) {
         if let Some(index) = done.state_durable {
             self.flushed_applied = self.flushed_applied.max(index);
+            self.schedule_compaction();
         }
         let Some(number) = done.number else {
             // Only applied so far; the writes of the same batch follow.
@@ -607,6 +613,9 @@ impl Node {
     /// drain the worker, then write and apply here, in raft-rs's order.
     fn handle_ready_sync(&mut self, mut rd: raft::Ready) -> Result<(), StoreError> {
         self.drain_worker();
+        // With the worker idle no flush starts: let the one in flight finish, so this cycle
+        // has the state database's writer and a memtable without a frozen map.
+        self.machine.wait_flushed();
         // 1. Messages to followers go out before our own write, so the leader's fsync overlaps
         //    theirs (raft-rs only puts messages here that are safe to send before persisting).
         self.send(rd.take_messages());
@@ -714,7 +723,7 @@ impl Node {
         events: &mut Vec<Event>,
     ) -> Result<(), StoreError> {
         let machine = self.machine.clone();
-        let mut summary = machine.apply(txn, mem, &entries, self.applied_index, self)?;
+        let mut summary = machine.apply(Some(txn), mem, &entries, self.applied_index, self)?;
         events.append(&mut summary.events);
         let Some((index, term)) = summary.last else {
             return Ok(());
@@ -771,10 +780,10 @@ impl Node {
                 .unwrap_or_else(|| c.node_id.to_string());
             info!(self.logger, "membership changed"; "change" => ?c.get_change_type(), "member" => &name);
             if c.get_change_type() == ConfChangeType::RemoveNode {
-                let all = membership::load_all(&view.members)?;
+                let all = membership::load_all(view.members()?)?;
                 if let Some(m) = all.into_iter().find(|m| m.id == c.node_id) {
                     membership::save(
-                        &mut view.members,
+                        view.members()?,
                         &Member {
                             state: MemberState::Removed,
                             ..m

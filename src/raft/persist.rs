@@ -18,7 +18,7 @@ use slog::Logger;
 
 use super::Input;
 use super::storage::{write_compaction, write_entries, write_hard_state};
-use crate::kv::machine::{Fixed, StateMachine, Summary};
+use crate::kv::machine::{Fixed, StateMachine, Summary, needs_members};
 use crate::store::{self, Db, StoreError};
 
 /// Jobs folded into one transaction at most.
@@ -127,6 +127,42 @@ pub fn spawn(
         })
 }
 
+/// Starts the flusher: writes the frozen memtables `StateMachine::start_flush` hands it, and
+/// tells the raft thread how far the state is durable when a write made it so (for log
+/// compaction). Ends when the state machine is gone.
+pub fn spawn_flusher(
+    machine: &Arc<StateMachine>,
+    raft: mpsc::Sender<Input>,
+    logger: Logger,
+) -> std::io::Result<JoinHandle<()>> {
+    let (tx, rx) = mpsc::channel::<Arc<crate::kv::Frozen>>();
+    let weak = Arc::downgrade(machine);
+    let handle = std::thread::Builder::new()
+        .name("flusher".into())
+        .spawn(move || {
+            while let Ok(frozen) = rx.recv() {
+                let Some(machine) = weak.upgrade() else {
+                    return;
+                };
+                match machine.write_frozen(&frozen) {
+                    Ok(Some(durable)) => {
+                        let done = Done {
+                            state_durable: Some(durable),
+                            ..Done::default()
+                        };
+                        if raft.send(Input::Persisted(Box::new(done))).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => crate::fatal::storage_failure(&logger, &e),
+                }
+            }
+        })?;
+    machine.set_flusher(tx);
+    Ok(handle)
+}
+
 /// Writes a batch of jobs: applies their committed entries, then writes their log part.
 pub(super) fn write_batch(
     machine: &StateMachine,
@@ -138,16 +174,46 @@ pub(super) fn write_batch(
     Ok(done)
 }
 
-/// Applies the committed entries of a batch (taking them out of the jobs) to the memtable, in
-/// a state transaction that also takes the memtable to the table when a flush is due or the
-/// member list changed (committed unsynced, or synced when the state is due to be made
-/// durable); otherwise the transaction is dropped, having written nothing.
+/// Applies the committed entries of a batch (taking them out of the jobs) to the memtable and,
+/// when a flush is due, hands the memtable to the flusher thread (`StateMachine::start_flush`),
+/// so neither the replies nor the log write of the batch wait for a flush. Entries that change
+/// the member records (and nodes without a flusher) take the way in a state transaction
+/// instead: applied in it, and the memtable flushed in it when due or the member list changed
+/// (committed unsynced, or synced when the state is due to be made durable).
 fn apply_part(machine: &StateMachine, batch: &mut [Job]) -> Result<Done, StoreError> {
     let mut done = Done::default();
     let any = batch.iter().any(|j| !j.committed.is_empty());
     if !any && !machine.memtable().read().flush_due() {
         return Ok(done);
     }
+    let in_txn = batch.iter().any(|j| needs_members(&j.committed));
+    if in_txn || !machine.has_flusher() {
+        return apply_in_txn(machine, batch);
+    }
+    if machine.memtable().read().overfull() {
+        // Applies outrun the flusher: let it catch up rather than grow the map without bound.
+        machine.wait_flushed();
+    }
+    let mut state = machine.memtable().write();
+    for job in batch.iter_mut() {
+        if job.committed.is_empty() {
+            continue;
+        }
+        let committed = std::mem::take(&mut job.committed);
+        let conf = &mut Fixed(std::mem::take(&mut job.conf_state));
+        let summary = machine.apply(None, &mut state, &committed, 0, conf)?;
+        done.applied.merge(summary);
+    }
+    if state.flush_due() {
+        machine.start_flush(&mut state)?;
+    }
+    Ok(done)
+}
+
+/// `apply_part` in a state transaction, once no flush is in flight.
+fn apply_in_txn(machine: &StateMachine, batch: &mut [Job]) -> Result<Done, StoreError> {
+    let mut done = Done::default();
+    machine.wait_flushed();
     let txn = machine.db().begin_write()?;
     let mut state = machine.memtable().write();
     for job in batch.iter_mut() {
@@ -156,7 +222,7 @@ fn apply_part(machine: &StateMachine, batch: &mut [Job]) -> Result<Done, StoreEr
         }
         let committed = std::mem::take(&mut job.committed);
         let conf = &mut Fixed(std::mem::take(&mut job.conf_state));
-        let summary = machine.apply(&txn, &mut state, &committed, 0, conf)?;
+        let summary = machine.apply(Some(&txn), &mut state, &committed, 0, conf)?;
         done.applied.merge(summary);
     }
     if state.flush_due() || done.applied.members_changed {

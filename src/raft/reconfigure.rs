@@ -163,6 +163,7 @@ impl Node {
         self.identity.cluster_id = cluster_id;
         // The state first, then the log with the new identity: a crash in between leaves a
         // pristine node of the old cluster with an empty state, which adopts again.
+        self.machine.wait_flushed();
         let txn = self.db.begin_write()?;
         self.machine.reset(&txn)?;
         // Everything but the keyspace format, which describes the (now empty) tables, and the

@@ -197,6 +197,12 @@ pub fn start(
             thread: "the state sync thread",
             source,
         })?;
+    super::persist::spawn_flusher(&machine, tx.clone(), logger.clone()).map_err(|source| {
+        StartError::Spawn {
+            thread: "the flusher thread",
+            source,
+        }
+    })?;
     let (jobs, jobs_rx) = mpsc::channel();
     super::persist::spawn(
         machine.clone(),
