@@ -101,6 +101,13 @@ pub struct Args {
     #[arg(long, env = "KVD_ONE_PHASE_COMMIT")]
     pub one_phase_commit: bool,
 
+    /// The Redis version kvd reports (HELLO's `version`, INFO's `redis_version`). kvd answers
+    /// as Redis 7.0.15; clients that gate a feature on a later version (redis-py 8's
+    /// client-side cache wants 7.4, though it needs only CLIENT TRACKING and RESP3 pushes,
+    /// which kvd has) can be let in with e.g. `--redis-version 7.4.0`.
+    #[arg(long, env = "KVD_REDIS_VERSION", default_value = crate::server::REDIS_VERSION)]
+    pub redis_version: String,
+
     /// Per-client output buffer limit in MiB: a client that does not read its replies is disconnected.
     #[arg(long, env = "KVD_CLIENT_OUTPUT_LIMIT_MB", default_value_t = 64)]
     pub client_output_limit_mb: usize,
@@ -181,6 +188,7 @@ pub struct Config {
     pub compact_log_bytes: u64,
     pub cache_bytes: usize,
     pub one_phase_commit: bool,
+    pub redis_version: String,
     pub client_output_limit: usize,
     pub client_stall_timeout: Duration,
     pub max_clients: usize,
@@ -266,6 +274,15 @@ impl Args {
         if self.tick_ms == 0 || self.tick_ms > 10_000 {
             return Err(format!("--tick-ms must be 1..=10000, got {}", self.tick_ms));
         }
+        let part_ok =
+            |p: &str| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit());
+        let parts: Vec<&str> = self.redis_version.split('.').collect();
+        if parts.len() != 3 || !parts.iter().all(|p| part_ok(p)) {
+            return Err(format!(
+                "--redis-version must be MAJOR.MINOR.PATCH (e.g. 7.4.0), got {:?}",
+                self.redis_version
+            ));
+        }
         if self.max_value_size > self.proto_max_bulk_len {
             return Err("--max-value-size cannot exceed --proto-max-bulk-len".into());
         }
@@ -297,6 +314,7 @@ impl Args {
             compact_log_bytes: self.compact_log_mb.max(1).saturating_mul(1024 * 1024),
             cache_bytes: self.cache_mb.saturating_mul(1024 * 1024),
             one_phase_commit: self.one_phase_commit,
+            redis_version: self.redis_version.clone(),
             client_output_limit: self
                 .client_output_limit_mb
                 .saturating_mul(1024 * 1024)

@@ -129,6 +129,8 @@ fn other_bad_values_are_one_line() {
         &["--log-level", "loud"],
         &["--id", "bad name"],
         &["--tick-ms", "0"],
+        &["--redis-version", "7.4"],
+        &["--redis-version", "7.x.0"],
         &["--max-value-size", "2000", "--proto-max-bulk-len", "1000"],
     ] {
         let mut argv = vec!["--addr", addr.as_str()];

@@ -99,6 +99,20 @@ fn hello_3_switches_to_resp3_and_hello_2_back() {
     c.check(&["GET", "missing"], "$-1\r\n");
 }
 
+/// `--redis-version` changes the version HELLO and INFO report, nothing else (redis-py 8 turns
+/// its client-side cache on only for 7.4 or later).
+#[test]
+fn redis_version_flag_sets_what_hello_and_info_report() {
+    let node = Node::single(&["--redis-version", "7.4.0"]);
+    let mut c = node.raw();
+    let id = client_id(&mut c);
+    let want = hello_reply(3, &id).replace("$6\r\n7.0.15\r\n", "$5\r\n7.4.0\r\n");
+    assert_ne!(want, hello_reply(3, &id));
+    c.check(&["HELLO", "3"], &want);
+    let info = node.info_field("server", "redis_version");
+    assert_eq!(info.as_deref(), Some("7.4.0"));
+}
+
 #[test]
 fn hello_errors_match_redis() {
     let node = Node::single(&[]);

@@ -155,7 +155,7 @@ fn hello(s: &mut Session, argv: &[Bytes]) -> Reply {
         (Reply::bulk("server"), Reply::bulk("redis")),
         (
             Reply::bulk("version"),
-            Reply::bulk(crate::server::REDIS_VERSION),
+            Reply::bulk(s.shared.config.redis_version.clone()),
         ),
         (Reply::bulk("proto"), Reply::Integer(s.protocol.version())),
         (Reply::bulk("id"), Reply::Integer(s.id as i64)),

@@ -134,7 +134,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
         "server" => {
             let up = shared.started.elapsed().as_secs();
             line!("# Server");
-            line!("redis_version:{}", crate::server::REDIS_VERSION);
+            line!("redis_version:{}", shared.config.redis_version);
             line!("kvd_version:{}", env!("CARGO_PKG_VERSION"));
             line!("redis_mode:standalone");
             line!("os:{} {}", std::env::consts::OS, std::env::consts::ARCH);

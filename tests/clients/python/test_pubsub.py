@@ -159,7 +159,8 @@ def test_keyspace_notifications_on_a_follower_for_a_write_on_another_node(nodes,
 def test_client_side_caching_on_a_follower_sees_a_write_through_another_node(nodes, monkeypatch):
     # redis-py 8 turns its cache on only for servers whose HELLO says 7.4 or later (a version
     # gate, not a protocol need: it uses CLIENT TRACKING and RESP3 invalidation pushes, both
-    # Redis 7.0). kvd answers HELLO as redis-server 7.0.15 does, so the gate is lowered here;
+    # Redis 7.0). kvd answers HELLO as redis-server 7.0.15 does, so the gate is lowered here
+    # (users start kvd with `--redis-version 7.4.0` instead: tests/resp3.rs checks that flag);
     # the same test passes against redis-server 7.0.15 with it.
     monkeypatch.setattr(redis.connection.CacheProxyConnection, "MIN_ALLOWED_VERSION", "7.0.0")
     _, writer_port, cached_port = nodes
