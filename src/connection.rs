@@ -440,7 +440,12 @@ impl Conn {
                         if script {
                             cmd::scripting::take_read_called();
                         }
-                        let ran = reader.run(db, |v| cmd::run_read(f, v, &argv));
+                        let ran = if script {
+                            // It may run long: on a view that lets writers in meanwhile.
+                            reader.run_long(db, |v| cmd::run_read(f, v, &argv))
+                        } else {
+                            reader.run(db, |v| cmd::run_read(f, v, &argv))
+                        };
                         // Read on this thread: a script's declared keys are tracked only if it
                         // called a read command.
                         (ran, !script || cmd::scripting::take_read_called())
@@ -489,7 +494,8 @@ impl Conn {
                             let db = self.session.db;
                             let (ran, read_keys) = tokio::task::block_in_place(|| {
                                 cmd::scripting::take_read_called();
-                                let ran = reader.run(db, |v| cmd::scripting::run_local(v, &argv));
+                                let ran =
+                                    reader.run_long(db, |v| cmd::scripting::run_local(v, &argv));
                                 (ran, cmd::scripting::take_read_called())
                             });
                             match ran {

@@ -519,6 +519,7 @@ impl<'a> ReadHost<'a> {
 
 impl Host for ReadHost<'_> {
     fn call(&mut self, argv: Vec<Bytes>) -> Result<Reply, Stop> {
+        self.view.yield_to_writers();
         let (spec, builtin) = match precheck(&argv, self.view.now_ms()) {
             Ok(checked) => checked,
             Err(reply) => return Ok(reply),
@@ -564,6 +565,10 @@ impl Host for ReadHost<'_> {
 
     fn killable(&self) -> bool {
         true
+    }
+
+    fn yield_point(&mut self) {
+        self.view.yield_to_writers();
     }
 }
 

@@ -19,6 +19,7 @@ use super::encoding::{
     self, CLOCK_KEY, DATABASES, DB_FAMILIES, DB_MAP_KEY, DbMap, FAMILY_META, Meta, db_range,
     meta_has_expiry, meta_key,
 };
+use super::long_read::LongRead;
 use super::memtable::{KvTable, Memtable, Slot, State};
 use crate::events::Event;
 use crate::store::{Db, KV, MEMBERS, StoreError};
@@ -121,6 +122,11 @@ pub trait KeyRead {
         }
         Ok((boundary.unwrap_or(0), out))
     }
+
+    /// A reader that may run long (a script) calls this now and then: if a writer waits for
+    /// the memtable, a view that can (`Reader::run_long`) lets go of it and goes on over a copy
+    /// of the state it had. Other views do nothing.
+    fn yield_to_writers(&self) {}
 
     /// The index of the entry being applied, inside apply; `None` on a connection's view. A
     /// command that picks at random seeds from it inside apply (so every node picks alike) and
@@ -516,6 +522,32 @@ impl Reader {
             now: wall_clock_ms(),
         })
     }
+
+    /// As [`Reader::run`], for a reader that may run long (a script): the view lets go of the
+    /// memtable's lock when a writer waits, going on over a copy of the same state (see
+    /// `long_read`), so what `f` sees is still one state, as of the call.
+    pub fn run_long<R>(
+        &mut self,
+        db: u8,
+        f: impl FnOnce(&dyn KeyRead) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mem = self.mem.read();
+        let kv = match &self.base {
+            Some((generation, kv)) if *generation == mem.generation => kv.clone(),
+            _ => {
+                let kv = mem.table(&self.db)?;
+                self.base = Some((mem.generation, kv.clone()));
+                kv
+            }
+        };
+        let map = Layers {
+            mem: &mem,
+            table: &*kv,
+        }
+        .db_map()?;
+        let view = LongRead::new(&self.mem, mem, kv, map, db, wall_clock_ms());
+        f(&view)
+    }
 }
 
 /// A consistent read-only view of the keyspace at this node's applied state.
@@ -528,7 +560,24 @@ pub struct ReadView<'a> {
     now: i64,
 }
 
-impl ReadView<'_> {
+impl<'a> ReadView<'a> {
+    /// The view of `mem` over `table` (for `long_read`, which builds one per read).
+    pub(super) fn over(
+        mem: &'a State,
+        table: &'a KvTable,
+        map: DbMap,
+        logical: u8,
+        now: i64,
+    ) -> ReadView<'a> {
+        ReadView {
+            layers: Layers { mem, table },
+            db: map.physical(logical),
+            logical,
+            map,
+            now,
+        }
+    }
+
     /// The same view (same state, same clock) addressing (logical) database `db`: a read-only
     /// transaction whose commands SELECT another database stays on one consistent state.
     pub fn in_db(&self, db: u8) -> ReadView<'_> {
