@@ -79,6 +79,8 @@ pub struct Stats {
     pub writes_proposed: AtomicU64,
     /// Calls per command, for INFO commandstats.
     pub command_calls: crate::cmd::CommandCalls,
+    /// Error replies, for INFO stats and errorstats.
+    pub errors: crate::cmd::ErrorCounts,
 }
 
 impl Stats {
@@ -93,6 +95,7 @@ impl Stats {
             c.store(0, Relaxed);
         }
         self.command_calls.reset();
+        self.errors.reset();
     }
 }
 

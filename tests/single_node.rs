@@ -291,6 +291,50 @@ fn command_introspection() {
     }
 }
 
+/// INFO errorstats and `total_error_replies` as redis-server 7.0.15 counts the same replies:
+/// by code (no space in the first 31 bytes: `ERR`), an EXEC's and a script's nested errors
+/// one by one, zeroed by CONFIG RESETSTAT.
+#[test]
+fn info_errorstats_count_error_replies_by_code() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    c.check(&["SET", "a", "1"], "+OK\r\n");
+    c.check(&["CONFIG", "RESETSTAT"], "+OK\r\n");
+    for argv in [
+        &[
+            "EVAL",
+            "return redis.error_reply('MY_ERR_CODE custom msg')",
+            "0",
+        ][..],
+        &["EVAL", "return redis.error_reply('')", "0"],
+        &["EVAL", "return {1,{err='NESTED x'},3}", "0"],
+        &["EVAL", "return redis.error_reply('nospace')", "0"],
+        &["GET"],
+        &["NOSUCH"],
+        &["LPUSH", "a", "1"],
+        &["MULTI"],
+        &["INCR", "a"],
+        &["LPUSH", "a", "x"],
+        &["EXEC"],
+        &["EVAL", "return redis.call('select', 99)", "0"],
+    ] {
+        c.call(argv);
+    }
+    let info = String::from_utf8_lossy(&c.call(&["INFO", "errorstats"])).into_owned();
+    assert!(
+        info.ends_with(
+            "# Errorstats\r\nerrorstat_ERR:count=5\r\nerrorstat_MY_ERR_CODE:count=1\r\n\
+             errorstat_NESTED:count=1\r\nerrorstat_WRONGTYPE:count=2\r\n\r\n"
+        ),
+        "{info}"
+    );
+    assert_eq!(node.info_u64("stats", "total_error_replies"), Some(9));
+    c.check(&["CONFIG", "RESETSTAT"], "+OK\r\n");
+    let info = String::from_utf8_lossy(&c.call(&["INFO", "errorstats"])).into_owned();
+    assert!(info.ends_with("# Errorstats\r\n\r\n"), "{info}");
+    assert_eq!(node.info_u64("stats", "total_error_replies"), Some(0));
+}
+
 #[test]
 fn info_sections() {
     let node = Node::single(&[]);

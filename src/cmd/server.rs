@@ -99,6 +99,66 @@ impl CommandCalls {
     }
 }
 
+/// Error replies sent since start (or CONFIG RESETSTAT), for INFO's `total_error_replies` and
+/// errorstats: counted by their code as Redis 7.0 names it (the first word when a space comes
+/// within its first 31 bytes, `ERR` otherwise), errors inside an array (EXEC's, a script's
+/// table) one by one.
+#[derive(Default)]
+pub struct ErrorCounts {
+    total: std::sync::atomic::AtomicU64,
+    by_code: std::sync::Mutex<std::collections::BTreeMap<Vec<u8>, u64>>,
+}
+
+impl ErrorCounts {
+    /// Counts the errors of a reply sent to a client.
+    pub fn note(&self, reply: &Reply) {
+        match reply {
+            Reply::Error(msg) => self.count(msg.as_bytes()),
+            Reply::Array(items) => items.iter().for_each(|r| self.note(r)),
+            _ => {}
+        }
+    }
+
+    fn count(&self, msg: &[u8]) {
+        self.total.fetch_add(1, Relaxed);
+        let code = match msg[..msg.len().min(31)].iter().position(|&b| b == b' ') {
+            Some(space) => &msg[..space],
+            None => b"ERR",
+        };
+        let mut by_code = self
+            .by_code
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match by_code.get_mut(code) {
+            Some(n) => *n += 1,
+            None => {
+                by_code.insert(code.to_vec(), 1);
+            }
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total.load(Relaxed)
+    }
+
+    /// Each code with its count, in Redis's order (byte order of the codes).
+    pub fn by_code(&self) -> Vec<(Vec<u8>, u64)> {
+        let by_code = self
+            .by_code
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        by_code.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    pub fn reset(&self) {
+        self.total.store(0, Relaxed);
+        self.by_code
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+}
+
 /// User and system CPU time of this process and of its waited-for children, as Redis prints it.
 fn cpu_lines(out: &mut String) {
     fn secs(t: libc::timeval) -> String {
@@ -199,6 +259,8 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
             line!("tracking_total_prefixes:{prefixes}");
             // kvd has no MIGRATE, so no cached MIGRATE connections.
             line!("migrate_cached_sockets:0");
+            line!("unexpected_error_replies:0");
+            line!("total_error_replies:{}", stats.errors.total());
         }
         "replication" => {
             line!("# Replication");
@@ -228,7 +290,12 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
                 }
             }
         }
-        "errorstats" => line!("# Errorstats"),
+        "errorstats" => {
+            line!("# Errorstats");
+            for (code, n) in stats.errors.by_code() {
+                line!("errorstat_{}:count={n}", String::from_utf8_lossy(&code));
+            }
+        }
         "latencystats" => line!("# Latencystats"),
         "cluster" => {
             line!("# Cluster");
