@@ -629,7 +629,7 @@ pub const FLUSHALL: Spec = Spec {
     kind: Kind::Write {
         prepare: prepare_flush,
         apply: |w, _, _| {
-            w.clear_all();
+            w.clear_all()?;
             Ok(Reply::ok())
         },
     },
@@ -646,7 +646,8 @@ fn prepare_flush(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
 
 /// FLUSHDB empties the entry's database.
 fn apply_flush(w: &mut WriteView, _: &ApplyCtx, _: &[Bytes]) -> super::CmdResult {
-    w.clear_db(w.db());
+    let db = w.db();
+    w.clear_db(db)?;
     Ok(Reply::ok())
 }
 

@@ -672,6 +672,9 @@ pub struct WriteView<'t> {
     events: Option<Vec<Event>>,
     /// The connection the events being collected are attributed to (`writer`).
     last_writer: u64,
+    /// Bit `d`: the entry being applied has recorded itself as physical database `d`'s last
+    /// write (`encoding::written_key`), so its further writes there need not.
+    written: u32,
 }
 
 impl<'t> WriteView<'t> {
@@ -689,6 +692,7 @@ impl<'t> WriteView<'t> {
             scratch: Vec::new(),
             events: None,
             last_writer: 0,
+            written: 0,
         };
         if let Some(raw) = view.layers().get(&CLOCK_KEY)? {
             let b: [u8; 8] = raw
@@ -715,6 +719,7 @@ impl<'t> WriteView<'t> {
     pub fn begin_entry(&mut self, db: u8, time_ms: i64, index: u64) {
         self.select_db(db);
         self.index = index;
+        self.written = 0;
         self.next_version = encoding::first_version(index);
         if time_ms > self.clock {
             self.clock = time_ms;
@@ -950,8 +955,18 @@ impl<'t> WriteView<'t> {
         Ok(false)
     }
 
-    /// Writes one row.
+    /// Writes one row. Writing a key's metadata row records this entry as its database's last
+    /// write (once per entry and database), for FLUSHDB's deletion index.
     pub fn put_raw(&mut self, table_key: &[u8], value: Bytes) {
+        if table_key.first() == Some(&FAMILY_META)
+            && let Some(db) = encoding::db_of(table_key)
+            && let Some(bit) = 1u32.checked_shl(db.into())
+            && self.written & bit == 0
+        {
+            self.written |= bit;
+            let index = Bytes::copy_from_slice(&self.index.to_be_bytes());
+            self.put_raw(&encoding::written_key(db), index);
+        }
         self.changed(table_key);
         let value = Some(value);
         match self.mem.map.get_mut(table_key) {
@@ -996,17 +1011,27 @@ impl<'t> WriteView<'t> {
 
     /// Records the entry being applied as `db`'s last deletion (see `KeyRead::last_deletion`).
     fn record_deletion(&mut self, db: u8) {
-        let index = Bytes::copy_from_slice(&self.index.to_be_bytes());
+        self.record_deletion_at(db, self.index);
+    }
+
+    fn record_deletion_at(&mut self, db: u8, index: u64) {
+        let index = Bytes::copy_from_slice(&index.to_be_bytes());
         self.put_raw(&encoding::deleted_key(db), index);
     }
 
-    /// Empties database `db` (FLUSHDB).
-    pub fn clear_db(&mut self, db: u8) {
+    /// Empties database `db` (FLUSHDB). Its deletion index becomes its last write's (if later
+    /// than the one it has): every key it removes was last changed then or before, so a key
+    /// watched while absent since then was not among them and its WATCH holds, as in Redis,
+    /// while one created after its WATCH (and removed here) aborts EXEC.
+    pub fn clear_db(&mut self, db: u8) -> Result<(), StoreError> {
         let Some(bit) = 1u32.checked_shl(u32::from(db)) else {
-            return;
+            return Ok(());
         };
+        let written = self.system_u64(&encoding::written_key(db), "last write index")?;
+        if written > self.last_deletion(db)? {
+            self.record_deletion_at(db, written);
+        }
         self.mem.cleared |= bit;
-        self.record_deletion(db);
         if let Some(events) = &mut self.events {
             events.push(Event::Flushed {
                 db: self.map.logical(db),
@@ -1024,12 +1049,28 @@ impl<'t> WriteView<'t> {
                 self.mem.map.remove(&k);
             }
         }
+        Ok(())
     }
 
     /// Empties every database (FLUSHALL).
-    pub fn clear_all(&mut self) {
+    pub fn clear_all(&mut self) -> Result<(), StoreError> {
         for db in 0..DATABASES {
-            self.clear_db(db);
+            self.clear_db(db)?;
+        }
+        Ok(())
+    }
+
+    /// A u64 system row (absent: 0).
+    fn system_u64(&self, key: &[u8], what: &'static str) -> Result<u64, StoreError> {
+        match self.raw(key)? {
+            None => Ok(0),
+            Some(raw) => {
+                let b: [u8; 8] = raw
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt(what, "not 8 bytes"))?;
+                Ok(u64::from_be_bytes(b))
+            }
         }
     }
 }
@@ -1245,7 +1286,7 @@ mod tests {
             assert!(w.delete(b"b").unwrap());
             assert_eq!(w.expires_count(0).unwrap(), 1, "table + memtable");
         });
-        write(&db, &mem, true, |w| w.clear_db(3));
+        write(&db, &mem, true, |w| w.clear_db(3).unwrap());
         assert_eq!((count(0), count(3)), (1, 0), "flushed again");
     }
 
@@ -1264,7 +1305,7 @@ mod tests {
             assert!(!w.delete(b"absent").unwrap(), "no row: no event");
             w.select_db(0);
             assert!(w.delete(b"quiet").unwrap());
-            w.clear_db(5);
+            w.clear_db(5).unwrap();
             let changed = |db, k: &str| Event::Changed {
                 db,
                 key: Bytes::copy_from_slice(k.as_bytes()),
@@ -1330,7 +1371,7 @@ mod tests {
             set(w, "other", "x");
         });
         write(&db, &mem, false, |w| {
-            w.clear_db(0);
+            w.clear_db(0).unwrap();
             assert!(!w.exists(b"a").unwrap());
             set(w, "b", "3");
             assert!(!w.delete(b"a").unwrap());
@@ -1339,7 +1380,7 @@ mod tests {
         write(&db, &mem, true, |_| {});
         assert_eq!(all(&db, &mem, 0), (rows(&[("b", "3")]), 1));
         assert_eq!(all(&db, &mem, 1), (rows(&[("other", "x")]), 1));
-        write(&db, &mem, true, |w| w.clear_all());
+        write(&db, &mem, true, |w| w.clear_all().unwrap());
         assert_eq!(all(&db, &mem, 1), (vec![], 0));
     }
 
@@ -1432,15 +1473,24 @@ mod tests {
             assert_eq!(w.last_deletion(0).unwrap(), 0, "nothing removed");
             w.begin_entry(0, 1000, 6);
             assert!(w.delete(b"a").unwrap());
+            // A flush records the last write of its database: nothing removed was newer.
             w.begin_entry(1, 1000, 7);
-            w.clear_db(1);
+            set(w, "c", "1");
+            w.begin_entry(1, 1000, 8);
+            w.clear_db(1).unwrap();
+            // Nothing was ever written in database 2: its flush removes nothing.
+            w.begin_entry(2, 1000, 9);
+            w.clear_db(2).unwrap();
         });
         assert_eq!((last(&db, 0), last(&db, 1), last(&db, 2)), (6, 7, 0));
         write(&db, &mem, false, |w| {
-            w.begin_entry(0, 1000, 8);
-            w.clear_all();
+            w.begin_entry(3, 1000, 10);
+            set(w, "d", "1");
+            w.begin_entry(0, 1000, 11);
+            w.clear_all().unwrap();
         });
-        assert_eq!((last(&db, 0), last(&db, 15)), (8, 8));
+        // Database 0 was last written at 1, before its deletion at 6.
+        assert_eq!((last(&db, 0), last(&db, 3), last(&db, 15)), (6, 10, 0));
         // Not user data: it does not count as a key.
         assert_eq!(all(&db, &mem, 0), (vec![], 0));
     }
