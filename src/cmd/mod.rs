@@ -216,6 +216,8 @@ pub static TABLE: &[Spec] = &[
     server::FLUSHDB,
     server::FLUSHALL,
     server::TIME,
+    server::SAVE,
+    server::SHUTDOWN,
     wait::WAIT,
     server::MONITOR,
     server::MEMORY,

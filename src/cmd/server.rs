@@ -758,6 +758,69 @@ pub const MONITOR: Spec = Spec {
     keys: (0, 0, 0),
 };
 
+/// SAVE: nothing to do, so `+OK` at once: every write kvd acknowledged is already durable (in
+/// the raft log, fsynced on a quorum), and the state is rebuilt from it at start. Refused inside
+/// MULTI and scripts, as Redis refuses it.
+pub const SAVE: Spec = Spec {
+    name: "save",
+    arity: 1,
+    kind: Kind::Local(|_, _| Reply::ok()),
+    flags: &["admin", "noscript", "no_async_loading", "no_multi"],
+    keys: (0, 0, 0),
+};
+
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: stops this node as SIGTERM does (the cluster
+/// goes on without it); the client's connection closes without a reply, as Redis's does. The
+/// options are checked as Redis checks them and change nothing else (kvd has nothing to save and
+/// no replicas to wait for, so ABORT never finds a shutdown in progress). Without NOSAVE it is
+/// refused with BUSY while a script is past the busy threshold; otherwise it stops that script.
+pub const SHUTDOWN: Spec = Spec {
+    name: "shutdown",
+    arity: -1,
+    kind: Kind::Local(shutdown),
+    flags: &[
+        "admin",
+        "noscript",
+        "loading",
+        "stale",
+        "no_multi",
+        "allow_busy",
+    ],
+    keys: (0, 0, 0),
+};
+
+fn shutdown(s: &mut Session, argv: &[Bytes]) -> Reply {
+    let (mut nosave, mut save, mut abort, mut other) = (false, false, false, false);
+    for a in &argv[1..] {
+        if is(a, "nosave") {
+            nosave = true;
+        } else if is(a, "save") {
+            save = true;
+        } else if is(a, "now") || is(a, "force") {
+            other = true;
+        } else if is(a, "abort") {
+            abort = true;
+        } else {
+            return super::syntax_error();
+        }
+    }
+    if (nosave && save) || (abort && (nosave || save || other)) {
+        return super::syntax_error();
+    }
+    if abort {
+        return Reply::error("ERR No shutdown in progress.");
+    }
+    if !nosave && let Some(busy) = super::scripting::busy_now(&s.shared.settings) {
+        return busy;
+    }
+    slog::info!(s.shared.logger, "SHUTDOWN from a client"; "client" => s.id);
+    crate::script::kill();
+    s.shared.shutdown.notify_one();
+    s.quit = true;
+    s.skip_this_reply = true;
+    Reply::ok()
+}
+
 pub const TIME: Spec = Spec {
     name: "time",
     arity: 1,

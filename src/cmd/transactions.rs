@@ -125,7 +125,7 @@ pub fn runs_in_multi(spec: &Spec) -> bool {
 pub fn refused_in_multi(spec: &Spec) -> bool {
     matches!(
         spec.name,
-        "join" | "leave" | "remove" | "consistency" | "debug"
+        "join" | "leave" | "remove" | "consistency" | "debug" | "save" | "shutdown"
     )
 }
 
