@@ -178,7 +178,9 @@ pub async fn serve(
             }
         }
         if let Some(e) = protocol_error {
-            Reply::error(format!("ERR {e}")).encode(conn.session.protocol, &mut conn.out);
+            let reply = Reply::error(format!("ERR {e}"));
+            conn.session.shared.stats.errors.note(&reply);
+            reply.encode(conn.session.protocol, &mut conn.out);
             let _ = write_out(&mut wr, &mut conn.out, stall).await;
             break Close::Protocol;
         }
@@ -355,6 +357,7 @@ impl Conn {
                 }
                 // What the pop's own apply raised (an invalidation of the destination key)
                 // follows the reply, as Redis sends it.
+                shared.stats.errors.note(&reply);
                 if !self.silent {
                     reply.encode(self.session.protocol, &mut self.out);
                 }
@@ -440,7 +443,12 @@ impl Conn {
                         if script {
                             cmd::scripting::take_read_called();
                         }
-                        let ran = reader.run(db, |v| cmd::run_read(f, v, &argv));
+                        let ran = if script {
+                            // It may run long: on a view that lets writers in meanwhile.
+                            reader.run_long(db, |v| cmd::run_read(f, v, &argv))
+                        } else {
+                            reader.run(db, |v| cmd::run_read(f, v, &argv))
+                        };
                         // Read on this thread: a script's declared keys are tracked only if it
                         // called a read command.
                         (ran, !script || cmd::scripting::take_read_called())
@@ -489,7 +497,8 @@ impl Conn {
                             let db = self.session.db;
                             let (ran, read_keys) = tokio::task::block_in_place(|| {
                                 cmd::scripting::take_read_called();
-                                let ran = reader.run(db, |v| cmd::scripting::run_local(v, &argv));
+                                let ran =
+                                    reader.run_long(db, |v| cmd::scripting::run_local(v, &argv));
                                 (ran, cmd::scripting::take_read_called())
                             });
                             match ran {
@@ -712,6 +721,7 @@ impl Conn {
             // What the transaction's apply raised for this connection (invalidations) follows
             // EXEC's reply, as Redis sends it.
             transactions::Finished::Reply(reply) if self.queue.is_empty() && !self.silent => {
+                shared.stats.errors.note(&reply);
                 reply.encode(self.session.protocol, &mut self.out);
                 self.take_pushes()
             }
@@ -722,6 +732,7 @@ impl Conn {
                 self.out
                     .extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
                 for (reply, proto) in items {
+                    shared.stats.errors.note(&reply);
                     reply.encode(proto, &mut self.out);
                 }
                 self.take_pushes()?;
@@ -810,10 +821,13 @@ impl Conn {
             self.take_pushes()?;
         }
         if self.silent {
+            // Counted all the same, as Redis counts an error it does not send.
+            self.session.shared.stats.errors.note(&reply);
             return Ok(());
         }
         let proto = self.session.protocol;
         if self.queue.is_empty() {
+            self.session.shared.stats.errors.note(&reply);
             reply.encode(proto, &mut self.out);
             if self.out.len() > self.session.shared.settings.output_limit.load(Relaxed) {
                 return Err(Close::OutputLimit);
@@ -879,6 +893,7 @@ impl Conn {
                     continue;
                 }
             };
+            self.session.shared.stats.errors.note(&reply);
             reply.encode(proto, &mut self.out);
             // What this write's apply raised for this connection (invalidations of keys it
             // tracks) follows its reply, as Redis sends it.

@@ -1,6 +1,7 @@
 //! Process lifecycle: open the database, bind both listeners, start the raft thread and the
 //! transport, accept clients, join a cluster when asked to, and shut down cleanly on
-//! SIGTERM/SIGINT (stop accepting, let connections finish what they started, stop raft, exit 0).
+//! SIGTERM/SIGINT or SHUTDOWN (stop accepting, let connections finish what they started, stop raft,
+//! exit 0).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -79,6 +80,8 @@ pub struct Stats {
     pub writes_proposed: AtomicU64,
     /// Calls per command, for INFO commandstats.
     pub command_calls: crate::cmd::CommandCalls,
+    /// Error replies, for INFO stats and errorstats.
+    pub errors: crate::cmd::ErrorCounts,
 }
 
 impl Stats {
@@ -93,6 +96,7 @@ impl Stats {
             c.store(0, Relaxed);
         }
         self.command_calls.reset();
+        self.errors.reset();
     }
 }
 
@@ -117,6 +121,8 @@ pub struct Shared {
     pub blocking: Arc<crate::blocking::Blocking>,
     /// This node's Pub/Sub subscribers and its links to the peers' (`pubsub`).
     pub pubsub: Arc<crate::pubsub::Hub>,
+    /// SHUTDOWN asked the node to stop (as SIGTERM does).
+    pub shutdown: tokio::sync::Notify,
 }
 
 /// Runs the node until SIGTERM/SIGINT. Startup errors come back as one line.
@@ -193,6 +199,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         next_client_id: AtomicU64::new(1),
         logger: logger.clone(),
         requirepass,
+        shutdown: tokio::sync::Notify::new(),
     });
     crate::cmd::scripting::set_server(Arc::downgrade(&shared));
     let settings = Arc::downgrade(&shared);
@@ -297,6 +304,7 @@ async fn serve(
             },
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             _ = &mut signal => break,
+            _ = shared.shutdown.notified() => break,
         }
     }
     info!(logger, "shutting down"; "connections" => conns.len());

@@ -879,3 +879,75 @@ fn functions_are_replicated_state_and_survive_a_restart() {
     c.check(&["FUNCTION", "FLUSH"], "+OK\r\n");
     c.check(&["FCALL", "incr2", "1", "n"], "-ERR Function not found\r\n");
 }
+
+/// A read-only script (EVAL_RO and an EVAL that never writes run on the client's node): it runs
+/// on one state, as of its start, without holding up the node. Other clients' writes complete
+/// while it runs, and the script never sees them; past `busy-reply-threshold` other clients get
+/// Redis's BUSY, and SCRIPT KILL stops it. Replies checked on redis-server 7.0.15.
+#[test]
+fn a_long_read_only_script_lets_writes_in_gets_busy_and_is_killed() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    let mut other = node.raw();
+    c.check(&["SET", "k", "before"], "+OK\r\n");
+    // Loops until it sees `k` change (never: its state is its start's); logs once it has read.
+    let watcher = |tag: &str| {
+        format!(
+            "local v = redis.call('get', KEYS[1]) \
+             redis.log(redis.LOG_WARNING, 'long script {tag} running') \
+             while true do \
+               local i = 0 while i < 1000000 do i = i + 1 end \
+               if redis.call('get', KEYS[1]) ~= v then return 'saw the write' end \
+             end"
+        )
+    };
+    let started = |tag: &str| {
+        let line = format!("long script {tag} running");
+        poll_until(Duration::from_secs(20), "the script to start", || {
+            node.log().contains(&line).then_some(())
+        })
+    };
+    let killed = |body: &str| {
+        let sha = kvd::script::sha1hex(body.as_bytes());
+        format!(
+            "-ERR Script killed by user with SCRIPT KILL... script: {sha}, on @user_script:1.\r\n"
+        )
+    };
+    let busy = "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n";
+
+    // Under the threshold: writes and reads of other clients are served meanwhile.
+    other.check(
+        &["CONFIG", "SET", "busy-reply-threshold", "600000"],
+        "+OK\r\n",
+    );
+    let first = watcher("one");
+    c.send_cmd(&["EVAL_RO", &first, "1", "k"]);
+    started("one");
+    other.check(&["SET", "k", "after"], "+OK\r\n");
+    other.check(&["INCR", "n"], ":1\r\n");
+    other.check(&["GET", "k"], "$5\r\nafter\r\n");
+    assert!(!c.closed_within(Duration::from_millis(50)));
+    assert!(c.pending().is_empty(), "the script is still running");
+    other.check(&["SCRIPT", "KILL"], "+OK\r\n");
+    c.expect(killed(&first).as_bytes());
+    other.check(
+        &["SCRIPT", "KILL"],
+        "-NOTBUSY No scripts in execution right now.\r\n",
+    );
+
+    // Past it: BUSY for everything but the kill commands (FUNCTION KILL refuses a script).
+    other.check(&["CONFIG", "SET", "busy-reply-threshold", "100"], "+OK\r\n");
+    let second = watcher("two");
+    c.send_cmd(&["EVAL", &second, "1", "k"]);
+    started("two");
+    poll_until(Duration::from_secs(20), "BUSY", || {
+        (other.call(&["PING"]) == busy.as_bytes()).then_some(())
+    });
+    other.check(&["SET", "k", "again"], busy);
+    other.check(&["FUNCTION", "KILL"], busy);
+    other.check(&["SCRIPT", "KILL"], "+OK\r\n");
+    c.expect(killed(&second).as_bytes());
+    other.check(&["PING"], "+PONG\r\n");
+    other.check(&["GET", "k"], "$5\r\nafter\r\n");
+    c.check(&["PING"], "+PONG\r\n");
+}

@@ -291,6 +291,100 @@ fn command_introspection() {
     }
 }
 
+/// INFO errorstats and `total_error_replies` as redis-server 7.0.15 counts the same replies:
+/// by code (no space in the first 31 bytes: `ERR`), an EXEC's and a script's nested errors
+/// one by one, zeroed by CONFIG RESETSTAT.
+#[test]
+fn info_errorstats_count_error_replies_by_code() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    c.check(&["SET", "a", "1"], "+OK\r\n");
+    c.check(&["CONFIG", "RESETSTAT"], "+OK\r\n");
+    for argv in [
+        &[
+            "EVAL",
+            "return redis.error_reply('MY_ERR_CODE custom msg')",
+            "0",
+        ][..],
+        &["EVAL", "return redis.error_reply('')", "0"],
+        &["EVAL", "return {1,{err='NESTED x'},3}", "0"],
+        &["EVAL", "return redis.error_reply('nospace')", "0"],
+        &["GET"],
+        &["NOSUCH"],
+        &["LPUSH", "a", "1"],
+        &["MULTI"],
+        &["INCR", "a"],
+        &["LPUSH", "a", "x"],
+        &["EXEC"],
+        &["EVAL", "return redis.call('select', 99)", "0"],
+    ] {
+        c.call(argv);
+    }
+    let info = String::from_utf8_lossy(&c.call(&["INFO", "errorstats"])).into_owned();
+    assert!(
+        info.ends_with(
+            "# Errorstats\r\nerrorstat_ERR:count=5\r\nerrorstat_MY_ERR_CODE:count=1\r\n\
+             errorstat_NESTED:count=1\r\nerrorstat_WRONGTYPE:count=2\r\n\r\n"
+        ),
+        "{info}"
+    );
+    assert_eq!(node.info_u64("stats", "total_error_replies"), Some(9));
+    c.check(&["CONFIG", "RESETSTAT"], "+OK\r\n");
+    let info = String::from_utf8_lossy(&c.call(&["INFO", "errorstats"])).into_owned();
+    assert!(info.ends_with("# Errorstats\r\n\r\n"), "{info}");
+    assert_eq!(node.info_u64("stats", "total_error_replies"), Some(0));
+}
+
+/// SAVE and SHUTDOWN as redis-server 7.0.15 answers them (checked on it): refused inside MULTI
+/// (EXEC then aborts) and from scripts, SHUTDOWN's options checked; SHUTDOWN stops the node,
+/// closing the client's connection without a reply, and a restart has every write.
+#[test]
+fn save_and_shutdown_as_redis() {
+    let mut node = Node::single(&[]);
+    let mut c = node.raw();
+    let syntax = "-ERR syntax error\r\n";
+    c.check(&["SET", "k", "v"], "+OK\r\n");
+    c.check(&["SAVE"], "+OK\r\n");
+    c.check(
+        &["SAVE", "x"],
+        "-ERR wrong number of arguments for 'save' command\r\n",
+    );
+    c.check(&["SHUTDOWN", "ABORT"], "-ERR No shutdown in progress.\r\n");
+    c.check(&["SHUTDOWN", "NOSAVE", "SAVE"], syntax);
+    c.check(&["SHUTDOWN", "ABORT", "NOW"], syntax);
+    c.check(&["SHUTDOWN", "soon"], syntax);
+    c.check(&["MULTI"], "+OK\r\n");
+    c.check(&["SET", "k", "v2"], "+QUEUED\r\n");
+    for refused in ["SAVE", "SHUTDOWN"] {
+        c.check(
+            &[refused],
+            "-ERR Command not allowed inside a transaction\r\n",
+        );
+    }
+    c.check(
+        &["EXEC"],
+        "-EXECABORT Transaction discarded because of previous errors.\r\n",
+    );
+    for called in ["save", "shutdown"] {
+        c.check(
+            &["EVAL", &format!("return redis.pcall('{called}')"), "0"],
+            "-ERR This Redis command is not allowed from script\r\n",
+        );
+    }
+    c.send_cmd(&["SHUTDOWN", "NOW"]);
+    assert!(
+        c.closed_within(Duration::from_secs(30)),
+        "connection closed"
+    );
+    assert!(c.pending().is_empty(), "no reply: {}", show(c.pending()));
+    poll_until(Duration::from_secs(30), "the node to exit", || {
+        (!node.is_running()).then_some(())
+    });
+    assert!(node.log().contains("SHUTDOWN from a client"));
+    node.restart();
+    node.raw().check(&["GET", "k"], "$1\r\nv\r\n");
+}
+
 #[test]
 fn info_sections() {
     let node = Node::single(&[]);

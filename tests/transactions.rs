@@ -296,6 +296,25 @@ fn watch_aborts_on_changes_and_is_forgotten_as_in_redis() {
     c.check(&["WATCH", "w"], "+OK\r\n");
     other.check(&["FLUSHDB"], "+OK\r\n");
     tx(&mut c, "*-1\r\n");
+    // A flush does not touch a key absent since before the WATCH (as in Redis), unless it
+    // removed that key created meanwhile; or (kvd only: one last-write index per database,
+    // where Redis would commit) any key of its database written since the WATCH.
+    let pong = "*1\r\n+PONG\r\n";
+    for (flush, written, outcome) in [
+        ("FLUSHDB", None, pong),
+        ("FLUSHALL", None, pong),
+        ("FLUSHALL", Some("w"), "*-1\r\n"),
+        ("FLUSHDB", Some("v"), "*-1\r\n"),
+    ] {
+        c.check(&["WATCH", "w"], "+OK\r\n");
+        if let Some(key) = written {
+            other.check(&["SET", key, "1"], "+OK\r\n");
+        }
+        other.check(&[flush], "+OK\r\n");
+        c.check(&["MULTI"], "+OK\r\n");
+        c.check(&["PING"], "+QUEUED\r\n");
+        c.check(&["EXEC"], outcome);
+    }
     // The key of the database it was watched in, not of the one EXEC runs in.
     c.check(&["WATCH", "w"], "+OK\r\n");
     c.check(&["SELECT", "2"], "+OK\r\n");

@@ -219,6 +219,8 @@ pub static TABLE: &[Spec] = &[
     server::FLUSHDB,
     server::FLUSHALL,
     server::TIME,
+    server::SAVE,
+    server::SHUTDOWN,
     wait::WAIT,
     server::MONITOR,
     server::MEMORY,
@@ -454,7 +456,7 @@ pub fn blocking_keys(argv: &[Bytes]) -> Vec<Bytes> {
 pub fn blocking_timeout(argv: &[Bytes]) -> Option<u64> {
     stream::blocking_timeout(argv).or_else(|| list::blocking_timeout(argv))
 }
-pub use server::{CommandCalls, storage_error};
+pub use server::{CommandCalls, ErrorCounts, storage_error};
 
 /// Finds a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {

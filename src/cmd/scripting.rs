@@ -82,11 +82,17 @@ pub const SCRIPT: Spec = Spec {
 /// `busy-reply-threshold` (`lua-time-limit`), other commands are refused, except those that
 /// may stop it. `None` when `spec` may run.
 pub fn busy_reply(settings: &crate::cmd::config::Settings, spec: &Spec) -> Option<Reply> {
-    let since = script::running_since()?;
     if spec.flags.contains(&"allow_busy") || matches!(spec.name, "script" | "function" | "shutdown")
     {
         return None;
     }
+    busy_now(settings)
+}
+
+/// Redis's BUSY if a script this node serves from a connection has run past the threshold
+/// (what SHUTDOWN without NOSAVE answers then).
+pub fn busy_now(settings: &crate::cmd::config::Settings) -> Option<Reply> {
+    let since = script::running_since()?;
     let limit = ["busy-reply-threshold", "lua-time-limit"]
         .iter()
         .filter_map(|name| settings.get(name).parse::<i64>().ok())
@@ -519,6 +525,7 @@ impl<'a> ReadHost<'a> {
 
 impl Host for ReadHost<'_> {
     fn call(&mut self, argv: Vec<Bytes>) -> Result<Reply, Stop> {
+        self.view.yield_to_writers();
         let (spec, builtin) = match precheck(&argv, self.view.now_ms()) {
             Ok(checked) => checked,
             Err(reply) => return Ok(reply),
@@ -564,6 +571,10 @@ impl Host for ReadHost<'_> {
 
     fn killable(&self) -> bool {
         true
+    }
+
+    fn yield_point(&mut self) {
+        self.view.yield_to_writers();
     }
 }
 

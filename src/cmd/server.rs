@@ -99,6 +99,66 @@ impl CommandCalls {
     }
 }
 
+/// Error replies sent since start (or CONFIG RESETSTAT), for INFO's `total_error_replies` and
+/// errorstats: counted by their code as Redis 7.0 names it (the first word when a space comes
+/// within its first 31 bytes, `ERR` otherwise), errors inside an array (EXEC's, a script's
+/// table) one by one.
+#[derive(Default)]
+pub struct ErrorCounts {
+    total: std::sync::atomic::AtomicU64,
+    by_code: std::sync::Mutex<std::collections::BTreeMap<Vec<u8>, u64>>,
+}
+
+impl ErrorCounts {
+    /// Counts the errors of a reply sent to a client.
+    pub fn note(&self, reply: &Reply) {
+        match reply {
+            Reply::Error(msg) => self.count(msg.as_bytes()),
+            Reply::Array(items) => items.iter().for_each(|r| self.note(r)),
+            _ => {}
+        }
+    }
+
+    fn count(&self, msg: &[u8]) {
+        self.total.fetch_add(1, Relaxed);
+        let code = match msg[..msg.len().min(31)].iter().position(|&b| b == b' ') {
+            Some(space) => &msg[..space],
+            None => b"ERR",
+        };
+        let mut by_code = self
+            .by_code
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match by_code.get_mut(code) {
+            Some(n) => *n += 1,
+            None => {
+                by_code.insert(code.to_vec(), 1);
+            }
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total.load(Relaxed)
+    }
+
+    /// Each code with its count, in Redis's order (byte order of the codes).
+    pub fn by_code(&self) -> Vec<(Vec<u8>, u64)> {
+        let by_code = self
+            .by_code
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        by_code.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    pub fn reset(&self) {
+        self.total.store(0, Relaxed);
+        self.by_code
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+}
+
 /// User and system CPU time of this process and of its waited-for children, as Redis prints it.
 fn cpu_lines(out: &mut String) {
     fn secs(t: libc::timeval) -> String {
@@ -199,6 +259,8 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
             line!("tracking_total_prefixes:{prefixes}");
             // kvd has no MIGRATE, so no cached MIGRATE connections.
             line!("migrate_cached_sockets:0");
+            line!("unexpected_error_replies:0");
+            line!("total_error_replies:{}", stats.errors.total());
         }
         "replication" => {
             line!("# Replication");
@@ -228,7 +290,12 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
                 }
             }
         }
-        "errorstats" => line!("# Errorstats"),
+        "errorstats" => {
+            line!("# Errorstats");
+            for (code, n) in stats.errors.by_code() {
+                line!("errorstat_{}:count={n}", String::from_utf8_lossy(&code));
+            }
+        }
         "latencystats" => line!("# Latencystats"),
         "cluster" => {
             line!("# Cluster");
@@ -562,7 +629,7 @@ pub const FLUSHALL: Spec = Spec {
     kind: Kind::Write {
         prepare: prepare_flush,
         apply: |w, _, _| {
-            w.clear_all();
+            w.clear_all()?;
             Ok(Reply::ok())
         },
     },
@@ -579,7 +646,8 @@ fn prepare_flush(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
 
 /// FLUSHDB empties the entry's database.
 fn apply_flush(w: &mut WriteView, _: &ApplyCtx, _: &[Bytes]) -> super::CmdResult {
-    w.clear_db(w.db());
+    let db = w.db();
+    w.clear_db(db)?;
     Ok(Reply::ok())
 }
 
@@ -689,6 +757,69 @@ pub const MONITOR: Spec = Spec {
     flags: &["admin", "noscript", "loading", "stale"],
     keys: (0, 0, 0),
 };
+
+/// SAVE: nothing to do, so `+OK` at once: every write kvd acknowledged is already durable (in
+/// the raft log, fsynced on a quorum), and the state is rebuilt from it at start. Refused inside
+/// MULTI and scripts, as Redis refuses it.
+pub const SAVE: Spec = Spec {
+    name: "save",
+    arity: 1,
+    kind: Kind::Local(|_, _| Reply::ok()),
+    flags: &["admin", "noscript", "no_async_loading", "no_multi"],
+    keys: (0, 0, 0),
+};
+
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: stops this node as SIGTERM does (the cluster
+/// goes on without it); the client's connection closes without a reply, as Redis's does. The
+/// options are checked as Redis checks them and change nothing else (kvd has nothing to save and
+/// no replicas to wait for, so ABORT never finds a shutdown in progress). Without NOSAVE it is
+/// refused with BUSY while a script is past the busy threshold; otherwise it stops that script.
+pub const SHUTDOWN: Spec = Spec {
+    name: "shutdown",
+    arity: -1,
+    kind: Kind::Local(shutdown),
+    flags: &[
+        "admin",
+        "noscript",
+        "loading",
+        "stale",
+        "no_multi",
+        "allow_busy",
+    ],
+    keys: (0, 0, 0),
+};
+
+fn shutdown(s: &mut Session, argv: &[Bytes]) -> Reply {
+    let (mut nosave, mut save, mut abort, mut other) = (false, false, false, false);
+    for a in &argv[1..] {
+        if is(a, "nosave") {
+            nosave = true;
+        } else if is(a, "save") {
+            save = true;
+        } else if is(a, "now") || is(a, "force") {
+            other = true;
+        } else if is(a, "abort") {
+            abort = true;
+        } else {
+            return super::syntax_error();
+        }
+    }
+    if (nosave && save) || (abort && (nosave || save || other)) {
+        return super::syntax_error();
+    }
+    if abort {
+        return Reply::error("ERR No shutdown in progress.");
+    }
+    if !nosave && let Some(busy) = super::scripting::busy_now(&s.shared.settings) {
+        return busy;
+    }
+    slog::info!(s.shared.logger, "SHUTDOWN from a client"; "client" => s.id);
+    crate::script::kill();
+    s.shared.shutdown.notify_one();
+    s.quit = true;
+    s.skip_this_reply = true;
+    Reply::ok()
+}
 
 pub const TIME: Spec = Spec {
     name: "time",

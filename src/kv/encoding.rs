@@ -11,7 +11,8 @@
 //! | `0x00` clock | `00 ff` | the state machine's clock: the highest entry time applied (i64 BE) |
 //! | `0x00` db map | `00 f0` | [`DbMap`]: the physical database of each logical one (SELECT's number), 16 bytes; absent: the identity. SWAPDB swaps two of its bytes |
 //! | `0x00` expires | `00 20+db` | keys in `db` with an expiry as of the last memtable flush (u64 BE), kept by `flush` (INFO keyspace `expires=`) |
-//! | `0x00` deleted | `00 10+db` | index of the last entry that removed a key's metadata row in `db` (or emptied it), u64 BE: what WATCH of an absent key compares with |
+//! | `0x00` deleted | `00 10+db` | index of the last entry that removed a key's metadata row in `db` (or, for FLUSHDB, the `written` index below at that point), u64 BE: what WATCH of an absent key compares with |
+//! | `0x00` written | `00 30+db` | index of the last entry that wrote a key's metadata row in `db`, u64 BE: no key of `db` was created or changed after it (what FLUSHDB records as its deletion) |
 //! | `0x01` meta | `01 db key` | [`Meta`]: type, expiry, version, last change, then the type's body |
 //! | `0x02` member | `02 db len(key) u32 key version u64 member` | the member's value (a hash field's value; empty for a set member) |
 //! | `0x03` expiry | `03 db at_ms i64 key` | empty: a database's keys by expiry time, for active expiry |
@@ -183,6 +184,12 @@ pub const CLOCK_KEY: [u8; 2] = [FAMILY_SYSTEM, 0xff];
 /// system rows it is replicated state but not user data: DIGEST does not cover it.
 pub fn deleted_key(db: u8) -> [u8; 2] {
     [FAMILY_SYSTEM, 0x10u8.saturating_add(db)]
+}
+
+/// Table key of database `db`'s last-write index (see the table above): replicated state, not
+/// user data, like the deletion index.
+pub fn written_key(db: u8) -> [u8; 2] {
+    [FAMILY_SYSTEM, 0x30u8.saturating_add(db)]
 }
 
 /// Table key of database `db`'s count of keys with an expiry (see the table above).
@@ -668,12 +675,12 @@ mod tests {
         assert!(!is_user_row(&count_key(0)) && !is_user_row(&CLOCK_KEY) && is_user_row(&a));
         // System rows of every database stay apart from each other.
         let mut system: Vec<[u8; 2]> = (0..DATABASES)
-            .flat_map(|d| [count_key(d), deleted_key(d)])
-            .chain([CLOCK_KEY])
+            .flat_map(|d| [count_key(d), deleted_key(d), expires_key(d), written_key(d)])
+            .chain([CLOCK_KEY, DB_MAP_KEY])
             .collect();
         system.sort();
         system.dedup();
-        assert_eq!(system.len(), 2 * DATABASES as usize + 1);
+        assert_eq!(system.len(), 4 * DATABASES as usize + 2);
         assert!(!is_user_row(&deleted_key(3)) && db_of(&deleted_key(3)).is_none());
     }
 

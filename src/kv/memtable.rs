@@ -10,10 +10,15 @@
 //! with a table read transaction opened in the same generation: a flush commits the table first
 //! and empties the map (a new generation) only afterwards, so a reader sees the flushed writes in
 //! the map, in the table, or in both, never in neither.
+//!
+//! A reader that may run long (a script) must not keep the lock while a writer waits: std's
+//! lock queues new readers behind a waiting writer, so apply, the raft loop and every other
+//! reader would stall behind it. Such a reader watches [`Memtable::writer_waiting`] and goes on
+//! over [`State::snapshot`], a private copy of the state it holds (see `long_read`).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,6 +33,8 @@ const FLUSH_KEYS: usize = 50_000;
 
 pub struct Memtable {
     state: RwLock<State>,
+    /// Writers blocked in [`Memtable::write`] now.
+    writers_waiting: AtomicUsize,
 }
 
 pub type KvTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
@@ -72,6 +79,7 @@ impl Memtable {
                 db_map: AtomicU64::new(DB_MAP_UNKNOWN),
                 last_flush: Instant::now(),
             }),
+            writers_waiting: AtomicUsize::new(0),
         }
     }
 
@@ -80,8 +88,33 @@ impl Memtable {
     }
 
     pub fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(PoisonError::into_inner)
+        match self.state.try_write() {
+            Ok(guard) => return guard,
+            Err(TryLockError::Poisoned(e)) => return e.into_inner(),
+            Err(TryLockError::WouldBlock) => {}
+        }
+        self.writers_waiting.fetch_add(1, Ordering::AcqRel);
+        WRITERS_WAITING_ANYWHERE.fetch_add(1, Ordering::AcqRel);
+        let guard = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        WRITERS_WAITING_ANYWHERE.fetch_sub(1, Ordering::AcqRel);
+        self.writers_waiting.fetch_sub(1, Ordering::AcqRel);
+        guard
     }
+
+    /// True while a writer waits for the lock: a long reader should let go of it now (see
+    /// `long_read`).
+    pub fn writer_waiting(&self) -> bool {
+        self.writers_waiting.load(Ordering::Acquire) != 0
+    }
+}
+
+/// Writers blocked in [`Memtable::write`] of any memtable of this process (a node has one).
+static WRITERS_WAITING_ANYWHERE: AtomicUsize = AtomicUsize::new(0);
+
+/// True while a writer waits for some memtable's lock: one atomic load, cheap enough for a
+/// script's instruction hook to ask every time before it looks further.
+pub fn writer_waiting_anywhere() -> bool {
+    WRITERS_WAITING_ANYWHERE.load(Ordering::Acquire) != 0
 }
 
 impl Default for Memtable {
@@ -112,6 +145,7 @@ pub(super) fn cleared_in(bits: u32, table_key: &[u8]) -> bool {
 }
 
 /// A key changed since the last flush.
+#[derive(Clone)]
 pub struct Slot {
     /// Its value now, `None` if deleted.
     pub(super) value: Option<Bytes>,
@@ -190,6 +224,22 @@ impl State {
         self.frozen = None;
         self.generation += 1;
         *self.base.get_mut().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// A private copy of this state for a reader that goes on without the lock (`long_read`):
+    /// the same rows and the same database map. It is never applied to nor flushed, and its
+    /// reader keeps its own table transaction (never this copy's `table`).
+    pub(super) fn snapshot(&self) -> State {
+        State {
+            map: self.map.clone(),
+            frozen: self.frozen.clone(),
+            cleared: self.cleared,
+            applied: self.applied,
+            generation: self.generation,
+            base: Mutex::new(None),
+            db_map: AtomicU64::new(self.db_map.load(Ordering::Relaxed)),
+            last_flush: self.last_flush,
+        }
     }
 
     pub fn applied(&self) -> Option<(u64, u64)> {

@@ -10,6 +10,7 @@ pub mod entry;
 pub mod geohash;
 pub mod hll;
 pub mod list;
+mod long_read;
 pub mod machine;
 mod memtable;
 pub mod stream;
@@ -17,7 +18,7 @@ mod view;
 pub mod zset;
 
 pub use encoding::{KeyType, Meta};
-pub use memtable::{Frozen, Memtable, State as MemState};
+pub use memtable::{Frozen, Memtable, State as MemState, writer_waiting_anywhere};
 pub use view::{
     ApplyCtx, KeyRead, ReadView, Reader, WriteView, flush_into, wall_clock_ms, with_fixed_clock,
 };

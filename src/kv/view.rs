@@ -19,6 +19,7 @@ use super::encoding::{
     self, CLOCK_KEY, DATABASES, DB_FAMILIES, DB_MAP_KEY, DbMap, FAMILY_META, Meta, db_range,
     meta_has_expiry, meta_key,
 };
+use super::long_read::LongRead;
 use super::memtable::{Frozen, KvTable, Memtable, Slot, State, cleared_in};
 use crate::events::Event;
 use crate::store::{Db, KV, MEMBERS, StoreError};
@@ -121,6 +122,11 @@ pub trait KeyRead {
         }
         Ok((boundary.unwrap_or(0), out))
     }
+
+    /// A reader that may run long (a script) calls this now and then: if a writer waits for
+    /// the memtable, a view that can (`Reader::run_long`) lets go of it and goes on over a copy
+    /// of the state it had. Other views do nothing.
+    fn yield_to_writers(&self) {}
 
     /// The index of the entry being applied, inside apply; `None` on a connection's view. A
     /// command that picks at random seeds from it inside apply (so every node picks alike) and
@@ -628,6 +634,32 @@ impl Reader {
             now: wall_clock_ms(),
         })
     }
+
+    /// As [`Reader::run`], for a reader that may run long (a script): the view lets go of the
+    /// memtable's lock when a writer waits, going on over a copy of the same state (see
+    /// `long_read`), so what `f` sees is still one state, as of the call.
+    pub fn run_long<R>(
+        &mut self,
+        db: u8,
+        f: impl FnOnce(&dyn KeyRead) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mem = self.mem.read();
+        let kv = match &self.base {
+            Some((generation, kv)) if *generation == mem.generation => kv.clone(),
+            _ => {
+                let kv = mem.table(&self.db)?;
+                self.base = Some((mem.generation, kv.clone()));
+                kv
+            }
+        };
+        let map = Layers {
+            mem: &mem,
+            table: &*kv,
+        }
+        .db_map()?;
+        let view = LongRead::new(&self.mem, mem, kv, map, db, wall_clock_ms());
+        f(&view)
+    }
 }
 
 /// A consistent read-only view of the keyspace at this node's applied state.
@@ -640,7 +672,24 @@ pub struct ReadView<'a> {
     now: i64,
 }
 
-impl ReadView<'_> {
+impl<'a> ReadView<'a> {
+    /// The view of `mem` over `table` (for `long_read`, which builds one per read).
+    pub(super) fn over(
+        mem: &'a State,
+        table: &'a KvTable,
+        map: DbMap,
+        logical: u8,
+        now: i64,
+    ) -> ReadView<'a> {
+        ReadView {
+            layers: Layers { mem, table },
+            db: map.physical(logical),
+            logical,
+            map,
+            now,
+        }
+    }
+
     /// The same view (same state, same clock) addressing (logical) database `db`: a read-only
     /// transaction whose commands SELECT another database stays on one consistent state.
     pub fn in_db(&self, db: u8) -> ReadView<'_> {
@@ -737,6 +786,9 @@ pub struct WriteView<'t> {
     events: Option<Vec<Event>>,
     /// The connection the events being collected are attributed to (`writer`).
     last_writer: u64,
+    /// Bit `d`: the entry being applied has recorded itself as physical database `d`'s last
+    /// write (`encoding::written_key`), so its further writes there need not.
+    written: u32,
 }
 
 /// Where apply reads the table under the memtable.
@@ -790,6 +842,7 @@ impl<'t> WriteView<'t> {
             scratch: Vec::new(),
             events: None,
             last_writer: 0,
+            written: 0,
         };
         if let Some(raw) = view.layers().get(&CLOCK_KEY)? {
             let b: [u8; 8] = raw
@@ -820,6 +873,7 @@ impl<'t> WriteView<'t> {
     pub fn begin_entry(&mut self, db: u8, time_ms: i64, index: u64) {
         self.select_db(db);
         self.index = index;
+        self.written = 0;
         self.next_version = encoding::first_version(index);
         if time_ms > self.clock {
             self.clock = time_ms;
@@ -1055,8 +1109,18 @@ impl<'t> WriteView<'t> {
         Ok(false)
     }
 
-    /// Writes one row.
+    /// Writes one row. Writing a key's metadata row records this entry as its database's last
+    /// write (once per entry and database), for FLUSHDB's deletion index.
     pub fn put_raw(&mut self, table_key: &[u8], value: Bytes) {
+        if table_key.first() == Some(&FAMILY_META)
+            && let Some(db) = encoding::db_of(table_key)
+            && let Some(bit) = 1u32.checked_shl(db.into())
+            && self.written & bit == 0
+        {
+            self.written |= bit;
+            let index = Bytes::copy_from_slice(&self.index.to_be_bytes());
+            self.put_raw(&encoding::written_key(db), index);
+        }
         self.changed(table_key);
         let value = Some(value);
         match self.mem.map.get_mut(table_key) {
@@ -1101,17 +1165,27 @@ impl<'t> WriteView<'t> {
 
     /// Records the entry being applied as `db`'s last deletion (see `KeyRead::last_deletion`).
     fn record_deletion(&mut self, db: u8) {
-        let index = Bytes::copy_from_slice(&self.index.to_be_bytes());
+        self.record_deletion_at(db, self.index);
+    }
+
+    fn record_deletion_at(&mut self, db: u8, index: u64) {
+        let index = Bytes::copy_from_slice(&index.to_be_bytes());
         self.put_raw(&encoding::deleted_key(db), index);
     }
 
-    /// Empties database `db` (FLUSHDB).
-    pub fn clear_db(&mut self, db: u8) {
+    /// Empties database `db` (FLUSHDB). Its deletion index becomes its last write's (if later
+    /// than the one it has): every key it removes was last changed then or before, so a key
+    /// watched while absent since then was not among them and its WATCH holds, as in Redis,
+    /// while one created after its WATCH (and removed here) aborts EXEC.
+    pub fn clear_db(&mut self, db: u8) -> Result<(), StoreError> {
         let Some(bit) = 1u32.checked_shl(u32::from(db)) else {
-            return;
+            return Ok(());
         };
+        let written = self.system_u64(&encoding::written_key(db), "last write index")?;
+        if written > self.last_deletion(db)? {
+            self.record_deletion_at(db, written);
+        }
         self.mem.cleared |= bit;
-        self.record_deletion(db);
         if let Some(events) = &mut self.events {
             events.push(Event::Flushed {
                 db: self.map.logical(db),
@@ -1129,12 +1203,28 @@ impl<'t> WriteView<'t> {
                 self.mem.map.remove(&k);
             }
         }
+        Ok(())
     }
 
     /// Empties every database (FLUSHALL).
-    pub fn clear_all(&mut self) {
+    pub fn clear_all(&mut self) -> Result<(), StoreError> {
         for db in 0..DATABASES {
-            self.clear_db(db);
+            self.clear_db(db)?;
+        }
+        Ok(())
+    }
+
+    /// A u64 system row (absent: 0).
+    fn system_u64(&self, key: &[u8], what: &'static str) -> Result<u64, StoreError> {
+        match self.raw(key)? {
+            None => Ok(0),
+            Some(raw) => {
+                let b: [u8; 8] = raw
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt(what, "not 8 bytes"))?;
+                Ok(u64::from_be_bytes(b))
+            }
         }
     }
 }
@@ -1369,7 +1459,7 @@ mod tests {
             assert!(w.delete(b"b").unwrap());
             assert_eq!(w.expires_count(0).unwrap(), 1, "table + memtable");
         });
-        write(&db, &mem, true, |w| w.clear_db(3));
+        write(&db, &mem, true, |w| w.clear_db(3).unwrap());
         assert_eq!((count(0), count(3)), (1, 0), "flushed again");
     }
 
@@ -1388,7 +1478,7 @@ mod tests {
             assert!(!w.delete(b"absent").unwrap(), "no row: no event");
             w.select_db(0);
             assert!(w.delete(b"quiet").unwrap());
-            w.clear_db(5);
+            w.clear_db(5).unwrap();
             let changed = |db, k: &str| Event::Changed {
                 db,
                 key: Bytes::copy_from_slice(k.as_bytes()),
@@ -1553,7 +1643,7 @@ mod tests {
             set(w, "other", "x");
         });
         write(&db, &mem, false, |w| {
-            w.clear_db(0);
+            w.clear_db(0).unwrap();
             assert!(!w.exists(b"a").unwrap());
             set(w, "b", "3");
             assert!(!w.delete(b"a").unwrap());
@@ -1562,7 +1652,7 @@ mod tests {
         write(&db, &mem, true, |_| {});
         assert_eq!(all(&db, &mem, 0), (rows(&[("b", "3")]), 1));
         assert_eq!(all(&db, &mem, 1), (rows(&[("other", "x")]), 1));
-        write(&db, &mem, true, |w| w.clear_all());
+        write(&db, &mem, true, |w| w.clear_all().unwrap());
         assert_eq!(all(&db, &mem, 1), (vec![], 0));
     }
 
@@ -1655,15 +1745,24 @@ mod tests {
             assert_eq!(w.last_deletion(0).unwrap(), 0, "nothing removed");
             w.begin_entry(0, 1000, 6);
             assert!(w.delete(b"a").unwrap());
+            // A flush records the last write of its database: nothing removed was newer.
             w.begin_entry(1, 1000, 7);
-            w.clear_db(1);
+            set(w, "c", "1");
+            w.begin_entry(1, 1000, 8);
+            w.clear_db(1).unwrap();
+            // Nothing was ever written in database 2: its flush removes nothing.
+            w.begin_entry(2, 1000, 9);
+            w.clear_db(2).unwrap();
         });
         assert_eq!((last(&db, 0), last(&db, 1), last(&db, 2)), (6, 7, 0));
         write(&db, &mem, false, |w| {
-            w.begin_entry(0, 1000, 8);
-            w.clear_all();
+            w.begin_entry(3, 1000, 10);
+            set(w, "d", "1");
+            w.begin_entry(0, 1000, 11);
+            w.clear_all().unwrap();
         });
-        assert_eq!((last(&db, 0), last(&db, 15)), (8, 8));
+        // Database 0 was last written at 1, before its deletion at 6.
+        assert_eq!((last(&db, 0), last(&db, 3), last(&db, 15)), (6, 10, 0));
         // Not user data: it does not count as a key.
         assert_eq!(all(&db, &mem, 0), (vec![], 0));
     }

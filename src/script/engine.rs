@@ -43,7 +43,16 @@ pub trait Host {
     fn killable(&self) -> bool {
         false
     }
+    /// A killable run's yield point: before each command, and between instructions (every
+    /// [`HOOK_EVERY`]) while a writer waits for the memtable (`kv::writer_waiting_anywhere`).
+    /// A connection's run lets the writer in here.
+    fn yield_point(&mut self) {}
 }
+
+/// Instructions between two calls of the count hook, which charges them to the budget (so
+/// changing it moves where a runaway stops) and is a killable run's yield point: a writer
+/// waits at most this long (microseconds of Lua) for a script running on a connection.
+const HOOK_EVERY: u32 = 1000;
 
 /// Why a host stops a run.
 #[derive(Debug)]
@@ -242,23 +251,29 @@ pub fn run(script: &Script, keys: &[Bytes], args: &[Bytes], host: &mut dyn Host)
 const SANDBOX: &str = include_str!("sandbox.lua");
 
 fn hook(lua: &Lua, _: &Debug) -> mlua::Result<VmState> {
-    let must_stop = {
+    let (must_stop, killable) = {
         let Some(mut st) = lua.app_data_mut::<RunState>() else {
             return Ok(VmState::Continue);
         };
         if st.halt.is_none() {
-            st.used += 1000;
+            st.used += u64::from(HOOK_EVERY);
             if st.used > BUDGET {
                 st.halt = Some(Halt::Budget);
             } else if st.killable && KILL.load(Ordering::Acquire) {
                 st.halt = Some(Halt::Killed);
             }
         }
-        st.halt.is_some()
+        (st.halt.is_some(), st.killable)
     };
     if must_stop {
         let _ = lua.set_hook(HookTriggers::new().every_nth_instruction(1), hook);
         return Err(mlua::Error::runtime("script stopped"));
+    }
+    if killable
+        && crate::kv::writer_waiting_anywhere()
+        && let Ok(Value::Function(f)) = lua.named_registry_value::<Value>(YIELD_KEY)
+    {
+        f.call::<()>(())?;
     }
     Ok(VmState::Continue)
 }
@@ -289,6 +304,8 @@ const LOADING: &str = "";
 
 /// Where the run's `redis.call` implementation sits in the Lua registry.
 const CALL_KEY: &str = "kvd.call";
+/// Where a killable run's yield point (`Host::yield_point`) sits in the Lua registry.
+const YIELD_KEY: &str = "kvd.yield";
 
 /// `redis.call` as a C function: a C function keeps the script's frame even when the script
 /// tail-calls it (`return redis.call(...)`), so an error it raises is reported at the script's
@@ -561,7 +578,7 @@ impl Engine {
         let xpcall: Function = globals.raw_get("xpcall")?;
         let library_env: Function = raw.raw_get("library_env")?;
         let handler = lua.create_function(handler)?;
-        lua.set_hook(HookTriggers::new().every_nth_instruction(1000), hook)?;
+        lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), hook)?;
         // The setup's garbage, so a fresh state starts as small as it can.
         lua.gc_collect()?;
         lua.gc_collect()?;
@@ -706,8 +723,9 @@ impl Engine {
             COLLECTED_AT.with(|c| c.set(lua.used_memory()));
         }
         LUA_MEMORY.store(lua.used_memory(), Ordering::Relaxed);
-        let _ = lua.set_hook(HookTriggers::new().every_nth_instruction(1000), hook);
+        let _ = lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), hook);
         let _ = lua.set_named_registry_value(CALL_KEY, Value::Nil);
+        let _ = lua.set_named_registry_value(YIELD_KEY, Value::Nil);
         let resp = st.as_ref().map_or(2, |s| s.resp);
         match st.and_then(|s| s.halt) {
             Some(Halt::Host(Stop::NeedsWrite)) => return Outcome::NeedsWrite,
@@ -749,6 +767,7 @@ impl Engine {
             self.globals.raw_set("ARGV", args)?;
             f
         };
+        let killable = host.killable();
         let host = RefCell::new(host);
         lua.scope(|scope| {
             let call = scope.create_function(|lua, (packed, n): (Table, i64)| {
@@ -793,6 +812,13 @@ impl Engine {
                 }
             })?;
             lua.set_named_registry_value(CALL_KEY, call)?;
+            if killable {
+                let yield_point = scope.create_function(|_, ()| {
+                    host.borrow_mut().yield_point();
+                    Ok(())
+                })?;
+                lua.set_named_registry_value(YIELD_KEY, yield_point)?;
+            }
             let out: MultiValue = self.xpcall.call((f, self.handler.clone()))?;
             let mut out = out.into_iter();
             let ok = matches!(out.next(), Some(Value::Boolean(true)));
