@@ -1575,7 +1575,7 @@ mod tests {
                     } else if op < 83 {
                         assert_eq!(w.delete(key.as_bytes()).unwrap(), m.remove(&key).is_some());
                     } else {
-                        w.clear_db(dbn);
+                        w.clear_db(dbn).expect("clear");
                         m.clear();
                     }
                 }
