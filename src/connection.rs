@@ -2,8 +2,12 @@
 //! write all their replies with one write.
 //!
 //! Writes in a pipeline are proposed together (so they can share one raft Ready and one fsync)
-//! and their replies are awaited in order. A read waits for the writes before it on the same
-//! connection, so a client always reads its own writes.
+//! and their replies are awaited in order. A read runs after the writes before it on the same
+//! connection have been applied, so a client always reads its own writes. A read behind
+//! writes in flight waits in the reply queue rather than stopping the pipeline: the writes
+//! after it are proposed at once unless one may touch a key it reads (`cmd::footprint`),
+//! and it runs when its turn in the queue comes, on a state that has the writes before it and
+//! nothing after it that it could see.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -18,6 +22,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{oneshot, watch};
 
+use crate::cmd::footprint::{Deferred, Footprint};
 use crate::cmd::transactions::{self, Multi, Plan};
 use crate::cmd::{self, Kind, Spec};
 use crate::config::ReadConsistency;
@@ -46,7 +51,12 @@ enum Slot {
     /// A write to keys clients are blocked on here (database, keys): answered once the clients
     /// it made ready are served (`Blocking::settled`), as Redis serves them before replying.
     Serves(oneshot::Receiver<Result<Reply, RaftError>>, u8, Vec<Bytes>),
+    /// A read behind writes in flight (database, command): run when every slot before it has
+    /// resolved. No write proposed after it touches its keys (`Conn::deferred`).
+    Read(u8, ReadFn, Vec<Bytes>),
 }
+
+type ReadFn = fn(&dyn crate::kv::KeyRead, &[Bytes]) -> cmd::CmdResult;
 
 /// The one place where the raft layer's failures become RESP errors. The first word tells a
 /// client what is known: `CLUSTERDOWN`/`TRYAGAIN` (and the `ERR`s) mean not applied, `TIMEOUT`
@@ -135,6 +145,7 @@ pub async fn serve(
         queue: VecDeque::new(),
         silent: false,
         input: BytesMut::new(),
+        deferred: Deferred::default(),
     };
     let mut inbuf = BytesMut::new();
     let stall = cfg.client_stall_timeout;
@@ -281,6 +292,8 @@ struct Conn {
     /// Bytes the client sent while blocked (read to notice it closing): they follow what the
     /// input buffer held, and are decoded next.
     input: BytesMut,
+    /// What the `Slot::Read`s in `queue` read: a write that may touch it waits for them.
+    deferred: Deferred,
 }
 
 impl Conn {
@@ -412,13 +425,27 @@ impl Conn {
                     }
                 }
                 Kind::Read(f) => {
+                    let catching_up = shared.raft.catching_up();
+                    let linearizable = self.session.consistency == ReadConsistency::Linearizable;
+                    let script = cmd::scripting::is_script(spec);
                     if self.has_waiting() {
+                        // Behind this connection's writes in flight: queued to run in its
+                        // turn, unless it needs a barrier, a script's run or tracking here.
+                        let plain = !linearizable && !catching_up && !script;
+                        if plain && !self.silent && !self.session.pubsub.tracking.on {
+                            let db = self.session.db;
+                            self.deferred.add(Footprint::of(spec, &argv, db));
+                            let slot = Slot::Read(db, f, argv);
+                            self.queue.push_back((slot, self.session.protocol));
+                            if self.queue.len() >= MAX_BATCH {
+                                self.drain(wr).await?;
+                            }
+                            continue;
+                        }
                         self.drain(wr).await?;
                         view = None;
                         barrier_done = false;
                     }
-                    let catching_up = shared.raft.catching_up();
-                    let linearizable = self.session.consistency == ReadConsistency::Linearizable;
                     if (linearizable || catching_up) && !barrier_done {
                         view = None;
                         if let Err(e) = shared.raft.read_barrier(timeout).await {
@@ -435,7 +462,6 @@ impl Conn {
                     let reader =
                         view.get_or_insert_with(|| Reader::new(&shared.db, shared.raft.memtable()));
                     let db = self.session.db;
-                    let script = cmd::scripting::is_script(spec);
                     let mut run = || {
                         if script {
                             cmd::scripting::take_read_called();
@@ -466,76 +492,92 @@ impl Conn {
                     }
                     self.ready(reply)?;
                 }
-                Kind::Write { prepare, .. } => match prepare(argv) {
-                    Err(reply) => self.ready(reply)?,
-                    Ok(argv) => {
-                        // A script runs on this node's view first; only one that writes is
-                        // proposed (see `cmd::scripting`).
-                        if cmd::scripting::runs_locally_first(spec)
-                            && self.session.consistency != ReadConsistency::Linearizable
-                            && !shared.raft.catching_up()
-                        {
-                            if self.has_waiting() {
+                Kind::Write { prepare, .. } => {
+                    // A read queued before it that it may change runs first.
+                    let waits_for_reads = !self.deferred.is_empty()
+                        && self
+                            .deferred
+                            .overlaps(&Footprint::of(spec, &argv, self.session.db));
+                    match prepare(argv) {
+                        Err(reply) => self.ready(reply)?,
+                        Ok(argv) => {
+                            if waits_for_reads {
                                 self.drain(wr).await?;
                                 view = None;
                                 barrier_done = false;
                             }
-                            let reader = view.get_or_insert_with(|| {
-                                Reader::new(&shared.db, shared.raft.memtable())
-                            });
-                            // A script may run for a while: let the runtime move this
-                            // worker's other tasks (the accept loop, other clients, who
-                            // must be able to get BUSY and send SCRIPT KILL) elsewhere.
-                            let db = self.session.db;
-                            let (ran, read_keys) = tokio::task::block_in_place(|| {
-                                cmd::scripting::take_read_called();
-                                let ran = reader.run(db, |v| cmd::scripting::run_local(v, &argv));
-                                (ran, cmd::scripting::take_read_called())
-                            });
-                            match ran {
-                                Ok(Some(reply)) => {
-                                    // A script that only read: its declared keys are tracked
-                                    // if it called a read command (as Redis).
-                                    if self.session.pubsub.tracking.on {
-                                        let keys =
-                                            read_keys.then(|| cmd::scripting::declared_keys(&argv));
-                                        self.session.pubsub.after_command(keys);
-                                    }
-                                    self.ready(reply)?;
-                                    continue;
+                            // A script runs on this node's view first; only one that writes is
+                            // proposed (see `cmd::scripting`).
+                            if cmd::scripting::runs_locally_first(spec)
+                                && self.session.consistency != ReadConsistency::Linearizable
+                                && !shared.raft.catching_up()
+                            {
+                                if self.has_waiting() {
+                                    self.drain(wr).await?;
+                                    view = None;
+                                    barrier_done = false;
                                 }
-                                Ok(None) => {}
-                                Err(e) => {
-                                    self.ready(cmd::storage_error(e))?;
-                                    continue;
+                                let reader = view.get_or_insert_with(|| {
+                                    Reader::new(&shared.db, shared.raft.memtable())
+                                });
+                                // A script may run for a while: let the runtime move this
+                                // worker's other tasks (the accept loop, other clients, who
+                                // must be able to get BUSY and send SCRIPT KILL) elsewhere.
+                                let db = self.session.db;
+                                let (ran, read_keys) = tokio::task::block_in_place(|| {
+                                    cmd::scripting::take_read_called();
+                                    let ran =
+                                        reader.run(db, |v| cmd::scripting::run_local(v, &argv));
+                                    (ran, cmd::scripting::take_read_called())
+                                });
+                                match ran {
+                                    Ok(Some(reply)) => {
+                                        // A script that only read: its declared keys are tracked
+                                        // if it called a read command (as Redis).
+                                        if self.session.pubsub.tracking.on {
+                                            let keys = read_keys
+                                                .then(|| cmd::scripting::declared_keys(&argv));
+                                            self.session.pubsub.after_command(keys);
+                                        }
+                                        self.ready(reply)?;
+                                        continue;
+                                    }
+                                    Ok(None) => {}
+                                    Err(e) => {
+                                        self.ready(cmd::storage_error(e))?;
+                                        continue;
+                                    }
                                 }
                             }
+                            shared.stats.writes_proposed.fetch_add(1, Relaxed);
+                            let db = self.session.db;
+                            let serves = shared.blocking.waits_on(db, spec.key_args(&argv));
+                            let keys: Vec<Bytes> = if serves {
+                                spec.key_args(&argv).cloned().collect()
+                            } else {
+                                Vec::new()
+                            };
+                            let acked = Some(self.session.last_write.clone());
+                            let rx = shared.raft.propose_with(
+                                self.writer_id(),
+                                db,
+                                argv,
+                                timeout,
+                                acked,
+                            );
+                            let slot = if self.silent {
+                                Slot::Silent(rx)
+                            } else if serves {
+                                Slot::Serves(rx, db, keys)
+                            } else {
+                                Slot::Waiting(rx)
+                            };
+                            self.queue.push_back((slot, self.session.protocol));
+                            view = None;
+                            barrier_done = false;
                         }
-                        shared.stats.writes_proposed.fetch_add(1, Relaxed);
-                        let db = self.session.db;
-                        let serves = shared.blocking.waits_on(db, spec.key_args(&argv));
-                        let keys: Vec<Bytes> = if serves {
-                            spec.key_args(&argv).cloned().collect()
-                        } else {
-                            Vec::new()
-                        };
-                        let acked = Some(self.session.last_write.clone());
-                        let rx =
-                            shared
-                                .raft
-                                .propose_with(self.writer_id(), db, argv, timeout, acked);
-                        let slot = if self.silent {
-                            Slot::Silent(rx)
-                        } else if serves {
-                            Slot::Serves(rx, db, keys)
-                        } else {
-                            Slot::Waiting(rx)
-                        };
-                        self.queue.push_back((slot, self.session.protocol));
-                        view = None;
-                        barrier_done = false;
                     }
-                },
+                }
             }
             if self.queue.len() >= MAX_BATCH {
                 self.drain(wr).await?;
@@ -666,6 +708,10 @@ impl Conn {
         let timeout = shared.config.write_timeout;
         let plan = Plan::new(multi.queued, self.session.db);
         let outcome = if plan.has_writes() {
+            if !self.deferred.is_empty() {
+                // The reads queued before it run on the state before the transaction.
+                self.drain(wr).await?;
+            }
             match transactions::encode_entry(&watches, plan.commands()) {
                 Err(too_large) => too_large,
                 Ok(entry) => {
@@ -857,9 +903,15 @@ impl Conn {
     /// Resolves every queued reply in order into `out`, writing out as it grows.
     async fn drain(&mut self, wr: &mut OwnedWriteHalf) -> Result<(), Close> {
         let limit = self.session.shared.settings.output_limit.load(Relaxed);
+        let shared = self.session.shared.clone();
+        let mut reader = None;
         while let Some((slot, proto)) = self.queue.pop_front() {
             let reply = match slot {
                 Slot::Ready(r) => r,
+                Slot::Read(db, f, argv) => reader
+                    .get_or_insert_with(|| Reader::new(&shared.db, shared.raft.memtable()))
+                    .run(db, |v| cmd::run_read(f, v, &argv))
+                    .unwrap_or_else(cmd::storage_error),
                 Slot::Waiting(rx) => rx
                     .await
                     .unwrap_or(Err(RaftError::Stopped))
@@ -896,6 +948,7 @@ impl Conn {
                 .map_err(|_| Close::Peer)?;
             }
         }
+        self.deferred.clear();
         Ok(())
     }
 }
