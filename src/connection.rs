@@ -377,8 +377,13 @@ impl Conn {
                 continue;
             }
             if cmd::wait::is_wait(spec) {
-                // The count is of the writes answered before it: those queued first.
+                // The count is of the writes answered before it: those queued first, and
+                // sent before it waits (as Redis sends what a client has before it blocks).
                 self.drain(wr).await?;
+                let stall = shared.config.client_stall_timeout;
+                write_out(wr, &mut self.out, stall)
+                    .await
+                    .map_err(|_| Close::Peer)?;
                 let reply = cmd::wait::execute(&shared, &self.session, &argv, wr.as_ref()).await;
                 self.ready(reply)?;
                 continue;
