@@ -345,6 +345,12 @@ impl Conn {
                 tokio::time::sleep(wait.min(Duration::from_millis(20))).await;
             }
             self.feed_monitors(spec, &argv);
+            // A write waits for the reads queued before it that it may change.
+            let waits_for_reads = write
+                && !self.deferred.is_empty()
+                && self
+                    .deferred
+                    .overlaps(&Footprint::of(spec, &argv, self.session.db));
             if transactions::is_control(spec)
                 || (self.session.multi.is_some() && !transactions::runs_in_multi(spec))
             {
@@ -497,92 +503,81 @@ impl Conn {
                     }
                     self.ready(reply)?;
                 }
-                Kind::Write { prepare, .. } => {
-                    // A read queued before it that it may change runs first.
-                    let waits_for_reads = !self.deferred.is_empty()
-                        && self
-                            .deferred
-                            .overlaps(&Footprint::of(spec, &argv, self.session.db));
-                    match prepare(argv) {
-                        Err(reply) => self.ready(reply)?,
-                        Ok(argv) => {
-                            if waits_for_reads {
+                Kind::Write { prepare, .. } => match prepare(argv) {
+                    Err(reply) => self.ready(reply)?,
+                    Ok(argv) => {
+                        if waits_for_reads {
+                            self.drain(wr).await?;
+                            view = None;
+                            barrier_done = false;
+                        }
+                        // A script runs on this node's view first; only one that writes is
+                        // proposed (see `cmd::scripting`).
+                        if cmd::scripting::runs_locally_first(spec)
+                            && self.session.consistency != ReadConsistency::Linearizable
+                            && !shared.raft.catching_up()
+                        {
+                            if self.has_waiting() {
                                 self.drain(wr).await?;
                                 view = None;
                                 barrier_done = false;
                             }
-                            // A script runs on this node's view first; only one that writes is
-                            // proposed (see `cmd::scripting`).
-                            if cmd::scripting::runs_locally_first(spec)
-                                && self.session.consistency != ReadConsistency::Linearizable
-                                && !shared.raft.catching_up()
-                            {
-                                if self.has_waiting() {
-                                    self.drain(wr).await?;
-                                    view = None;
-                                    barrier_done = false;
+                            let reader = view.get_or_insert_with(|| {
+                                Reader::new(&shared.db, shared.raft.memtable())
+                            });
+                            // A script may run for a while: let the runtime move this
+                            // worker's other tasks (the accept loop, other clients, who
+                            // must be able to get BUSY and send SCRIPT KILL) elsewhere.
+                            let db = self.session.db;
+                            let (ran, read_keys) = tokio::task::block_in_place(|| {
+                                cmd::scripting::take_read_called();
+                                let ran = reader.run(db, |v| cmd::scripting::run_local(v, &argv));
+                                (ran, cmd::scripting::take_read_called())
+                            });
+                            match ran {
+                                Ok(Some(reply)) => {
+                                    // A script that only read: its declared keys are tracked
+                                    // if it called a read command (as Redis).
+                                    if self.session.pubsub.tracking.on {
+                                        let keys =
+                                            read_keys.then(|| cmd::scripting::declared_keys(&argv));
+                                        self.session.pubsub.after_command(keys);
+                                    }
+                                    self.ready(reply)?;
+                                    continue;
                                 }
-                                let reader = view.get_or_insert_with(|| {
-                                    Reader::new(&shared.db, shared.raft.memtable())
-                                });
-                                // A script may run for a while: let the runtime move this
-                                // worker's other tasks (the accept loop, other clients, who
-                                // must be able to get BUSY and send SCRIPT KILL) elsewhere.
-                                let db = self.session.db;
-                                let (ran, read_keys) = tokio::task::block_in_place(|| {
-                                    cmd::scripting::take_read_called();
-                                    let ran =
-                                        reader.run(db, |v| cmd::scripting::run_local(v, &argv));
-                                    (ran, cmd::scripting::take_read_called())
-                                });
-                                match ran {
-                                    Ok(Some(reply)) => {
-                                        // A script that only read: its declared keys are tracked
-                                        // if it called a read command (as Redis).
-                                        if self.session.pubsub.tracking.on {
-                                            let keys = read_keys
-                                                .then(|| cmd::scripting::declared_keys(&argv));
-                                            self.session.pubsub.after_command(keys);
-                                        }
-                                        self.ready(reply)?;
-                                        continue;
-                                    }
-                                    Ok(None) => {}
-                                    Err(e) => {
-                                        self.ready(cmd::storage_error(e))?;
-                                        continue;
-                                    }
+                                Ok(None) => {}
+                                Err(e) => {
+                                    self.ready(cmd::storage_error(e))?;
+                                    continue;
                                 }
                             }
-                            shared.stats.writes_proposed.fetch_add(1, Relaxed);
-                            let db = self.session.db;
-                            let serves = shared.blocking.waits_on(db, spec.key_args(&argv));
-                            let keys: Vec<Bytes> = if serves {
-                                spec.key_args(&argv).cloned().collect()
-                            } else {
-                                Vec::new()
-                            };
-                            let acked = Some(self.session.last_write.clone());
-                            let rx = shared.raft.propose_with(
-                                self.writer_id(),
-                                db,
-                                argv,
-                                timeout,
-                                acked,
-                            );
-                            let slot = if self.silent {
-                                Slot::Silent(rx)
-                            } else if serves {
-                                Slot::Serves(rx, db, keys)
-                            } else {
-                                Slot::Waiting(rx)
-                            };
-                            self.queue.push_back((slot, self.session.protocol));
-                            view = None;
-                            barrier_done = false;
                         }
+                        shared.stats.writes_proposed.fetch_add(1, Relaxed);
+                        let db = self.session.db;
+                        let serves = shared.blocking.waits_on(db, spec.key_args(&argv));
+                        let keys: Vec<Bytes> = if serves {
+                            spec.key_args(&argv).cloned().collect()
+                        } else {
+                            Vec::new()
+                        };
+                        let acked = Some(self.session.last_write.clone());
+                        let rx =
+                            shared
+                                .raft
+                                .propose_with(self.writer_id(), db, argv, timeout, acked);
+                        let slot = if self.silent {
+                            Slot::Silent(rx)
+                        } else if serves {
+                            Slot::Serves(rx, db, keys)
+                        } else {
+                            Slot::Waiting(rx)
+                        };
+                        self.queue.push_back((slot, self.session.protocol));
+                        view = None;
+                        barrier_done = false;
                     }
-                }
+                },
             }
             if self.queue.len() >= MAX_BATCH {
                 self.drain(wr).await?;
