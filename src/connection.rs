@@ -556,6 +556,11 @@ impl Conn {
                         shared.stats.writes_proposed.fetch_add(1, Relaxed);
                         let db = self.session.db;
                         let serves = shared.blocking.waits_on(db, spec.key_args(&argv));
+                        if serves && !self.deferred.is_empty() {
+                            // The pops it wakes may touch any key (BLMOVE's destination):
+                            // the reads queued before it run first.
+                            self.drain(wr).await?;
+                        }
                         let keys: Vec<Bytes> = if serves {
                             spec.key_args(&argv).cloned().collect()
                         } else {
