@@ -530,7 +530,7 @@ fn timed_out() -> Reply {
     Reply::NilArray
 }
 
-fn unblocked_error() -> Reply {
+pub(crate) fn unblocked_error() -> Reply {
     Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
 }
 

@@ -2,8 +2,12 @@
 //! write all their replies with one write.
 //!
 //! Writes in a pipeline are proposed together (so they can share one raft Ready and one fsync)
-//! and their replies are awaited in order. A read waits for the writes before it on the same
-//! connection, so a client always reads its own writes.
+//! and their replies are awaited in order. A read runs after the writes before it on the same
+//! connection have been applied, so a client always reads its own writes. A read behind
+//! writes in flight waits in the reply queue rather than stopping the pipeline: the writes
+//! after it are proposed at once unless one may touch a key it reads (`cmd::footprint`),
+//! and it runs when its turn in the queue comes, on a state that has the writes before it and
+//! nothing after it that it could see.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -18,6 +22,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{oneshot, watch};
 
+use crate::cmd::footprint::{Deferred, Footprint};
 use crate::cmd::transactions::{self, Multi, Plan};
 use crate::cmd::{self, Kind, Spec};
 use crate::config::ReadConsistency;
@@ -46,7 +51,12 @@ enum Slot {
     /// A write to keys clients are blocked on here (database, keys): answered once the clients
     /// it made ready are served (`Blocking::settled`), as Redis serves them before replying.
     Serves(oneshot::Receiver<Result<Reply, RaftError>>, u8, Vec<Bytes>),
+    /// A read behind writes in flight (database, command): run when every slot before it has
+    /// resolved. No write proposed after it touches its keys (`Conn::deferred`).
+    Read(u8, ReadFn, Vec<Bytes>),
 }
+
+type ReadFn = fn(&dyn crate::kv::KeyRead, &[Bytes]) -> cmd::CmdResult;
 
 /// The one place where the raft layer's failures become RESP errors. The first word tells a
 /// client what is known: `CLUSTERDOWN`/`TRYAGAIN` (and the `ERR`s) mean not applied, `TIMEOUT`
@@ -135,6 +145,7 @@ pub async fn serve(
         queue: VecDeque::new(),
         silent: false,
         input: BytesMut::new(),
+        deferred: Deferred::default(),
     };
     let mut inbuf = BytesMut::new();
     let stall = cfg.client_stall_timeout;
@@ -283,6 +294,8 @@ struct Conn {
     /// Bytes the client sent while blocked (read to notice it closing): they follow what the
     /// input buffer held, and are decoded next.
     input: BytesMut,
+    /// What the `Slot::Read`s in `queue` read: a write that may touch it waits for them.
+    deferred: Deferred,
 }
 
 impl Conn {
@@ -334,6 +347,12 @@ impl Conn {
                 tokio::time::sleep(wait.min(Duration::from_millis(20))).await;
             }
             self.feed_monitors(spec, &argv);
+            // A write waits for the reads queued before it that it may change.
+            let waits_for_reads = write
+                && !self.deferred.is_empty()
+                && self
+                    .deferred
+                    .overlaps(&Footprint::of(spec, &argv, self.session.db));
             if transactions::is_control(spec)
                 || (self.session.multi.is_some() && !transactions::runs_in_multi(spec))
             {
@@ -367,8 +386,13 @@ impl Conn {
                 continue;
             }
             if cmd::wait::is_wait(spec) {
-                // The count is of the writes answered before it: those queued first.
+                // The count is of the writes answered before it: those queued first, and
+                // sent before it waits (as Redis sends what a client has before it blocks).
                 self.drain(wr).await?;
+                let stall = shared.config.client_stall_timeout;
+                write_out(wr, &mut self.out, stall)
+                    .await
+                    .map_err(|_| Close::Peer)?;
                 let reply = cmd::wait::execute(&shared, &self.session, &argv, wr.as_ref()).await;
                 self.ready(reply)?;
                 continue;
@@ -415,13 +439,27 @@ impl Conn {
                     }
                 }
                 Kind::Read(f) => {
+                    let catching_up = shared.raft.catching_up();
+                    let linearizable = self.session.consistency == ReadConsistency::Linearizable;
+                    let script = cmd::scripting::is_script(spec);
                     if self.has_waiting() {
+                        // Behind this connection's writes in flight: queued to run in its
+                        // turn, unless it needs a barrier, a script's run or tracking here.
+                        let plain = !linearizable && !catching_up && !script;
+                        if plain && !self.silent && !self.session.pubsub.tracking.on {
+                            let db = self.session.db;
+                            self.deferred.add(Footprint::of(spec, &argv, db));
+                            let slot = Slot::Read(db, f, argv);
+                            self.queue.push_back((slot, self.session.protocol));
+                            if self.queue.len() >= MAX_BATCH {
+                                self.drain(wr).await?;
+                            }
+                            continue;
+                        }
                         self.drain(wr).await?;
                         view = None;
                         barrier_done = false;
                     }
-                    let catching_up = shared.raft.catching_up();
-                    let linearizable = self.session.consistency == ReadConsistency::Linearizable;
                     if (linearizable || catching_up) && !barrier_done {
                         view = None;
                         if let Err(e) = shared.raft.read_barrier(timeout).await {
@@ -438,7 +476,6 @@ impl Conn {
                     let reader =
                         view.get_or_insert_with(|| Reader::new(&shared.db, shared.raft.memtable()));
                     let db = self.session.db;
-                    let script = cmd::scripting::is_script(spec);
                     let mut run = || {
                         if script {
                             cmd::scripting::take_read_called();
@@ -477,6 +514,11 @@ impl Conn {
                 Kind::Write { prepare, .. } => match prepare(argv) {
                     Err(reply) => self.ready(reply)?,
                     Ok(argv) => {
+                        if waits_for_reads {
+                            self.drain(wr).await?;
+                            view = None;
+                            barrier_done = false;
+                        }
                         // A script runs on this node's view first; only one that writes is
                         // proposed (see `cmd::scripting`).
                         if cmd::scripting::runs_locally_first(spec)
@@ -523,6 +565,11 @@ impl Conn {
                         shared.stats.writes_proposed.fetch_add(1, Relaxed);
                         let db = self.session.db;
                         let serves = shared.blocking.waits_on(db, spec.key_args(&argv));
+                        if serves && !self.deferred.is_empty() {
+                            // The pops it wakes may touch any key (BLMOVE's destination):
+                            // the reads queued before it run first.
+                            self.drain(wr).await?;
+                        }
                         let keys: Vec<Bytes> = if serves {
                             spec.key_args(&argv).cloned().collect()
                         } else {
@@ -675,6 +722,10 @@ impl Conn {
         let timeout = shared.config.write_timeout;
         let plan = Plan::new(multi.queued, self.session.db);
         let outcome = if plan.has_writes() {
+            if !self.deferred.is_empty() {
+                // The reads queued before it run on the state before the transaction.
+                self.drain(wr).await?;
+            }
             match transactions::encode_entry(&watches, plan.commands()) {
                 Err(too_large) => too_large,
                 Ok(entry) => {
@@ -871,9 +922,15 @@ impl Conn {
     /// Resolves every queued reply in order into `out`, writing out as it grows.
     async fn drain(&mut self, wr: &mut OwnedWriteHalf) -> Result<(), Close> {
         let limit = self.session.shared.settings.output_limit.load(Relaxed);
+        let shared = self.session.shared.clone();
+        let mut reader = None;
         while let Some((slot, proto)) = self.queue.pop_front() {
             let reply = match slot {
                 Slot::Ready(r) => r,
+                Slot::Read(db, f, argv) => reader
+                    .get_or_insert_with(|| Reader::new(&shared.db, shared.raft.memtable()))
+                    .run(db, |v| cmd::run_read(f, v, &argv))
+                    .unwrap_or_else(cmd::storage_error),
                 Slot::Waiting(rx) => rx
                     .await
                     .unwrap_or(Err(RaftError::Stopped))
@@ -911,6 +968,7 @@ impl Conn {
                 .map_err(|_| Close::Peer)?;
             }
         }
+        self.deferred.clear();
         Ok(())
     }
 }

@@ -188,6 +188,9 @@ pub struct ClientInfo {
     /// Set by CLIENT KILL; `kill` wakes the connection, which closes.
     pub killed: AtomicBool,
     pub kill: tokio::sync::Notify,
+    /// Set while the connection is in WAIT: CLIENT UNBLOCK sends through it whether the wait
+    /// ends with an error (ERROR) or as at its timeout (TIMEOUT).
+    pub wait_unblock: Mutex<Option<tokio::sync::oneshot::Sender<bool>>>,
 }
 
 impl ClientInfo {
@@ -207,6 +210,7 @@ impl ClientInfo {
             no_touch: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             kill: tokio::sync::Notify::new(),
+            wait_unblock: Mutex::new(None),
         }
     }
 

@@ -509,3 +509,32 @@ fn pushed_items_are_popped_exactly_once_by_consumers_on_every_node_under_faults(
         acked.len()
     );
 }
+
+/// A pipelined read queued behind a write runs before a later write that wakes a blocked
+/// client: the pop that client makes (BLMOVE into the key the read reads) is not visible to
+/// it, as Redis runs the read before the push that serves the client. (The write before the
+/// read serves a client too, so its reply comes a round late, after the later push's pop
+/// could have been applied.)
+#[test]
+fn a_queued_read_runs_before_the_pop_a_later_write_wakes() {
+    let node = Node::single(&[]);
+    let mut producer = node.raw();
+    for i in 0..20 {
+        let mut mover = node.raw();
+        mover.send_cmd(&["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"]);
+        let mut popper = node.raw();
+        popper.send_cmd(&["BLPOP", "other", "0"]);
+        wait_blocked(&node, 2);
+        let mut req = encode_cmd(&["LPUSH", "other", "b"]);
+        req.extend(encode_cmd(&["LLEN", "dst"]));
+        req.extend(encode_cmd(&["LPUSH", "src", "a"]));
+        req.extend(encode_cmd(&["LLEN", "dst"]));
+        producer.send(&req);
+        let before = format!(":{i}\r\n");
+        let after = format!(":{}\r\n", i + 1);
+        producer.expect(format!(":1\r\n{before}:1\r\n{after}").as_bytes());
+        mover.expect(b"$1\r\na\r\n");
+        popper.expect(b"*2\r\n$5\r\nother\r\n$1\r\nb\r\n");
+        wait_blocked(&node, 0);
+    }
+}

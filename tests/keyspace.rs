@@ -435,3 +435,83 @@ fn copy_and_move_notify_in_the_destination_database_as_redis() {
     c.check(&["SELECT", "3"], "+OK\r\n");
     c.check(&["GET", "b"], "$1\r\n1\r\n");
 }
+
+/// Walks a HSCAN/SSCAN/ZSCAN of `key` from `cursor` to the end: the members seen (every other
+/// item for HSCAN and ZSCAN, whose items are pairs) and how many steps it took.
+fn walk_collection(
+    con: &mut redis::Connection,
+    cmd: &str,
+    key: &str,
+    mut cursor: String,
+) -> (Vec<String>, usize) {
+    let pairs = cmd != "SSCAN";
+    let (mut seen, mut steps) = (Vec::new(), 0);
+    loop {
+        let (next, items): (String, Vec<String>) = q(con, &[cmd, key, &cursor, "COUNT", "10"]);
+        seen.extend(items.into_iter().step_by(if pairs { 2 } else { 1 }));
+        steps += 1;
+        if next == "0" {
+            return (seen, steps);
+        }
+        assert!(steps < 1000, "{cmd} {key} did not end");
+        cursor = next;
+    }
+}
+
+/// A HSCAN/SSCAN/ZSCAN cursor names the collection it walks, not the database number: after
+/// SWAPDB it goes on where it was in the database that now holds that collection, and in the
+/// database that now holds another collection of the same name it starts over (Redis's only
+/// guarantee, every member present throughout is returned, holds in both).
+#[test]
+fn collection_cursors_follow_their_collection_across_swapdb() {
+    let node = Node::single(&[]);
+    let mut con = node.conn();
+    let fill = |con: &mut redis::Connection, db: &str, tag: &str| {
+        let _: () = q(con, &["SELECT", db]);
+        for i in 0..150 {
+            let m = format!("{tag}{i}");
+            let _: i64 = q(con, &["HSET", "h", &m, "v"]);
+            let _: i64 = q(con, &["SADD", "s", &m]);
+            let _: i64 = q(con, &["ZADD", "z", &i.to_string(), &m]);
+        }
+    };
+    fill(&mut con, "1", "b");
+    fill(&mut con, "0", "a");
+    let members =
+        |tag: &str| -> BTreeSet<String> { (0..150).map(|i| format!("{tag}{i}")).collect() };
+    for cmd in ["HSCAN", "SSCAN", "ZSCAN"] {
+        let key = &cmd[..1].to_lowercase();
+        let _: () = q(&mut con, &["SELECT", "0"]);
+        let (first, items): (String, Vec<String>) = q(&mut con, &[cmd, key, "0", "COUNT", "10"]);
+        assert_ne!(first, "0", "{cmd}: one step of COUNT 10 walked 150 members");
+        let step = if cmd == "SSCAN" { 1 } else { 2 };
+        let mut seen: Vec<String> = items.into_iter().step_by(step).collect();
+        let _: () = q(&mut con, &["SWAPDB", "0", "1"]);
+
+        // db1 now holds the collection the cursor was walking: the walk goes on from there,
+        // and the two parts together are every member, each once.
+        let _: () = q(&mut con, &["SELECT", "1"]);
+        let (rest, _) = walk_collection(&mut con, cmd, key, first.clone());
+        let before = seen.len();
+        seen.extend(rest);
+        let set: BTreeSet<String> = seen.iter().cloned().collect();
+        assert_eq!(set, members("a"), "{cmd} after SWAPDB in the swapped-to db");
+        assert_eq!(
+            seen.len(),
+            150,
+            "{cmd}: {before} members before, a repeat after"
+        );
+
+        // db0 now holds db1's collection of the same name: the cursor starts it over.
+        let _: () = q(&mut con, &["SELECT", "0"]);
+        let (other, _) = walk_collection(&mut con, cmd, key, first);
+        let set: BTreeSet<String> = other.into_iter().collect();
+        assert_eq!(
+            set,
+            members("b"),
+            "{cmd} with the old cursor in the swapped-from db"
+        );
+
+        let _: () = q(&mut con, &["SWAPDB", "0", "1"]);
+    }
+}

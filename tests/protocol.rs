@@ -155,6 +155,103 @@ fn long_pipeline_in_one_write() {
     assert_eq!(size, model.len() as i64);
 }
 
+/// Reads queued behind writes in flight run in their turn: a pipeline mixing reads with writes
+/// to the same keys, to other databases (SELECT, MOVE, COPY ... DB) and to the whole keyspace
+/// (SWAPDB, FLUSHDB, DBSIZE) gets, reply for reply, what running it one command at a time
+/// gives (a model of the two databases it uses).
+#[test]
+fn pipelined_reads_see_the_writes_before_them_and_none_after() {
+    let node = Node::single(&[]);
+    let mut dbs: [HashMap<String, String>; 2] = [HashMap::new(), HashMap::new()];
+    let mut cur = 0usize;
+    let (mut req, mut expected) = (Vec::new(), String::new());
+    let bulk = |v: Option<&String>| match v {
+        Some(v) => format!("${}\r\n{v}\r\n", v.len()),
+        None => "$-1\r\n".to_string(),
+    };
+    // A fixed pseudo-random sequence (the same every run), over few keys so that most reads
+    // meet a write to their key soon after them.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for i in 0..3000 {
+        let key = format!("k{}", next(4));
+        let other = 1 - cur;
+        let (argv, reply): (Vec<String>, String) = match next(14) {
+            0..=2 => {
+                let v = format!("v{i}");
+                dbs[cur].insert(key.clone(), v.clone());
+                (vec!["SET".into(), key, v], "+OK\r\n".into())
+            }
+            3..=5 => {
+                let r = bulk(dbs[cur].get(&key));
+                (vec!["GET".into(), key], r)
+            }
+            6 => {
+                let n = dbs[cur].get(&key).map_or(0, |v| v.len()) + 1;
+                dbs[cur].entry(key.clone()).or_default().push('x');
+                (vec!["APPEND".into(), key, "x".into()], format!(":{n}\r\n"))
+            }
+            7 => {
+                let r = format!(":{}\r\n", dbs[cur].len());
+                (vec!["DBSIZE".into()], r)
+            }
+            8 => {
+                let n = dbs[cur].remove(&key).is_some() as i32;
+                (vec!["DEL".into(), key], format!(":{n}\r\n"))
+            }
+            9 => {
+                cur = other;
+                (vec!["SELECT".into(), cur.to_string()], "+OK\r\n".into())
+            }
+            10 => {
+                let moved = dbs[cur].contains_key(&key) && !dbs[other].contains_key(&key);
+                if moved {
+                    let v = dbs[cur].remove(&key).unwrap();
+                    dbs[other].insert(key.clone(), v);
+                }
+                let argv = vec!["MOVE".into(), key, other.to_string()];
+                (argv, format!(":{}\r\n", moved as i32))
+            }
+            11 => {
+                let to = format!("k{}", next(4));
+                let copied = dbs[cur].contains_key(&key) && !dbs[other].contains_key(&to);
+                if copied {
+                    let v = dbs[cur][&key].clone();
+                    dbs[other].insert(to.clone(), v);
+                }
+                let argv = vec!["COPY".into(), key, to, "DB".into(), other.to_string()];
+                (argv, format!(":{}\r\n", copied as i32))
+            }
+            12 => {
+                dbs.swap(0, 1);
+                (
+                    vec!["SWAPDB".into(), "0".into(), "1".into()],
+                    "+OK\r\n".into(),
+                )
+            }
+            _ if next(10) == 0 => {
+                dbs[cur].clear();
+                (vec!["FLUSHDB".into()], "+OK\r\n".into())
+            }
+            _ => {
+                let r = format!(":{}\r\n", dbs[cur].contains_key(&key) as i32);
+                (vec!["EXISTS".into(), key], r)
+            }
+        };
+        req.extend(encode_cmd(&argv));
+        expected.push_str(&reply);
+    }
+    let mut c = node.raw();
+    c.send(&req);
+    c.expect(expected.as_bytes());
+    c.check(&["PING"], "+PONG\r\n");
+}
+
 #[test]
 fn malformed_input_is_a_protocol_error_and_closes() {
     let node = Node::single(&[]);

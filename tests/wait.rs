@@ -101,3 +101,43 @@ fn a_client_that_disconnects_ends_its_wait() {
     assert!(clients <= 2);
     signal(c.node(f), libc::SIGCONT);
 }
+
+/// CLIENT UNBLOCK ends a WAIT as redis-server 7.0 does: with the count so far (no reason, or
+/// TIMEOUT) or the UNBLOCKED error (ERROR), answering 1; a client not waiting answers 0. The
+/// replies queued before WAIT reach the client while it waits, and INFO counts it as blocked.
+#[test]
+fn client_unblock_ends_a_wait_as_redis() {
+    // One node: no replica ever holds the write, so WAIT 1 0 waits until it is ended.
+    let node = Node::single(&[]);
+    let mut waiter = node.raw();
+    let id = String::from_utf8(waiter.call(&["CLIENT", "ID"])).unwrap();
+    let id = id.trim_start_matches(':').trim_end().to_string();
+    let mut admin = node.raw();
+    let blocked = |n: u64| {
+        poll_until(CONVERGE, &format!("blocked_clients:{n}"), || {
+            (node.info_u64("clients", "blocked_clients")? == n).then_some(())
+        })
+    };
+    let cases: [(&[&str], &str); 3] = [
+        (&[], ":0\r\n"),
+        (&["TIMEOUT"], ":0\r\n"),
+        (
+            &["ERROR"],
+            "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n",
+        ),
+    ];
+    for (reason, reply) in cases {
+        let mut req = encode_cmd(&["SET", "k", "v"]);
+        req.extend(encode_cmd(&["WAIT", "1", "0"]));
+        waiter.send(&req);
+        waiter.expect(b"+OK\r\n");
+        blocked(1);
+        let mut unblock = vec!["CLIENT", "UNBLOCK", &id];
+        unblock.extend_from_slice(reason);
+        admin.check(&unblock, ":1\r\n");
+        waiter.expect(reply.as_bytes());
+        blocked(0);
+        admin.check(&["CLIENT", "UNBLOCK", &id], ":0\r\n");
+        waiter.check(&["PING"], "+PONG\r\n");
+    }
+}

@@ -417,7 +417,7 @@ fn pause(s: &Session, argv: &[Bytes]) -> Reply {
 }
 
 /// `CLIENT UNBLOCK id [TIMEOUT|ERROR]`: ends a wait of a client blocked on this node (see
-/// `crate::blocking`); 1 if it was blocked.
+/// `crate::blocking`) or in WAIT (see `wait::unblock`); 1 if it was blocked.
 fn unblock(s: &Session, argv: &[Bytes]) -> Reply {
     let Some(id) = parse_i64(&argv[2]) else {
         return Reply::error("ERR value is not an integer or out of range");
@@ -427,7 +427,9 @@ fn unblock(s: &Session, argv: &[Bytes]) -> Reply {
         Some(r) if argv.len() == 4 && (is(r, "timeout") || is(r, "error")) => is(r, "error"),
         Some(_) => return Reply::error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
     };
-    let unblocked = u64::try_from(id).is_ok_and(|id| s.shared.blocking.unblock(id, error));
+    let unblocked = u64::try_from(id).is_ok_and(|id| {
+        s.shared.blocking.unblock(id, error) || super::wait::unblock(&s.shared, id, error)
+    });
     Reply::Integer(i64::from(unblocked))
 }
 

@@ -18,6 +18,7 @@ pub mod config;
 mod connection;
 mod dump;
 mod expire;
+pub mod footprint;
 mod function_dump;
 mod geo;
 pub mod glob;

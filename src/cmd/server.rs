@@ -211,7 +211,10 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
                 stats.connected_clients.load(Relaxed)
             );
             line!("maxclients:{}", shared.settings.maxclients.load(Relaxed));
-            line!("blocked_clients:{}", shared.blocking.blocked_clients());
+            line!(
+                "blocked_clients:{}",
+                shared.blocking.blocked_clients() + super::wait::waiting_clients(shared)
+            );
             line!("tracking_clients:{}", shared.pubsub.tracking.info().0);
         }
         "memory" => {

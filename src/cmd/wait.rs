@@ -14,15 +14,17 @@
 //!   leader (ROLE / INFO raft name it). With no write yet, every member holds the empty log.
 //!
 //! As Redis: WAIT returns as soon as `numreplicas` hold the write, or at the timeout (ms, 0 =
-//! forever) with the count then; a client that disconnects ends it; inside MULTI it answers at
-//! once; scripts may not call it (`noscript`).
+//! forever) with the count then; CLIENT UNBLOCK ends it as at its timeout (or, with ERROR, with
+//! the UNBLOCKED error); a client that disconnects ends it; inside MULTI it answers at once;
+//! scripts may not call it (`noscript`).
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 
 use super::{Kind, Spec, not_an_integer, parse_i64};
 use crate::raft::status::{RaftStatus, Role};
@@ -85,7 +87,7 @@ fn holding(status: &RaftStatus, index: u64) -> i64 {
 }
 
 /// WAIT outside MULTI: polls the published status until enough replicas hold the write, the
-/// timeout passes, or the client goes away.
+/// timeout passes, CLIENT UNBLOCK ends it, or the client goes away.
 pub async fn execute(
     shared: &Arc<Shared>,
     session: &Session,
@@ -96,6 +98,40 @@ pub async fn execute(
         Ok(p) => p,
         Err(e) => return e,
     };
+    let (tx, unblocked) = oneshot::channel();
+    *lock(&session.info.wait_unblock) = Some(tx);
+    let reply = wait(shared, session, (wanted, timeout_ms), stream, unblocked).await;
+    lock(&session.info.wait_unblock).take();
+    reply
+}
+
+/// CLIENT UNBLOCK of client `id`: ends its WAIT, if it is in one; false if not.
+pub fn unblock(shared: &Shared, id: u64, error: bool) -> bool {
+    let client = shared.clients.all().into_iter().find(|c| c.id == id);
+    let tx = client.and_then(|c| lock(&c.wait_unblock).take());
+    tx.is_some_and(|tx| tx.send(error).is_ok())
+}
+
+/// Clients in WAIT now (counted in INFO's `blocked_clients`, as Redis counts them).
+pub fn waiting_clients(shared: &Shared) -> usize {
+    let clients = shared.clients.all();
+    clients
+        .iter()
+        .filter(|c| lock(&c.wait_unblock).is_some())
+        .count()
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+async fn wait(
+    shared: &Arc<Shared>,
+    session: &Session,
+    (wanted, timeout_ms): (i64, u64),
+    stream: &TcpStream,
+    mut unblocked: oneshot::Receiver<bool>,
+) -> Reply {
     let index = session.last_write.load(Relaxed);
     let deadline = (timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(timeout_ms));
     let mut watch_peer = true;
@@ -110,6 +146,12 @@ pub async fn execute(
         });
         tokio::select! {
             _ = tokio::time::sleep(nap) => {}
+            how = &mut unblocked => {
+                return match how {
+                    Ok(true) => crate::blocking::unblocked_error(),
+                    _ => Reply::integer(holding(&shared.raft.status(), index)),
+                };
+            }
             _ = session.info.kill.notified() => {
                 session.info.kill.notify_one();
                 return Reply::integer(holding(&shared.raft.status(), index));
