@@ -77,8 +77,9 @@ pub struct Stats {
     pub rejected_connections: AtomicU64,
     pub connected_clients: AtomicUsize,
     pub writes_proposed: AtomicU64,
-    /// Calls per command, for INFO commandstats.
-    pub command_calls: crate::cmd::CommandCalls,
+    /// Calls, rejections and failures per command and error replies per prefix, for INFO
+    /// commandstats, errorstats and stats.
+    pub commands: crate::cmd::CommandStats,
 }
 
 impl Stats {
@@ -92,7 +93,7 @@ impl Stats {
         ] {
             c.store(0, Relaxed);
         }
-        self.command_calls.reset();
+        self.commands.reset();
     }
 }
 

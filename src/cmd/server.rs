@@ -74,31 +74,6 @@ fn info(s: &mut Session, argv: &[Bytes]) -> Reply {
     Reply::verbatim_text(out)
 }
 
-/// Calls of each command in `TABLE` since start (or CONFIG RESETSTAT), for INFO commandstats.
-pub struct CommandCalls(Box<[std::sync::atomic::AtomicU64]>);
-
-impl Default for CommandCalls {
-    fn default() -> Self {
-        CommandCalls(TABLE.iter().map(|_| Default::default()).collect())
-    }
-}
-
-impl CommandCalls {
-    /// Counts one call of `spec` (a `TABLE` entry).
-    pub fn count(&self, spec: &'static Spec) {
-        // The entry's position from its address: no search on every command.
-        let offset = (spec as *const Spec as usize).wrapping_sub(TABLE.as_ptr() as usize);
-        let i = offset / std::mem::size_of::<Spec>();
-        if TABLE.get(i).is_some_and(|s| std::ptr::eq(s, spec)) {
-            self.0[i].fetch_add(1, Relaxed);
-        }
-    }
-
-    pub fn reset(&self) {
-        self.0.iter().for_each(|c| c.store(0, Relaxed));
-    }
-}
-
 /// User and system CPU time of this process and of its waited-for children, as Redis prints it.
 fn cpu_lines(out: &mut String) {
     fn secs(t: libc::timeval) -> String {
@@ -199,6 +174,10 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
             line!("tracking_total_prefixes:{prefixes}");
             // kvd has no MIGRATE, so no cached MIGRATE connections.
             line!("migrate_cached_sockets:0");
+            line!(
+                "total_error_replies:{}",
+                stats.commands.total_error_replies()
+            );
         }
         "replication" => {
             line!("# Replication");
@@ -218,17 +197,12 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
         "modules" => line!("# Modules"),
         "commandstats" => {
             line!("# Commandstats");
-            for (spec, calls) in TABLE.iter().zip(stats.command_calls.0.iter()) {
-                let calls = calls.load(Relaxed);
-                if calls > 0 {
-                    line!(
-                        "cmdstat_{}:calls={calls},usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls=0",
-                        spec.name
-                    );
-                }
-            }
+            stats.commands.commandstats_lines(out);
         }
-        "errorstats" => line!("# Errorstats"),
+        "errorstats" => {
+            line!("# Errorstats");
+            stats.commands.errorstats_lines(out);
+        }
         "latencystats" => line!("# Latencystats"),
         "cluster" => {
             line!("# Cluster");

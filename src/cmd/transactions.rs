@@ -645,6 +645,7 @@ mod tests {
             let ctx = ApplyCtx {
                 index,
                 conf_state: &conf,
+                local: false,
             };
             super::super::apply_write(&mut view, &ctx, 0, argv)
                 .expect("storage")
@@ -839,6 +840,7 @@ mod tests {
             let ctx = ApplyCtx {
                 index,
                 conf_state: &conf,
+                local: false,
             };
             super::super::apply_write(&mut view, &ctx, 0, argv)
                 .expect("storage")
