@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{oneshot, watch};
 
+use crate::cmd::command_stats::{Outcome, StatKey};
 use crate::cmd::footprint::{Deferred, Footprint};
 use crate::cmd::transactions::{self, Multi, Plan};
 use crate::cmd::{self, Kind, Spec};
@@ -146,6 +147,8 @@ pub async fn serve(
         silent: false,
         input: BytesMut::new(),
         deferred: Deferred::default(),
+        stat: None,
+        outcome: Outcome::Ran,
     };
     let mut inbuf = BytesMut::new();
     let stall = cfg.client_stall_timeout;
@@ -190,7 +193,12 @@ pub async fn serve(
         }
         if let Some(e) = protocol_error {
             let reply = Reply::error(format!("ERR {e}"));
-            conn.session.shared.stats.errors.note(&reply);
+            // Counted as Redis counts it (no command ran).
+            conn.session
+                .shared
+                .stats
+                .commands
+                .outcome(None, Outcome::Ran, &reply);
             reply.encode(conn.session.protocol, &mut conn.out);
             let _ = write_out(&mut wr, &mut conn.out, stall).await;
             break Close::Protocol;
@@ -288,7 +296,9 @@ struct Conn {
     out: BytesMut,
     /// Replies waiting behind a write, each with the protocol in force when its command ran (a
     /// later HELLO in the same pipeline must not change how it is written).
-    queue: VecDeque<(Slot, crate::resp::Protocol)>,
+    /// Each with the row of INFO commandstats its reply counts in when it comes (a reply
+    /// known at once is counted when it is taken, and has none here).
+    queue: VecDeque<(Slot, crate::resp::Protocol, Option<StatKey>)>,
     /// The reply of the command running is not sent (CLIENT REPLY OFF or SKIP).
     silent: bool,
     /// Bytes the client sent while blocked (read to notice it closing): they follow what the
@@ -296,6 +306,10 @@ struct Conn {
     input: BytesMut,
     /// What the `Slot::Read`s in `queue` read: a write that may touch it waits for them.
     deferred: Deferred,
+    /// The commandstats row of the command running (none: no command, as for a protocol
+    /// error) and whether it ran or was refused: what an error reply to it counts as.
+    stat: Option<StatKey>,
+    outcome: Outcome,
 }
 
 impl Conn {
@@ -320,6 +334,8 @@ impl Conn {
                     continue;
                 }
             };
+            self.stat = None;
+            self.outcome = Outcome::Ran;
             let skipped = std::mem::take(&mut self.session.skip_next_reply);
             self.session.skip_this_reply = skipped;
             self.silent = skipped || self.session.reply_off;
@@ -341,7 +357,14 @@ impl Conn {
             self.session
                 .pubsub
                 .note_command(spec.name, self.session.protocol);
-            shared.stats.command_calls.count(spec);
+            self.stat = cmd::command_stats::key_of(spec, &argv);
+            // A command queued in MULTI is counted when EXEC runs it.
+            let queued = self.session.multi.is_some()
+                && !transactions::is_control(spec)
+                && !transactions::runs_in_multi(spec);
+            if let (Some(key), false) = (&self.stat, queued) {
+                shared.stats.commands.call(key);
+            }
             let write = matches!(spec.kind, Kind::Write { .. });
             while let Some(wait) = shared.clients.paused_for(write) {
                 tokio::time::sleep(wait.min(Duration::from_millis(20))).await;
@@ -376,7 +399,7 @@ impl Conn {
                 }
                 // What the pop's own apply raised (an invalidation of the destination key)
                 // follows the reply, as Redis sends it.
-                shared.stats.errors.note(&reply);
+                self.count_reply(&reply);
                 if !self.silent {
                     reply.encode(self.session.protocol, &mut self.out);
                 }
@@ -422,7 +445,8 @@ impl Conn {
                             } else {
                                 Slot::Waiting(rx)
                             };
-                            self.queue.push_back((slot, self.session.protocol));
+                            self.queue
+                                .push_back((slot, self.session.protocol, self.stat.clone()));
                         }
                     }
                 }
@@ -450,7 +474,8 @@ impl Conn {
                             let db = self.session.db;
                             self.deferred.add(Footprint::of(spec, &argv, db));
                             let slot = Slot::Read(db, f, argv);
-                            self.queue.push_back((slot, self.session.protocol));
+                            self.queue
+                                .push_back((slot, self.session.protocol, self.stat.clone()));
                             if self.queue.len() >= MAX_BATCH {
                                 self.drain(wr).await?;
                             }
@@ -587,7 +612,8 @@ impl Conn {
                         } else {
                             Slot::Waiting(rx)
                         };
-                        self.queue.push_back((slot, self.session.protocol));
+                        self.queue
+                            .push_back((slot, self.session.protocol, self.stat.clone()));
                         view = None;
                         barrier_done = false;
                     }
@@ -634,6 +660,7 @@ impl Conn {
             }
             "watch" => self.watch(&argv[1..], wr).await?,
             _ if transactions::refused_in_multi(spec) => {
+                self.outcome = Outcome::Rejected;
                 self.flag_transaction();
                 self.ready(transactions::not_allowed())?;
             }
@@ -646,6 +673,7 @@ impl Conn {
                 match queued {
                     Ok(()) => self.ready(Reply::status("QUEUED"))?,
                     Err(reply) => {
+                        self.outcome = Outcome::Rejected;
                         self.flag_transaction();
                         self.ready(reply)?;
                     }
@@ -664,6 +692,11 @@ impl Conn {
     /// A command refused by `check`: between MULTI and EXEC it flags the transaction; EXEC's
     /// own arity error discards the transaction and the watches, in Redis's words.
     fn refused(&mut self, argv: &[Bytes], reply: Reply) -> Reply {
+        self.stat = argv
+            .first()
+            .and_then(|n| cmd::lookup(n))
+            .and_then(|spec| cmd::command_stats::key_of(spec, argv));
+        self.outcome = Outcome::Rejected;
         if argv.first().is_some_and(|n| cmd::is(n, "exec"))
             && let Reply::Error(e) = &reply
         {
@@ -720,6 +753,11 @@ impl Conn {
         }
         let shared = self.session.shared.clone();
         let timeout = shared.config.write_timeout;
+        let stats: Vec<Option<StatKey>> = multi
+            .queued
+            .iter()
+            .map(|(spec, argv)| cmd::command_stats::key_of(spec, argv))
+            .collect();
         let plan = Plan::new(multi.queued, self.session.db);
         let outcome = if plan.has_writes() {
             if !self.deferred.is_empty() {
@@ -768,11 +806,30 @@ impl Conn {
                 }
             }
         };
-        match plan.finish(outcome, &mut self.session) {
+        let finished = plan.finish(outcome, &mut self.session);
+        // The commands ran (their replies are EXEC's): each counts as a call, an error in
+        // its place as its failure; EXEC itself fails only with an error of its own.
+        let replies: Vec<&Reply> = match &finished {
+            transactions::Finished::Reply(Reply::Array(items)) => items.iter().collect(),
+            transactions::Finished::Mixed(items) => items.iter().map(|(r, _)| r).collect(),
+            transactions::Finished::Reply(_) => Vec::new(),
+        };
+        if replies.len() == stats.len() {
+            for (key, reply) in stats.iter().zip(replies) {
+                if let Some(key) = key {
+                    shared.stats.commands.call(key);
+                }
+                shared
+                    .stats
+                    .commands
+                    .outcome(key.as_ref(), Outcome::Ran, reply);
+            }
+        }
+        match finished {
             // What the transaction's apply raised for this connection (invalidations) follows
             // EXEC's reply, as Redis sends it.
             transactions::Finished::Reply(reply) if self.queue.is_empty() && !self.silent => {
-                shared.stats.errors.note(&reply);
+                self.count_reply(&reply);
                 reply.encode(self.session.protocol, &mut self.out);
                 self.take_pushes()
             }
@@ -783,7 +840,6 @@ impl Conn {
                 self.out
                     .extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
                 for (reply, proto) in items {
-                    shared.stats.errors.note(&reply);
                     reply.encode(proto, &mut self.out);
                 }
                 self.take_pushes()?;
@@ -868,25 +924,33 @@ impl Conn {
 
     /// Takes a reply that is known now: encoded at once unless it must wait behind a write.
     fn ready(&mut self, reply: Reply) -> Result<(), Close> {
+        self.count_reply(&reply);
         if self.queue.is_empty() {
             self.take_pushes()?;
         }
         if self.silent {
-            // Counted all the same, as Redis counts an error it does not send.
-            self.session.shared.stats.errors.note(&reply);
             return Ok(());
         }
         let proto = self.session.protocol;
         if self.queue.is_empty() {
-            self.session.shared.stats.errors.note(&reply);
             reply.encode(proto, &mut self.out);
             if self.out.len() > self.session.shared.settings.output_limit.load(Relaxed) {
                 return Err(Close::OutputLimit);
             }
         } else {
-            self.queue.push_back((Slot::Ready(reply), proto));
+            self.queue.push_back((Slot::Ready(reply), proto, None));
         }
         Ok(())
+    }
+
+    /// Counts a reply to the command running in INFO's error counters (an error fails or
+    /// rejects the command, as `self.outcome` says).
+    fn count_reply(&self, reply: &Reply) {
+        self.session
+            .shared
+            .stats
+            .commands
+            .outcome(self.stat.as_ref(), self.outcome, reply);
     }
 
     /// The connection id its writes' entries carry: only a NOLOOP tracking connection needs
@@ -924,17 +988,26 @@ impl Conn {
         let limit = self.session.shared.settings.output_limit.load(Relaxed);
         let shared = self.session.shared.clone();
         let mut reader = None;
-        while let Some((slot, proto)) = self.queue.pop_front() {
+        while let Some((slot, proto, stat)) = self.queue.pop_front() {
+            let stats = &self.session.shared.stats.commands;
             let reply = match slot {
                 Slot::Ready(r) => r,
-                Slot::Read(db, f, argv) => reader
-                    .get_or_insert_with(|| Reader::new(&shared.db, shared.raft.memtable()))
-                    .run(db, |v| cmd::run_read(f, v, &argv))
-                    .unwrap_or_else(cmd::storage_error),
-                Slot::Waiting(rx) => rx
-                    .await
-                    .unwrap_or(Err(RaftError::Stopped))
-                    .unwrap_or_else(raft_error_reply),
+                Slot::Read(db, f, argv) => {
+                    let reply = reader
+                        .get_or_insert_with(|| Reader::new(&shared.db, shared.raft.memtable()))
+                        .run(db, |v| cmd::run_read(f, v, &argv))
+                        .unwrap_or_else(cmd::storage_error);
+                    stats.outcome(stat.as_ref(), Outcome::Ran, &reply);
+                    reply
+                }
+                Slot::Waiting(rx) => {
+                    let reply = rx
+                        .await
+                        .unwrap_or(Err(RaftError::Stopped))
+                        .unwrap_or_else(raft_error_reply);
+                    stats.outcome(stat.as_ref(), Outcome::Ran, &reply);
+                    reply
+                }
                 Slot::Serves(rx, db, keys) => {
                     let reply = rx.await.unwrap_or(Err(RaftError::Stopped));
                     if reply.is_ok() {
@@ -943,14 +1016,20 @@ impl Conn {
                         let bound = SETTLE_BOUND.min(self.session.shared.config.write_timeout);
                         self.session.shared.blocking.settled(db, &keys, bound).await;
                     }
-                    reply.unwrap_or_else(raft_error_reply)
+                    let reply = reply.unwrap_or_else(raft_error_reply);
+                    stats.outcome(stat.as_ref(), Outcome::Ran, &reply);
+                    reply
                 }
                 Slot::Silent(rx) => {
-                    let _ = rx.await;
+                    // Not sent, but answered: an error counts as in Redis (CLIENT REPLY OFF).
+                    let reply = rx
+                        .await
+                        .unwrap_or(Err(RaftError::Stopped))
+                        .unwrap_or_else(raft_error_reply);
+                    stats.outcome(stat.as_ref(), Outcome::Ran, &reply);
                     continue;
                 }
             };
-            self.session.shared.stats.errors.note(&reply);
             reply.encode(proto, &mut self.out);
             // What this write's apply raised for this connection (invalidations of keys it
             // tracks) follows its reply, as Redis sends it.

@@ -78,10 +78,9 @@ pub struct Stats {
     pub rejected_connections: AtomicU64,
     pub connected_clients: AtomicUsize,
     pub writes_proposed: AtomicU64,
-    /// Calls per command, for INFO commandstats.
-    pub command_calls: crate::cmd::CommandCalls,
-    /// Error replies, for INFO stats and errorstats.
-    pub errors: crate::cmd::ErrorCounts,
+    /// Calls, rejections and failures per command and error replies per prefix, for INFO
+    /// commandstats, errorstats and stats.
+    pub commands: crate::cmd::CommandStats,
 }
 
 impl Stats {
@@ -95,8 +94,7 @@ impl Stats {
         ] {
             c.store(0, Relaxed);
         }
-        self.command_calls.reset();
-        self.errors.reset();
+        self.commands.reset();
     }
 }
 

@@ -796,6 +796,7 @@ mod wrong_type_tests {
                 let ctx = ApplyCtx {
                     index: 2,
                     conf_state: &conf_state,
+                    local: false,
                 };
                 apply_write(w, &ctx, 0, &argv).expect("apply").0
             }

@@ -1545,6 +1545,11 @@ fn take_effect(s: &Session, name: &str, value: &str) {
             }
         }
         "notify-keyspace-events" => s.shared.pubsub.set_notify_flags(value),
+        "stream-node-max-entries" => {
+            if let Ok(n) = value.parse() {
+                super::stream::set_node_entries(n);
+            }
+        }
         "tracking-table-max-keys" => {
             if let Ok(n) = value.parse() {
                 s.shared.pubsub.tracking.max_keys.store(n, Relaxed);

@@ -50,7 +50,7 @@ fn dump(r: &dyn KeyRead, argv: &[Bytes]) -> CmdResult {
         KeyType::String => Value::String(meta.body.clone()),
         KeyType::Hash => Value::Hash(
             Collection::from_meta(key, meta)?
-                .all(r)?
+                .in_order(r)?
                 .into_iter()
                 .collect(),
         ),

@@ -158,20 +158,18 @@ fn hgetall(r: &dyn KeyRead, key: &[u8], parts: Parts) -> CmdResult {
             Reply::Array(Vec::new())
         });
     };
-    if both {
-        let mut pairs = Vec::new();
-        h.scan(r, b"", &mut |f, v| {
-            pairs.push((bulk(f), bulk(v)));
-            true
-        })?;
-        return Ok(Reply::Map(pairs));
-    }
-    let mut out = Vec::new();
-    h.scan(r, b"", &mut |f, v| {
-        out.push(bulk(if matches!(parts, Parts::Fields) { f } else { v }));
-        true
-    })?;
-    Ok(Reply::Array(out))
+    // Insertion order, as Redis's listpack hashes answer (see `kv::collection`).
+    let fields = h.in_order(r)?;
+    Ok(match parts {
+        Parts::Both => Reply::Map(
+            fields
+                .into_iter()
+                .map(|(f, v)| (Reply::Bulk(f), Reply::Bulk(v)))
+                .collect(),
+        ),
+        Parts::Fields => Reply::Array(fields.into_iter().map(|(f, _)| Reply::Bulk(f)).collect()),
+        Parts::Values => Reply::Array(fields.into_iter().map(|(_, v)| Reply::Bulk(v)).collect()),
+    })
 }
 
 pub const HGETALL: Spec = Spec {
@@ -443,7 +441,7 @@ pub(super) fn random_members(
     if count > 0 {
         let k = count.unsigned_abs();
         if k >= n {
-            return Ok(c.all(r)?);
+            return Ok(c.in_order(r)?);
         }
         return Ok(c.at_positions(r, &rng.distinct(k, n))?);
     }

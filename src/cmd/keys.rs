@@ -430,6 +430,7 @@ fn encoding_name(meta: &Meta) -> &'static str {
         KeyType::String if meta.body.len() <= 20 && parse_i64(&meta.body).is_some() => "int",
         KeyType::String if meta.body.len() <= 44 => "embstr",
         KeyType::String => "raw",
+        KeyType::Hash if crate::kv::collection::is_listpack_hash(meta) => "listpack",
         KeyType::Hash => "hashtable",
         KeyType::List => "quicklist",
         KeyType::Set => "hashtable",

@@ -14,6 +14,7 @@
 mod bitops;
 mod client;
 mod cluster;
+pub mod command_stats;
 pub mod config;
 mod connection;
 mod dump;
@@ -457,7 +458,8 @@ pub fn blocking_keys(argv: &[Bytes]) -> Vec<Bytes> {
 pub fn blocking_timeout(argv: &[Bytes]) -> Option<u64> {
     stream::blocking_timeout(argv).or_else(|| list::blocking_timeout(argv))
 }
-pub use server::{CommandCalls, ErrorCounts, storage_error};
+pub use command_stats::CommandStats;
+pub use server::storage_error;
 
 /// Finds a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use bytes::Bytes;
 
+use super::command_stats::{self, CallLog, Outcome as StatOutcome};
 use super::transactions::refused_in_multi;
 use super::{CmdResult, Kind, Spec, is, lookup, lossy, parse_i64, run_read, settle};
 use crate::kv::encoding::{self, DATABASES};
@@ -210,13 +211,18 @@ fn apply_eval(w: &mut WriteView, ctx: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
         read_only: s.flags.no_writes,
         w,
         ctx,
+        log: CallLog::default(),
     };
     let (keys, args) = argv[3..].split_at(n);
-    match script::run(&s, keys, args, &mut host) {
-        Outcome::Reply(r) => Ok(r),
-        Outcome::Store(e) => Err(e.into()),
-        Outcome::NeedsWrite => Ok(Reply::error("ERR script stopped")),
+    let reply = match script::run(&s, keys, args, &mut host) {
+        Outcome::Reply(r) => r,
+        Outcome::Store(e) => return Err(e.into()),
+        Outcome::NeedsWrite => Reply::error("ERR script stopped"),
+    };
+    if ctx.local {
+        count_calls(host.log, &reply);
     }
+    Ok(reply)
 }
 
 /// Writers seen on this node: their next EVAL is proposed without a local run first.
@@ -250,6 +256,7 @@ pub fn run_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, St
     match outcome {
         Outcome::Reply(r) => {
             show(&host.shown);
+            count_calls(host.log, &r);
             Ok(Some(r))
         }
         Outcome::Store(e) => Err(e),
@@ -367,6 +374,14 @@ fn precheck(argv: &[Bytes], now_ms: i64) -> Result<(&'static Spec, Option<Reply>
     Ok((spec, builtin))
 }
 
+/// Adds what a script's commands did to this node's INFO counters (see `command_stats`):
+/// only for a run on the node its client is on, and one that completed.
+fn count_calls(log: CallLog, reply: &Reply) {
+    if let Some(server) = SERVER.get().and_then(Weak::upgrade) {
+        server.stats.commands.merge(log, reply);
+    }
+}
+
 /// This node's server, for its monitors (set at start; tests without a server have none).
 static SERVER: OnceLock<Weak<crate::server::Shared>> = OnceLock::new();
 
@@ -418,14 +433,17 @@ struct ApplyHost<'a, 'w> {
     w: &'a mut WriteView<'w>,
     ctx: &'a ApplyCtx<'a>,
     read_only: bool,
+    /// What the calls did, for this node's counters if its client sent the script.
+    log: CallLog,
 }
 
-impl Host for ApplyHost<'_, '_> {
-    fn call(&mut self, argv: Vec<Bytes>) -> Result<Reply, Stop> {
+impl ApplyHost<'_, '_> {
+    /// One call, and whether it ran or was refused before running.
+    fn dispatch(&mut self, argv: Vec<Bytes>) -> Result<(Reply, StatOutcome), Stop> {
         let now = self.w.now_ms();
         let (spec, builtin) = match precheck(&argv, now) {
             Ok(checked) => checked,
-            Err(reply) => return Ok(reply),
+            Err(reply) => return Ok((reply, StatOutcome::Rejected)),
         };
         // A script that writes runs on every node: every node's monitors see its commands.
         let shown = |db: u8, argv: &[Bytes]| {
@@ -435,7 +453,7 @@ impl Host for ApplyHost<'_, '_> {
         };
         if let Some(reply) = builtin {
             shown(self.w.db(), &argv);
-            return Ok(reply);
+            return Ok((reply, StatOutcome::Ran));
         }
         if spec.name == "select" {
             let reply = match select_target(&argv) {
@@ -446,19 +464,21 @@ impl Host for ApplyHost<'_, '_> {
                 Err(e) => e,
             };
             shown(self.w.db(), &argv);
-            return Ok(reply);
+            return Ok((reply, StatOutcome::Ran));
         }
         if !(self.read_only && matches!(spec.kind, Kind::Write { .. })) {
             shown(self.w.db(), &argv);
         }
+        let ran = |r: Result<Reply, Stop>| r.map(|r| (r, StatOutcome::Ran));
         match spec.kind {
-            Kind::Local(_) => Ok(Reply::error(
-                "ERR This Redis command is not allowed from script",
+            Kind::Local(_) => Ok((
+                Reply::error("ERR This Redis command is not allowed from script"),
+                StatOutcome::Rejected,
             )),
-            Kind::Read(f) => run_read(f, &*self.w, &argv).map_err(Stop::Store),
-            Kind::Write { .. } if self.read_only => Ok(read_only_write()),
+            Kind::Read(f) => ran(run_read(f, &*self.w, &argv).map_err(Stop::Store)),
+            Kind::Write { .. } if self.read_only => Ok((read_only_write(), StatOutcome::Rejected)),
             Kind::Write { prepare, apply } => match with_fixed_clock(now, || prepare(argv)) {
-                Err(reply) => Ok(reply),
+                Err(reply) => Ok((reply, StatOutcome::Ran)),
                 Ok(argv) => {
                     // `prepare` may rewrite the command (EXPIRE into PEXPIREAT, ...): the
                     // rewritten one is applied, as an entry would be.
@@ -466,10 +486,19 @@ impl Host for ApplyHost<'_, '_> {
                         Some(Kind::Write { apply, .. }) => apply,
                         _ => apply,
                     };
-                    settle(apply(self.w, self.ctx, &argv)).map_err(Stop::Store)
+                    ran(settle(apply(self.w, self.ctx, &argv)).map_err(Stop::Store))
                 }
             },
         }
+    }
+}
+
+impl Host for ApplyHost<'_, '_> {
+    fn call(&mut self, argv: Vec<Bytes>) -> Result<Reply, Stop> {
+        let key = lookup(&argv[0]).and_then(|spec| command_stats::key_of(spec, &argv));
+        let (reply, outcome) = self.dispatch(argv)?;
+        self.log.record(key, outcome, &reply);
+        Ok(reply)
     }
 
     fn seed(&self) -> u64 {
@@ -511,6 +540,8 @@ struct ReadHost<'a> {
     /// The commands run, for the monitors: shown once the run completes (a run stopped to be
     /// proposed shows them when it is applied instead).
     shown: Vec<(&'static Spec, u8, Vec<Bytes>)>,
+    /// What the calls did, for this node's counters once the run completes (likewise).
+    log: CallLog,
 }
 
 impl<'a> ReadHost<'a> {
@@ -519,16 +550,17 @@ impl<'a> ReadHost<'a> {
             view,
             read_only,
             shown: Vec::new(),
+            log: CallLog::default(),
         }
     }
 }
 
-impl Host for ReadHost<'_> {
-    fn call(&mut self, argv: Vec<Bytes>) -> Result<Reply, Stop> {
-        self.view.yield_to_writers();
+impl ReadHost<'_> {
+    /// One call, and whether it ran or was refused before running.
+    fn dispatch(&mut self, argv: Vec<Bytes>) -> Result<(Reply, StatOutcome), Stop> {
         let (spec, builtin) = match precheck(&argv, self.view.now_ms()) {
             Ok(checked) => checked,
-            Err(reply) => return Ok(reply),
+            Err(reply) => return Ok((reply, StatOutcome::Rejected)),
         };
         let db = self.view.db();
         let runs_here = !matches!(spec.kind, Kind::Write { .. }) && spec.name != "select";
@@ -536,13 +568,13 @@ impl Host for ReadHost<'_> {
             self.shown.push((spec, db, argv.clone()));
         }
         if let Some(reply) = builtin {
-            return Ok(reply);
+            return Ok((reply, StatOutcome::Ran));
         }
         if spec.name == "select" {
             if monitoring().is_some() && select_target(&argv).is_ok_and(|d| d == db) {
                 self.shown.push((spec, db, argv.clone()));
             }
-            return match select_target(&argv) {
+            let ran = match select_target(&argv) {
                 Ok(db) if db == self.view.logical_db() => Ok(Reply::ok()),
                 // Another database: only the applied run can switch (its view is the entry's).
                 Ok(_) if !self.read_only => Err(Stop::NeedsWrite),
@@ -551,18 +583,31 @@ impl Host for ReadHost<'_> {
                 )),
                 Err(e) => Ok(e),
             };
+            return ran.map(|r| (r, StatOutcome::Ran));
         }
         match spec.kind {
-            Kind::Local(_) => Ok(Reply::error(
-                "ERR This Redis command is not allowed from script",
+            Kind::Local(_) => Ok((
+                Reply::error("ERR This Redis command is not allowed from script"),
+                StatOutcome::Rejected,
             )),
             Kind::Read(f) => {
                 READ_CALLED.with(|c| c.set(true));
-                run_read(f, self.view, &argv).map_err(Stop::Store)
+                let reply = run_read(f, self.view, &argv).map_err(Stop::Store)?;
+                Ok((reply, StatOutcome::Ran))
             }
-            Kind::Write { .. } if self.read_only => Ok(read_only_write()),
+            Kind::Write { .. } if self.read_only => Ok((read_only_write(), StatOutcome::Rejected)),
             Kind::Write { .. } => Err(Stop::NeedsWrite),
         }
+    }
+}
+
+impl Host for ReadHost<'_> {
+    fn call(&mut self, argv: Vec<Bytes>) -> Result<Reply, Stop> {
+        self.view.yield_to_writers();
+        let key = lookup(&argv[0]).and_then(|spec| command_stats::key_of(spec, &argv));
+        let (reply, outcome) = self.dispatch(argv)?;
+        self.log.record(key, outcome, &reply);
+        Ok(reply)
     }
 
     fn seed(&self) -> u64 {
@@ -750,9 +795,18 @@ fn apply_fcall(w: &mut WriteView, ctx: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     };
     let read_only = function_flags(&code, &argv[1]).unwrap_or(false);
     let name = String::from_utf8_lossy(&argv[1]).into_owned();
-    let mut host = ApplyHost { read_only, w, ctx };
+    let mut host = ApplyHost {
+        read_only,
+        w,
+        ctx,
+        log: CallLog::default(),
+    };
     let (keys, args) = argv[3..].split_at(n);
-    outcome_reply(script::run_function(&code, &name, keys, args, &mut host))
+    let reply = outcome_reply(script::run_function(&code, &name, keys, args, &mut host))?;
+    if ctx.local {
+        count_calls(host.log, &reply);
+    }
+    Ok(reply)
 }
 
 /// FCALL on a connection's read view first (see `run_local`).
@@ -785,6 +839,7 @@ fn fcall_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, Stor
     match outcome {
         Outcome::Reply(r) => {
             show(&host.shown);
+            count_calls(host.log, &r);
             Ok(Some(r))
         }
         Outcome::Store(e) => Err(e),

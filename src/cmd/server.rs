@@ -74,91 +74,6 @@ fn info(s: &mut Session, argv: &[Bytes]) -> Reply {
     Reply::verbatim_text(out)
 }
 
-/// Calls of each command in `TABLE` since start (or CONFIG RESETSTAT), for INFO commandstats.
-pub struct CommandCalls(Box<[std::sync::atomic::AtomicU64]>);
-
-impl Default for CommandCalls {
-    fn default() -> Self {
-        CommandCalls(TABLE.iter().map(|_| Default::default()).collect())
-    }
-}
-
-impl CommandCalls {
-    /// Counts one call of `spec` (a `TABLE` entry).
-    pub fn count(&self, spec: &'static Spec) {
-        // The entry's position from its address: no search on every command.
-        let offset = (spec as *const Spec as usize).wrapping_sub(TABLE.as_ptr() as usize);
-        let i = offset / std::mem::size_of::<Spec>();
-        if TABLE.get(i).is_some_and(|s| std::ptr::eq(s, spec)) {
-            self.0[i].fetch_add(1, Relaxed);
-        }
-    }
-
-    pub fn reset(&self) {
-        self.0.iter().for_each(|c| c.store(0, Relaxed));
-    }
-}
-
-/// Error replies sent since start (or CONFIG RESETSTAT), for INFO's `total_error_replies` and
-/// errorstats: counted by their code as Redis 7.0 names it (the first word when a space comes
-/// within its first 31 bytes, `ERR` otherwise), errors inside an array (EXEC's, a script's
-/// table) one by one.
-#[derive(Default)]
-pub struct ErrorCounts {
-    total: std::sync::atomic::AtomicU64,
-    by_code: std::sync::Mutex<std::collections::BTreeMap<Vec<u8>, u64>>,
-}
-
-impl ErrorCounts {
-    /// Counts the errors of a reply sent to a client.
-    pub fn note(&self, reply: &Reply) {
-        match reply {
-            Reply::Error(msg) => self.count(msg.as_bytes()),
-            Reply::Array(items) => items.iter().for_each(|r| self.note(r)),
-            _ => {}
-        }
-    }
-
-    fn count(&self, msg: &[u8]) {
-        self.total.fetch_add(1, Relaxed);
-        let code = match msg[..msg.len().min(31)].iter().position(|&b| b == b' ') {
-            Some(space) => &msg[..space],
-            None => b"ERR",
-        };
-        let mut by_code = self
-            .by_code
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match by_code.get_mut(code) {
-            Some(n) => *n += 1,
-            None => {
-                by_code.insert(code.to_vec(), 1);
-            }
-        }
-    }
-
-    pub fn total(&self) -> u64 {
-        self.total.load(Relaxed)
-    }
-
-    /// Each code with its count, in Redis's order (byte order of the codes).
-    pub fn by_code(&self) -> Vec<(Vec<u8>, u64)> {
-        let by_code = self
-            .by_code
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        by_code.iter().map(|(k, v)| (k.clone(), *v)).collect()
-    }
-
-    pub fn reset(&self) {
-        self.total.store(0, Relaxed);
-        self.by_code
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
-    }
-}
-
 /// User and system CPU time of this process and of its waited-for children, as Redis prints it.
 fn cpu_lines(out: &mut String) {
     fn secs(t: libc::timeval) -> String {
@@ -263,7 +178,10 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
             // kvd has no MIGRATE, so no cached MIGRATE connections.
             line!("migrate_cached_sockets:0");
             line!("unexpected_error_replies:0");
-            line!("total_error_replies:{}", stats.errors.total());
+            line!(
+                "total_error_replies:{}",
+                stats.commands.total_error_replies()
+            );
         }
         "replication" => {
             line!("# Replication");
@@ -283,21 +201,11 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
         "modules" => line!("# Modules"),
         "commandstats" => {
             line!("# Commandstats");
-            for (spec, calls) in TABLE.iter().zip(stats.command_calls.0.iter()) {
-                let calls = calls.load(Relaxed);
-                if calls > 0 {
-                    line!(
-                        "cmdstat_{}:calls={calls},usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls=0",
-                        spec.name
-                    );
-                }
-            }
+            stats.commands.commandstats_lines(out);
         }
         "errorstats" => {
             line!("# Errorstats");
-            for (code, n) in stats.errors.by_code() {
-                line!("errorstat_{}:count={n}", String::from_utf8_lossy(&code));
-            }
+            stats.commands.errorstats_lines(out);
         }
         "latencystats" => line!("# Latencystats"),
         "cluster" => {

@@ -11,6 +11,9 @@
 //! (see `blocks`); inside MULTI, or as an applied attempt, these commands answer at once, with
 //! a null reply when nothing is there, as Redis does for a client that may not block.
 
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+
 use bytes::Bytes;
 
 use super::{CmdError, CmdResult, Kind, Spec, is, not_an_integer, parse_i64, syntax_error};
@@ -21,6 +24,29 @@ use crate::resp::Reply;
 /// The entries approximate trimming (`~`) removes at once: Redis's default
 /// `stream-node-max-entries`, the size of one of its radix-tree nodes.
 const NODE_ENTRIES: u64 = 100;
+
+/// This node's `stream-node-max-entries` (CONFIG SET): read by XADD's and XTRIM's `prepare`,
+/// which writes it into the entry (see [`with_node_size`]), never by apply.
+static NODE_SETTING: AtomicU64 = AtomicU64::new(NODE_ENTRIES);
+
+/// CONFIG SET stream-node-max-entries: what later XADD/XTRIM `~` trims with on this node.
+pub fn set_node_entries(n: u64) {
+    NODE_SETTING.store(n, Relaxed);
+}
+
+/// XADD's and XTRIM's prepare: a `~` trim carries this node's `stream-node-max-entries` into
+/// the entry as `~N` (apply reads the node size from there, so every node trims the same
+/// entries whatever its own setting). A plain `~` (a script's call, an older entry) means
+/// Redis's default, 100. Arguments that do not parse go on unchanged: apply answers them.
+fn with_node_size(mut argv: Vec<Bytes>, xadd: bool) -> Result<Vec<Bytes>, Reply> {
+    // A client's `~N` is not an option (Redis takes it for the threshold): refused here as
+    // Redis refuses it, so only this rewrite ever puts one in an entry.
+    if let Some(at) = parse_add_or_trim(&argv, xadd, false)?.approx_at {
+        let n = NODE_SETTING.load(Relaxed);
+        argv[at] = Bytes::from(format!("~{n}"));
+    }
+    Ok(argv)
+}
 
 /// The live stream at `key` (`None`: no key; WRONGTYPE for another type).
 pub(super) fn open(r: &dyn KeyRead, key: &[u8]) -> Result<Option<Stream>, CmdError> {
@@ -157,7 +183,11 @@ macro_rules! write_spec {
             name: $name,
             arity: $arity,
             kind: Kind::Write {
-                prepare: Ok,
+                prepare: match $name.as_bytes() {
+                    b"xadd" => |argv| with_node_size(argv, true),
+                    b"xtrim" => |argv| with_node_size(argv, false),
+                    _ => Ok,
+                },
                 apply: $apply,
             },
             flags: if matches!($name.as_bytes(), b"xadd" | b"xsetid") {
@@ -196,6 +226,9 @@ struct Trim {
     approx: bool,
     /// At most this many entries removed (0: no limit).
     limit: u64,
+    /// The entries of one of Redis's stream nodes, for `~` (`stream-node-max-entries` of the
+    /// node that proposed the command; 0 there means Redis's default).
+    node: u64,
 }
 
 /// What XADD's options say: the trim, where the ID is, NOMKSTREAM, the ID (none for `*`)
@@ -203,19 +236,24 @@ struct Trim {
 struct AddArgs {
     trim: Trim,
     id_pos: usize,
+    /// Where the `~` is (what `prepare` rewrites to `~N`).
+    approx_at: Option<usize>,
     no_mkstream: bool,
     id: Option<(StreamId, bool)>,
 }
 
 /// Redis's `streamParseAddOrTrimArgsOrReply`.
-fn parse_add_or_trim(argv: &[Bytes], xadd: bool) -> Result<AddArgs, Reply> {
+/// `sized`: `~N` (what `prepare` writes) is taken as `~` with a node size.
+fn parse_add_or_trim(argv: &[Bytes], xadd: bool, sized: bool) -> Result<AddArgs, Reply> {
     let mut args = AddArgs {
         trim: Trim {
             strategy: Strategy::None,
             approx: false,
             limit: 0,
+            node: NODE_ENTRIES,
         },
         id_pos: argv.len(),
+        approx_at: None,
         no_mkstream: false,
         id: None,
     };
@@ -236,9 +274,21 @@ fn parse_add_or_trim(argv: &[Bytes], xadd: bool) -> Result<AddArgs, Reply> {
                 return Err(both());
             }
             args.trim.approx = false;
+            args.approx_at = None;
             let next = &argv[i + 1];
             if more >= 2 && next.as_ref() == b"~" {
                 args.trim.approx = true;
+                args.approx_at = Some(i + 1);
+                i += 1;
+            } else if let Some(n) = (sized && more >= 2)
+                .then(|| next.strip_prefix(b"~"))
+                .flatten()
+                .and_then(|n| std::str::from_utf8(n).ok()?.parse::<u64>().ok())
+            {
+                // `~N`, as `prepare` writes it.
+                args.trim.approx = true;
+                args.approx_at = Some(i + 1);
+                args.trim.node = if n == 0 { NODE_ENTRIES } else { n };
                 i += 1;
             } else if more >= 2 && next.as_ref() == b"=" {
                 i += 1;
@@ -290,7 +340,8 @@ fn parse_add_or_trim(argv: &[Bytes], xadd: bool) -> Result<AddArgs, Reply> {
             ));
         }
     } else if args.trim.approx {
-        args.trim.limit = 100 * NODE_ENTRIES;
+        // Redis's default: 100 nodes' worth, at most 1,000,000.
+        args.trim.limit = args.trim.node.saturating_mul(100).min(1_000_000);
     } else {
         args.trim.limit = 0;
     }
@@ -298,7 +349,7 @@ fn parse_add_or_trim(argv: &[Bytes], xadd: bool) -> Result<AddArgs, Reply> {
 }
 
 /// Trims `s` as Redis's `streamTrim`; returns the entries removed. Approximate trimming
-/// removes whole "nodes" only: runs of `NODE_ENTRIES` entries counted from the first entry
+/// removes whole "nodes" only: runs of `t.node` entries counted from the first entry
 /// ever added (as Redis fills its nodes when entries are small and none was deleted). Each
 /// step scans on from where the last one stopped, so a big trim is one pass over its entries.
 fn trim(w: &mut WriteView, s: &mut Stream, t: Trim) -> Result<u64, CmdError> {
@@ -318,7 +369,7 @@ fn trim(w: &mut WriteView, s: &mut Stream, t: Trim) -> Result<u64, CmdError> {
             // The head "node": what approximate trimming removes at once.
             (true, _) => {
                 let before = s.c.entries_added.saturating_sub(len);
-                (NODE_ENTRIES - before % NODE_ENTRIES).min(len)
+                (t.node - before % t.node).min(len)
             }
             (false, Strategy::MaxLen(max)) => (len - max).min(BATCH),
             (false, _) => BATCH,
@@ -378,7 +429,7 @@ write_spec!(XADD, "xadd", -5, xadd, (1, 1, 1));
 
 /// XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT n]] *|id field value ...
 fn xadd(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
-    let args = match parse_add_or_trim(argv, true) {
+    let args = match parse_add_or_trim(argv, true, true) {
         Ok(a) => a,
         Err(e) => return Ok(e),
     };
@@ -544,7 +595,7 @@ fn xdel(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
 write_spec!(XTRIM, "xtrim", -4, xtrim, (1, 1, 1));
 
 fn xtrim(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
-    let args = match parse_add_or_trim(argv, false) {
+    let args = match parse_add_or_trim(argv, false, true) {
         Ok(a) => a,
         Err(e) => return Ok(e),
     };
@@ -1126,5 +1177,40 @@ mod tests {
             "exclusive start"
         );
         assert!(range_end(b"(0-0").is_err());
+    }
+
+    fn args(words: &[&str]) -> Vec<Bytes> {
+        words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn prepare_writes_the_node_size_into_an_approximate_trim_only() {
+        set_node_entries(10);
+        let out = with_node_size(
+            args(&["xadd", "s", "maxlen", "~", "5", "*", "f", "v"]),
+            true,
+        );
+        assert_eq!(out.unwrap()[3], Bytes::from_static(b"~10"));
+        let exact = args(&["xtrim", "s", "maxlen", "=", "5"]);
+        assert_eq!(with_node_size(exact.clone(), false).unwrap(), exact);
+        // A client's own `~N` is the threshold to Redis: not an integer.
+        assert!(with_node_size(args(&["xtrim", "s", "maxlen", "~3", "5"]), false).is_err());
+        set_node_entries(NODE_ENTRIES);
+        let t = parse_add_or_trim(&args(&["xtrim", "s", "maxlen", "~2", "0"]), false, true)
+            .unwrap()
+            .trim;
+        assert!(t.approx);
+        assert_eq!((t.node, t.limit), (2, 200), "default LIMIT: 100 nodes");
+        let t = parse_add_or_trim(&args(&["xtrim", "s", "maxlen", "~0", "0"]), false, true)
+            .unwrap()
+            .trim;
+        assert_eq!(
+            (t.node, t.limit),
+            (NODE_ENTRIES, 10_000),
+            "0: Redis's default"
+        );
     }
 }

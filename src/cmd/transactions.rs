@@ -647,6 +647,7 @@ mod tests {
             let ctx = ApplyCtx {
                 index,
                 conf_state: &conf,
+                local: false,
             };
             super::super::apply_write(&mut view, &ctx, 0, argv)
                 .expect("storage")
@@ -841,6 +842,7 @@ mod tests {
             let ctx = ApplyCtx {
                 index,
                 conf_state: &conf,
+                local: false,
             };
             super::super::apply_write(&mut view, &ctx, 0, argv)
                 .expect("storage")

@@ -7,7 +7,8 @@
 //! - one member's read or write is one B-tree lookup, whatever the collection's size;
 //! - the count is kept in the metadata on every change (HLEN/SCARD never scan);
 //! - members come back in member-byte order, by one ordered scan that can resume from any
-//!   member (HSCAN/SSCAN cursors);
+//!   member (HSCAN/SSCAN cursors); a hash also keeps its fields' insertion order (`Order`) for
+//!   HGETALL and its kin, as a Redis listpack does;
 //! - deleting or overwriting the key replaces only its metadata row: the old version's member
 //!   rows are unreachable at once and `crate::reclaim` removes them later, in bounded batches.
 //!
@@ -27,20 +28,79 @@ pub struct Collection {
     key: Bytes,
     meta: Meta,
     len: u64,
+    /// A hash that keeps its fields' insertion order (see [`Order`]); `None` for sets and
+    /// for hashes written before kvd kept it (member order, "hashtable").
+    order: Option<Order>,
     /// The metadata row as it was (none: the key is being created).
     existed: bool,
     old_expiry: Option<i64>,
     changed: bool,
 }
 
-/// The count a collection's metadata body holds.
+/// The count a collection's metadata body holds (its first 8 bytes).
 pub fn count_of(meta: &Meta) -> Result<u64, StoreError> {
     let b: [u8; 8] = meta
         .body
-        .as_ref()
-        .try_into()
-        .map_err(|_| StoreError::corrupt("collection count", "not 8 bytes"))?;
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .filter(|_| matches!(meta.body.len(), 8 | ORDERED_BODY))
+        .ok_or_else(|| StoreError::corrupt("collection count", "not 8 or 17 bytes"))?;
     Ok(u64::from_be_bytes(b))
+}
+
+/// An ordered hash's metadata body: count u64, next insertion number u64, flags u8.
+const ORDERED_BODY: usize = 17;
+
+/// Flag of an ordered hash: it has had more than `LISTPACK_ENTRIES` fields or a field or
+/// value longer than `LISTPACK_VALUE` bytes, so OBJECT ENCODING says "hashtable" (for good,
+/// as Redis never converts a hashtable back).
+const FLAG_HASHTABLE: u8 = 1;
+
+/// redis-server 7.0's defaults of `hash-max-listpack-entries` (512) / `-value` (64), as
+/// CONFIG GET shows them: constants, not node settings, as the flag is replicated state.
+const LISTPACK_ENTRIES: u64 = 512;
+const LISTPACK_VALUE: usize = 64;
+
+/// How a hash keeps its fields' insertion order, as a Redis listpack hash returns them: every
+/// field row's value starts with the field's insertion number (u64 BE, then the value), the
+/// metadata holds the next number. A new field takes the next number, a field set again
+/// keeps its own, HDEL drops it. HGETALL/HKEYS/HVALS sort by it (one scan, then a sort of
+/// what the reply holds anyway); single-field reads strip it.
+#[derive(Clone, Copy, Debug)]
+struct Order {
+    next: u64,
+    flags: u8,
+}
+
+/// Whether `meta` is a hash whose fields keep their insertion order and that Redis would
+/// still hold as a listpack (OBJECT ENCODING).
+pub fn is_listpack_hash(meta: &Meta) -> bool {
+    meta.kind == KeyType::Hash
+        && meta.body.len() == ORDERED_BODY
+        && meta.body[16] & FLAG_HASHTABLE == 0
+}
+
+fn order_of(meta: &Meta) -> Option<Order> {
+    if meta.kind != KeyType::Hash || meta.body.len() != ORDERED_BODY {
+        return None;
+    }
+    let next = u64::from_be_bytes(meta.body[8..16].try_into().ok()?);
+    Some(Order {
+        next,
+        flags: meta.body[16],
+    })
+}
+
+/// A field row's value without its insertion number.
+fn strip(row: &[u8]) -> Result<&[u8], StoreError> {
+    row.get(8..)
+        .ok_or_else(|| StoreError::corrupt("hash field", "no insertion number"))
+}
+
+fn seq_of(row: &[u8]) -> u64 {
+    row.get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(u64::MAX, u64::from_be_bytes)
 }
 
 fn count_body(n: u64) -> Bytes {
@@ -53,6 +113,7 @@ impl Collection {
         Ok(Collection {
             key: Bytes::copy_from_slice(key),
             len: count_of(&meta)?,
+            order: order_of(&meta),
             old_expiry: meta.expire_at,
             meta,
             existed: true,
@@ -74,6 +135,7 @@ impl Collection {
             key: Bytes::copy_from_slice(key),
             meta,
             len: 0,
+            order: (kind == KeyType::Hash).then_some(Order { next: 0, flags: 0 }),
             existed: false,
             old_expiry: None,
             changed: false,
@@ -108,7 +170,14 @@ impl Collection {
 
     /// One member's value (`None`: not a member). One lookup.
     pub fn get(&self, r: &dyn KeyRead, member: &[u8]) -> Result<Option<Bytes>, StoreError> {
-        r.raw(&self.row(r.db(), member))
+        let row = r.raw(&self.row(r.db(), member))?;
+        match (row, self.order) {
+            (Some(row), Some(_)) => {
+                strip(&row)?;
+                Ok(Some(row.slice(8..)))
+            }
+            (row, _) => Ok(row),
+        }
     }
 
     pub fn contains(&self, r: &dyn KeyRead, member: &[u8]) -> Result<bool, StoreError> {
@@ -123,10 +192,31 @@ impl Collection {
         value: Bytes,
     ) -> Result<bool, StoreError> {
         let row = self.row(w.db(), member);
-        let new = w.raw(&row)?.is_none();
-        w.put_raw(&row, value);
+        let old = w.raw(&row)?;
+        let new = old.is_none();
         self.len += u64::from(new);
         self.changed = true;
+        let Some(order) = self.order.as_mut() else {
+            w.put_raw(&row, value);
+            return Ok(new);
+        };
+        let seq = match &old {
+            Some(old) => seq_of(old),
+            None => {
+                order.next += 1;
+                order.next - 1
+            }
+        };
+        if self.len > LISTPACK_ENTRIES
+            || member.len() > LISTPACK_VALUE
+            || value.len() > LISTPACK_VALUE
+        {
+            order.flags |= FLAG_HASHTABLE;
+        }
+        let mut v = BytesMut::with_capacity(8 + value.len());
+        v.extend_from_slice(&seq.to_be_bytes());
+        v.extend_from_slice(&value);
+        w.put_raw(&row, v.freeze());
         Ok(new)
     }
 
@@ -154,7 +244,16 @@ impl Collection {
             }
             return Ok(self.existed);
         }
-        self.meta.body = count_body(self.len);
+        self.meta.body = match self.order {
+            Some(o) => {
+                let mut b = BytesMut::with_capacity(ORDERED_BODY);
+                b.extend_from_slice(&self.len.to_be_bytes());
+                b.extend_from_slice(&o.next.to_be_bytes());
+                b.extend_from_slice(&[o.flags]);
+                b.freeze()
+            }
+            None => count_body(self.len),
+        };
         self.meta.modified = w.index();
         w.put_meta(&self.key, &self.meta, self.old_expiry)?;
         Ok(false)
@@ -173,7 +272,47 @@ impl Collection {
         let skip = prefix.len();
         let mut lo = BytesMut::from(&prefix[..]);
         lo.extend_from_slice(from);
-        r.scan_raw(&lo, &hi, &mut |k, v| f(&k[skip..], v))
+        if self.order.is_none() {
+            return r.scan_raw(&lo, &hi, &mut |k, v| f(&k[skip..], v));
+        }
+        let mut bad = None;
+        r.scan_raw(&lo, &hi, &mut |k, v| match strip(v) {
+            Ok(v) => f(&k[skip..], v),
+            Err(e) => {
+                bad = Some(e);
+                false
+            }
+        })?;
+        bad.map_or(Ok(()), Err)
+    }
+
+    /// Every member and value in the order a client sees them whole (HGETALL, HKEYS, HVALS,
+    /// DUMP): a hash's insertion order where it keeps one, else member order.
+    pub fn in_order(&self, r: &dyn KeyRead) -> Result<Vec<(Bytes, Bytes)>, StoreError> {
+        if self.order.is_none() {
+            return self.all(r);
+        }
+        let prefix = encoding::member_prefix(r.db(), &self.key, self.meta.version);
+        let hi = encoding::prefix_end(&prefix).unwrap_or_else(|| vec![0xff; prefix.len() + 1]);
+        let skip = prefix.len();
+        let mut rows = Vec::with_capacity(usize::try_from(self.len.min(1 << 20)).unwrap_or(0));
+        let mut bad = None;
+        r.scan_raw(&prefix, &hi, &mut |k, v| match strip(v) {
+            Ok(value) => {
+                let m = Bytes::copy_from_slice(&k[skip..]);
+                rows.push((seq_of(v), m, Bytes::copy_from_slice(value)));
+                true
+            }
+            Err(e) => {
+                bad = Some(e);
+                false
+            }
+        })?;
+        if let Some(e) = bad {
+            return Err(e);
+        }
+        rows.sort_unstable_by_key(|r| r.0);
+        Ok(rows.into_iter().map(|(_, m, v)| (m, v)).collect())
     }
 
     /// Every member and value, in order (for HGETALL, SMEMBERS: the reply holds them anyway).
@@ -533,6 +672,104 @@ mod tests {
         })
         .unwrap();
         out
+    }
+
+    fn pairs(v: Vec<(Bytes, Bytes)>) -> Vec<String> {
+        v.into_iter()
+            .map(|(m, v)| {
+                format!(
+                    "{}={}",
+                    String::from_utf8_lossy(&m),
+                    String::from_utf8_lossy(&v)
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn hash_fields_keep_their_insertion_order_across_flushes_and_updates() {
+        let (_d, db, mem) = setup();
+        write(&db, &mem, 1, true, |w| {
+            let mut c = Collection::create(w, b"h", KeyType::Hash);
+            for (f, v) in [("c", "1"), ("a", "2"), ("b", "3")] {
+                c.put(w, f.as_bytes(), Bytes::copy_from_slice(v.as_bytes()))
+                    .unwrap();
+            }
+            c.save(w).unwrap();
+        });
+        write(&db, &mem, 2, false, |w| {
+            let mut c = open(w, b"h").unwrap();
+            // Set again: keeps its place; removed and added back: goes last.
+            c.put(w, b"a", Bytes::from_static(b"9")).unwrap();
+            c.remove(w, b"c").unwrap();
+            c.put(w, b"c", Bytes::from_static(b"4")).unwrap();
+            c.put(w, b"0", Bytes::from_static(b"5")).unwrap();
+            c.save(w).unwrap();
+            let c = open(w, b"h").unwrap();
+            assert_eq!(pairs(c.in_order(w).unwrap()), ["a=9", "b=3", "c=4", "0=5"]);
+            // Member order for scans and picks, values without their numbers.
+            assert_eq!(pairs(c.all(w).unwrap()), ["0=5", "a=9", "b=3", "c=4"]);
+            assert_eq!(c.get(w, b"a").unwrap(), Some(Bytes::from_static(b"9")));
+            assert_eq!(c.len(), 4);
+            assert!(is_listpack_hash(c.meta()));
+        });
+    }
+
+    #[test]
+    fn a_hash_is_a_listpack_until_it_grows_past_redis_s_defaults_for_good() {
+        let (_d, db, mem) = setup();
+        write(&db, &mem, 1, false, |w| {
+            let mut c = Collection::create(w, b"big", KeyType::Hash);
+            for i in 0..512 {
+                c.put(w, format!("f{i}").as_bytes(), Bytes::from_static(b"v"))
+                    .unwrap();
+            }
+            c.save(w).unwrap();
+            assert!(is_listpack_hash(open(w, b"big").unwrap().meta()));
+            let mut c = open(w, b"big").unwrap();
+            c.put(w, b"one-more", Bytes::from_static(b"v")).unwrap();
+            c.remove(w, b"one-more").unwrap();
+            c.save(w).unwrap();
+            assert!(
+                !is_listpack_hash(open(w, b"big").unwrap().meta()),
+                "stays a hashtable"
+            );
+            let mut c = Collection::create(w, b"long", KeyType::Hash);
+            c.put(w, b"f", Bytes::from(vec![b'x'; 65])).unwrap();
+            c.save(w).unwrap();
+            assert!(!is_listpack_hash(open(w, b"long").unwrap().meta()));
+        });
+    }
+
+    #[test]
+    fn a_hash_written_before_insertion_order_still_reads_in_member_order() {
+        let (_d, db, mem) = setup();
+        write(&db, &mem, 1, false, |w| {
+            // The old layout: an 8-byte count, values as they are.
+            let meta = Meta {
+                kind: KeyType::Hash,
+                expire_at: None,
+                version: w.new_version(),
+                modified: 1,
+                body: count_body(2),
+            };
+            for (f, v) in [("b", "1"), ("a", "2")] {
+                w.put_raw(
+                    &encoding::member_key(0, b"old", meta.version, f.as_bytes()),
+                    Bytes::copy_from_slice(v.as_bytes()),
+                );
+            }
+            w.put_meta(b"old", &meta, None).unwrap();
+            let mut c = open(w, b"old").unwrap();
+            assert_eq!(pairs(c.in_order(w).unwrap()), ["a=2", "b=1"]);
+            assert_eq!(c.get(w, b"b").unwrap(), Some(Bytes::from_static(b"1")));
+            c.put(w, b"c", Bytes::from_static(b"3")).unwrap();
+            c.save(w).unwrap();
+            let c = open(w, b"old").unwrap();
+            assert_eq!(pairs(c.in_order(w).unwrap()), ["a=2", "b=1", "c=3"]);
+            assert!(!is_listpack_hash(c.meta()));
+            assert_eq!(count_of(c.meta()).unwrap(), 3);
+        });
     }
 
     #[test]

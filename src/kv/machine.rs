@@ -435,6 +435,7 @@ impl StateMachine {
         let ctx = ApplyCtx {
             index: e.index,
             conf_state,
+            local: mine,
         };
         view.begin_entry(p.db, p.time_ms, e.index);
         // For this node's listeners only (NOLOOP); apply's state never depends on it.

@@ -761,6 +761,9 @@ pub struct ApplyCtx<'a> {
     pub index: u64,
     /// The configuration in force before this entry.
     pub conf_state: &'a ConfState,
+    /// This node proposed the entry: for this node's INFO counters only (a script's commands
+    /// count where its client is); what apply writes never depends on it.
+    pub local: bool,
 }
 
 /// The state machine inside the raft loop's apply transaction: key-value writes go to the

@@ -270,6 +270,29 @@ fn node_entries(
     Ok(())
 }
 
+/// A legacy group's `entries-read`, estimated from its last delivered ID as Redis 7.0 does
+/// when it loads a Redis 5/6 stream (`streamEstimateDistanceFromFirstEverEntry`; the legacy
+/// form has no tombstones to account for): -1 where it cannot be known.
+fn estimated_entries_read(s: &StreamValue, id: Id) -> i64 {
+    let added = i64::try_from(s.entries_added).unwrap_or(i64::MAX);
+    let len = i64::try_from(s.length).unwrap_or(i64::MAX);
+    if added == 0 {
+        return 0;
+    }
+    if (s.length == 0 && id <= s.last_id) || id == s.last_id {
+        return added;
+    }
+    if id > s.last_id {
+        return -1;
+    }
+    let none_deleted = s.max_deleted == (0, 0) || s.max_deleted < s.first_id;
+    match id.cmp(&s.first_id) {
+        std::cmp::Ordering::Less if none_deleted => added - len,
+        std::cmp::Ordering::Equal if none_deleted => added - len + 1,
+        _ => -1,
+    }
+}
+
 /// Reads a stream; `v2` for `RDB_TYPE_STREAM_LISTPACKS_2` (Redis 7), else the Redis 5/6
 /// form, whose missing counters are derived as Redis 7.0 derives them.
 pub fn load(c: &mut Cursor, v2: bool) -> Result<StreamValue, RdbError> {
@@ -300,7 +323,11 @@ pub fn load(c: &mut Cursor, v2: bool) -> Result<StreamValue, RdbError> {
     for _ in 0..groups {
         let name = read_string(c)?;
         let last_id = (read_length(c)?, read_length(c)?);
-        let entries_read = if v2 { read_length(c)? as i64 } else { -1 };
+        let entries_read = if v2 {
+            read_length(c)? as i64
+        } else {
+            estimated_entries_read(&s, last_id)
+        };
         let n = read_count(c, 17)?;
         let mut pel = Vec::with_capacity(n);
         for _ in 0..n {
@@ -352,4 +379,32 @@ pub fn load(c: &mut Cursor, v2: bool) -> Result<StreamValue, RdbError> {
         });
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_groups_get_redis_s_estimate_of_entries_read() {
+        // Entries 5-0 and 6-0 left of 6 added (3-0 deleted, then trimmed to 2).
+        let s = StreamValue {
+            length: 2,
+            entries_added: 2,
+            first_id: (5, 0),
+            last_id: (6, 0),
+            ..StreamValue::default()
+        };
+        assert_eq!(estimated_entries_read(&s, (5, 0)), 1, "at the first entry");
+        assert_eq!(estimated_entries_read(&s, (0, 0)), 0, "before it");
+        assert_eq!(estimated_entries_read(&s, (6, 0)), 2, "at the last");
+        assert_eq!(
+            estimated_entries_read(&s, (5, 5)),
+            -1,
+            "in between: unknown"
+        );
+        assert_eq!(estimated_entries_read(&s, (7, 0)), -1, "past the last");
+        let empty = StreamValue::default();
+        assert_eq!(estimated_entries_read(&empty, (1, 0)), 0);
+    }
 }
