@@ -184,6 +184,20 @@ pub fn key_of(spec: &'static Spec, argv: &[Bytes]) -> Option<StatKey> {
     Some(StatKey::Command(i))
 }
 
+/// True for the commands whose reply is a script's returned value (EVAL, FCALL and their
+/// variants).
+fn is_script(key: &StatKey) -> bool {
+    match key {
+        StatKey::Command(i) => super::TABLE.get(*i).is_some_and(|spec| {
+            matches!(
+                spec.name,
+                "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+            )
+        }),
+        StatKey::Sub(_) => false,
+    }
+}
+
 /// The prefix an error reply counts under: its first word if it ends within the first 31
 /// bytes (Redis looks for the space in the first 32 bytes of `-WORD ...`), else `ERR`.
 pub fn error_prefix(message: &str) -> &str {
@@ -203,6 +217,18 @@ impl CommandStats {
     /// The reply `reply` went to a client for a command of `key` (none: no command, as for a
     /// protocol error) with `outcome`: an error is counted, and fails or rejects the command.
     pub fn outcome(&self, key: Option<&StatKey>, outcome: Outcome, reply: &Reply) {
+        if let Some(key) = key
+            && is_script(key)
+        {
+            // A script's returned table: Redis counts each error in it as it writes the reply,
+            // and any error makes the call a failed one.
+            if !matches!(reply, Reply::Error(_)) {
+                if self.nested_errors(reply) > 0 {
+                    self.failed_or_rejected(key, outcome);
+                }
+                return;
+            }
+        }
         let Reply::Error(message) = reply else {
             return;
         };
@@ -211,6 +237,27 @@ impl CommandStats {
         }
         if let Some(key) = key {
             self.failed_or_rejected(key, outcome);
+        }
+    }
+
+    /// Counts the errors nested in a script's reply (those not counted already); returns how
+    /// many there were.
+    fn nested_errors(&self, reply: &Reply) -> usize {
+        match reply {
+            Reply::Error(message) => {
+                if !self.take_counted(message) {
+                    self.error(message);
+                }
+                1
+            }
+            Reply::Array(items) | Reply::Set(items) | Reply::Push(items) => {
+                items.iter().map(|r| self.nested_errors(r)).sum()
+            }
+            Reply::Map(pairs) | Reply::PairMap(pairs) | Reply::Pairs(pairs) => pairs
+                .iter()
+                .map(|(k, v)| self.nested_errors(k) + self.nested_errors(v))
+                .sum(),
+            _ => 0,
         }
     }
 

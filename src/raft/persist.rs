@@ -195,19 +195,30 @@ fn apply_part(machine: &StateMachine, batch: &mut [Job]) -> Result<Done, StoreEr
         machine.wait_flushed();
     }
     let mut state = machine.memtable().write();
+    done.applied = apply_jobs(machine, None, &mut state, batch)?;
+    if state.flush_due() {
+        machine.start_flush(&mut state)?;
+    }
+    Ok(done)
+}
+
+/// Applies the committed entries of `batch` (taking them out of the jobs), in `txn` if given.
+fn apply_jobs(
+    machine: &StateMachine,
+    txn: Option<&redb::WriteTransaction>,
+    state: &mut crate::kv::MemState,
+    batch: &mut [Job],
+) -> Result<Summary, StoreError> {
+    let mut all = Summary::default();
     for job in batch.iter_mut() {
         if job.committed.is_empty() {
             continue;
         }
         let committed = std::mem::take(&mut job.committed);
         let conf = &mut Fixed(std::mem::take(&mut job.conf_state));
-        let summary = machine.apply(None, &mut state, &committed, 0, conf)?;
-        done.applied.merge(summary);
+        all.merge(machine.apply(txn, state, &committed, 0, conf)?);
     }
-    if state.flush_due() {
-        machine.start_flush(&mut state)?;
-    }
-    Ok(done)
+    Ok(all)
 }
 
 /// `apply_part` in a state transaction, once no flush is in flight.
@@ -216,15 +227,7 @@ fn apply_in_txn(machine: &StateMachine, batch: &mut [Job]) -> Result<Done, Store
     machine.wait_flushed();
     let txn = machine.db().begin_write()?;
     let mut state = machine.memtable().write();
-    for job in batch.iter_mut() {
-        if job.committed.is_empty() {
-            continue;
-        }
-        let committed = std::mem::take(&mut job.committed);
-        let conf = &mut Fixed(std::mem::take(&mut job.conf_state));
-        let summary = machine.apply(Some(&txn), &mut state, &committed, 0, conf)?;
-        done.applied.merge(summary);
-    }
+    done.applied = apply_jobs(machine, Some(&txn), &mut state, batch)?;
     if state.flush_due() || done.applied.members_changed {
         let flushed = machine.flush(&txn, &state)?;
         done.state_durable = machine.commit_state(txn, flushed, false)?;
