@@ -15,6 +15,7 @@ pub mod rng;
 pub mod run;
 pub mod streams;
 pub mod transfers;
+pub mod trimmed;
 pub mod types;
 pub mod verify;
 pub mod workload;
