@@ -91,8 +91,9 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("persist".into())
         .spawn(move || {
+            // At the start: a lone voter writes inline and may never hand this thread a job.
+            crate::fatal::debug_panic_point("persist");
             while let Ok(first) = jobs.recv() {
-                crate::fatal::debug_panic_point("persist");
                 let mut batch = vec![first];
                 while batch.len() < MAX_JOBS_PER_COMMIT {
                     match jobs.try_recv() {
