@@ -1,10 +1,15 @@
 //! Blocking pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP on lists; BZPOPMIN, BZPOPMAX,
 //! BZMPOP on sorted sets): clients waiting on this node for a key to get elements.
 //!
-//! A client waits on the node it is connected to, leader or follower. Its command first runs
-//! once as an ordinary write (its applied form, in `cmd::list`, pops if it can and otherwise
-//! answers the null array). If nothing was popped, the client **blocks**: it joins this node's
-//! [`Blocking`] registry, in one FIFO queue per (database, key) it waits on. The registry is an
+//! A client waits on the node it is connected to, leader or follower. If its keys have
+//! elements on this node and nobody waits on them here, its command first runs once as an
+//! ordinary write (its applied form, in `cmd::list`, pops if it can and otherwise answers the
+//! null array). If nothing was popped, or the keys were empty, or others wait on them, the
+//! client **blocks**: it joins this node's [`Blocking`] registry, in one queue per (database,
+//! key) it waits on, in the order the commands **arrived** (the kernel's receive timestamp of
+//! their bytes, `arrival`), which is the order redis-server's one event loop would have run
+//! them in: two connections' tasks run on different threads, and the one whose command came
+//! second may get here first. The registry is an
 //! `events::Listener`: when an apply on this node changes one of those keys, the key is marked
 //! and the registry's serving task ([`run`]) looks at it on the node's applied state. For a
 //! list (or sorted set, for the waiters of sorted-set pops) of n elements it takes the first n
@@ -13,8 +18,9 @@
 //! An attempt that pops answers its client. One that finds the list empty (another client, maybe
 //! on another node, got there first) puts the waiter back, in its place. One that raft did not
 //! apply (no leader, leadership changed) is retried: a leader change never wakes a client with
-//! an error. A new client whose keys already have waiters on this node queues behind them
-//! instead of trying first, so on one node and one key the first blocked is the first served;
+//! an error. A new client whose keys already have waiters on this node takes its place among
+//! them instead of trying first, so on one node and one key the first to arrive is the first
+//! served (unless it arrived so late that a later one's attempt is already in raft's hands);
 //! a waiter with an attempt in flight (for this key or another) holds up the ones behind it
 //! on every key it waits on until its outcome is known, so nobody overtakes it.
 //!
@@ -42,7 +48,9 @@
 //! stream tries each of its idle waiters (an entry may not be for a given reader). XREAD's `$`
 //! is resolved to the last ID before blocking and its attempts are reads on this node;
 //! XREADGROUP's are proposals, and their errors (a destroyed group) are answers. A waited-on
-//! key that is deleted or changes type ends XREADGROUP waits with Redis's UNBLOCKED error.
+//! key that is deleted or changes type ends XREADGROUP waits with Redis's UNBLOCKED error,
+//! and so does a first attempt that finds gone a stream this node saw before it (the command
+//! came before the deletion: Redis would have blocked it first).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -53,6 +61,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, oneshot, watch};
 
+use crate::arrival::Arrival;
 use crate::cmd::{self, Kind, Spec};
 use crate::events::{Event, Listener};
 use crate::kv::{KeyRead, KeyType, Reader};
@@ -140,12 +149,23 @@ struct Waiter {
     unblock: Option<oneshot::Sender<Leave>>,
 }
 
+/// A waiter's place: when its command reached this node (the kernel's receive timestamp, see
+/// `arrival`), then a number to tell apart two that arrived together. Ordering by arrival
+/// rather than by registration is what serves blocked clients in the order their commands
+/// came, as Redis's one event loop does: two connections' tasks run on different threads, and
+/// the one whose command came second may get to the registry first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Id {
+    arrived: Arrival,
+    seq: u64,
+}
+
 #[derive(Default)]
 struct Registry {
     next: u64,
-    /// By arrival: a smaller number blocked earlier.
-    waiters: BTreeMap<u64, Waiter>,
-    by_key: HashMap<(u8, Bytes), BTreeSet<u64>>,
+    /// By arrival: a smaller id arrived earlier.
+    waiters: BTreeMap<Id, Waiter>,
+    by_key: HashMap<(u8, Bytes), BTreeSet<Id>>,
     /// Keys changed since the serving task last looked.
     dirty: Ready,
     /// Keys the serving task took from `dirty` and is looking at now.
@@ -181,7 +201,7 @@ impl Ready {
 }
 
 impl Registry {
-    fn remove(&mut self, id: u64) -> Option<Waiter> {
+    fn remove(&mut self, id: Id) -> Option<Waiter> {
         let w = self.waiters.remove(&id)?;
         for k in &w.keys {
             let slot = (w.db, k.clone());
@@ -333,20 +353,24 @@ impl Blocking {
             .any(|k| reg.by_key.contains_key(&(db, k.clone())))
     }
 
-    /// Queues a client behind those already waiting on its keys. `trying`: its first attempt
-    /// is being made (it counts as in flight, so nobody behind it is served first).
+    /// Queues a client among those waiting on its keys, in its place by arrival. `trying`:
+    /// its first attempt is being made (it counts as in flight, so nobody behind it is served
+    /// first).
     fn register(
         &self,
         client: u64,
         db: u8,
-        argv: Vec<Bytes>,
-        keys: Vec<Bytes>,
+        (argv, keys): (Vec<Bytes>, Vec<Bytes>),
+        arrived: Arrival,
         trying: bool,
-    ) -> (u64, oneshot::Receiver<Reply>, oneshot::Receiver<Leave>) {
+    ) -> (Id, oneshot::Receiver<Reply>, oneshot::Receiver<Leave>) {
         let (done, done_rx) = oneshot::channel();
         let (unblock, unblock_rx) = oneshot::channel();
         let mut reg = self.lock();
-        let id = reg.next;
+        let id = Id {
+            arrived,
+            seq: reg.next,
+        };
         reg.next += 1;
         for k in &keys {
             reg.by_key.entry((db, k.clone())).or_default().insert(id);
@@ -384,7 +408,7 @@ impl Blocking {
 
     /// The waiter stops waiting; true if an attempt for it is in flight (its outcome will
     /// still come through `done`).
-    fn leave(&self, id: u64) -> bool {
+    fn leave(&self, id: Id) -> bool {
         let mut reg = self.lock();
         let in_flight = match reg.waiters.get_mut(&id) {
             Some(w) if w.in_flight => {
@@ -403,7 +427,7 @@ impl Blocking {
 
     /// An attempt served the waiter: it leaves with `reply`. Its other keys are looked at
     /// again (the clients behind it there counted on it taking an element).
-    fn served(&self, id: u64, reply: Reply) {
+    fn served(&self, id: Id, reply: Reply) {
         let mut reg = self.lock();
         let Some(mut w) = reg.remove(id) else {
             return;
@@ -427,7 +451,7 @@ impl Blocking {
     }
 
     /// The waiter's first attempt answered it: it leaves without a word through `done`.
-    fn finish(&self, id: u64) {
+    fn finish(&self, id: Id) {
         let mut reg = self.lock();
         if let Some(w) = reg.remove(id) {
             reg.mark(w.db, &w.keys);
@@ -439,7 +463,7 @@ impl Blocking {
 
     /// An attempt did not serve the waiter: it waits on in its place (or leaves, if it asked
     /// to meanwhile); `recheck` marks its keys to be looked at again.
-    fn back(&self, id: u64, recheck: bool) {
+    fn back(&self, id: Id, recheck: bool) {
         let mut reg = self.lock();
         self.progress.notify_waiters();
         let Some(w) = reg.waiters.get_mut(&id) else {
@@ -563,6 +587,8 @@ pub struct Socket<'a> {
     pub stream: &'a TcpStream,
     pub input: &'a mut BytesMut,
     pub closed: bool,
+    /// When the last of `input` reached this node.
+    pub arrived: Arrival,
 }
 
 impl Socket<'_> {
@@ -570,14 +596,13 @@ impl Socket<'_> {
     /// after something was read (or the client left), so it can be polled in a loop.
     async fn watch(&mut self) -> bool {
         loop {
-            if self.stream.readable().await.is_err() {
-                return false;
-            }
             self.input.reserve(4096);
-            match self.stream.try_read_buf(self.input) {
-                Ok(0) => return false,
-                Ok(_) => return true,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            match crate::arrival::read(self.stream, self.input).await {
+                Ok((0, _)) => return false,
+                Ok((_, at)) => {
+                    self.arrived = at;
+                    return true;
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => return false,
             }
@@ -592,6 +617,7 @@ pub async fn execute(
     session: &Session,
     spec: &'static Spec,
     argv: Vec<Bytes>,
+    arrived: Arrival,
     socket: &mut Socket<'_>,
 ) -> Reply {
     let db = session.db;
@@ -622,25 +648,48 @@ pub async fn execute(
             return reply;
         }
     }
-    let behind = !read && !is_stream(&argv) && blocking.has_waiters(db, &keys);
-    if behind {
-        // Behind the clients already waiting here: only the type check happens now.
-        let kind = waits_for(&argv);
+    let stream = is_stream(&argv);
+    // Lists and sorted sets look at their keys on this node first. When they are empty, or
+    // others wait on them here, the client joins the queue, in its place by arrival, without an
+    // attempt of its own: the serving task proposes the pops in queue order once the keys
+    // have elements. An attempt of its own could overtake a client that arrived before it (two
+    // connections' threads reach raft in either order). Only a client alone on keys with
+    // elements here makes its first attempt at once, an ordinary write whose apply pops (or
+    // answers nil or WRONGTYPE: a follower's view may be behind).
+    let mut queue_only = false;
+    if !read && !stream {
+        let waited = blocking.has_waiters(db, &keys);
         match Reader::new(&shared.db, shared.raft.memtable())
-            .run(db, |v| first_check(v, &keys, kind))
+            .run(db, |v| look(v, &keys, waits_for(&argv)))
         {
-            Ok(Some(reply)) => return reply,
-            Ok(None) => {}
+            // Redis's check before it blocks, on this node's view.
+            Ok(Look::WrongType) if waited => return cmd::wrong_type(),
+            Ok(Look::Empty) => queue_only = true,
+            Ok(_) => queue_only = waited,
             Err(e) => return cmd::storage_error(e),
         }
     }
+    // XREADGROUP: were its keys streams here before its first attempt? Its command arrived
+    // before that look, so if the attempt then finds one gone, the key went after the client
+    // was (as Redis sees it) blocked: the answer is Redis's error for a deleted stream.
+    let saw_streams = stream && !read && keys.iter().all(|k| is_stream_key(shared, db, k));
     // Queued before the first attempt, so a client arriving meanwhile queues behind this one.
     // XREAD's attempts are reads, made above and on each change of its keys.
-    let trying = !behind && !read;
-    let (id, mut done, mut unblock) = blocking.register(session.id, db, argv.clone(), keys, trying);
+    let trying = !queue_only && !read;
+    let watched = keys.clone();
+    let (id, mut done, mut unblock) =
+        blocking.register(session.id, db, (argv.clone(), keys), arrived, trying);
     if trying {
         let timeout = shared.config.write_timeout;
         match shared.raft.propose(db, argv, timeout).await {
+            Ok(reply)
+                if saw_streams
+                    && reply.is_error()
+                    && watched.iter().any(|k| !is_stream_key(shared, db, k)) =>
+            {
+                blocking.finish(id);
+                return Reply::error(STREAM_GONE);
+            }
             Ok(reply) if popped(&reply) => {
                 blocking.finish(id);
                 return reply;
@@ -698,21 +747,27 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Redis's checks before it blocks, on this node's view: the first key that is not of `kind`
-/// (before any non-empty one) is WRONGTYPE; `None` when the client may block.
-fn first_check(
-    r: &dyn KeyRead,
-    keys: &[Bytes],
-    kind: KeyType,
-) -> Result<Option<Reply>, crate::store::StoreError> {
+/// What a list or sorted-set pop finds on this node's view of its keys, as Redis looks before
+/// it blocks: the first key that exists decides.
+#[derive(Debug, PartialEq, Eq)]
+enum Look {
+    /// None of them exists: the client blocks.
+    Empty,
+    /// The first that exists is of the kind it pops: it has elements.
+    Ready,
+    /// The first that exists is of another kind: WRONGTYPE.
+    WrongType,
+}
+
+fn look(r: &dyn KeyRead, keys: &[Bytes], kind: KeyType) -> Result<Look, crate::store::StoreError> {
     for k in keys {
         match r.meta(k)? {
             None => continue,
-            Some(m) if m.kind == kind => return Ok(None),
-            Some(_) => return Ok(Some(cmd::wrong_type())),
+            Some(m) if m.kind == kind => return Ok(Look::Ready),
+            Some(_) => return Ok(Look::WrongType),
         }
     }
-    Ok(None)
+    Ok(Look::Empty)
 }
 
 /// The attempt for one waiter on one ready key: its command narrowed to that key (so another
@@ -805,7 +860,7 @@ fn is_stream_key(shared: &Shared, db: u8, key: &Bytes) -> bool {
 
 /// Ends the XREADGROUP waits on `key` (deleted, or now of another type) with Redis's error.
 fn stream_key_gone(blocking: &Blocking, db: u8, key: &Bytes) {
-    let ids: Vec<u64> = {
+    let ids: Vec<Id> = {
         let reg = blocking.lock();
         let Some(queue) = reg.by_key.get(&(db, key.clone())) else {
             return;
@@ -829,13 +884,13 @@ fn stream_key_gone(blocking: &Blocking, db: u8, key: &Bytes) {
 /// `kind` (a list, a sorted set or a stream), in arrival order.
 fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, kind: KeyType, len: u64) {
     let blocking = &shared.blocking;
-    let mut reads: Vec<(u64, Vec<Bytes>)> = Vec::new();
-    let attempts: Vec<(u64, Vec<Bytes>, bool)> = {
+    let mut reads: Vec<(Id, Vec<Bytes>)> = Vec::new();
+    let attempts: Vec<(Id, Vec<Bytes>, bool)> = {
         let mut reg = blocking.lock();
         let Some(queue) = reg.by_key.get(&(db, key.clone())) else {
             return;
         };
-        let queue: Vec<u64> = queue.iter().copied().collect();
+        let queue: Vec<Id> = queue.iter().copied().collect();
         let mut out = Vec::new();
         // Elements spoken for by the waiters met so far (in flight or proposed now).
         let mut budget = 0u64;
@@ -969,15 +1024,18 @@ mod tests {
     fn waiters_queue_by_arrival_and_changed_keys_are_marked() {
         let reg = Blocking::new();
         assert!(!reg.wants_events());
-        let (a, _da, _ua) = reg.register(1, 0, args(&["blpop", "k", "0"]), args(&["k"]), false);
         let (b_, _db, _ub) = reg.register(
             2,
             0,
-            args(&["blpop", "k", "j", "0"]),
-            args(&["k", "j"]),
+            (args(&["blpop", "k", "j", "0"]), args(&["k", "j"])),
+            Arrival(20),
             false,
         );
+        // Registered second, arrived first: it is first in the queue.
+        let blpop = (args(&["blpop", "k", "0"]), args(&["k"]));
+        let (a, _da, _ua) = reg.register(1, 0, blpop, Arrival(10), false);
         assert!(reg.wants_events() && a < b_);
+        assert_eq!(reg.lock().by_key[&(0, b("k"))].first(), Some(&a));
         assert!(reg.has_waiters(0, &args(&["j"])) && !reg.has_waiters(1, &args(&["j"])));
         reg.lock().dirty.take();
         reg.applied(&[
@@ -1019,7 +1077,8 @@ mod tests {
     #[test]
     fn a_served_waiter_gets_its_reply_once() {
         let reg = Blocking::new();
-        let (a, mut done, _u) = reg.register(1, 0, args(&["blpop", "k", "0"]), args(&["k"]), false);
+        let blpop = (args(&["blpop", "k", "0"]), args(&["k"]));
+        let (a, mut done, _u) = reg.register(1, 0, blpop, Arrival(1), false);
         reg.served(a, Reply::Integer(7));
         reg.served(a, Reply::Integer(8));
         assert_eq!(done.try_recv().ok(), Some(Reply::Integer(7)));

@@ -17,11 +17,12 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use slog::debug;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{oneshot, watch};
 
+use crate::arrival::Arrival;
 use crate::cmd::command_stats::{Outcome, StatKey};
 use crate::cmd::footprint::{Deferred, Footprint};
 use crate::cmd::transactions::{self, Multi, Plan};
@@ -129,11 +130,12 @@ pub async fn serve(
     crate::fatal::debug_panic_point("client");
     let shared = slot.shared.clone();
     let _ = stream.set_nodelay(true);
+    crate::arrival::enable(&stream);
     let id = shared.next_client_id.fetch_add(1, Relaxed);
     let laddr = stream.local_addr().unwrap_or(shared.config.addr);
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let registered = Clients::register(&shared, ClientInfo::new(id, peer, laddr, fd));
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, mut wr) = stream.into_split();
     let cfg = &shared.config;
     let mut decoder = Decoder::new(Limits {
         max_bulk_len: shared.settings.proto_max_bulk_len.load(Relaxed),
@@ -149,6 +151,7 @@ pub async fn serve(
         deferred: Deferred::default(),
         stat: None,
         outcome: Outcome::Ran,
+        arrived: Arrival::default(),
     };
     let mut inbuf = BytesMut::new();
     let stall = cfg.client_stall_timeout;
@@ -221,9 +224,9 @@ pub async fn serve(
         }
         let idle = shared.settings.timeout_secs.load(Relaxed);
         tokio::select! {
-            r = rd.read_buf(&mut inbuf) => match r {
-                Ok(0) | Err(_) => break Close::Peer,
-                Ok(_) => {}
+            r = crate::arrival::read(rd.as_ref(), &mut inbuf) => match r {
+                Ok((0, _)) | Err(_) => break Close::Peer,
+                Ok((_, at)) => conn.arrived = at,
             },
             _ = shutdown.changed() => break Close::Shutdown,
             _ = registered.info.kill.notified() => break Close::Killed,
@@ -310,6 +313,9 @@ struct Conn {
     /// error) and whether it ran or was refused: what an error reply to it counts as.
     stat: Option<StatKey>,
     outcome: Outcome,
+    /// When the last bytes read from the client reached this node (the commands decoded from
+    /// them arrived then): blocked clients are queued in this order.
+    arrived: Arrival,
 }
 
 impl Conn {
@@ -386,13 +392,24 @@ impl Conn {
             }
             if crate::blocking::blocks(spec, &argv) {
                 self.drain(wr).await?;
+                let arrived = self.arrived;
                 let mut socket = crate::blocking::Socket {
                     stream: wr.as_ref(),
                     input: &mut self.input,
                     closed: false,
+                    arrived,
                 };
-                let reply =
-                    crate::blocking::execute(&shared, &self.session, spec, argv, &mut socket).await;
+                let reply = crate::blocking::execute(
+                    &shared,
+                    &self.session,
+                    spec,
+                    argv,
+                    arrived,
+                    &mut socket,
+                )
+                .await;
+                // What it read while blocked arrived then.
+                self.arrived = socket.arrived;
                 if socket.closed {
                     // Gone while blocked: what it sent meanwhile is not run (as in Redis).
                     return Err(Close::Peer);

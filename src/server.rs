@@ -262,6 +262,8 @@ async fn serve(
     mode: StartMode,
 ) -> Result<(), StartError> {
     let logger = shared.logger.clone();
+    // Accepted clients inherit receive timestamps: blocked clients are queued by arrival.
+    crate::arrival::enable(&client_listener);
     let clients = TcpListener::from_std(client_listener).map_err(StartError::Serve)?;
     let peers = TcpListener::from_std(raft_listener).map_err(StartError::Serve)?;
     info!(logger, "listening"; "addr" => %shared.config.addr, "raft_addr" => %shared.config.raft_addr,

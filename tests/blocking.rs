@@ -263,6 +263,49 @@ fn the_first_client_blocked_on_a_key_is_the_first_served() {
     producer.check(&["LRANGE", "src", "0", "-1"], "*1\r\n$1\r\nx\r\n");
 }
 
+/// Two pops and a push sent back to back on three connections, without waiting in between (as
+/// unit/type/list's "BRPOPLPUSH with multiple blocked clients" does): redis-server runs them in
+/// the order they arrived, so the first pop gets the element. kvd runs connections on several
+/// threads; it must still queue the pops by arrival, not by which thread got there first
+/// (before the fix about one round in ten went to the second pop on a loaded 2-core machine).
+#[test]
+fn pops_sent_back_to_back_are_served_in_arrival_order() {
+    const ROUNDS: usize = 200;
+    let node = Node::single(&[]);
+    let mut producer = node.raw();
+    let mut out_of_order = Vec::new();
+    for round in 0..ROUNDS {
+        // New connections every round, as a test suite's deferring clients are (which say
+        // SELECT before they are used).
+        let mut first = node.raw();
+        let mut second = node.raw();
+        first.check(&["PING"], "+PONG\r\n");
+        second.check(&["PING"], "+PONG\r\n");
+        let (x, y) = (format!("x{round}"), format!("y{round}"));
+        first.send_cmd(&["BLPOP", "q", "0"]);
+        second.send_cmd(&["BLPOP", "q", "0"]);
+        producer.send_cmd(&["RPUSH", "q", x.as_str()]);
+        producer.read_reply();
+        // The one not served by the first push is by the second.
+        producer.call(&["RPUSH", "q", y.as_str()]);
+        let got = [first.read_reply(), second.read_reply()];
+        let reply = |item: &str| encode_cmd(&["q", item]);
+        if got != [reply(&x), reply(&y)] {
+            assert_eq!(
+                got,
+                [reply(&y), reply(&x)],
+                "round {round}: each pop gets one"
+            );
+            out_of_order.push(round);
+        }
+    }
+    assert!(
+        out_of_order.is_empty(),
+        "{} of {ROUNDS} rounds served the second pop first: {out_of_order:?}",
+        out_of_order.len()
+    );
+}
+
 fn client_id(c: &mut RawConn) -> String {
     let id = String::from_utf8(c.call(&["CLIENT", "ID"])).unwrap();
     id.trim_start_matches(':').trim_end().to_string()

@@ -1020,3 +1020,61 @@ fn a_blocked_xreadgroup_ends_as_redis_when_its_stream_or_group_goes() {
         }
     }
 }
+
+/// The same when the deletion is sent right behind the XREADGROUP, on another connection,
+/// without waiting for the reader to block (unit/type/stream-cgroups "Blocking XREADGROUP: key
+/// deleted"): redis-server runs the XREADGROUP first, so it blocks and the deletion ends the
+/// wait. kvd's reader may reach raft after the deletion (another thread ran it first); it
+/// still answers as if it had blocked first (before the fix, NOGROUP or WRONGTYPE in 5 of 40).
+#[test]
+fn an_xreadgroup_deleted_right_behind_answers_as_redis() {
+    const ROUNDS: usize = 100;
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    let gone = b"-UNBLOCKED the stream key no longer exists\r\n";
+    let deletions: &[&[&[&str]]] = &[
+        &[&["DEL", "mystream"]],
+        &[&["SET", "mystream", "val1"]],
+        &[
+            &["MULTI"],
+            &["DEL", "mystream"],
+            &["SADD", "mystream", "e1"],
+            &["EXEC"],
+        ],
+        &[&["FLUSHDB"]],
+    ];
+    let mut wrong = Vec::new();
+    for round in 0..ROUNDS {
+        let writes = deletions[round % deletions.len()];
+        c.call(&["DEL", "mystream"]);
+        c.call(&["XADD", "mystream", "666", "f", "v"]);
+        c.check(&["XGROUP", "CREATE", "mystream", "mygroup", "$"], "+OK\r\n");
+        let mut rd = node.raw();
+        rd.check(&["PING"], "+PONG\r\n");
+        rd.send_cmd(&[
+            "XREADGROUP",
+            "GROUP",
+            "mygroup",
+            "Alice",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "mystream",
+            ">",
+        ]);
+        let all: Vec<u8> = writes.iter().flat_map(|w| encode_cmd(w)).collect();
+        c.send(&all);
+        for _ in writes.iter() {
+            c.read_reply();
+        }
+        let got = rd.read_reply();
+        if got != gone {
+            wrong.push((round, show(&got)));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {ROUNDS} rounds: {wrong:?}",
+        wrong.len()
+    );
+}
