@@ -1305,6 +1305,9 @@ pub struct Settings {
     /// `client-output-buffer-limit` when it is not 0, else `--client-output-limit-mb`.
     pub output_limit: AtomicUsize,
     flag_output_limit: usize,
+    /// `maxmemory`: above it (bytes allocated, `crate::memory`) this node refuses the commands
+    /// Redis flags `denyoom`; 0 never. Only `noeviction`: kvd evicts nothing.
+    pub maxmemory: AtomicU64,
 }
 
 impl Settings {
@@ -1335,6 +1338,7 @@ impl Settings {
             proto_max_bulk_len: AtomicUsize::new(cfg.proto_max_bulk_len),
             output_limit: AtomicUsize::new(cfg.client_output_limit),
             flag_output_limit: cfg.client_output_limit,
+            maxmemory: AtomicU64::new(0),
         }
     }
 
@@ -1542,6 +1546,11 @@ fn take_effect(s: &Session, name: &str, value: &str) {
         "proto-max-bulk-len" => {
             if let Ok(n) = value.parse() {
                 settings.proto_max_bulk_len.store(n, Relaxed);
+            }
+        }
+        "maxmemory" => {
+            if let Ok(n) = value.parse() {
+                settings.maxmemory.store(n, Relaxed);
             }
         }
         "notify-keyspace-events" => s.shared.pubsub.set_notify_flags(value),

@@ -133,14 +133,30 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
             line!("tracking_clients:{}", shared.pubsub.tracking.info().0);
         }
         "memory" => {
+            use crate::memory::human;
             let rss = crate::server::rss_bytes().unwrap_or(0);
+            let usage = crate::memory::usage();
+            let used = usage.allocated;
+            let peak = crate::memory::peak();
+            let lua = crate::script::lua_memory() as u64;
+            let maxmemory = shared.settings.maxmemory.load(Relaxed);
             line!("# Memory");
-            line!("used_memory:{rss}");
-            line!("used_memory_human:{:.2}M", rss as f64 / 1048576.0);
+            line!("used_memory:{used}");
+            line!("used_memory_human:{}", human(used));
             line!("used_memory_rss:{rss}");
-            line!("maxmemory:0");
-            line!("used_memory_lua:{}", crate::script::lua_memory());
+            line!("used_memory_rss_human:{}", human(rss));
+            line!("used_memory_peak:{peak}");
+            line!("used_memory_peak_human:{}", human(peak));
+            line!("allocator_allocated:{}", usage.allocated);
+            line!("allocator_active:{}", usage.active);
+            line!("allocator_resident:{}", usage.resident);
+            line!("used_memory_lua:{lua}");
+            line!("used_memory_lua_human:{}", human(lua));
             line!("number_of_cached_scripts:{}", crate::script::cached_count());
+            line!("maxmemory:{maxmemory}");
+            line!("maxmemory_human:{}", human(maxmemory));
+            line!("maxmemory_policy:noeviction");
+            line!("mem_allocator:{}", crate::memory::allocator_name());
         }
         "persistence" => {
             line!("# Persistence");
