@@ -44,6 +44,7 @@ pub mod kv;
 pub mod logging;
 pub mod memory;
 pub mod monitor;
+pub mod persistence;
 pub mod pubsub;
 pub mod raft;
 pub mod rdb;

@@ -1548,6 +1548,11 @@ fn take_effect(s: &Session, name: &str, value: &str) {
                 settings.proto_max_bulk_len.store(n, Relaxed);
             }
         }
+        "save" => s
+            .shared
+            .events
+            .persistence
+            .set_save_points(!value.trim().is_empty()),
         "maxmemory" => {
             if let Ok(n) = value.parse() {
                 settings.maxmemory.store(n, Relaxed);

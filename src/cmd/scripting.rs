@@ -20,7 +20,7 @@ use bytes::Bytes;
 
 use super::command_stats::{self, CallLog, Outcome as StatOutcome};
 use super::transactions::refused_in_multi;
-use super::{CmdResult, Kind, Spec, is, lookup, lossy, parse_i64, run_read, settle};
+use super::{CmdResult, Kind, Spec, apply_counted, is, lookup, lossy, parse_i64, run_read};
 use crate::kv::encoding::{self, DATABASES};
 use crate::kv::{ApplyCtx, KeyRead, WriteView, with_fixed_clock};
 use crate::resp::Reply;
@@ -486,7 +486,7 @@ impl ApplyHost<'_, '_> {
                         Some(Kind::Write { apply, .. }) => apply,
                         _ => apply,
                     };
-                    ran(settle(apply(self.w, self.ctx, &argv)).map_err(Stop::Store))
+                    ran(apply_counted(apply, self.w, self.ctx, &argv).map_err(Stop::Store))
                 }
             },
         }
