@@ -46,6 +46,25 @@ pub fn used_memory() -> u64 {
     usage().allocated
 }
 
+/// `maxmemory` in bytes (0: no limit). Process-wide, as the allocator it is measured by.
+static MAXMEMORY: AtomicU64 = AtomicU64::new(0);
+
+/// CONFIG SET maxmemory.
+pub fn set_maxmemory(bytes: u64) {
+    MAXMEMORY.store(bytes, Relaxed);
+}
+
+pub fn maxmemory() -> u64 {
+    MAXMEMORY.load(Relaxed)
+}
+
+/// True if a limit is set and the bytes allocated exceed it (reads the allocator's counters
+/// only when a limit is set).
+pub fn over_maxmemory() -> bool {
+    let limit = maxmemory();
+    limit != 0 && used_memory() > limit
+}
+
 /// The highest `used_memory` read so far.
 pub fn peak() -> u64 {
     PEAK.load(Relaxed)

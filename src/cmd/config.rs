@@ -1305,9 +1305,6 @@ pub struct Settings {
     /// `client-output-buffer-limit` when it is not 0, else `--client-output-limit-mb`.
     pub output_limit: AtomicUsize,
     flag_output_limit: usize,
-    /// `maxmemory`: above it (bytes allocated, `crate::memory`) this node refuses the commands
-    /// Redis flags `denyoom`; 0 never. Only `noeviction`: kvd evicts nothing.
-    pub maxmemory: AtomicU64,
 }
 
 impl Settings {
@@ -1338,7 +1335,6 @@ impl Settings {
             proto_max_bulk_len: AtomicUsize::new(cfg.proto_max_bulk_len),
             output_limit: AtomicUsize::new(cfg.client_output_limit),
             flag_output_limit: cfg.client_output_limit,
-            maxmemory: AtomicU64::new(0),
         }
     }
 
@@ -1554,8 +1550,9 @@ fn take_effect(s: &Session, name: &str, value: &str) {
             .persistence
             .set_save_points(!value.trim().is_empty()),
         "maxmemory" => {
+            // Above it this node refuses `denyoom` commands (`super::maxmemory`).
             if let Ok(n) = value.parse() {
-                settings.maxmemory.store(n, Relaxed);
+                crate::memory::set_maxmemory(n);
             }
         }
         "notify-keyspace-events" => s.shared.pubsub.set_notify_flags(value),

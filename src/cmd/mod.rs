@@ -28,6 +28,7 @@ mod hyperloglog;
 mod keys;
 mod list;
 mod long_double;
+pub mod maxmemory;
 pub mod pubsub;
 pub mod scripting;
 mod server;
@@ -137,7 +138,10 @@ pub fn apply_write(
 ) -> Result<(Reply, bool), StoreError> {
     // A transaction (see `transactions`): its own format, so before the arity check.
     if argv.first().is_some_and(|n| is(n, "exec")) {
-        return Ok((transactions::apply_transaction(view, ctx, argv)?, false));
+        let reply = scripting::applying(ctx.local, || {
+            transactions::apply_transaction(view, ctx, argv)
+        })?;
+        return Ok((reply, false));
     }
     let Some(spec) = argv
         .first()

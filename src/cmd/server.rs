@@ -139,7 +139,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
             let used = usage.allocated;
             let peak = crate::memory::peak();
             let lua = crate::script::lua_memory() as u64;
-            let maxmemory = shared.settings.maxmemory.load(Relaxed);
+            let maxmemory = crate::memory::maxmemory();
             line!("# Memory");
             line!("used_memory:{used}");
             line!("used_memory_human:{}", human(used));
