@@ -19,15 +19,26 @@ pub struct EntryChanges {
     pub after_flushall: Option<u64>,
 }
 
-/// The counting inside a `WriteView`: per command, then per entry.
+/// One command's count while it is applied.
+#[derive(Debug, Default)]
+struct Command {
+    /// Rows written or removed by the command itself.
+    rows: u64,
+    /// The count it stated, if it did.
+    stated: Option<u64>,
+    /// It is a FLUSHALL.
+    flushall: bool,
+    /// It ran commands of its own (a script): those count, it adds nothing unless it states so.
+    nested: bool,
+}
+
+/// The counting inside a `WriteView`: per command (scripts' commands nested in theirs), then
+/// per entry.
 #[derive(Debug, Default)]
 pub(super) struct DirtyCount {
-    /// Rows written or removed by the command being applied.
-    rows: u64,
-    /// The count the command being applied stated, if it did.
-    stated: Option<u64>,
-    /// The command being applied is a FLUSHALL.
-    flushall: bool,
+    current: Command,
+    /// The commands that started the current one (a script's EVAL).
+    outer: Vec<Command>,
     entry: EntryChanges,
 }
 
@@ -37,35 +48,36 @@ impl DirtyCount {
     }
 
     pub(super) fn begin_command(&mut self) {
-        self.rows = 0;
-        self.stated = None;
-        self.flushall = false;
+        self.current.nested = true;
+        let outer = std::mem::take(&mut self.current);
+        self.outer.push(outer);
     }
 
     pub(super) fn row_changed(&mut self) {
-        self.rows += 1;
+        self.current.rows += 1;
     }
 
     pub(super) fn state(&mut self, n: u64) {
-        *self.stated.get_or_insert(0) += n;
+        *self.current.stated.get_or_insert(0) += n;
     }
 
     pub(super) fn end_command(&mut self) {
-        let n = self.stated.unwrap_or(u64::from(self.rows > 0));
+        let outer = self.outer.pop().unwrap_or_default();
+        let c = std::mem::replace(&mut self.current, outer);
+        let n = c.stated.unwrap_or(u64::from(c.rows > 0 && !c.nested));
         self.entry.changes += n;
         if let Some(after) = &mut self.entry.after_flushall {
             *after += n;
         }
-        if self.flushall {
+        if c.flushall {
             self.entry.after_flushall = Some(0);
         }
-        self.begin_command();
     }
 
     /// The command being applied is a FLUSHALL: its own changes count before the save it
     /// stands for, the entry's later commands after it.
     pub(super) fn flushed_all(&mut self) {
-        self.flushall = true;
+        self.current.flushall = true;
     }
 
     pub(super) fn take(&mut self) -> EntryChanges {
@@ -101,6 +113,26 @@ mod tests {
                 after_flushall: None
             }
         );
+    }
+
+    #[test]
+    fn a_script_counts_the_commands_it_runs_not_itself() {
+        let mut d = DirtyCount::default();
+        d.begin_entry();
+        d.begin_command();
+        d.row_changed();
+        for n in [1, 2] {
+            d.begin_command();
+            d.row_changed();
+            d.state(n);
+            d.end_command();
+        }
+        d.begin_command();
+        d.row_changed();
+        d.end_command();
+        d.row_changed();
+        d.end_command();
+        assert_eq!(d.take().changes, 4);
     }
 
     #[test]
