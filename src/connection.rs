@@ -353,6 +353,11 @@ impl Conn {
                     continue;
                 }
             };
+            if let Some(oom) = cmd::maxmemory::refusal(&self.session, spec, &argv) {
+                let reply = self.refused(&argv, oom);
+                self.ready(reply)?;
+                continue;
+            }
             if let Some(busy) = cmd::scripting::busy_reply(&shared.settings, spec) {
                 // As any refusal: it flags an open transaction, and aborts it if it is EXEC.
                 let reply = self.refused(&argv, busy);

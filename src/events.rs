@@ -69,6 +69,8 @@ pub trait Listener: Send + Sync {
 #[derive(Default)]
 pub struct Hub {
     listeners: RwLock<Vec<Arc<dyn Listener>>>,
+    /// Redis's dirty counter: apply adds each entry's changes (`crate::persistence`).
+    pub persistence: crate::persistence::Persistence,
 }
 
 impl Hub {

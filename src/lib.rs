@@ -23,7 +23,7 @@
 //!   (`kv::encoding`: metadata and member rows), the memtable of recent applies over the `kv` table, and the views commands read and
 //!   write through; `store`: the redb file, its tables and format version.
 //! - `config`, `logging`, `fnv`: flags, logs, the one stable hash; `fatal`: the one way the
-//!   process stops on its own.
+//!   process stops on its own; `memory`: the allocator (jemalloc) and its counters.
 //! - `pubsub`: subscribers of this node, their bounded queues, and the links that fan a
 //!   PUBLISH out to the other nodes (`docs/pubsub.md`); commands in `cmd::pubsub`.
 //! - `expiry`, `reclaim`: leader-side tasks that propose bounded internal entries (expired
@@ -43,7 +43,9 @@ pub mod fatal;
 pub mod fnv;
 pub mod kv;
 pub mod logging;
+pub mod memory;
 pub mod monitor;
+pub mod persistence;
 pub mod pubsub;
 pub mod raft;
 pub mod rdb;

@@ -579,8 +579,9 @@ fn signed_overflow(value: i64, incr: i64, bits: u32, how: Overflow) -> Option<Op
     }
 }
 
-/// Runs one SET or INCRBY on `v`: its reply (nil when OVERFLOW FAIL stops it).
-fn write_field(v: &mut [u8], f: &Field) -> Reply {
+/// Runs one SET or INCRBY on `v`: its reply (nil when OVERFLOW FAIL stops it), and whether the
+/// field's value changed.
+fn write_field(v: &mut [u8], f: &Field) -> (Reply, bool) {
     let FieldType { signed, bits } = f.ty;
     let old = get_field(v, f.offset, bits);
     let (new, reply) = if signed {
@@ -602,7 +603,7 @@ fn write_field(v: &mut [u8], f: &Field) -> Reply {
         let new = match overflow {
             None => new,
             Some(Some(limited)) => limited,
-            Some(None) => return Reply::Nil,
+            Some(None) => return (Reply::Nil, false),
         };
         (new as u64, if reply_new { new } else { old })
     } else {
@@ -623,12 +624,17 @@ fn write_field(v: &mut [u8], f: &Field) -> Reply {
         let new = match overflow {
             None => new,
             Some(Some(limited)) => limited,
-            Some(None) => return Reply::Nil,
+            Some(None) => return (Reply::Nil, false),
         };
         (new, if reply_new { new as i64 } else { old as i64 })
     };
+    let mask = if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
     set_field(v, f.offset, bits, new);
-    Reply::Integer(reply)
+    (Reply::Integer(reply), new & mask != old)
 }
 
 fn read_field(v: &[u8], f: &Field) -> Reply {
@@ -662,13 +668,21 @@ fn bitfield(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     let meta = string_meta(w, key)?;
     let mut v = meta.as_ref().map(|m| m.body.to_vec()).unwrap_or_default();
     let grew = grow_for_bit(&mut v, highest) || meta.is_none();
+    // Redis's dirty count: every write that changed its field, or every write when the
+    // string was created or grew.
+    let mut changes = 0;
     let replies = ops
         .iter()
         .map(|f| match f.op {
             FieldOp::Get => read_field(&v, f),
-            _ => write_field(&mut v, f),
+            _ => {
+                let (reply, changed) = write_field(&mut v, f);
+                changes += u64::from(!matches!(reply, Reply::Nil) && (grew || changed));
+                reply
+            }
         })
         .collect();
+    w.dirty(changes);
     if grew || meta.as_ref().is_some_and(|m| m.body[..] != v[..]) {
         store(w, key, meta, v)?;
         w.notify('$', "setbit", key);

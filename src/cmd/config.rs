@@ -1544,6 +1544,17 @@ fn take_effect(s: &Session, name: &str, value: &str) {
                 settings.proto_max_bulk_len.store(n, Relaxed);
             }
         }
+        "save" => s
+            .shared
+            .events
+            .persistence
+            .set_save_points(!value.trim().is_empty()),
+        "maxmemory" => {
+            // Above it this node refuses `denyoom` commands (`super::maxmemory`).
+            if let Ok(n) = value.parse() {
+                crate::memory::set_maxmemory(n);
+            }
+        }
         "notify-keyspace-events" => s.shared.pubsub.set_notify_flags(value),
         "stream-node-max-entries" => {
             if let Ok(n) = value.parse() {

@@ -301,6 +301,8 @@ pub fn reap_argv(rows: &[(u8, i64, Bytes)]) -> Vec<Bytes> {
 
 /// Replies with the number of keys removed; a malformed triple is skipped (every node alike).
 fn reap(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
+    // Redis counts no change for the keys its expiry removes.
+    w.dirty(0);
     let mut removed = 0;
     for t in argv[1..].chunks_exact(3) {
         let (Some(db), Some(at)) = (

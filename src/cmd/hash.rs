@@ -95,6 +95,8 @@ fn hset(w: &mut WriteView, argv: &[Bytes], name: &str) -> CmdResult {
     for pair in argv[2..].chunks_exact(2) {
         added += i64::from(h.put(w, &pair[0], pair[1].clone())?);
     }
+    // Redis counts every field set, new or not.
+    w.dirty((argv.len() as u64 - 2) / 2);
     let created = !h.existed();
     h.save(w)?;
     if created {
@@ -202,6 +204,7 @@ fn hdel(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     for field in &argv[2..] {
         removed += i64::from(h.remove(w, field)?);
     }
+    w.dirty(removed as u64);
     let emptied = h.save(w)?;
     if removed > 0 {
         w.notify('h', "hdel", &argv[1]);

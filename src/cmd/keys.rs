@@ -35,6 +35,7 @@ fn del(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
             n += 1;
         }
     }
+    w.dirty(n as u64);
     Ok(Reply::Integer(n))
 }
 
@@ -338,6 +339,7 @@ pub const SWAPDB: Spec = Spec {
         apply: |w, _, argv| {
             let (a, b) = swapdb_args(argv)?;
             w.swap_dbs(a, b);
+            w.dirty(1);
             Ok(Reply::ok())
         },
     },

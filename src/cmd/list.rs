@@ -173,6 +173,7 @@ fn push(w: &mut WriteView, argv: &[Bytes], end: End, only_existing: bool) -> Cmd
     for v in &argv[2..] {
         list.push(w, end, v.clone())?;
     }
+    w.dirty((argv.len() - 2) as u64);
     let n = list.len();
     list.save(w)?;
     w.notify('l', push_event(end), &argv[1]);
@@ -218,6 +219,7 @@ fn pop(w: &mut WriteView, argv: &[Bytes], end: End, name: &str) -> CmdResult {
         None => list.pop(w, end)?.into_iter().collect(),
         Some(n) => list.pop_many(w, end, n as u64)?,
     };
+    w.dirty(popped.len() as u64);
     let deleted = list.save(w)?;
     if !popped.is_empty() {
         notify_removed(w, &argv[1], end, deleted);
@@ -275,6 +277,7 @@ fn mpop(w: &mut WriteView, keys: &[Bytes], end: End, count: u64) -> CmdResult {
             continue;
         };
         let items = list.pop_many(w, end, count)?;
+        w.dirty(items.len() as u64);
         let deleted = list.save(w)?;
         notify_removed(w, key, end, deleted);
         return Ok(Reply::Array(vec![
@@ -496,6 +499,7 @@ fn lrem(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
         limit == 0 || (hits.len() as u64) < limit
     })?;
     list.remove_positions(w, &mut hits)?;
+    w.dirty(hits.len() as u64);
     let deleted = list.save(w)?;
     if !hits.is_empty() {
         w.notify('l', "lrem", &argv[1]);
@@ -521,6 +525,7 @@ fn ltrim(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
         Some((first, count)) => (first, len - first - count),
     };
     list.cut(w, left, right)?;
+    w.dirty(left + right);
     let deleted = list.save(w)?;
     w.notify('l', "ltrim", &argv[1]);
     if deleted {

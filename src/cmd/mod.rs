@@ -28,6 +28,7 @@ mod hyperloglog;
 mod keys;
 mod list;
 mod long_double;
+pub mod maxmemory;
 pub mod pubsub;
 pub mod scripting;
 mod server;
@@ -89,7 +90,7 @@ pub enum Kind {
         /// talks to: relative times become absolute here, node-local limits are checked here.
         /// An `Err` is the reply.
         prepare: fn(Vec<Bytes>) -> Result<Vec<Bytes>, Reply>,
-        apply: fn(&mut WriteView, &ApplyCtx, &[Bytes]) -> CmdResult,
+        apply: ApplyFn,
     },
 }
 
@@ -101,6 +102,23 @@ pub fn run_read(
 ) -> Result<Reply, StoreError> {
     settle(f(view, argv))
 }
+
+/// Applies one write command (an entry's, or one of a transaction's or a script's), counting
+/// the changes it makes for Redis's dirty counter (`kv::dirty`).
+fn apply_counted(
+    apply: ApplyFn,
+    view: &mut WriteView,
+    ctx: &ApplyCtx,
+    argv: &[Bytes],
+) -> Result<Reply, StoreError> {
+    view.begin_command();
+    let reply = settle(apply(view, ctx, argv));
+    view.end_command();
+    reply
+}
+
+/// How a write command is applied (`Kind::Write::apply`).
+pub type ApplyFn = fn(&mut WriteView, &ApplyCtx, &[Bytes]) -> CmdResult;
 
 fn settle(r: CmdResult) -> Result<Reply, StoreError> {
     match r {
@@ -120,7 +138,10 @@ pub fn apply_write(
 ) -> Result<(Reply, bool), StoreError> {
     // A transaction (see `transactions`): its own format, so before the arity check.
     if argv.first().is_some_and(|n| is(n, "exec")) {
-        return Ok((transactions::apply_transaction(view, ctx, argv)?, false));
+        let reply = scripting::applying(ctx.local, || {
+            transactions::apply_transaction(view, ctx, argv)
+        })?;
+        return Ok((reply, false));
     }
     let Some(spec) = argv
         .first()
@@ -135,7 +156,7 @@ pub fn apply_write(
         return Ok((Reply::error("ERR DB index is out of range"), false));
     }
     let reply = match spec.kind {
-        Kind::Write { apply, .. } => settle(apply(view, ctx, argv))?,
+        Kind::Write { apply, .. } => apply_counted(apply, view, ctx, argv)?,
         _ => Reply::error("ERR not a write command"),
     };
     Ok((
@@ -222,6 +243,8 @@ pub static TABLE: &[Spec] = &[
     server::FLUSHALL,
     server::TIME,
     server::SAVE,
+    server::BGSAVE,
+    server::LASTSAVE,
     server::SHUTDOWN,
     wait::WAIT,
     server::MONITOR,

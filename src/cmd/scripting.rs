@@ -20,7 +20,7 @@ use bytes::Bytes;
 
 use super::command_stats::{self, CallLog, Outcome as StatOutcome};
 use super::transactions::refused_in_multi;
-use super::{CmdResult, Kind, Spec, is, lookup, lossy, parse_i64, run_read, settle};
+use super::{CmdResult, Kind, Spec, apply_counted, is, lookup, lossy, parse_i64, run_read};
 use crate::kv::encoding::{self, DATABASES};
 use crate::kv::{ApplyCtx, KeyRead, WriteView, with_fixed_clock};
 use crate::resp::Reply;
@@ -243,14 +243,18 @@ pub fn run_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, St
     let Ok(s) = Script::new(argv[1].clone()) else {
         return Ok(None);
     };
+    // Over `maxmemory` a script in the compatible mode runs here first even if it is known to
+    // write: its first `denyoom` command is refused here (`cmd::maxmemory`).
+    let oom = s.flags.compat && crate::memory::over_maxmemory();
     let known_writer = writers()
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .contains(&s.sha);
-    if known_writer {
+    if known_writer && !oom {
         return Ok(None);
     }
     let mut host = ReadHost::new(view, s.flags.no_writes);
+    host.oom = oom;
     let (keys, args) = argv[3..].split_at(n);
     let outcome = script::run(&s, keys, args, &mut host);
     match outcome {
@@ -279,11 +283,30 @@ fn eval_read_only(view: &dyn KeyRead, argv: &[Bytes], by_sha: bool) -> CmdResult
     let (keys, args) = argv[3..].split_at(n);
     let outcome = script::run(&s, keys, args, &mut host);
     show(&host.shown);
-    match outcome {
-        Outcome::Reply(r) => Ok(r),
-        Outcome::Store(e) => Err(e.into()),
-        Outcome::NeedsWrite => Ok(read_only_write()),
+    let reply = match outcome {
+        Outcome::Reply(r) => r,
+        Outcome::Store(e) => return Err(e.into()),
+        Outcome::NeedsWrite => read_only_write(),
+    };
+    // Its calls count where its client is: not on the other nodes applying its transaction.
+    if APPLYING_OTHERS.with(|a| !a.get()) {
+        count_calls(host.log, &reply);
     }
+    Ok(reply)
+}
+
+thread_local! {
+    /// This thread is applying an entry another node proposed (`applying`).
+    static APPLYING_OTHERS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (the apply of an entry; `local`: proposed by this node), so the reads it runs
+/// (EVAL_RO inside a transaction) count their calls only on the proposer's node.
+pub(super) fn applying<R>(local: bool, f: impl FnOnce() -> R) -> R {
+    let before = APPLYING_OTHERS.with(|a| a.replace(!local));
+    let r = f();
+    APPLYING_OTHERS.with(|a| a.set(before));
+    r
 }
 
 fn read_only_write() -> Reply {
@@ -486,7 +509,7 @@ impl ApplyHost<'_, '_> {
                         Some(Kind::Write { apply, .. }) => apply,
                         _ => apply,
                     };
-                    ran(settle(apply(self.w, self.ctx, &argv)).map_err(Stop::Store))
+                    ran(apply_counted(apply, self.w, self.ctx, &argv).map_err(Stop::Store))
                 }
             },
         }
@@ -542,6 +565,9 @@ struct ReadHost<'a> {
     shown: Vec<(&'static Spec, u8, Vec<Bytes>)>,
     /// What the calls did, for this node's counters once the run completes (likewise).
     log: CallLog,
+    /// The node was over `maxmemory` when the script started: its `denyoom` commands are
+    /// refused (Redis's `scriptVerifyOOM`; no write has happened before them in a local run).
+    oom: bool,
 }
 
 impl<'a> ReadHost<'a> {
@@ -551,6 +577,7 @@ impl<'a> ReadHost<'a> {
             read_only,
             shown: Vec::new(),
             log: CallLog::default(),
+            oom: false,
         }
     }
 }
@@ -596,6 +623,9 @@ impl ReadHost<'_> {
                 Ok((reply, StatOutcome::Ran))
             }
             Kind::Write { .. } if self.read_only => Ok((read_only_write(), StatOutcome::Rejected)),
+            Kind::Write { .. } if self.oom && super::maxmemory::denyoom(spec, &argv) => {
+                Ok((super::maxmemory::oom_error(), StatOutcome::Rejected))
+            }
             Kind::Write { .. } => Err(Stop::NeedsWrite),
         }
     }

@@ -133,19 +133,48 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
             line!("tracking_clients:{}", shared.pubsub.tracking.info().0);
         }
         "memory" => {
+            use crate::memory::human;
             let rss = crate::server::rss_bytes().unwrap_or(0);
+            let usage = crate::memory::usage();
+            let used = usage.allocated;
+            let peak = crate::memory::peak();
+            let lua = crate::script::lua_memory() as u64;
+            let maxmemory = crate::memory::maxmemory();
             line!("# Memory");
-            line!("used_memory:{rss}");
-            line!("used_memory_human:{:.2}M", rss as f64 / 1048576.0);
+            line!("used_memory:{used}");
+            line!("used_memory_human:{}", human(used));
             line!("used_memory_rss:{rss}");
-            line!("maxmemory:0");
-            line!("used_memory_lua:{}", crate::script::lua_memory());
+            line!("used_memory_rss_human:{}", human(rss));
+            line!("used_memory_peak:{peak}");
+            line!("used_memory_peak_human:{}", human(peak));
+            line!("allocator_allocated:{}", usage.allocated);
+            line!("allocator_active:{}", usage.active);
+            line!("allocator_resident:{}", usage.resident);
+            line!("used_memory_lua:{lua}");
+            line!("used_memory_lua_human:{}", human(lua));
             line!("number_of_cached_scripts:{}", crate::script::cached_count());
+            line!("maxmemory:{maxmemory}");
+            line!("maxmemory_human:{}", human(maxmemory));
+            line!("maxmemory_policy:noeviction");
+            line!("mem_allocator:{}", crate::memory::allocator_name());
         }
         "persistence" => {
+            let p = &shared.events.persistence;
             line!("# Persistence");
             line!("loading:0");
+            line!("async_loading:0");
+            line!("rdb_changes_since_last_save:{}", p.changes());
+            line!("rdb_bgsave_in_progress:0");
+            line!("rdb_last_save_time:{}", p.last_save());
+            line!("rdb_last_bgsave_status:ok");
+            line!("rdb_last_bgsave_time_sec:-1");
+            line!("rdb_current_bgsave_time_sec:-1");
+            line!("rdb_saves:{}", p.saves());
             line!("aof_enabled:0");
+            line!("aof_rewrite_in_progress:0");
+            line!("aof_rewrite_scheduled:0");
+            line!("aof_last_bgrewrite_status:ok");
+            line!("aof_last_write_status:ok");
             line!("kvd_fsync:every_raft_ready");
         }
         "stats" => {
@@ -540,7 +569,14 @@ pub const FLUSHALL: Spec = Spec {
     kind: Kind::Write {
         prepare: prepare_flush,
         apply: |w, _, _| {
+            // Redis counts the keys it removed, then saves if save points are configured.
+            let mut keys = 0;
+            for db in 0..DATABASES {
+                keys += w.key_count(db)?;
+            }
             w.clear_all()?;
+            w.dirty(keys);
+            w.dirty_flushall();
             Ok(Reply::ok())
         },
     },
@@ -558,7 +594,9 @@ fn prepare_flush(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
 /// FLUSHDB empties the entry's database.
 fn apply_flush(w: &mut WriteView, _: &ApplyCtx, _: &[Bytes]) -> super::CmdResult {
     let db = w.db();
+    let keys = w.key_count(db)?;
     w.clear_db(db)?;
+    w.dirty(keys);
     Ok(Reply::ok())
 }
 
@@ -669,14 +707,43 @@ pub const MONITOR: Spec = Spec {
     keys: (0, 0, 0),
 };
 
-/// SAVE: nothing to do, so `+OK` at once: every write kvd acknowledged is already durable (in
-/// the raft log, fsynced on a quorum), and the state is rebuilt from it at start. Refused inside
-/// MULTI and scripts, as Redis refuses it.
+/// SAVE: nothing to write, so `+OK` at once: every write kvd acknowledged is already durable
+/// (in the raft log, fsynced on a quorum), and the state is rebuilt from it at start. It does
+/// what a save means for INFO persistence on this node (the dirty counter starts again, the last
+/// save time is now). Refused inside MULTI and scripts, as Redis refuses it.
 pub const SAVE: Spec = Spec {
     name: "save",
     arity: 1,
-    kind: Kind::Local(|_, _| Reply::ok()),
+    kind: Kind::Local(|s, _| {
+        s.shared.events.persistence.saved();
+        Reply::ok()
+    }),
     flags: &["admin", "noscript", "no_async_loading", "no_multi"],
+    keys: (0, 0, 0),
+};
+
+/// BGSAVE [SCHEDULE]: SAVE's effect (there is nothing to write), answered as Redis answers a
+/// background save it starts.
+pub const BGSAVE: Spec = Spec {
+    name: "bgsave",
+    arity: -1,
+    kind: Kind::Local(|s, argv| {
+        if argv.len() > 2 || (argv.len() == 2 && !is(&argv[1], "schedule")) {
+            return super::syntax_error();
+        }
+        s.shared.events.persistence.saved();
+        Reply::status("Background saving started")
+    }),
+    flags: &["admin", "noscript", "no_async_loading"],
+    keys: (0, 0, 0),
+};
+
+/// LASTSAVE: the unix time of this node's last save (or of its start).
+pub const LASTSAVE: Spec = Spec {
+    name: "lastsave",
+    arity: 1,
+    kind: Kind::Local(|s, _| Reply::Integer(s.shared.events.persistence.last_save())),
+    flags: &["loading", "stale", "fast"],
     keys: (0, 0, 0),
 };
 

@@ -56,6 +56,7 @@ fn sadd(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     for m in &argv[2..] {
         added += i64::from(s.put(w, m, Bytes::new())?);
     }
+    w.dirty(added as u64);
     let created = !s.existed();
     // Members already there change nothing: the key is not touched (WATCH does not see it).
     if added > 0 {
@@ -78,6 +79,7 @@ fn srem(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     for m in &argv[2..] {
         removed += i64::from(s.remove(w, m)?);
     }
+    w.dirty(removed as u64);
     let emptied = s.save(w)?;
     if removed > 0 {
         w.notify('s', "srem", &argv[1]);
@@ -184,6 +186,7 @@ fn spop(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
     for (m, _) in &picked {
         s.remove(w, m)?;
     }
+    w.dirty(picked.len() as u64);
     let emptied = s.save(w)?;
     if !picked.is_empty() {
         w.notify('s', "spop", &argv[1]);

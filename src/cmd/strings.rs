@@ -247,6 +247,8 @@ fn getex(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
             w.delete(&argv[1])?;
             w.notify('g', "del", &argv[1]);
         } else {
+            // Redis counts a change for any expiry set, and for a PERSIST that removed one.
+            w.dirty(u64::from(expire_at.is_some() || old.is_some()));
             if old != expire_at {
                 meta.expire_at = expire_at;
                 meta.modified = w.index();
@@ -372,6 +374,7 @@ pub const MSET: Spec = Spec {
         prepare: |argv| pairs(argv, "mset"),
         apply: |w, _, argv| {
             check_pairs(argv, "mset")?;
+            w.dirty(argv.len() as u64 / 2);
             for kv in argv[1..].chunks_exact(2) {
                 let created = w.collecting_events() && !w.exists(&kv[0])?;
                 w.set_string(&kv[0], kv[1].clone(), None)?;
@@ -399,6 +402,7 @@ pub const MSETNX: Spec = Spec {
                     return Ok(Reply::Integer(0));
                 }
             }
+            w.dirty(argv.len() as u64 / 2);
             for kv in argv[1..].chunks_exact(2) {
                 let created = w.collecting_events() && !w.exists(&kv[0])?;
                 w.set_string(&kv[0], kv[1].clone(), None)?;

@@ -46,7 +46,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::{
-    Kind, Spec, is, lookup, lossy, parse_i64, run_read, settle, unknown_command, wrong_arity,
+    Kind, Spec, apply_counted, is, lookup, lossy, parse_i64, run_read, unknown_command, wrong_arity,
 };
 use crate::kv::encoding::{DATABASES, meta_key};
 use crate::kv::{ApplyCtx, KeyRead, Meta, ReadView, WriteView};
@@ -571,7 +571,7 @@ fn apply_command(
     match spec.kind {
         // Membership changes must be entries of their own (the raft thread acts on them).
         Kind::Write { .. } if refused_in_multi(spec) => Ok(not_allowed()),
-        Kind::Write { apply, .. } => settle(apply(view, ctx, argv)),
+        Kind::Write { apply, .. } => apply_counted(apply, view, ctx, argv),
         Kind::Read(f) => run_read(f, view, argv),
         Kind::Local(_) => Ok(not_allowed()),
     }

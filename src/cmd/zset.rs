@@ -504,6 +504,7 @@ fn add_pairs(w: &mut WriteView, key: &[u8], f: &AddFlags, pairs: &[(f64, &Bytes)
         }
     }
     let event = if f.incr { "zincr" } else { "zadd" };
+    w.dirty((added + updated) as u64);
     save(w, z, added + updated > 0, event)?;
     if let Some(e) = failed {
         return Err(e);
@@ -547,6 +548,7 @@ fn zrem(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
             break;
         }
     }
+    w.dirty(removed as u64);
     save(w, z, removed > 0, "zrem")?;
     Ok(Reply::Integer(removed))
 }
@@ -972,6 +974,7 @@ fn zremrange(w: &mut WriteView, argv: &[Bytes], by: By) -> CmdResult {
     for (m, _) in &doomed {
         z.remove(w, m)?;
     }
+    w.dirty(doomed.len() as u64);
     save(w, z, !doomed.is_empty(), event)?;
     Ok(Reply::Integer(doomed.len() as i64))
 }
@@ -1015,6 +1018,7 @@ fn pop(
     for (m, _) in &items {
         z.remove(w, m)?;
     }
+    w.dirty(items.len() as u64);
     save(w, z, true, if max { "zpopmax" } else { "zpopmin" })?;
     Ok(items)
 }

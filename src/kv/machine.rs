@@ -441,6 +441,7 @@ impl StateMachine {
         // For this node's listeners only (NOLOOP); apply's state never depends on it.
         view.writer(if mine { p.conn } else { 0 });
         let (reply, membership) = (self.command)(view, &ctx, p.db, &p.argv)?;
+        self.events.persistence.applied(view.take_changes());
         Ok((
             mine.then_some((p.request_id, Outcome::Applied(reply, e.index))),
             membership,

@@ -5,6 +5,7 @@
 //! exists only inside the raft loop's apply transaction.
 
 pub mod collection;
+pub mod dirty;
 pub mod encoding;
 pub mod entry;
 pub mod geohash;

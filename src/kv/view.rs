@@ -15,6 +15,7 @@ use bytes::Bytes;
 use raft::eraftpb::ConfState;
 use redb::{AccessGuard, ReadableTable, StorageError, Table};
 
+use super::dirty::{DirtyCount, EntryChanges};
 use super::encoding::{
     self, CLOCK_KEY, DATABASES, DB_FAMILIES, DB_MAP_KEY, DbMap, FAMILY_META, Meta, db_range,
     meta_has_expiry, meta_key,
@@ -792,6 +793,8 @@ pub struct WriteView<'t> {
     /// Bit `d`: the entry being applied has recorded itself as physical database `d`'s last
     /// write (`encoding::written_key`), so its further writes there need not.
     written: u32,
+    /// Redis's dirty count of the entry being applied (`super::dirty`).
+    dirty: DirtyCount,
 }
 
 /// Where apply reads the table under the memtable.
@@ -846,6 +849,7 @@ impl<'t> WriteView<'t> {
             events: None,
             last_writer: 0,
             written: 0,
+            dirty: DirtyCount::default(),
         };
         if let Some(raw) = view.layers().get(&CLOCK_KEY)? {
             let b: [u8; 8] = raw
@@ -877,11 +881,38 @@ impl<'t> WriteView<'t> {
         self.select_db(db);
         self.index = index;
         self.written = 0;
+        self.dirty.begin_entry();
         self.next_version = encoding::first_version(index);
         if time_ms > self.clock {
             self.clock = time_ms;
             self.put_raw(&CLOCK_KEY, Bytes::copy_from_slice(&time_ms.to_be_bytes()));
         }
+    }
+
+    /// A command of the entry starts (`cmd::apply_counted`): its changes are counted from here.
+    pub fn begin_command(&mut self) {
+        self.dirty.begin_command();
+    }
+
+    /// Adds `n` to the changes the command being applied made, as Redis's `server.dirty += n`.
+    /// A command that never calls it counts 1 if it wrote or removed any row (`super::dirty`).
+    pub fn dirty(&mut self, n: u64) {
+        self.dirty.state(n);
+    }
+
+    /// The command being applied is a FLUSHALL (see `dirty::EntryChanges::after_flushall`).
+    pub fn dirty_flushall(&mut self) {
+        self.dirty.flushed_all();
+    }
+
+    /// The command being applied is done: its changes join the entry's.
+    pub fn end_command(&mut self) {
+        self.dirty.end_command();
+    }
+
+    /// The changes of the entry applied last (`StateMachine` hands them to the node's counter).
+    pub fn take_changes(&mut self) -> EntryChanges {
+        self.dirty.take()
     }
 
     /// Starts collecting events (see `crate::events`) for the entries applied from now on.
@@ -934,6 +965,7 @@ impl<'t> WriteView<'t> {
 
     /// Records that the metadata row `table_key` (`01 db key`) was written or removed.
     fn changed(&mut self, table_key: &[u8]) {
+        self.dirty.row_changed();
         if let Some(events) = &mut self.events
             && let [FAMILY_META, db, key @ ..] = table_key
         {

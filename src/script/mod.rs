@@ -52,6 +52,8 @@ pub struct Flags {
     /// No shebang: Redis's backwards-compatible mode.
     pub compat: bool,
     pub no_writes: bool,
+    /// `allow-oom`: may write above `maxmemory` (see `cmd::maxmemory`).
+    pub allow_oom: bool,
 }
 
 /// A script known to this node.
@@ -103,7 +105,7 @@ fn shebang_flags(body: &[u8]) -> Result<Flags, String> {
     if !body.starts_with(b"#!") {
         return Ok(Flags {
             compat: true,
-            no_writes: false,
+            ..Flags::default()
         });
     }
     let Some(end) = body.iter().position(|&b| b == b'\n') else {
@@ -125,7 +127,8 @@ fn shebang_flags(body: &[u8]) -> Result<Flags, String> {
         for flag in list.split(',') {
             match flag {
                 "no-writes" => flags.no_writes = true,
-                "allow-oom" | "allow-stale" | "no-cluster" | "allow-cross-slot-keys" => {}
+                "allow-oom" => flags.allow_oom = true,
+                "allow-stale" | "no-cluster" | "allow-cross-slot-keys" => {}
                 // `flags=` alone declares no flags.
                 "" if list.is_empty() => {}
                 other => return Err(format!("Unexpected flag in script shebang: {other}")),
@@ -263,11 +266,12 @@ mod tests {
             f("return 1"),
             Ok(Flags {
                 compat: true,
-                no_writes: false
+                ..Flags::default()
             })
         );
         assert_eq!(f("#!lua\nreturn 1"), Ok(Flags::default()));
-        assert!(f("#!lua flags=no-writes,allow-oom\n").unwrap().no_writes);
+        let both = f("#!lua flags=no-writes,allow-oom\n").unwrap();
+        assert!(both.no_writes && both.allow_oom);
         assert_eq!(f("#!lua flags=\n"), Ok(Flags::default()));
         assert_eq!(
             f("#!not-lua\n"),

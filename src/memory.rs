@@ -1,0 +1,111 @@
+//! The process's allocator and what INFO memory (and the maxmemory check) read from it.
+//!
+//! The `kvd` binary allocates through jemalloc (`main.rs`), as redis-server does: a long-running
+//! server holding many small, differently sized values fragments less, and jemalloc counts what
+//! it has handed out, so `used_memory` is the bytes allocated (not the RSS, which also holds
+//! freed pages the allocator keeps). Builds that do not use it (the library's unit tests) read
+//! zeros from its counters.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// The allocator as INFO's `mem_allocator` names it: `jemalloc-MAJOR.MINOR.BUGFIX`, as
+/// redis-server prints its own (jemalloc's version string carries a git suffix after a '-').
+pub fn allocator_name() -> String {
+    let version = tikv_jemalloc_ctl::version::read().unwrap_or("unknown");
+    let version = version.split('-').next().unwrap_or(version);
+    format!("jemalloc-{version}")
+}
+
+/// Bytes jemalloc reports for this process: allocated to the program, in active pages, and
+/// resident in its mapped pages.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Usage {
+    pub allocated: u64,
+    pub active: u64,
+    pub resident: u64,
+}
+
+/// Highest `allocated` seen by `usage` (INFO's `used_memory_peak`).
+static PEAK: AtomicU64 = AtomicU64::new(0);
+
+/// The allocator's counters as of now: jemalloc refreshes them only when its epoch advances.
+pub fn usage() -> Usage {
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    let read = |r: tikv_jemalloc_ctl::Result<usize>| r.unwrap_or(0) as u64;
+    let u = Usage {
+        allocated: read(tikv_jemalloc_ctl::stats::allocated::read()),
+        active: read(tikv_jemalloc_ctl::stats::active::read()),
+        resident: read(tikv_jemalloc_ctl::stats::resident::read()),
+    };
+    PEAK.fetch_max(u.allocated, Relaxed);
+    u
+}
+
+/// Redis's `used_memory`: the bytes allocated now.
+pub fn used_memory() -> u64 {
+    usage().allocated
+}
+
+/// `maxmemory` in bytes (0: no limit). Process-wide, as the allocator it is measured by.
+static MAXMEMORY: AtomicU64 = AtomicU64::new(0);
+
+/// CONFIG SET maxmemory.
+pub fn set_maxmemory(bytes: u64) {
+    MAXMEMORY.store(bytes, Relaxed);
+}
+
+pub fn maxmemory() -> u64 {
+    MAXMEMORY.load(Relaxed)
+}
+
+/// True if a limit is set and the bytes allocated exceed it (reads the allocator's counters
+/// only when a limit is set).
+pub fn over_maxmemory() -> bool {
+    let limit = maxmemory();
+    limit != 0 && used_memory() > limit
+}
+
+/// The highest `used_memory` read so far.
+pub fn peak() -> u64 {
+    PEAK.load(Relaxed)
+}
+
+/// A byte count as Redis's INFO prints it next to the number (`bytesToHuman`): `512B`,
+/// `893.04K`, `11.63M`, ... with two decimals from K on.
+pub fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["K", "M", "G", "T", "P"];
+    if n < 1024 {
+        return format!("{n}B");
+    }
+    let mut scale = 1024u128;
+    for unit in UNITS {
+        if (n as u128) < scale * 1024 {
+            return format!("{:.2}{unit}", n as f64 / scale as f64);
+        }
+        scale *= 1024;
+    }
+    format!("{n}B")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes_read_as_redis_prints_them() {
+        assert_eq!(human(0), "0B");
+        assert_eq!(human(1023), "1023B");
+        assert_eq!(human(1024), "1.00K");
+        assert_eq!(human(914472), "893.04K");
+        assert_eq!(human(12193792), "11.63M");
+        assert_eq!(human(25275973632), "23.54G");
+        assert_eq!(human(u64::MAX), format!("{}B", u64::MAX));
+    }
+
+    #[test]
+    fn the_allocator_is_named_as_redis_names_it() {
+        let name = allocator_name();
+        assert!(name.starts_with("jemalloc-5."), "{name}");
+        assert!(!name["jemalloc-".len()..].contains('-'), "{name}");
+    }
+}
