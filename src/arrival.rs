@@ -57,6 +57,17 @@ pub fn enable(socket: &impl std::os::fd::AsRawFd) {
 /// `read_buf` does: `Ok((0, _))` at the end of the stream. Cancel-safe: nothing is read unless
 /// it returns.
 pub async fn read(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<(usize, Arrival)> {
+    let (n, stamp) = read_stamp(stream, buf).await?;
+    Ok((n, stamp.unwrap_or_else(Arrival::now)))
+}
+
+/// As `read`, with the kernel's stamp if the read brought one. The kernel turns stamping on
+/// a moment after the first socket asks for it (a deferred static key), so the first reads of a
+/// process may come without one.
+async fn read_stamp(
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+) -> io::Result<(usize, Option<Arrival>)> {
     if buf.capacity() == buf.len() {
         buf.reserve(4096);
     }
@@ -67,7 +78,7 @@ pub async fn read(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<(usize, 
 
 /// One `recvmsg` into `buf`'s spare capacity; `WouldBlock` when there is nothing yet.
 #[cfg(target_os = "linux")]
-fn recv_stamped(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<(usize, Arrival)> {
+fn recv_stamped(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<(usize, Option<Arrival>)> {
     use std::os::fd::AsRawFd;
     let spare = buf.spare_capacity_mut();
     let mut iov = libc::iovec {
@@ -107,13 +118,13 @@ fn recv_stamped(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<(usize, Ar
             c = libc::CMSG_NXTHDR(&raw const msg, c);
         }
     }
-    Ok((n, stamp.unwrap_or_else(Arrival::now)))
+    Ok((n, stamp))
 }
 
 #[cfg(not(target_os = "linux"))]
-fn recv_stamped(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<(usize, Arrival)> {
+fn recv_stamped(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<(usize, Option<Arrival>)> {
     let n = stream.try_read_buf(buf)?;
-    Ok((n, Arrival::now()))
+    Ok((n, None))
 }
 
 #[cfg(test)]
@@ -130,6 +141,22 @@ mod tests {
         let (sa, _) = listener.accept().await.unwrap();
         let mut b = TcpStream::connect(addr).await.unwrap();
         let (sb, _) = listener.accept().await.unwrap();
+        // Until the kernel has turned stamping on (deferred after the first request), reads
+        // come without a stamp: wait for a stamped one, with a deadline.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut warm = BytesMut::new();
+        loop {
+            a.write_all(b"warm").await.unwrap();
+            warm.clear();
+            if read_stamp(&sa, &mut warm).await.unwrap().1.is_some() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no read came with a kernel stamp"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         let before = Arrival::now();
         a.write_all(b"first").await.unwrap();
         b.write_all(b"second").await.unwrap();
