@@ -966,6 +966,28 @@ fn blocked_readers_wake_on_xadd_through_another_node() {
     );
 }
 
+/// `mystream` anew with one entry and the group `mygroup` at its end.
+fn fresh_group(c: &mut RawConn) {
+    c.call(&["DEL", "mystream"]);
+    c.call(&["XADD", "mystream", "666", "f", "v"]);
+    c.check(&["XGROUP", "CREATE", "mystream", "mygroup", "$"], "+OK\r\n");
+}
+
+/// Sends Alice's `XREADGROUP ... BLOCK 0 ... >` on `mygroup` (the reply is read later).
+fn send_blocking_read(rd: &mut RawConn) {
+    rd.send_cmd(&[
+        "XREADGROUP",
+        "GROUP",
+        "mygroup",
+        "Alice",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "mystream",
+        ">",
+    ]);
+}
+
 #[test]
 fn a_blocked_xreadgroup_ends_as_redis_when_its_stream_or_group_goes() {
     let node = Node::single(&[]);
@@ -990,21 +1012,9 @@ fn a_blocked_xreadgroup_ends_as_redis_when_its_stream_or_group_goes() {
     // missed once, waiting forever) and after a pause.
     for pause in [0, 200] {
         for (writes, want) in cases {
-            c.call(&["DEL", "mystream"]);
-            c.call(&["XADD", "mystream", "666", "f", "v"]);
-            c.check(&["XGROUP", "CREATE", "mystream", "mygroup", "$"], "+OK\r\n");
+            fresh_group(&mut c);
             let mut rd = node.raw();
-            rd.send_cmd(&[
-                "XREADGROUP",
-                "GROUP",
-                "mygroup",
-                "Alice",
-                "BLOCK",
-                "0",
-                "STREAMS",
-                "mystream",
-                ">",
-            ]);
+            send_blocking_read(&mut rd);
             // Polled on an open connection, so the writes follow the block as closely as
             // they can.
             poll_until(Duration::from_secs(10), "the reader to block", || {
@@ -1046,22 +1056,10 @@ fn an_xreadgroup_deleted_right_behind_answers_as_redis() {
     let mut wrong = Vec::new();
     for round in 0..ROUNDS {
         let writes = deletions[round % deletions.len()];
-        c.call(&["DEL", "mystream"]);
-        c.call(&["XADD", "mystream", "666", "f", "v"]);
-        c.check(&["XGROUP", "CREATE", "mystream", "mygroup", "$"], "+OK\r\n");
+        fresh_group(&mut c);
         let mut rd = node.raw();
         rd.check(&["PING"], "+PONG\r\n");
-        rd.send_cmd(&[
-            "XREADGROUP",
-            "GROUP",
-            "mygroup",
-            "Alice",
-            "BLOCK",
-            "0",
-            "STREAMS",
-            "mystream",
-            ">",
-        ]);
+        send_blocking_read(&mut rd);
         let all: Vec<u8> = writes.iter().flat_map(|w| encode_cmd(w)).collect();
         c.send(&all);
         for _ in writes.iter() {

@@ -324,7 +324,7 @@ pub fn verify(streams: &Streams, sh: &Shared, rng: &mut Rng, within: Duration) -
 }
 
 /// A stream ID as (ms, seq); `None` if it is not one.
-fn parse_id(id: &str) -> Option<(u64, u64)> {
+pub fn parse_id(id: &str) -> Option<(u64, u64)> {
     let (ms, seq) = id.split_once('-')?;
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::nemesis::client::{Client, Fate, Reply, call_once};
 use crate::nemesis::rng::Rng;
+use crate::nemesis::streams::parse_id;
 use crate::nemesis::workload::{CLIENT_TIMEOUT, Shared, Tally, connect};
 
 /// The capped stream.
@@ -189,12 +190,6 @@ pub fn verify(capped: &Capped, sh: &Shared, rng: &mut Rng, within: Duration) -> 
         entries.len()
     );
     check(&log, &entries)
-}
-
-/// A stream ID as (ms, seq); `None` if it is not one.
-fn parse_id(id: &str) -> Option<(u64, u64)> {
-    let (ms, seq) = id.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 /// The module's properties over what the producers saw and the final entries.
