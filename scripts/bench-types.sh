@@ -26,8 +26,11 @@ QUICK=${TYPES_QUICK:-0}
 N=${TYPES_N:-$([[ $QUICK == 1 ]] && echo 10000 || echo 100000)}
 PIPE=${TYPES_PIPELINE:-16}
 MEMBERS=${TYPES_MEMBERS:-$([[ $QUICK == 1 ]] && echo 100000 || echo 1000000)}
-# redis-benchmark 7.0 has no XADD test: XADD runs as its own command line.
-TESTS=lpush,rpop,hset,sadd,zadd,lrange_100
+# redis-benchmark 7.0 has no XADD test: XADD runs as its own command line, and so does EVAL (a
+# script making one SET, for the cost of a script write beside a plain SET). SET is in the run so
+# that each member write can be compared with it on the same system in the same run.
+TESTS=set,lpush,rpop,hset,sadd,zadd,lrange_100
+EVAL_SET="return redis.call('SET', KEYS[1], ARGV[1])"
 CLIENTS=50
 if [[ -n ${TYPES_PORTS:-} ]]; then
     read -r KBASE RPORT <<<"$TYPES_PORTS"
@@ -38,6 +41,7 @@ else
 fi
 declare -a TABLE=()
 row() { TABLE+=("$(printf '%-18s %s' "$1" "$2")"); log "$1: $2"; }
+declare -A RPS=()
 
 # rb_row SYSTEM PORT: one redis-benchmark run of TESTS; a row of ops/s per test.
 rb_row() {
@@ -48,18 +52,32 @@ rb_row() {
         -P "$PIPE" -r 100000 >"$out" 2>"$out.err" || { log "redis-benchmark against $sys failed: $(tail -n 3 "$out.err")"; exit 1; }
     timeout 900 redis-benchmark -h 127.0.0.1 -p "$port" --csv -n "$N" -c "$CLIENTS" -P "$PIPE" \
         -r 100000 XADD mystream '*' field __rand_int__ >>"$out" 2>>"$out.err" || { log "redis-benchmark XADD against $sys failed: $(tail -n 3 "$out.err")"; exit 1; }
+    timeout 900 redis-benchmark -h 127.0.0.1 -p "$port" --csv -n "$N" -c "$CLIENTS" -P "$PIPE" \
+        -r 100000 EVAL "$EVAL_SET" 1 key:__rand_int__ xxx >>"$out" 2>>"$out.err" || { log "redis-benchmark EVAL against $sys failed: $(tail -n 3 "$out.err")"; exit 1; }
     if grep -qiE 'error|closed|refused' "$out" "$out.err"; then
         log "redis-benchmark against $sys reported errors: $(grep -hiE 'error|closed|refused' "$out" "$out.err" | head -n 3)"
         exit 1
     fi
-    while IFS=, read -r name rps _; do
-        name=${name//\"/}
-        rps=${rps//\"/}
-        # The LPUSH that fills the list for LRANGE is not a row of its own.
-        [[ $name == test || $name == *needed* ]] && continue
-        cells+=$(printf '%s %9.0f  ' "${name%% *}" "$rps")
-    done <"$out"
+    # The EVAL line's name holds commas: read the CSV with a CSV reader. The LPUSH that fills
+    # the list for LRANGE is not a row of its own.
+    while read -r name rps; do
+        cells+=$(printf '%s %9.0f  ' "$name" "$rps")
+        RPS[$sys/$name]=$rps
+    done < <(python3 -c 'import csv, sys
+for r in csv.reader(open(sys.argv[1])):
+    if len(r) > 1 and r[0] != "test" and "needed" not in r[0]:
+        print(r[0].split(" ")[0], r[1])' "$out")
     row "$sys" "$cells"
+}
+
+# ratio_row SYSTEM: how much slower than SET each write is on SYSTEM (SET's ops/s / its ops/s).
+ratio_row() {
+    local sys=$1 t cells=""
+    for t in LPUSH RPOP HSET SADD ZADD XADD EVAL; do
+        cells+=$(awk -v s="${RPS[$sys/SET]:-0}" -v x="${RPS[$sys/$t]:-0}" -v t="$t" \
+            'BEGIN { if (x > 0) printf "%s %5.2fx  ", t, s / x; else printf "%s     -  ", t }')
+    done
+    row "$sys SET/cmd" "$cells"
 }
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
@@ -156,6 +174,8 @@ rb_row redis-aof-always "$RPORT"
 stop_pid "$REDIS_PID"
 
 # ---- memory per member: a fresh server for each collection
+for sys in kvd-leader kvd-follower redis-aof-always; do ratio_row "$sys"; done
+
 for type in hash set zset; do
     rm -rf "$TMP/mem"
     "$KVD" --id mem --addr "127.0.0.1:${P[0]}" --raft-addr "127.0.0.1:${P[1]}" \
@@ -175,6 +195,6 @@ for type in hash set zset; do
 done
 
 echo
-echo "redis-benchmark -t $TESTS -n $N -c $CLIENTS -P $PIPE -r 100000 (requests/s); memory of $MEMBERS members"
+echo "redis-benchmark -t $TESTS (+ XADD, EVAL of one SET) -n $N -c $CLIENTS -P $PIPE -r 100000 (requests/s); memory of $MEMBERS members"
 printf '%s\n' "${TABLE[@]}"
 if [[ -n ${TYPES_OUT:-} ]]; then printf '%s\n' "${TABLE[@]}" >"$TYPES_OUT"; fi
