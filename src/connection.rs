@@ -571,6 +571,7 @@ impl Conn {
                         if cmd::scripting::runs_locally_first(spec)
                             && self.session.consistency != ReadConsistency::Linearizable
                             && !shared.raft.catching_up()
+                            && !cmd::scripting::proposed_directly(&argv)
                         {
                             if self.has_waiting() {
                                 self.drain(wr).await?;

@@ -231,6 +231,32 @@ fn writers() -> &'static Mutex<HashSet<String>> {
     WRITERS.get_or_init(|| Mutex::new(HashSet::new()))
 }
 
+/// Over `maxmemory` a script in the compatible mode runs here first even if it is known to
+/// write: its first `denyoom` command is refused here (`cmd::maxmemory`).
+fn runs_for_oom(s: &Script) -> bool {
+    s.flags.compat && crate::memory::over_maxmemory()
+}
+
+fn known_writer(s: &Script) -> bool {
+    writers()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains(&s.sha)
+}
+
+/// A prepared EVAL entry this node will propose without running it first (a script seen to
+/// write, `run_local` would answer `None` at once): the connection need not wait for its
+/// earlier writes before it, so a pipeline of such scripts is proposed together, as SETs are.
+pub fn proposed_directly(argv: &[Bytes]) -> bool {
+    if !argv.first().is_some_and(|n| is(n, "eval")) || numkeys(argv).is_err() {
+        return false;
+    }
+    match Script::new(argv[1].clone()) {
+        Ok(s) => known_writer(&s) && !runs_for_oom(&s),
+        Err(_) => true,
+    }
+}
+
 /// A prepared EVAL entry run on a connection's read view: `Some(reply)` if it completed
 /// without writing (the reply to send), `None` if it must be proposed.
 pub fn run_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, StoreError> {
@@ -243,14 +269,8 @@ pub fn run_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, St
     let Ok(s) = Script::new(argv[1].clone()) else {
         return Ok(None);
     };
-    // Over `maxmemory` a script in the compatible mode runs here first even if it is known to
-    // write: its first `denyoom` command is refused here (`cmd::maxmemory`).
-    let oom = s.flags.compat && crate::memory::over_maxmemory();
-    let known_writer = writers()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .contains(&s.sha);
-    if known_writer && !oom {
+    let oom = runs_for_oom(&s);
+    if known_writer(&s) && !oom {
         return Ok(None);
     }
     let mut host = ReadHost::new(view, s.flags.no_writes);
