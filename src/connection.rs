@@ -358,6 +358,12 @@ impl Conn {
                 self.ready(reply)?;
                 continue;
             }
+            // Redis checks memory first, then the good replicas.
+            if let Some(no) = cmd::min_replicas::refusal(&self.session, spec, &argv) {
+                let reply = self.refused(&argv, no);
+                self.ready(reply)?;
+                continue;
+            }
             if let Some(busy) = cmd::scripting::busy_reply(&shared.settings, spec) {
                 // As any refusal: it flags an open transaction, and aborts it if it is EXEC.
                 let reply = self.refused(&argv, busy);
@@ -568,10 +574,12 @@ impl Conn {
                         }
                         // A script runs on this node's view first; only one that writes is
                         // proposed (see `cmd::scripting`).
+                        let short = cmd::scripting::runs_locally_first(spec)
+                            && cmd::min_replicas::short(&shared.raft);
                         if cmd::scripting::runs_locally_first(spec)
                             && self.session.consistency != ReadConsistency::Linearizable
                             && !shared.raft.catching_up()
-                            && !cmd::scripting::proposed_directly(&argv)
+                            && !cmd::scripting::proposed_directly(&argv, short)
                         {
                             if self.has_waiting() {
                                 self.drain(wr).await?;
@@ -587,8 +595,8 @@ impl Conn {
                             let db = self.session.db;
                             let (ran, read_keys) = tokio::task::block_in_place(|| {
                                 cmd::scripting::take_read_called();
-                                let ran =
-                                    reader.run_long(db, |v| cmd::scripting::run_local(v, &argv));
+                                let ran = reader
+                                    .run_long(db, |v| cmd::scripting::run_local(v, &argv, short));
                                 (ran, cmd::scripting::take_read_called())
                             });
                             match ran {

@@ -1555,6 +1555,16 @@ fn take_effect(s: &Session, name: &str, value: &str) {
                 crate::memory::set_maxmemory(n);
             }
         }
+        "min-replicas-to-write" => {
+            if let Ok(n) = value.parse() {
+                super::min_replicas::set_to_write(n);
+            }
+        }
+        "min-replicas-max-lag" => {
+            if let Ok(n) = value.parse() {
+                super::min_replicas::set_max_lag(n);
+            }
+        }
         "notify-keyspace-events" => s.shared.pubsub.set_notify_flags(value),
         "stream-node-max-entries" => {
             if let Ok(n) = value.parse() {

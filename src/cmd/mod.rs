@@ -29,6 +29,7 @@ mod keys;
 mod list;
 mod long_double;
 pub mod maxmemory;
+pub mod min_replicas;
 pub mod pubsub;
 pub mod scripting;
 mod server;

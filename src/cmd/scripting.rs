@@ -247,8 +247,10 @@ fn known_writer(s: &Script) -> bool {
 /// A prepared EVAL entry this node will propose without running it first (a script seen to
 /// write, `run_local` would answer `None` at once): the connection need not wait for its
 /// earlier writes before it, so a pipeline of such scripts is proposed together, as SETs are.
-pub fn proposed_directly(argv: &[Bytes]) -> bool {
-    if !argv.first().is_some_and(|n| is(n, "eval")) || numkeys(argv).is_err() {
+/// `short`: the node is short of good replicas (`min_replicas`), so a script runs here first
+/// for its first write to be refused.
+pub fn proposed_directly(argv: &[Bytes], short: bool) -> bool {
+    if short || !argv.first().is_some_and(|n| is(n, "eval")) || numkeys(argv).is_err() {
         return false;
     }
     match Script::new(argv[1].clone()) {
@@ -258,10 +260,15 @@ pub fn proposed_directly(argv: &[Bytes]) -> bool {
 }
 
 /// A prepared EVAL entry run on a connection's read view: `Some(reply)` if it completed
-/// without writing (the reply to send), `None` if it must be proposed.
-pub fn run_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, StoreError> {
+/// without writing (the reply to send), `None` if it must be proposed. `short`: the node is
+/// short of good replicas (`min_replicas`): the script's write commands are refused here.
+pub fn run_local(
+    view: &dyn KeyRead,
+    argv: &[Bytes],
+    short: bool,
+) -> Result<Option<Reply>, StoreError> {
     if argv.first().is_some_and(|n| is(n, "fcall")) {
-        return fcall_local(view, argv);
+        return fcall_local(view, argv, short);
     }
     let Ok(n) = numkeys(argv) else {
         return Ok(None);
@@ -270,11 +277,12 @@ pub fn run_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, St
         return Ok(None);
     };
     let oom = runs_for_oom(&s);
-    if known_writer(&s) && !oom {
+    if known_writer(&s) && !oom && !short {
         return Ok(None);
     }
     let mut host = ReadHost::new(view, s.flags.no_writes);
     host.oom = oom;
+    host.noreplicas = short;
     let (keys, args) = argv[3..].split_at(n);
     let outcome = script::run(&s, keys, args, &mut host);
     match outcome {
@@ -588,6 +596,9 @@ struct ReadHost<'a> {
     /// The node was over `maxmemory` when the script started: its `denyoom` commands are
     /// refused (Redis's `scriptVerifyOOM`; no write has happened before them in a local run).
     oom: bool,
+    /// The node was short of good replicas when the script started (`min_replicas`): its
+    /// write commands are refused.
+    noreplicas: bool,
 }
 
 impl<'a> ReadHost<'a> {
@@ -598,6 +609,7 @@ impl<'a> ReadHost<'a> {
             shown: Vec::new(),
             log: CallLog::default(),
             oom: false,
+            noreplicas: false,
         }
     }
 }
@@ -645,6 +657,12 @@ impl ReadHost<'_> {
             Kind::Write { .. } if self.read_only => Ok((read_only_write(), StatOutcome::Rejected)),
             Kind::Write { .. } if self.oom && super::maxmemory::denyoom(spec, &argv) => {
                 Ok((super::maxmemory::oom_error(), StatOutcome::Rejected))
+            }
+            Kind::Write { .. } if self.noreplicas && super::min_replicas::is_write(spec, &argv) => {
+                Ok((
+                    super::min_replicas::noreplicas_error(),
+                    StatOutcome::Rejected,
+                ))
             }
             Kind::Write { .. } => Err(Stop::NeedsWrite),
         }
@@ -860,7 +878,11 @@ fn apply_fcall(w: &mut WriteView, ctx: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
 }
 
 /// FCALL on a connection's read view first (see `run_local`).
-fn fcall_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, StoreError> {
+fn fcall_local(
+    view: &dyn KeyRead,
+    argv: &[Bytes],
+    short: bool,
+) -> Result<Option<Reply>, StoreError> {
     let Ok(n) = numkeys(argv) else {
         return Ok(None);
     };
@@ -873,6 +895,10 @@ fn fcall_local(view: &dyn KeyRead, argv: &[Bytes]) -> Result<Option<Reply>, Stor
         script::sha1hex(&code),
         name.to_ascii_lowercase()
     );
+    // A function that may write is refused at start while short of good replicas (Redis).
+    if short && !function_flags(&code, &argv[1]).unwrap_or(false) {
+        return Ok(Some(super::min_replicas::noreplicas_error()));
+    }
     if writers()
         .lock()
         .unwrap_or_else(PoisonError::into_inner)

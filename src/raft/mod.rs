@@ -5,6 +5,7 @@
 //! turns errors into replies).
 
 mod error;
+pub mod heard;
 pub mod identity;
 mod inflight;
 pub mod membership;
@@ -89,9 +90,30 @@ pub struct RaftHandle {
     /// Set from start until one read barrier succeeds (see `catching_up`).
     catching_up: Arc<AtomicBool>,
     memtable: Arc<Memtable>,
+    heard: Arc<heard::Heard>,
 }
 
 impl RaftHandle {
+    /// Redis's good replicas, as this node sees them (`min-replicas-to-write`): on the leader,
+    /// the other members it heard from within `lag`; on a follower, itself if it heard from
+    /// the leader within `lag` (it cannot see the others: with 2 or more required, writes
+    /// through it are refused, never accepted on a guess).
+    pub fn good_replicas(&self, lag: std::time::Duration) -> usize {
+        let st = self.status();
+        if st.is_leader() {
+            let others = st
+                .members
+                .iter()
+                .map(|m| m.member.id)
+                .filter(|&id| id != st.id);
+            self.heard.within(others, lag)
+        } else if st.leader_id != 0 {
+            self.heard.within(std::iter::once(st.leader_id), lag)
+        } else {
+            0
+        }
+    }
+
     /// Applied writes not yet in the key-value table: readers go through it.
     pub fn memtable(&self) -> &Arc<Memtable> {
         &self.memtable

@@ -74,6 +74,7 @@ pub struct Node {
     pub(super) reads: ReadRounds,
     pub(super) publisher: StatusPublisher,
     pub(super) applied_tx: watch::Sender<u64>,
+    pub(super) heard: Arc<super::heard::Heard>,
     pub(super) removed: bool,
     /// Receivers of staged snapshots waiting for the Ready that installs them to be handled.
     pub(super) snapshot_acks: Vec<oneshot::Sender<()>>,
@@ -111,6 +112,8 @@ pub(super) struct NodeParts {
     /// Shared with every `RaftHandle`, as is the receiving end of `applied_tx`.
     pub(super) status: Arc<Mutex<Arc<RaftStatus>>>,
     pub(super) applied_tx: watch::Sender<u64>,
+    /// When each peer was last heard from (shared with every `RaftHandle`).
+    pub(super) heard: Arc<super::heard::Heard>,
     pub(super) logger: Logger,
 }
 
@@ -130,6 +133,7 @@ impl Node {
             machine,
             status,
             applied_tx,
+            heard,
             logger,
         } = parts;
         let removed = members
@@ -155,6 +159,7 @@ impl Node {
             reads: ReadRounds::default(),
             publisher: StatusPublisher::new(status),
             applied_tx,
+            heard,
             removed,
             snapshot_acks: Vec::new(),
             counters: RaftCounters::default(),
@@ -298,6 +303,9 @@ impl Node {
         }
         let from = m.from;
         let kind = m.get_msg_type();
+        if from != self.identity.id {
+            self.heard.note(from);
+        }
         if let Err(e) = self.raw.step(m) {
             // Messages from peers raft-rs does not know (not yet, or no longer, members) are
             // expected around membership changes; anything else is worth a line.

@@ -215,6 +215,7 @@ pub fn start(
         thread: "the persistence thread",
         source,
     })?;
+    let heard = Arc::new(super::heard::Heard::default());
     let handle = RaftHandle {
         tx,
         status: status.clone(),
@@ -224,6 +225,7 @@ pub fn start(
             mode == StartMode::Restart,
         )),
         memtable: memtable.clone(),
+        heard: heard.clone(),
     };
     let node = Node::new(
         cfg,
@@ -240,6 +242,7 @@ pub fn start(
             machine,
             status,
             applied_tx,
+            heard,
             logger: logger.clone(),
         },
     );
