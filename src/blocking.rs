@@ -406,6 +406,13 @@ impl Blocking {
         (id, done_rx, unblock_rx)
     }
 
+    /// True unless the waiter waits with no attempt in flight: what an attempt's apply raises
+    /// for its client (an invalidation of the key it pops) must follow its reply, so pushes
+    /// are held meanwhile (and once it is gone: its reply is on the way).
+    fn attempting(&self, id: Id) -> bool {
+        self.lock().waiters.get(&id).is_none_or(|w| w.in_flight)
+    }
+
     /// The waiter stops waiting; true if an attempt for it is in flight (its outcome will
     /// still come through `done`).
     fn leave(&self, id: Id) -> bool {
@@ -610,6 +617,46 @@ impl Socket<'_> {
     }
 }
 
+impl Socket<'_> {
+    /// Writes `buf` whole, within `stall` (a client that reads nothing is left behind).
+    async fn write_all(&self, mut buf: &[u8], stall: Duration) -> bool {
+        let write = async {
+            while !buf.is_empty() {
+                if self.stream.writable().await.is_err() {
+                    return false;
+                }
+                match self.stream.try_write(buf) {
+                    Ok(0) => return false,
+                    Ok(n) => buf = &buf[n..],
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => return false,
+                }
+            }
+            true
+        };
+        tokio::time::timeout(stall, write).await.unwrap_or(false)
+    }
+}
+
+/// Sends the pushes queued for the blocked client of `session` (Pub/Sub messages, tracking
+/// invalidations) at once, as Redis writes them to a blocked client; false if the client is
+/// gone or over its output limit.
+async fn send_pushes(shared: &Shared, session: &Session, socket: &Socket<'_>) -> bool {
+    let mut out = BytesMut::new();
+    if !session
+        .pubsub
+        .mailbox
+        .drain_into(&mut out, session.protocol)
+    {
+        return false;
+    }
+    out.is_empty()
+        || socket
+            .write_all(&out, shared.config.client_stall_timeout)
+            .await
+}
+
 /// Runs a blocking command for the connection of `session`: the first attempt, then the wait.
 /// `socket` is the connection's, watched while it waits (see [`Socket`]).
 pub async fn execute(
@@ -704,6 +751,8 @@ pub async fn execute(
     }
     let deadline = (timeout_ms > 0).then(|| started + Duration::from_millis(timeout_ms));
     let mut unblock_closed = false;
+    // Pushes that arrived while an attempt was in flight: sent once it is settled.
+    let mut held = false;
     let why = loop {
         tokio::select! {
             biased;
@@ -725,6 +774,15 @@ pub async fn execute(
                     break Leave::Gone;
                 }
             }
+            _ = session.pubsub.mailbox.wake.notified(), if !held => held = true,
+            _ = tokio::time::sleep(PUSH_RECHECK), if held => {}
+        }
+        if held && !blocking.attempting(id) {
+            held = false;
+            if !send_pushes(shared, session, socket).await {
+                socket.closed = true;
+                break Leave::Gone;
+            }
         }
     };
     if blocking.leave(id) {
@@ -739,6 +797,9 @@ pub async fn execute(
         Leave::Timeout | Leave::Gone => timed_out(),
     }
 }
+
+/// How soon pushes held behind an attempt in flight are looked at again.
+const PUSH_RECHECK: Duration = Duration::from_millis(5);
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {

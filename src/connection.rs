@@ -402,7 +402,13 @@ impl Conn {
                 continue;
             }
             if crate::blocking::blocks(spec, &argv) {
+                // What the client has is sent before it blocks, as Redis does: the replies
+                // before it in its pipeline, and its pushes (more are sent while it waits).
                 self.drain(wr).await?;
+                self.take_pushes()?;
+                write_out(wr, &mut self.out, shared.config.client_stall_timeout)
+                    .await
+                    .map_err(|_| Close::Peer)?;
                 let arrived = self.arrived;
                 let mut socket = crate::blocking::Socket {
                     stream: wr.as_ref(),

@@ -581,3 +581,33 @@ fn a_queued_read_runs_before_the_pop_a_later_write_wakes() {
         wait_blocked(&node, 0);
     }
 }
+
+#[test]
+fn replies_and_pushes_reach_a_blocked_client_while_it_waits() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    // A reply earlier in the pipeline is sent before the client blocks (redis-server too).
+    let mut consumer = node.raw();
+    consumer.send(&[encode_cmd(&["PING"]), encode_cmd(&["BLPOP", "k", "0"])].concat());
+    consumer.expect(b"+PONG\r\n");
+    wait_blocked(&node, 1);
+    c.check(&["LPUSH", "k", "v"], ":1\r\n");
+    consumer.expect(b"*2\r\n$1\r\nk\r\n$1\r\nv\r\n");
+    // A tracking invalidation and a published message reach a RESP3 client while it is blocked.
+    let mut tracked = node.raw();
+    assert!(tracked.call(&["HELLO", "3"]).starts_with(b"%"));
+    tracked.check(&["CLIENT", "TRACKING", "on"], "+OK\r\n");
+    tracked.check(&["GET", "t"], "_\r\n");
+    tracked.check(
+        &["SUBSCRIBE", "ch"],
+        ">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n",
+    );
+    tracked.send_cmd(&["BLPOP", "k", "0"]);
+    wait_blocked(&node, 1);
+    c.check(&["SET", "t", "1"], "+OK\r\n");
+    tracked.expect(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nt\r\n");
+    c.check(&["PUBLISH", "ch", "hi"], ":1\r\n");
+    tracked.expect(b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n");
+    c.check(&["RPUSH", "k", "w"], ":1\r\n");
+    tracked.expect(b"*2\r\n$1\r\nk\r\n$1\r\nw\r\n");
+}
