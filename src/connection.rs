@@ -230,6 +230,11 @@ pub async fn serve(
             },
             _ = shutdown.changed() => break Close::Shutdown,
             _ = registered.info.kill.notified() => break Close::Killed,
+            _ = conn.session.acl_epoch.changed() => {
+                if !conn.session.reload_user() {
+                    break Close::Killed;
+                }
+            }
             _ = tokio::time::sleep(Duration::from_secs(idle)), if idle > 0 => break Close::Killed,
             _ = mailbox.wake.notified() => {
                 if conn.take_pushes().is_err() {
@@ -340,6 +345,11 @@ impl Conn {
                     continue;
                 }
             };
+            if self.session.acl_epoch.has_changed().unwrap_or(false) && !self.session.reload_user()
+            {
+                // Its user was deleted or disabled: closed, as Redis closes it.
+                return Err(Close::Killed);
+            }
             self.stat = None;
             self.outcome = Outcome::Ran;
             let skipped = std::mem::take(&mut self.session.skip_next_reply);
@@ -471,6 +481,16 @@ impl Conn {
                                 .push_back((slot, self.session.protocol, self.stat.clone()));
                         }
                     }
+                }
+                Kind::Write { .. } if spec.name == "acl" && !cmd::acl::is_write(&argv) => {
+                    // Answered from this node's state, after this connection's writes.
+                    if self.has_waiting() {
+                        self.drain(wr).await?;
+                        view = None;
+                        barrier_done = false;
+                    }
+                    let reply = cmd::acl::local(&mut self.session, &argv);
+                    self.ready(reply)?;
                 }
                 Kind::Local(f) => {
                     let reply = f(&mut self.session, &argv);
@@ -881,8 +901,16 @@ impl Conn {
         let spec = cmd::lookup(name).ok_or_else(|| cmd::unknown_command(argv))?;
         spec.check_arity(argv.len())?;
         // After the name and arity checks, as Redis orders them.
-        if self.session.needs_auth() && !spec.flags.contains(&"no_auth") {
+        let no_auth = spec.flags.contains(&"no_auth");
+        if self.session.needs_auth() && !no_auth {
             return Err(Reply::error("NOAUTH Authentication required."));
+        }
+        if !no_auth && !self.session.user.unrestricted() {
+            let call = cmd::acl::call(spec, argv);
+            self.session
+                .user
+                .check(&call)
+                .map_err(|d| Reply::error(d.message()))?;
         }
         if self.session.protocol == crate::resp::Protocol::Resp2
             && self.session.pubsub.active()

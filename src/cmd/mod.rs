@@ -11,6 +11,7 @@
 //! state (its "now" is the entry's clock, see `kv::WriteView`), and whatever the entry holds it
 //! gives a reply, never a panic: the arity is checked again before it runs (`apply_write`).
 
+pub mod acl;
 mod bitops;
 mod client;
 mod cluster;
@@ -220,7 +221,7 @@ pub static TABLE: &[Spec] = &[
     connection::SELECT,
     connection::HELLO,
     connection::AUTH,
-    connection::ACL,
+    acl::ACL,
     connection::RESET,
     client::CLIENT,
     connection::CONSISTENCY,
