@@ -557,8 +557,9 @@ impl Conn {
                         // called a read command.
                         (ran, !script || cmd::scripting::take_read_called())
                     };
+                    let user = self.session.user.clone();
                     let (ran, read_keys) = if script {
-                        tokio::task::block_in_place(run)
+                        tokio::task::block_in_place(|| crate::acl::as_user(&user, run))
                     } else {
                         run()
                     };
@@ -604,11 +605,14 @@ impl Conn {
                             // worker's other tasks (the accept loop, other clients, who
                             // must be able to get BUSY and send SCRIPT KILL) elsewhere.
                             let db = self.session.db;
+                            let user = self.session.user.clone();
                             let (ran, read_keys) = tokio::task::block_in_place(|| {
-                                cmd::scripting::take_read_called();
-                                let ran =
-                                    reader.run_long(db, |v| cmd::scripting::run_local(v, &argv));
-                                (ran, cmd::scripting::take_read_called())
+                                crate::acl::as_user(&user, || {
+                                    cmd::scripting::take_read_called();
+                                    let ran = reader
+                                        .run_long(db, |v| cmd::scripting::run_local(v, &argv));
+                                    (ran, cmd::scripting::take_read_called())
+                                })
                             });
                             match ran {
                                 Ok(Some(reply)) => {
@@ -641,6 +645,14 @@ impl Conn {
                             spec.key_args(&argv).cloned().collect()
                         } else {
                             Vec::new()
+                        };
+                        // A restricted user's script: applied as that user (`cmd::acl::AS_USER`).
+                        let argv = if cmd::scripting::runs_locally_first(spec)
+                            && !self.session.user.unrestricted()
+                        {
+                            cmd::acl::as_user_argv(&self.session.user.name, argv)
+                        } else {
+                            argv
                         };
                         let acked = Some(self.session.last_write.clone());
                         let rx =

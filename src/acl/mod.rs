@@ -147,6 +147,23 @@ impl Denied {
         }
     }
 
+    /// The error `redis.call` raises for it inside a script.
+    pub fn script_message(&self) -> &'static str {
+        match self {
+            Denied::Command(_) => {
+                "ERR The user executing the script can't run this command or subcommand"
+            }
+            Denied::Key(_) => {
+                "ERR The user executing the script can't access at least one of the keys \
+                 mentioned in the command arguments"
+            }
+            Denied::Channel(_) => {
+                "ERR The user executing the script can't publish to the channel mentioned in \
+                 the command"
+            }
+        }
+    }
+
     /// ACL DRYRUN's answer.
     pub fn dryrun(&self) -> String {
         match self {
@@ -779,6 +796,31 @@ fn merge_selectors(rules: &[Bytes]) -> Result<Vec<Bytes>, String> {
         return Err("ERR Unmatched parenthesis in acl selector starting at '('.".into());
     }
     Ok(out)
+}
+
+thread_local! {
+    /// The user a script running on this thread runs as (see [`as_user`]).
+    static SCRIPT_USER: std::cell::RefCell<Option<std::sync::Arc<User>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` (a script's run on the connection's node) with `user` as the user its
+/// `redis.call`s and `redis.acl_check_cmd` are checked against. A script applied from an
+/// entry runs with none: its client's node checked it in this first run, and apply must not
+/// depend on who sent the entry.
+pub fn as_user<R>(user: &std::sync::Arc<User>, f: impl FnOnce() -> R) -> R {
+    if user.unrestricted() {
+        return f();
+    }
+    let old = SCRIPT_USER.with(|u| u.replace(Some(user.clone())));
+    let r = f();
+    SCRIPT_USER.with(|u| *u.borrow_mut() = old);
+    r
+}
+
+/// The user the script running on this thread runs as, if it is restricted.
+pub fn script_user() -> Option<std::sync::Arc<User>> {
+    SCRIPT_USER.with(|u| u.borrow().clone())
 }
 
 /// Raised by apply whenever it changed a user (or a snapshot replaced the state): each node's

@@ -377,3 +377,62 @@ pub fn current_user(shared: &crate::server::Shared, name: &str) -> Option<User> 
     let mut reader = crate::kv::Reader::new(&shared.db, shared.raft.memtable());
     reader.run(0, |v| load(v, name)).ok().flatten()
 }
+
+/// `redis.acl_check_cmd(...)`: whether the script's user may run the command line (a known
+/// command, checked by the caller).
+pub fn script_allows(argv: &[Bytes]) -> bool {
+    let Some(user) = acl::script_user() else {
+        return true;
+    };
+    match argv.first().and_then(|n| lookup(n)) {
+        Some(spec) => user.check(&call(spec, argv)).is_ok(),
+        None => false,
+    }
+}
+
+/// kvd's own entry for a script a restricted user sends: `acl-as user eval ...`. Apply runs
+/// the script as that user, as the replicated state has the user at that entry, so every node
+/// checks its `redis.call`s alike (a node-local user would not be deterministic).
+pub const AS_USER: Spec = Spec {
+    name: "acl-as",
+    arity: -3,
+    kind: Kind::Write {
+        prepare: Ok,
+        apply: apply_as_user,
+    },
+    flags: &[],
+    keys: (0, 0, 0),
+};
+
+/// The entry proposing script `argv` for `user` (see [`AS_USER`]).
+pub fn as_user_argv(user: &str, argv: Vec<Bytes>) -> Vec<Bytes> {
+    let mut out = Vec::with_capacity(argv.len() + 2);
+    out.push(Bytes::from_static(b"acl-as"));
+    out.push(Bytes::copy_from_slice(user.as_bytes()));
+    out.extend(argv);
+    out
+}
+
+fn apply_as_user(w: &mut WriteView, ctx: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
+    let name = String::from_utf8_lossy(&argv[1]).into_owned();
+    let inner = &argv[2..];
+    let user = match load(&*w, &name)? {
+        Some(u) if u.enabled => std::sync::Arc::new(u),
+        _ => return Ok(Reply::error(format!("ERR User '{name}' not found"))),
+    };
+    let Some(spec) = lookup(&inner[0]).filter(|s| super::scripting::runs_locally_first(s)) else {
+        return Ok(super::unknown_command(inner));
+    };
+    if let Err(e) = spec.check_arity(inner.len()) {
+        return Ok(e);
+    }
+    if let Err(d) = user.check(&call(spec, inner)) {
+        return Ok(Reply::error(d.message()));
+    }
+    let Kind::Write { apply, .. } = spec.kind else {
+        return Ok(Reply::error("ERR not a write command"));
+    };
+    Ok(acl::as_user(&user, || {
+        super::apply_counted(apply, w, ctx, inner)
+    })?)
+}
