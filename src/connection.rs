@@ -230,6 +230,11 @@ pub async fn serve(
             },
             _ = shutdown.changed() => break Close::Shutdown,
             _ = registered.info.kill.notified() => break Close::Killed,
+            _ = conn.session.acl_epoch.changed() => {
+                if !conn.session.reload_user() {
+                    break Close::Killed;
+                }
+            }
             _ = tokio::time::sleep(Duration::from_secs(idle)), if idle > 0 => break Close::Killed,
             _ = mailbox.wake.notified() => {
                 if conn.take_pushes().is_err() {
@@ -340,6 +345,11 @@ impl Conn {
                     continue;
                 }
             };
+            if self.session.acl_epoch.has_changed().unwrap_or(false) && !self.session.reload_user()
+            {
+                // Its user was deleted or disabled: closed, as Redis closes it.
+                return Err(Close::Killed);
+            }
             self.stat = None;
             self.outcome = Outcome::Ran;
             let skipped = std::mem::take(&mut self.session.skip_next_reply);
@@ -484,6 +494,16 @@ impl Conn {
                         }
                     }
                 }
+                Kind::Write { .. } if spec.name == "acl" && !cmd::acl::is_write(&argv) => {
+                    // Answered from this node's state, after this connection's writes.
+                    if self.has_waiting() {
+                        self.drain(wr).await?;
+                        view = None;
+                        barrier_done = false;
+                    }
+                    let reply = cmd::acl::local(&mut self.session, &argv);
+                    self.ready(reply)?;
+                }
                 Kind::Local(f) => {
                     let reply = f(&mut self.session, &argv);
                     let proto = self.session.protocol;
@@ -549,8 +569,9 @@ impl Conn {
                         // called a read command.
                         (ran, !script || cmd::scripting::take_read_called())
                     };
+                    let user = self.session.user.clone();
                     let (ran, read_keys) = if script {
-                        tokio::task::block_in_place(run)
+                        tokio::task::block_in_place(|| crate::acl::as_user(&user, run))
                     } else {
                         run()
                     };
@@ -599,11 +620,15 @@ impl Conn {
                             // worker's other tasks (the accept loop, other clients, who
                             // must be able to get BUSY and send SCRIPT KILL) elsewhere.
                             let db = self.session.db;
+                            let user = self.session.user.clone();
                             let (ran, read_keys) = tokio::task::block_in_place(|| {
-                                cmd::scripting::take_read_called();
-                                let ran = reader
-                                    .run_long(db, |v| cmd::scripting::run_local(v, &argv, short));
-                                (ran, cmd::scripting::take_read_called())
+                                crate::acl::as_user(&user, || {
+                                    cmd::scripting::take_read_called();
+                                    let ran = reader.run_long(db, |v| {
+                                        cmd::scripting::run_local(v, &argv, short)
+                                    });
+                                    (ran, cmd::scripting::take_read_called())
+                                })
                             });
                             match ran {
                                 Ok(Some(reply)) => {
@@ -636,6 +661,14 @@ impl Conn {
                             spec.key_args(&argv).cloned().collect()
                         } else {
                             Vec::new()
+                        };
+                        // A restricted user's script: applied as that user (`cmd::acl::AS_USER`).
+                        let argv = if cmd::scripting::runs_locally_first(spec)
+                            && !self.session.user.unrestricted()
+                        {
+                            cmd::acl::as_user_argv(&self.session.user.name, argv)
+                        } else {
+                            argv
                         };
                         let acked = Some(self.session.last_write.clone());
                         let rx =
@@ -896,8 +929,16 @@ impl Conn {
         let spec = cmd::lookup(name).ok_or_else(|| cmd::unknown_command(argv))?;
         spec.check_arity(argv.len())?;
         // After the name and arity checks, as Redis orders them.
-        if self.session.needs_auth() && !spec.flags.contains(&"no_auth") {
+        let no_auth = spec.flags.contains(&"no_auth");
+        if self.session.needs_auth() && !no_auth {
             return Err(Reply::error("NOAUTH Authentication required."));
+        }
+        if !no_auth && !self.session.user.unrestricted() {
+            let call = cmd::acl::call(spec, argv);
+            self.session
+                .user
+                .check(&call)
+                .map_err(|d| Reply::error(d.message()))?;
         }
         if self.session.protocol == crate::resp::Protocol::Resp2
             && self.session.pubsub.active()

@@ -11,13 +11,14 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::acl::User;
 use crate::cmd::transactions::{Multi, Watches};
 use crate::config::ReadConsistency;
 use crate::resp::Protocol;
 use crate::server::Shared;
 
-/// The only user kvd has: Redis's `default` user, whose password is `requirepass`.
-pub const DEFAULT_USER: &str = "default";
+/// Redis's `default` user, the one connections start as (see `crate::acl`).
+pub use crate::acl::DEFAULT_USER;
 
 /// One client connection's state.
 pub struct Session {
@@ -36,8 +37,11 @@ pub struct Session {
     /// False until AUTH or HELLO ... AUTH succeeds, when a password is required; until then
     /// only the commands flagged `no_auth` run.
     pub authenticated: bool,
-    /// ACL WHOAMI; always [`DEFAULT_USER`], the one user kvd knows.
-    pub user: &'static str,
+    /// The user the connection runs as (ACL WHOAMI; what every command is checked against),
+    /// as of the last users change seen through `acl_epoch`.
+    pub user: Arc<User>,
+    /// Raised when users change (`crate::acl::Epoch`): the connection then reloads `user`.
+    pub acl_epoch: tokio::sync::watch::Receiver<u64>,
     /// Set by QUIT: reply, then close.
     pub quit: bool,
     /// Between MULTI and EXEC/DISCARD: the queued commands.
@@ -66,7 +70,10 @@ impl Session {
         let consistency = shared.config.read_consistency;
         // As Redis: a connection is authenticated from the start when the default user
         // needs no password.
-        let authenticated = !shared.requirepass.is_set();
+        let mut acl_epoch = crate::acl::subscribe();
+        acl_epoch.mark_unchanged();
+        let user = Arc::new(default_user(&shared));
+        let authenticated = open_default(&shared, &user);
         let shared_hub = shared.pubsub.clone();
         Session {
             shared,
@@ -77,7 +84,8 @@ impl Session {
             consistency,
             protocol: Protocol::Resp2,
             authenticated,
-            user: DEFAULT_USER,
+            user,
+            acl_epoch,
             quit: false,
             multi: None,
             watched: Watches::new(),
@@ -92,18 +100,55 @@ impl Session {
 
     /// True while a password is required and this connection has not given it.
     pub fn needs_auth(&self) -> bool {
-        !self.authenticated && self.shared.requirepass.is_set()
+        !self.authenticated
+            && (self.shared.requirepass.is_set() || !(self.user.enabled && self.user.nopass))
     }
 
-    /// Checks `user`/`password` as Redis's ACL does for the default user; on success the
-    /// connection is authenticated. A failure leaves an earlier success in force.
+    /// Checks `user`/`password` against the replicated users (the default user's password is
+    /// this node's `requirepass` when it has one); on success the connection runs as that
+    /// user. A failure leaves an earlier success in force.
     pub fn authenticate(&mut self, user: &[u8], password: &[u8]) -> bool {
-        let ok = user == DEFAULT_USER.as_bytes() && self.shared.requirepass.accepts(password);
+        let name = String::from_utf8_lossy(user);
+        let Some(u) = crate::cmd::acl::current_user(&self.shared, &name) else {
+            // As Redis: the same work whether or not the user exists.
+            let _ = crate::acl::hash_password(password);
+            return false;
+        };
+        let ok = u.enabled
+            && if u.name == DEFAULT_USER && self.shared.requirepass.is_set() {
+                self.shared.requirepass.accepts(password)
+            } else {
+                u.accepts(password)
+            };
         if ok {
             self.authenticated = true;
-            self.user = DEFAULT_USER;
+            self.set_user(u);
         }
         ok
+    }
+
+    fn set_user(&mut self, u: User) {
+        if u.name != self.user.name {
+            *self.info.user.lock().unwrap_or_else(|e| e.into_inner()) = u.name.clone();
+        }
+        self.user = Arc::new(u);
+    }
+
+    /// Users changed (ACL SETUSER/DELUSER applied): reloads this connection's user. False if
+    /// it was deleted or disabled: the connection must close, as Redis disconnects it.
+    pub fn reload_user(&mut self) -> bool {
+        self.acl_epoch.mark_unchanged();
+        match crate::cmd::acl::current_user(&self.shared, &self.user.name) {
+            Some(u) if u.enabled || !self.authenticated => {
+                self.set_user(u);
+                true
+            }
+            Some(u) => {
+                self.set_user(u);
+                false
+            }
+            None => false,
+        }
     }
 
     /// RESET: the connection as it was when it connected (protocol, name, database 0, read
@@ -118,12 +163,24 @@ impl Session {
         self.db = 0;
         self.consistency = self.shared.config.read_consistency;
         self.protocol = Protocol::Resp2;
-        self.authenticated = !self.shared.requirepass.is_set();
-        self.user = DEFAULT_USER;
+        let user = default_user(&self.shared);
+        self.authenticated = open_default(&self.shared, &user);
+        self.set_user(user);
         self.multi = None;
         self.watched.clear();
         self.pubsub.clear();
     }
+}
+
+/// The default user as this node has it (Redis's built-in one if the state cannot be read).
+fn default_user(shared: &Shared) -> User {
+    crate::cmd::acl::current_user(shared, DEFAULT_USER).unwrap_or_else(User::builtin_default)
+}
+
+/// Whether a connection starts authenticated: the default user is on and needs no password
+/// (and this node has no `requirepass`).
+fn open_default(shared: &Shared, default: &User) -> bool {
+    !shared.requirepass.is_set() && default.enabled && default.nopass
 }
 
 impl Session {
@@ -177,6 +234,8 @@ pub struct ClientInfo {
     pub fd: i32,
     pub created: Instant,
     pub name: Mutex<Option<Bytes>>,
+    /// The user it runs as (CLIENT LIST `user=`).
+    pub user: Mutex<String>,
     pub db: AtomicU8,
     pub resp: AtomicU8,
     /// The last command (`get`, `client|list`...).
@@ -202,6 +261,7 @@ impl ClientInfo {
             fd,
             created: Instant::now(),
             name: Mutex::new(None),
+            user: Mutex::new(DEFAULT_USER.to_string()),
             db: AtomicU8::new(0),
             resp: AtomicU8::new(2),
             cmd: Mutex::new(std::borrow::Cow::Borrowed("NULL")),

@@ -186,11 +186,12 @@ fn line(
     if flags.is_empty() {
         flags.push('N');
     }
+    let user = c.user.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let _ = writeln!(
         out,
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db={db} sub={} psub={} \
          ssub={} multi=-1 qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 \
-         omem=0 tot-mem=0 events=r cmd={cmd} user={DEFAULT_USER} redir={} resp={resp}",
+         omem=0 tot-mem=0 events=r cmd={cmd} user={user} redir={} resp={resp}",
         c.id,
         c.addr,
         c.laddr,

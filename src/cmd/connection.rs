@@ -181,7 +181,9 @@ pub const AUTH: Spec = Spec {
 fn auth(s: &mut Session, argv: &[Bytes]) -> Reply {
     let (user, password) = match argv {
         [_, password] => {
-            if !s.shared.requirepass.is_set() {
+            let nopass =
+                || crate::cmd::acl::current_user(&s.shared, DEFAULT_USER).is_none_or(|u| u.nopass);
+            if !s.shared.requirepass.is_set() && nopass() {
                 return Reply::error(
                     "ERR AUTH <password> called without any password configured for the \
                      default user. Are you sure your configuration is correct?",
@@ -197,29 +199,6 @@ fn auth(s: &mut Session, argv: &[Bytes]) -> Reply {
     } else {
         wrong_pass()
     }
-}
-
-pub const ACL: Spec = Spec {
-    name: "acl",
-    arity: -2,
-    kind: Kind::Local(acl),
-    flags: &[],
-    keys: (0, 0, 0),
-};
-
-/// Only `ACL WHOAMI`: kvd has one user, `default`.
-fn acl(s: &mut Session, argv: &[Bytes]) -> Reply {
-    let sub = &argv[1];
-    if is(sub, "whoami") {
-        if argv.len() != 2 {
-            return wrong_arity("acl|whoami");
-        }
-        return Reply::bulk(s.user);
-    }
-    Reply::error(format!(
-        "ERR unknown subcommand '{}'. Try ACL HELP.",
-        lossy(sub, 128)
-    ))
 }
 
 pub const CONSISTENCY: Spec = Spec {

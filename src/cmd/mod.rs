@@ -11,6 +11,7 @@
 //! state (its "now" is the entry's clock, see `kv::WriteView`), and whatever the entry holds it
 //! gives a reply, never a panic: the arity is checked again before it runs (`apply_write`).
 
+pub mod acl;
 mod bitops;
 mod client;
 mod cluster;
@@ -221,7 +222,7 @@ pub static TABLE: &[Spec] = &[
     connection::SELECT,
     connection::HELLO,
     connection::AUTH,
-    connection::ACL,
+    acl::ACL,
     connection::RESET,
     client::CLIENT,
     connection::CONSISTENCY,
@@ -464,7 +465,7 @@ pub static TABLE: &[Spec] = &[
 
 /// Commands only entries carry (proposed by kvd itself, never by a client): apply finds them,
 /// the connection does not.
-pub static INTERNAL: &[Spec] = &[expire::REAP, crate::reclaim::ROWS_REAP];
+pub static INTERNAL: &[Spec] = &[expire::REAP, crate::reclaim::ROWS_REAP, acl::AS_USER];
 
 pub use cluster::JoinAnswer;
 pub use expire::reap_argv;

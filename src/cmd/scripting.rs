@@ -409,6 +409,12 @@ fn precheck(argv: &[Bytes], now_ms: i64) -> Result<(&'static Spec, Option<Reply>
             String::from_utf8_lossy(&argv[0])
         )));
     }
+    // The calling user's permissions, on the node its client talks to (see `acl::as_user`).
+    if let Some(user) = crate::acl::script_user()
+        && let Err(d) = user.check(&super::acl::call(spec, argv))
+    {
+        return Err(Reply::error(d.script_message()));
+    }
     let builtin = match spec.name {
         "ping" => Some(match argv.get(1) {
             None => Reply::status("PONG"),

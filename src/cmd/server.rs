@@ -373,6 +373,19 @@ const KEYLESS_CONTAINERS: &[&str] = &[
     "script", "slowlog",
 ];
 
+/// The keys of a command line, as the ACL checks see them: its movable keys when it has
+/// some (scripts' declared keys, numkeys, STORE...), else its fixed positions.
+pub(crate) fn keys_of(spec: &Spec, argv: &[Bytes]) -> Vec<Bytes> {
+    if KEYLESS_CONTAINERS.contains(&spec.name) {
+        return Vec::new();
+    }
+    match movable_keys(spec.name, argv) {
+        Some(Ok(p)) => p.into_iter().filter_map(|i| argv.get(i).cloned()).collect(),
+        Some(Err(())) => Vec::new(),
+        None => spec.key_args(argv).cloned().collect(),
+    }
+}
+
 /// COMMAND GETKEYS name arg...: the keys of a command line, as Redis finds them: its fixed key
 /// positions, or for the commands with keys that move (numkeys, STORE, STREAMS) by parsing it,
 /// with Redis's errors.

@@ -189,7 +189,24 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
         "command",
         &[("count", 2), ("docs", -2), ("info", -2), ("list", -2)],
     ),
-    ("acl", &[("whoami", 2)]),
+    (
+        "acl",
+        &[
+            ("cat", -2),
+            ("deluser", -3),
+            ("dryrun", -4),
+            ("genpass", -2),
+            ("getuser", 3),
+            ("help", 2),
+            ("list", 2),
+            ("load", 2),
+            ("log", -2),
+            ("save", 2),
+            ("setuser", -3),
+            ("users", 2),
+            ("whoami", 2),
+        ],
+    ),
     (
         "script",
         &[

@@ -20,6 +20,7 @@
 //! | `0x05` score | `05 db len(key) u32 key version u64 score(8, order-preserving) member` | empty: a sorted set's members in score order (`kv::zset`) |
 //! | `0x06` stream | `06 db len(key) u32 key version u64 kind rest` | a stream's consumer groups, consumers and pending entries (`kv::stream`) |
 //! | `0x07` function | `07 'L' name`, `07 'F' function` | FUNCTION libraries' code, and which library registered each function (not per database: FLUSHALL keeps them) |
+//! | `0x08` acl | `08 'U' name` | an ACL user (`crate::acl`): its rules as ACL LIST writes them, passwords as SHA-256 hashes (not per database: FLUSHALL keeps them) |
 //!
 //! A string's value is the body of its metadata row (one lookup for GET). A collection's body
 //! holds its counters (size, list head and tail...): for a hash (`KeyType::Hash`) and a set
@@ -58,6 +59,20 @@ pub const FAMILY_STREAM: u8 = 0x06;
 /// function` -> the name of the library that registered it. Not per database, so FLUSHALL
 /// keeps them, as Redis does; in snapshots like every row of the table.
 pub const FAMILY_FUNCTION: u8 = 0x07;
+
+/// ACL users (ACL SETUSER): `08 'U' name` -> the user's rules (`crate::acl::User::encode`).
+/// Not per database; in snapshots like every row of the table.
+pub const FAMILY_ACL: u8 = 0x08;
+
+/// The row of ACL user `name`.
+pub fn acl_user_key(name: &[u8]) -> Vec<u8> {
+    let mut k = vec![FAMILY_ACL, b'U'];
+    k.extend_from_slice(name);
+    k
+}
+
+/// The range of every ACL user's row.
+pub const ACL_USERS: ([u8; 2], [u8; 2]) = ([FAMILY_ACL, b'U'], [FAMILY_ACL, b'V']);
 
 /// The row of library `name`.
 pub fn library_key(name: &[u8]) -> Vec<u8> {

@@ -832,6 +832,8 @@ impl Node {
     fn finish_apply(&mut self, outcomes: Vec<(u64, Outcome)>, events: Vec<Event>) {
         // Publish progress first, so INFO never shows less than what a client was told.
         self.applied_tx.send_replace(self.applied_index);
+        // Users an entry changed: this node's connections reload theirs (`crate::acl`).
+        crate::acl::published();
         self.machine.events().deliver(&events);
         self.counters.proposals_fenced += self.pending.finish(outcomes);
     }
@@ -854,6 +856,7 @@ impl Node {
     }
 
     fn after_snapshot(&mut self) -> Result<(), StoreError> {
+        crate::acl::replaced();
         self.members = load_members(&self.db)?;
         self.transport
             .set_peers(peer_addrs(&self.members, self.identity.id));

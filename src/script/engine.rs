@@ -540,6 +540,16 @@ impl Engine {
             })?,
         )?;
         raw.raw_set(
+            "acl_check",
+            lua.create_function(|_, args: mlua::Variadic<mlua::LuaString>| {
+                let argv: Vec<Bytes> = args
+                    .iter()
+                    .map(|a| Bytes::copy_from_slice(&a.as_bytes()))
+                    .collect();
+                Ok(crate::cmd::acl::script_allows(&argv))
+            })?,
+        )?;
+        raw.raw_set(
             "charge",
             lua.create_function(|lua, n: f64| charge(lua, n.max(0.0) as u64))?,
         )?;

@@ -92,7 +92,7 @@ function redis.acl_check_cmd(...)
   if type(name) ~= 'string' or not raw.known_command(name) then
     error(errtab('Invalid command passed to redis.acl_check_cmd()'), 0)
   end
-  return true
+  return raw.acl_check(...)
 end
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
