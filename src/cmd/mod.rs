@@ -463,7 +463,7 @@ pub static TABLE: &[Spec] = &[
 
 /// Commands only entries carry (proposed by kvd itself, never by a client): apply finds them,
 /// the connection does not.
-pub static INTERNAL: &[Spec] = &[expire::REAP, crate::reclaim::ROWS_REAP];
+pub static INTERNAL: &[Spec] = &[expire::REAP, crate::reclaim::ROWS_REAP, maxmemory::EVICT];
 
 pub use cluster::JoinAnswer;
 pub use expire::reap_argv;
