@@ -439,6 +439,35 @@ mod tests {
     }
 
     #[test]
+    fn lru_and_lfu_take_the_least_recently_written_first() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = crate::store::open(&dir.path().join("d"), 1 << 20).expect("open");
+        let mem = Arc::new(Memtable::new());
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut state = mem.write();
+            let mut w = WriteView::open(&txn, &mut state).expect("view");
+            for (index, key) in [(7, "new"), (3, "old"), (5, "mid")] {
+                w.begin_entry(0, wall_clock_ms(), index);
+                w.set_string(key.as_bytes(), Bytes::from_static(b"v"), Some(i64::MAX))
+                    .unwrap();
+            }
+        }
+        txn.commit().expect("commit");
+        let mut reader = Reader::new(&db, &mem);
+        for policy in [
+            Policy::AllkeysLru,
+            Policy::AllkeysLfu,
+            Policy::VolatileLru,
+            Policy::VolatileLfu,
+        ] {
+            let one = pick(&mut reader, policy, 5, 1).unwrap();
+            assert_eq!(names(&one), ["old"], "{policy:?}");
+            assert_eq!(one[0].modified, 3);
+        }
+    }
+
+    #[test]
     fn a_round_is_bounded_by_its_samples_and_the_bytes_to_free() {
         let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
