@@ -363,7 +363,18 @@ impl Conn {
                     continue;
                 }
             };
-            if let Some(oom) = cmd::maxmemory::refusal(&self.session, spec, &argv) {
+            // As Redis evicts before every command while a limit is set: the replies queued
+            // before it go first (what they read predates the eviction), the command runs
+            // once the eviction entry is applied (its invalidations precede the reply).
+            let evicted = if crate::evict::due() {
+                self.drain(wr).await?;
+                view = None;
+                barrier_done = false;
+                Some(crate::evict::perform(&shared).await)
+            } else {
+                None
+            };
+            if let Some(oom) = cmd::maxmemory::refusal(&self.session, spec, &argv, evicted) {
                 let reply = self.refused(&argv, oom);
                 self.ready(reply)?;
                 continue;

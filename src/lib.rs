@@ -27,7 +27,8 @@
 //! - `pubsub`: subscribers of this node, their bounded queues, and the links that fan a
 //!   PUBLISH out to the other nodes (`docs/pubsub.md`); commands in `cmd::pubsub`.
 //! - `expiry`, `reclaim`: leader-side tasks that propose bounded internal entries (expired
-//!   keys; member rows of deleted collections, see `kv::collection`).
+//!   keys; member rows of deleted collections, see `kv::collection`); `evict`: `maxmemory`
+//!   eviction, proposed by the node over its limit before it runs a client's command.
 //!
 //! Adding a data type: its row layout in `kv/encoding.rs` (a `KeyType`, the metadata body, its
 //! member rows), its commands in `cmd/<type>.rs`, their registry lines in `cmd::TABLE`.
@@ -39,6 +40,7 @@ pub mod cmd;
 pub mod config;
 pub mod connection;
 pub mod events;
+pub mod evict;
 pub mod expiry;
 pub mod fatal;
 pub mod fnv;

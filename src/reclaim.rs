@@ -14,6 +14,7 @@
 //! versions are never reused.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,6 +36,14 @@ const BATCH_BYTES: usize = 1 << 20;
 const BUDGET: usize = 4096;
 /// Pause between looks when no full batch was found.
 const IDLE_PERIOD: Duration = Duration::from_millis(100);
+
+/// INFO memory's `lazyfree_pending_objects`: the orphan rows this node's last look found and
+/// has not seen removed yet (0 on a node that is not the leader: it does not reclaim).
+static PENDING: AtomicU64 = AtomicU64::new(0);
+
+pub fn pending() -> u64 {
+    PENDING.load(Relaxed)
+}
 
 /// Runs until `stop` turns true.
 pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
@@ -61,10 +70,15 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                         rows.truncate(n);
                     }
                     more = rows.len() >= BATCH || fits.is_some();
+                    PENDING.store(rows.len() as u64, Relaxed);
                     if !rows.is_empty() {
                         let timeout = shared.config.write_timeout;
                         match shared.raft.propose(0, reap_argv(rows), timeout).await {
-                            Ok(r) if !r.is_error() => {}
+                            Ok(r) if !r.is_error() => {
+                                if !more {
+                                    PENDING.store(0, Relaxed);
+                                }
+                            }
                             outcome => {
                                 debug!(shared.logger, "rows-reap entry not applied"; "outcome" => ?outcome);
                                 more = false;
@@ -74,6 +88,8 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 }
                 Err(e) => debug!(shared.logger, "row reclaim cannot read"; "error" => %e),
             }
+        } else {
+            PENDING.store(0, Relaxed);
         }
         if more && !*stop.borrow() {
             tokio::task::yield_now().await;

@@ -1363,6 +1363,7 @@ fn config(s: &mut Session, argv: &[Bytes]) -> Reply {
     }
     if is(sub, "resetstat") && n == 2 {
         s.shared.stats.reset();
+        crate::evict::reset_stats();
         return Reply::ok();
     }
     if is(sub, "rewrite") && n == 2 {
@@ -1550,9 +1551,15 @@ fn take_effect(s: &Session, name: &str, value: &str) {
             .persistence
             .set_save_points(!value.trim().is_empty()),
         "maxmemory" => {
-            // Above it this node refuses `denyoom` commands (`super::maxmemory`).
+            // Above it this node evicts, or refuses `denyoom` commands (`super::maxmemory`).
             if let Ok(n) = value.parse() {
                 crate::memory::set_maxmemory(n);
+            }
+        }
+        "maxmemory-policy" => crate::evict::set_policy(value),
+        "maxmemory-samples" => {
+            if let Ok(n) = value.parse() {
+                crate::evict::set_samples(n);
             }
         }
         "min-replicas-to-write" => {

@@ -1,6 +1,8 @@
-//! `maxmemory` with the `noeviction` policy: above the limit this node refuses the commands
-//! Redis 7.0 flags `denyoom` (those that may grow the data set), before proposing them, with
-//! Redis's `-OOM` error; everything else runs. kvd evicts nothing, so no other policy applies.
+//! `maxmemory`: above the limit this node first evicts as `maxmemory-policy` says
+//! (`crate::evict`, which proposes this file's `evict` entries); if it is still over with
+//! nothing evictable (always, under `noeviction`), it refuses the commands Redis 7.0 flags
+//! `denyoom` (those that may grow the data set), before proposing them, with Redis's `-OOM`
+//! error; everything else runs.
 //!
 //! The limit and the measure are node-local (`crate::memory`: the bytes jemalloc has allocated
 //! in this process), so the check is made on the node the client is on, never in apply. Scripts
@@ -11,7 +13,9 @@
 
 use bytes::Bytes;
 
-use super::{Spec, is};
+use super::{CmdResult, Kind, Spec, is, parse_i64};
+use crate::kv::encoding::DATABASES;
+use crate::kv::{ApplyCtx, KeyRead, WriteView};
 use crate::resp::Reply;
 use crate::session::Session;
 
@@ -111,9 +115,16 @@ fn script_denyoom(spec: &Spec, argv: &[Bytes]) -> bool {
 }
 
 /// The refusal of this command on this node now, if it is `denyoom` (EXEC: if any command it
-/// queued is) and the node is over `maxmemory`. Inside MULTI every command but EXEC, DISCARD,
-/// QUIT and RESET is refused so, as Redis refuses them (queueing takes memory too).
-pub fn refusal(session: &Session, spec: &Spec, argv: &[Bytes]) -> Option<Reply> {
+/// queued is) and the node is out of memory: `evicted` is what eviction before it found (see
+/// `crate::evict::perform`), `None` when it did not run (then: over `maxmemory`, as under
+/// `noeviction`). Inside MULTI every command but EXEC, DISCARD, QUIT and RESET is refused so,
+/// as Redis refuses them (queueing takes memory too).
+pub fn refusal(
+    session: &Session,
+    spec: &Spec,
+    argv: &[Bytes],
+    evicted: Option<crate::evict::Outcome>,
+) -> Option<Reply> {
     // The common case first: no limit, nothing to look at.
     if crate::memory::maxmemory() == 0 {
         return None;
@@ -126,5 +137,63 @@ pub fn refusal(session: &Session, spec: &Spec, argv: &[Bytes]) -> Option<Reply> 
     let denied = denyoom(spec, argv)
         || script_denyoom(spec, argv)
         || session.multi.as_ref().is_some_and(queueing);
-    (denied && crate::memory::over_maxmemory()).then(oom_error)
+    let out_of_memory = || match evicted {
+        Some(outcome) => outcome == crate::evict::Outcome::OutOfMemory,
+        None => crate::memory::over_maxmemory(),
+    };
+    (denied && out_of_memory()).then(oom_error)
+}
+
+/// `evict (db modified key)...`: the keys a node over its `maxmemory` chose to evict (see
+/// `crate::evict`). Internal: in `cmd::INTERNAL`, which only apply looks up, so no client can
+/// send it. Apply removes a key only if it is live and was last written by entry `modified`
+/// (a key rewritten since it was sampled stays), raising Redis's `evicted` notification; the
+/// deletion itself tells tracking clients. Replies with the number of keys removed.
+pub const EVICT: Spec = Spec {
+    name: "evict",
+    arity: -1,
+    kind: Kind::Write {
+        prepare: |_| Err(Reply::error("ERR internal command")),
+        apply: evict,
+    },
+    flags: &[],
+    keys: (0, 0, 0),
+};
+
+/// An evict entry's arguments for `victims`.
+pub fn evict_argv(victims: &[crate::evict::Victim]) -> Vec<Bytes> {
+    let mut argv = Vec::with_capacity(1 + 3 * victims.len());
+    argv.push(Bytes::from_static(EVICT.name.as_bytes()));
+    for v in victims {
+        argv.push(Bytes::from(v.db.to_string()));
+        argv.push(Bytes::from(v.modified.to_string()));
+        argv.push(v.key.clone());
+    }
+    argv
+}
+
+/// A malformed triple is skipped (every node alike).
+fn evict(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
+    // Redis counts no change for the keys its eviction removes.
+    w.dirty(0);
+    let mut removed = 0;
+    for t in argv[1..].chunks_exact(3) {
+        let (Some(db), Some(modified)) = (
+            parse_i64(&t[0]).and_then(|d| u8::try_from(d).ok()),
+            parse_i64(&t[1]).and_then(|m| u64::try_from(m).ok()),
+        ) else {
+            continue;
+        };
+        if db >= DATABASES {
+            continue;
+        }
+        let unchanged = w
+            .meta_in(db, &t[2])?
+            .is_some_and(|m| m.modified == modified);
+        if unchanged && w.delete_in(db, &t[2])? {
+            w.notify_in(db, 'e', "evicted", &t[2]);
+            removed += 1;
+        }
+    }
+    Ok(Reply::Integer(removed))
 }

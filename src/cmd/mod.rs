@@ -465,7 +465,12 @@ pub static TABLE: &[Spec] = &[
 
 /// Commands only entries carry (proposed by kvd itself, never by a client): apply finds them,
 /// the connection does not.
-pub static INTERNAL: &[Spec] = &[expire::REAP, crate::reclaim::ROWS_REAP, acl::AS_USER];
+pub static INTERNAL: &[Spec] = &[
+    expire::REAP,
+    crate::reclaim::ROWS_REAP,
+    acl::AS_USER,
+    maxmemory::EVICT,
+];
 
 pub use cluster::JoinAnswer;
 pub use expire::reap_argv;

@@ -155,8 +155,11 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
             line!("number_of_cached_scripts:{}", crate::script::cached_count());
             line!("maxmemory:{maxmemory}");
             line!("maxmemory_human:{}", human(maxmemory));
-            line!("maxmemory_policy:noeviction");
+            line!("maxmemory_policy:{}", crate::evict::policy().name());
+            // The limit is compared with used_memory as it is: kvd sets nothing apart.
+            line!("mem_not_counted_for_evict:0");
             line!("mem_allocator:{}", crate::memory::allocator_name());
+            line!("lazyfree_pending_objects:{}", crate::reclaim::pending());
         }
         "persistence" => {
             let p = &shared.events.persistence;
@@ -195,6 +198,9 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
                 "total_writes_proposed:{}",
                 stats.writes_proposed.load(Relaxed)
             );
+            line!("evicted_keys:{}", crate::evict::evicted_keys());
+            // kvd never closes clients to free memory (no maxmemory-clients eviction).
+            line!("evicted_clients:0");
             let (_, keys, items, prefixes) = shared.pubsub.tracking.info();
             line!(
                 "pubsub_channels:{}",

@@ -407,6 +407,8 @@ impl StateMachine {
         if let Some((index, term)) = summary.last {
             mem.set_applied(index, term);
         }
+        // What this batch allocated shows in the next `maxmemory` check.
+        crate::memory::note_applied();
         Ok(summary)
     }
 

@@ -1,0 +1,224 @@
+//! `maxmemory` eviction with real `kvd` processes: each `maxmemory-policy` removes only what it
+//! may (`volatile-*` never a key without a TTL, `volatile-ttl` the soonest first, `allkeys-*`
+//! anything), `noeviction` refuses, and in a 3-node cluster the keys a follower over its own
+//! limit evicts are gone on every node (same DIGEST), with the `evicted` notification on another
+//! node and a tracked key's invalidation before the reply of the command that evicted it.
+//!
+//! `CONFIG SET maxmemory 1` puts a node over its limit at once: the next command on it evicts
+//! (a bounded number of entries per command, see `kvd::evict`) until nothing evictable is left.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const OOM: &str = "-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+const CONVERGE: Duration = Duration::from_secs(30);
+
+/// An integer reply's value.
+fn int(reply: &[u8]) -> i64 {
+    let s = String::from_utf8_lossy(reply);
+    s.trim()
+        .trim_start_matches(':')
+        .parse()
+        .unwrap_or_else(|_| panic!("not an integer reply: {s:?}"))
+}
+
+/// A field of INFO, read on `c` (over the limit, that INFO evicts too, as any command).
+fn info_field(c: &mut RawConn, section: &str, key: &str) -> String {
+    let raw = c.call(&["INFO", section]);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    parse_info_field(&text, key).unwrap_or_else(|| panic!("no {key} in {text}"))
+}
+
+/// FLUSHALL, no limit, counters reset; `plain` keys p0.. without TTL and `volatile` keys
+/// v0.. with TTLs growing with their number.
+fn fill(c: &mut RawConn, plain: usize, volatile: usize) {
+    c.check(&["CONFIG", "SET", "maxmemory", "0"], "+OK\r\n");
+    c.check(&["FLUSHALL"], "+OK\r\n");
+    c.check(&["CONFIG", "RESETSTAT"], "+OK\r\n");
+    for i in 0..plain {
+        c.check(&["SET", &format!("p{i}"), "x"], "+OK\r\n");
+    }
+    for i in 0..volatile {
+        let ttl = (1000 + i).to_string();
+        c.check(&["SET", &format!("v{i}"), "x", "EX", &ttl], "+OK\r\n");
+    }
+}
+
+/// Sends PING (each command evicts first) until `done` holds on the DBSIZE.
+fn evict_until(c: &mut RawConn, what: &str, done: impl Fn(i64) -> bool) {
+    poll_until(Duration::from_secs(20), what, || {
+        c.check(&["PING"], "+PONG\r\n");
+        done(int(&c.call(&["DBSIZE"]))).then_some(())
+    });
+}
+
+#[test]
+fn each_policy_evicts_only_what_it_may() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+
+    // noeviction: over the limit writes that may grow the data are refused, nothing goes.
+    fill(&mut c, 5, 5);
+    c.check(
+        &["CONFIG", "GET", "maxmemory-policy"],
+        "*2\r\n$16\r\nmaxmemory-policy\r\n$10\r\nnoeviction\r\n",
+    );
+    c.check(&["CONFIG", "SET", "maxmemory", "1"], "+OK\r\n");
+    c.check(&["SET", "a", "b"], OOM);
+    c.check(&["GET", "v0"], "$1\r\nx\r\n");
+    assert_eq!(int(&c.call(&["DBSIZE"])), 10);
+    assert_eq!(info_field(&mut c, "stats", "evicted_keys"), "0");
+    assert_eq!(
+        info_field(&mut c, "memory", "maxmemory_policy"),
+        "noeviction"
+    );
+
+    for policy in [
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "volatile-ttl",
+    ] {
+        fill(&mut c, 30, 30);
+        c.check(&["CONFIG", "SET", "maxmemory-policy", policy], "+OK\r\n");
+        c.check(&["CONFIG", "SET", "maxmemory", "1"], "+OK\r\n");
+        evict_until(&mut c, "the volatile keys to be evicted", |n| n == 30);
+        for i in 0..30 {
+            c.check(&["EXISTS", &format!("p{i}")], ":1\r\n");
+        }
+        // Nothing evictable is left: refused as under noeviction, reads still run.
+        c.check(&["SET", "a", "b"], OOM);
+        c.check(&["GET", "p0"], "$1\r\nx\r\n");
+        assert_eq!(
+            info_field(&mut c, "stats", "evicted_keys"),
+            "30",
+            "{policy}"
+        );
+        assert_eq!(info_field(&mut c, "memory", "maxmemory_policy"), policy);
+    }
+
+    for policy in ["allkeys-lru", "allkeys-lfu", "allkeys-random"] {
+        fill(&mut c, 30, 10);
+        c.check(&["CONFIG", "SET", "maxmemory-policy", policy], "+OK\r\n");
+        c.check(&["CONFIG", "SET", "maxmemory", "1"], "+OK\r\n");
+        evict_until(&mut c, "every key to be evicted", |n| n == 0);
+        c.check(&["SET", "a", "b"], OOM);
+        assert_eq!(
+            info_field(&mut c, "stats", "evicted_keys"),
+            "40",
+            "{policy}"
+        );
+    }
+    c.check(&["CONFIG", "SET", "maxmemory", "0"], "+OK\r\n");
+    c.check(&["SET", "a", "b"], "+OK\r\n");
+    assert_eq!(
+        info_field(&mut c, "memory", "mem_not_counted_for_evict"),
+        "0"
+    );
+    assert_eq!(
+        info_field(&mut c, "memory", "lazyfree_pending_objects"),
+        "0"
+    );
+}
+
+/// With one sample per round, each entry of volatile-ttl takes the key that expires first:
+/// whatever one command evicted is a prefix of the keys in TTL order.
+#[test]
+fn volatile_ttl_evicts_the_soonest_first() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    fill(&mut c, 10, 40);
+    c.check(&["CONFIG", "SET", "maxmemory-samples", "1"], "+OK\r\n");
+    c.check(
+        &["CONFIG", "SET", "maxmemory-policy", "volatile-ttl"],
+        "+OK\r\n",
+    );
+    c.check(&["CONFIG", "SET", "maxmemory", "1"], "+OK\r\n");
+    c.check(&["PING"], "+PONG\r\n");
+    c.check(&["CONFIG", "SET", "maxmemory", "0"], "+OK\r\n");
+    let left: Vec<bool> = (0..40)
+        .map(|i| int(&c.call(&["EXISTS", &format!("v{i}")])) == 1)
+        .collect();
+    let gone = left.iter().take_while(|present| !**present).count();
+    assert!(gone > 0 && gone < 40, "evicted {gone} of 40 volatile keys");
+    assert!(
+        left[gone..].iter().all(|p| *p),
+        "not the soonest first: {left:?}"
+    );
+    assert_eq!(int(&c.call(&["DBSIZE"])), (50 - gone) as i64);
+    assert_eq!(
+        info_field(&mut c, "stats", "evicted_keys"),
+        gone.to_string()
+    );
+}
+
+/// A follower over its own limit evicts through the log: the key is gone on every node, a
+/// subscriber on a third node hears `evicted`, and the tracking client whose command caused
+/// the eviction gets the invalidation before that command's reply.
+#[test]
+fn a_followers_eviction_reaches_every_node() {
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(30));
+    let follower = cluster.node((leader + 1) % 3);
+    let other = cluster.node((leader + 2) % 3);
+
+    let mut w = cluster.node(leader).raw();
+    for i in 0..20 {
+        w.check(&["SET", &format!("p{i}"), "x"], "+OK\r\n");
+    }
+    w.check(&["SET", "v", "x", "EX", "1000"], "+OK\r\n");
+    poll_until(CONVERGE, "the keys on every node", || {
+        (0..3)
+            .all(|i| int(&cluster.node(i).raw().call(&["DBSIZE"])) == 21)
+            .then_some(())
+    });
+
+    let mut o = other.raw();
+    o.check(
+        &["CONFIG", "SET", "notify-keyspace-events", "Ee"],
+        "+OK\r\n",
+    );
+    let mut sub = other.raw();
+    sub.check(
+        &["SUBSCRIBE", "__keyevent@0__:evicted"],
+        "*3\r\n$9\r\nsubscribe\r\n$22\r\n__keyevent@0__:evicted\r\n:1\r\n",
+    );
+
+    let mut t = follower.raw();
+    let _ = t.call(&["HELLO", "3"]);
+    t.check(&["CLIENT", "TRACKING", "on"], "+OK\r\n");
+    t.check(&["GET", "v"], "$1\r\nx\r\n");
+    let mut f = follower.raw();
+    f.check(
+        &["CONFIG", "SET", "maxmemory-policy", "volatile-random"],
+        "+OK\r\n",
+    );
+    f.check(&["CONFIG", "SET", "maxmemory", "1"], "+OK\r\n");
+    // The first command on the follower since it went over evicts `v` before it runs.
+    t.send_cmd(&["PING"]);
+    t.expect(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nv\r\n");
+    t.expect(b"+PONG\r\n");
+    f.check(&["CONFIG", "SET", "maxmemory", "0"], "+OK\r\n");
+
+    sub.expect(b"*3\r\n$7\r\nmessage\r\n$22\r\n__keyevent@0__:evicted\r\n$1\r\nv\r\n");
+    let digest = poll_until(CONVERGE, "the same DIGEST on every node", || {
+        let d: Vec<Vec<u8>> = (0..3)
+            .map(|i| cluster.node(i).raw().call(&["DIGEST"]))
+            .collect();
+        (d[0] == d[1] && d[1] == d[2]).then(|| d[0].clone())
+    });
+    assert!(!digest.starts_with(b"-"), "{}", show(&digest));
+    for i in 0..3 {
+        let mut c = cluster.node(i).raw();
+        c.check(&["EXISTS", "v"], ":0\r\n");
+        assert_eq!(int(&c.call(&["DBSIZE"])), 20, "node {i}");
+    }
+    assert_eq!(follower.info_u64("stats", "evicted_keys"), Some(1));
+    assert_eq!(
+        cluster.node(leader).info_u64("stats", "evicted_keys"),
+        Some(0)
+    );
+}
