@@ -257,6 +257,10 @@ impl Selector {
 
     /// Applies one selector rule (`~pattern`, `+get`, ...).
     fn apply(&mut self, op: &[u8]) -> Result<(), String> {
+        if op.is_empty() {
+            // An empty rule changes nothing (Redis 7.0).
+            return Ok(());
+        }
         let text = String::from_utf8_lossy(op).to_ascii_lowercase();
         match text.as_str() {
             "allkeys" => return self.apply(b"~*"),
@@ -304,9 +308,8 @@ impl Selector {
         let (perm, pattern) = if op[0] == b'~' {
             (R | W, &op[1..])
         } else {
-            let Some(tilde) = op.iter().position(|&b| b == b'~') else {
-                return Err("Syntax error".into());
-            };
+            // Redis 7.0 takes `%R` without a `~` as the empty pattern.
+            let tilde = op.iter().position(|&b| b == b'~').unwrap_or(op.len());
             let mut perm = 0;
             for &b in &op[1..tilde] {
                 match b.to_ascii_uppercase() {
@@ -318,7 +321,7 @@ impl Selector {
             if perm == 0 {
                 return Err("Syntax error".into());
             }
-            (perm, &op[tilde + 1..])
+            (perm, op.get(tilde + 1..).unwrap_or_default())
         };
         if self.allkeys {
             return Err(
@@ -601,6 +604,10 @@ impl User {
     }
 
     fn apply(&mut self, op: &[u8]) -> Result<(), String> {
+        if op.is_empty() {
+            // An empty rule changes nothing (Redis 7.0).
+            return Ok(());
+        }
         let lower = String::from_utf8_lossy(op).to_ascii_lowercase();
         match lower.as_str() {
             "on" => self.enabled = true,
@@ -942,6 +949,13 @@ mod tests {
         assert!(err(&mut u, "+config|get|x").contains("first-arg of a subcommand"));
         assert!(err(&mut u, "#abc").contains("exactly 64 characters"));
         assert!(err(&mut u, "<nope").contains("does not exist"));
+    }
+
+    #[test]
+    fn an_empty_rule_and_a_pattern_less_percent_rule_are_taken_as_redis_takes_them() {
+        // redis-server 7.0.15: `ACL SETUSER y %R` is OK and lists `%R~`; `''` changes nothing.
+        assert_eq!(user(&["%R", ""]).describe(), "off %R~ resetchannels -@all");
+        assert_eq!(user(&["%W~"]).describe(), "off %W~ resetchannels -@all");
     }
 
     #[test]
