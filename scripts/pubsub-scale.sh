@@ -15,6 +15,7 @@
 #
 #   nice -n 19 scripts/pubsub-scale.sh
 #   SCALE_SUBS=3000 SCALE_SET_N=50000 nice -n 19 scripts/pubsub-scale.sh
+#   SCALE_ONE_NODE=1 scripts/pubsub-scale.sh   all subscribers on node2, the node taking the SETs
 set -euo pipefail
 
 SCRIPT=pubsub-scale
@@ -49,7 +50,7 @@ bench_set() { # PORT: "rps p50 p99" of redis-benchmark SET
 
 # ---------------------------------------------------------------- (a) many subscribers
 cluster_up node
-log "(a) $SUBS subscribers on 3 nodes (:${P[0]} leader, :${P[2]}, :${P[4]}), $CHANNELS channels"
+log "(a) $SUBS subscribers on ${SCALE_ONE_NODE:+node2 only, of }3 nodes (:${P[0]} leader, :${P[2]}, :${P[4]}), $CHANNELS channels"
 read -r rps p50 p99 <<<"$(bench_set "${P[4]}")"
 log "SET on node2 without subscribers: $rps req/s, p50 $p50 ms, p99 $p99 ms"
 
@@ -166,7 +167,8 @@ for line in sys.stdin:
 for p in procs:
     p.join(10)
 PY
-python3 "$TMP/subs.py" "${P[0]}" "${P[2]}" "${P[4]}" "$SUBS" "$CHANNELS" "$RATE" \
+if [[ -n ${SCALE_ONE_NODE:-} ]]; then SUB_PORTS=("${P[4]}" "${P[4]}" "${P[4]}"); else SUB_PORTS=("${P[0]}" "${P[2]}" "${P[4]}"); fi
+python3 "$TMP/subs.py" "${SUB_PORTS[@]}" "$SUBS" "$CHANNELS" "$RATE" \
     <"$fifo" >"$TMP/subs.out" 2>"$TMP/subs.err" &
 SUBS_PID=$!
 PIDS+=("$SUBS_PID")

@@ -272,13 +272,18 @@ fn sample_db(
             samples
         };
         let from = crate::raft::identity::random_u64();
+        // Past the last key the look wraps around to the start, so that a database with fewer
+        // keys than samples has all of them sampled (as Redis's dictGetSomeKeys).
         for cursor in [from, 0] {
             let (_, keys) = view.scan_step(cursor, count)?;
-            found.extend(
-                keys.into_iter()
-                    .filter(|(_, m)| !policy.volatile() || m.expire_at.is_some()),
-            );
-            if !found.is_empty() {
+            for (key, meta) in keys {
+                if (!policy.volatile() || meta.expire_at.is_some())
+                    && !found.iter().any(|(k, _)| *k == key)
+                {
+                    found.push((key, meta));
+                }
+            }
+            if found.len() >= samples {
                 break;
             }
         }
