@@ -13,7 +13,7 @@
 
 use bytes::Bytes;
 
-use super::{CmdResult, Kind, Spec, is, parse_i64};
+use super::{CmdResult, Kind, Spec, parse_i64};
 use crate::kv::encoding::DATABASES;
 use crate::kv::{ApplyCtx, KeyRead, WriteView};
 use crate::resp::Reply;
@@ -92,26 +92,15 @@ pub fn oom_error() -> Reply {
 
 /// True if Redis flags this command (with these arguments) `denyoom`.
 pub fn denyoom(spec: &Spec, argv: &[Bytes]) -> bool {
-    DENYOOM.contains(&spec.name)
-        || argv.get(1).is_some_and(|sub| {
-            DENYOOM_SUBCOMMANDS
-                .iter()
-                .any(|(name, s)| *name == spec.name && is(sub, s))
-        })
+    super::flagged(spec, argv, DENYOOM, DENYOOM_SUBCOMMANDS)
 }
 
 /// True if a script run by EVAL/EVALSHA with these arguments counts as `denyoom` at start: it
 /// has a shebang without `no-writes` or `allow-oom` (an unknown SHA or a bad shebang is left
 /// to the command's own error).
 fn script_denyoom(spec: &Spec, argv: &[Bytes]) -> bool {
-    let script = match spec.name {
-        "eval" => argv
-            .get(1)
-            .and_then(|body| crate::script::Script::new(body.clone()).ok()),
-        "evalsha" => argv.get(1).and_then(|sha| crate::script::lookup(sha)),
-        _ => None,
-    };
-    script.is_some_and(|s| !s.flags.compat && !s.flags.no_writes && !s.flags.allow_oom)
+    super::scripting::script_at_start(spec, argv)
+        .is_some_and(|s| !s.flags.compat && !s.flags.no_writes && !s.flags.allow_oom)
 }
 
 /// The refusal of this command on this node now, if it is `denyoom` (EXEC: if any command it

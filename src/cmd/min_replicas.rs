@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{Spec, is};
+use super::Spec;
 use crate::raft::RaftHandle;
 use crate::resp::Reply;
 use crate::session::Session;
@@ -155,25 +155,14 @@ pub fn noreplicas_error() -> Reply {
 
 /// True if Redis flags this command (with these arguments) `write`.
 pub fn is_write(spec: &Spec, argv: &[Bytes]) -> bool {
-    WRITE.contains(&spec.name)
-        || argv.get(1).is_some_and(|sub| {
-            WRITE_SUBCOMMANDS
-                .iter()
-                .any(|(name, s)| *name == spec.name && is(sub, s))
-        })
+    super::flagged(spec, argv, WRITE, WRITE_SUBCOMMANDS)
 }
 
 /// True if an EVAL/EVALSHA script counts as a write at start: it has a shebang without
 /// `no-writes` (an unknown SHA or a bad shebang is left to the command's own error).
 fn script_writes(spec: &Spec, argv: &[Bytes]) -> bool {
-    let script = match spec.name {
-        "eval" => argv
-            .get(1)
-            .and_then(|body| crate::script::Script::new(body.clone()).ok()),
-        "evalsha" => argv.get(1).and_then(|sha| crate::script::lookup(sha)),
-        _ => None,
-    };
-    script.is_some_and(|s| !s.flags.compat && !s.flags.no_writes)
+    super::scripting::script_at_start(spec, argv)
+        .is_some_and(|s| !s.flags.compat && !s.flags.no_writes)
 }
 
 /// True if the setting is on and this node sees fewer good replicas than it asks for.

@@ -574,6 +574,16 @@ pub fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
+/// True if Redis gives this command (with these arguments) a flag: its name is in `names`, or
+/// its (command, subcommand) pair in `subs` (as the `write` and `denyoom` tables list them).
+pub fn flagged(spec: &Spec, argv: &[Bytes], names: &[&str], subs: &[(&str, &str)]) -> bool {
+    names.contains(&spec.name)
+        || argv.get(1).is_some_and(|sub| {
+            subs.iter()
+                .any(|(name, s)| *name == spec.name && is(sub, s))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -259,6 +259,18 @@ pub fn proposed_directly(argv: &[Bytes], short: bool) -> bool {
     }
 }
 
+/// The script an EVAL/EVALSHA would run, as known before it starts (None for an unknown SHA, a
+/// script that does not compile, or another command): its shebang flags decide refusals.
+pub fn script_at_start(spec: &Spec, argv: &[Bytes]) -> Option<crate::script::Script> {
+    match spec.name {
+        "eval" => argv
+            .get(1)
+            .and_then(|body| crate::script::Script::new(body.clone()).ok()),
+        "evalsha" => argv.get(1).and_then(|sha| crate::script::lookup(sha)),
+        _ => None,
+    }
+}
+
 /// A prepared EVAL entry run on a connection's read view: `Some(reply)` if it completed
 /// without writing (the reply to send), `None` if it must be proposed. `short`: the node is
 /// short of good replicas (`min_replicas`): the script's write commands are refused here.
