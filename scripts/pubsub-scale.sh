@@ -15,7 +15,8 @@
 #
 #   nice -n 19 scripts/pubsub-scale.sh
 #   SCALE_SUBS=3000 SCALE_SET_N=50000 nice -n 19 scripts/pubsub-scale.sh
-#   SCALE_ONE_NODE=1 scripts/pubsub-scale.sh   all subscribers on node2, the node taking the SETs
+#   SCALE_ONE_NODE=1 SCALE_SUBS=9900 scripts/pubsub-scale.sh
+#                       all subscribers on node2, the node taking the SETs (maxclients is 10000)
 set -euo pipefail
 
 SCRIPT=pubsub-scale
@@ -62,6 +63,7 @@ import asyncio, multiprocessing as mp, random, resource, socket, sys, threading,
 
 ports = [int(p) for p in sys.argv[1:4]]
 subs, channels, rate = map(int, sys.argv[4:7])
+pub_port = int(sys.argv[7])  # the publisher's node (node1)
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
@@ -127,7 +129,7 @@ print("ready", flush=True)
 publishing = threading.Event()
 def publisher():
     # On node1, to random channels, at a steady rate; replies read by a second thread.
-    s = socket.create_connection(("127.0.0.1", ports[1]))
+    s = socket.create_connection(("127.0.0.1", pub_port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sent = [0]
     def drain():
@@ -168,7 +170,7 @@ for p in procs:
     p.join(10)
 PY
 if [[ -n ${SCALE_ONE_NODE:-} ]]; then SUB_PORTS=("${P[4]}" "${P[4]}" "${P[4]}"); else SUB_PORTS=("${P[0]}" "${P[2]}" "${P[4]}"); fi
-python3 "$TMP/subs.py" "${SUB_PORTS[@]}" "$SUBS" "$CHANNELS" "$RATE" \
+python3 "$TMP/subs.py" "${SUB_PORTS[@]}" "$SUBS" "$CHANNELS" "$RATE" "${P[2]}" \
     <"$fifo" >"$TMP/subs.out" 2>"$TMP/subs.err" &
 SUBS_PID=$!
 PIDS+=("$SUBS_PID")
