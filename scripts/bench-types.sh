@@ -54,6 +54,11 @@ rb_row() {
         -r 100000 XADD mystream '*' field __rand_int__ >>"$out" 2>>"$out.err" || { log "redis-benchmark XADD against $sys failed: $(tail -n 3 "$out.err")"; exit 1; }
     timeout 900 redis-benchmark -h 127.0.0.1 -p "$port" --csv -n "$N" -c "$CLIENTS" -P "$PIPE" \
         -r 100000 EVAL "$EVAL_SET" 1 key:__rand_int__ xxx >>"$out" 2>>"$out.err" || { log "redis-benchmark EVAL against $sys failed: $(tail -n 3 "$out.err")"; exit 1; }
+    # SET once more, now over the keys the first SET wrote and beside the collections: a write
+    # into a filled keyspace (an overwrite looks up the old value) costs more than the first
+    # SET's into an empty one, so member writes are compared with both.
+    timeout 900 redis-benchmark -h 127.0.0.1 -p "$port" --csv -t set -n "$N" -c "$CLIENTS" \
+        -P "$PIPE" -r 100000 2>>"$out.err" | sed 's/^"SET"/"SET-again"/' >>"$out" || { log "redis-benchmark SET-again against $sys failed: $(tail -n 3 "$out.err")"; exit 1; }
     if grep -qiE 'error|closed|refused' "$out" "$out.err"; then
         log "redis-benchmark against $sys reported errors: $(grep -hiE 'error|closed|refused' "$out" "$out.err" | head -n 3)"
         exit 1
@@ -70,14 +75,15 @@ for r in csv.reader(open(sys.argv[1])):
     row "$sys" "$cells"
 }
 
-# ratio_row SYSTEM: how much slower than SET each write is on SYSTEM (SET's ops/s / its ops/s).
+# ratio_row SYSTEM [SET-TEST]: how much slower than SET each write is on SYSTEM (SET's ops/s /
+# its ops/s), against the first SET (into an empty keyspace) or SET-again (into the filled one).
 ratio_row() {
-    local sys=$1 t cells=""
+    local sys=$1 set=${2:-SET} t cells=""
     for t in LPUSH RPOP HSET SADD ZADD XADD EVAL; do
-        cells+=$(awk -v s="${RPS[$sys/SET]:-0}" -v x="${RPS[$sys/$t]:-0}" -v t="$t" \
+        cells+=$(awk -v s="${RPS[$sys/$set]:-0}" -v x="${RPS[$sys/$t]:-0}" -v t="$t" \
             'BEGIN { if (x > 0) printf "%s %5.2fx  ", t, s / x; else printf "%s     -  ", t }')
     done
-    row "$sys SET/cmd" "$cells"
+    row "$sys $set/cmd" "$cells"
 }
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
@@ -174,7 +180,7 @@ rb_row redis-aof-always "$RPORT"
 stop_pid "$REDIS_PID"
 
 # ---- memory per member: a fresh server for each collection
-for sys in kvd-leader kvd-follower redis-aof-always; do ratio_row "$sys"; done
+for sys in kvd-leader kvd-follower redis-aof-always; do ratio_row "$sys"; ratio_row "$sys" SET-again; done
 
 for type in hash set zset; do
     rm -rf "$TMP/mem"

@@ -385,7 +385,7 @@ fn zset_add(
                 return Ok(Added::Nop);
             }
             if score != cur {
-                z.insert(w, member, score)?;
+                z.rescore(w, member, Some(cur), score);
                 Ok(Added::Updated(score))
             } else {
                 Ok(Added::Same(score))
@@ -395,7 +395,7 @@ fn zset_add(
             if f.xx {
                 return Ok(Added::Nop);
             }
-            z.insert(w, member, score)?;
+            z.rescore(w, member, None, score);
             Ok(Added::New(score))
         }
     }

@@ -194,13 +194,21 @@ impl ZSet {
         member: &[u8],
         score: f64,
     ) -> Result<Option<f64>, StoreError> {
-        let db = w.db();
         let old = self.score(w, member)?;
+        self.rescore(w, member, old, score);
+        Ok(old)
+    }
+
+    /// `insert` for a caller that has just read the member's score (`old`, `None`: not a
+    /// member): saves the second lookup, and deletes the old score row without looking for it
+    /// (a member row always has its score row).
+    pub fn rescore(&mut self, w: &mut WriteView, member: &[u8], old: Option<f64>, score: f64) {
+        let db = w.db();
         if let Some(o) = old {
             if o.to_bits() == score.to_bits() {
-                return Ok(old);
+                return;
             }
-            w.delete_raw(&self.score_row(db, o, member))?;
+            w.delete_present(&self.score_row(db, o, member));
         } else {
             self.len += 1;
             if self.len > LISTPACK_ENTRIES || member.len() > LISTPACK_VALUE {
@@ -210,7 +218,6 @@ impl ZSet {
         w.put_raw(&self.member_row(db, member), score_value(score));
         w.put_raw(&self.score_row(db, score, member), Bytes::new());
         self.changed = true;
-        Ok(old)
     }
 
     /// Removes a member; its score if it was one.
