@@ -157,7 +157,7 @@ pub async fn perform(shared: &Shared) -> Outcome {
     let mut removed_any = false;
     for _ in 0..MAX_ENTRIES {
         let limit = crate::memory::maxmemory();
-        let used = crate::memory::used_memory();
+        let used = crate::memory::counted_for_evict(crate::memory::used_memory());
         let policy = policy();
         if limit == 0 || used <= limit {
             return Outcome::Fits;

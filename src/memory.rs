@@ -17,14 +17,17 @@ pub fn allocator_name() -> String {
     format!("jemalloc-{version}")
 }
 
-/// Bytes jemalloc reports for this process: allocated to the program, in active pages, and
-/// resident in its mapped pages.
+/// Bytes jemalloc reports for this process: allocated to the program (less what thread caches
+/// hold), in active pages, and resident in its mapped pages.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Usage {
     pub allocated: u64,
     pub active: u64,
     pub resident: u64,
 }
+
+/// The bytes held in thread caches, over all arenas (4096 is jemalloc's `MALLCTL_ARENAS_ALL`).
+const TCACHE_BYTES: &[u8] = b"stats.arenas.4096.tcache_bytes\0";
 
 /// Highest `allocated` seen by `usage` (INFO's `used_memory_peak`).
 static PEAK: AtomicU64 = AtomicU64::new(0);
@@ -33,8 +36,16 @@ static PEAK: AtomicU64 = AtomicU64::new(0);
 pub fn usage() -> Usage {
     let _ = tikv_jemalloc_ctl::epoch::advance();
     let read = |r: tikv_jemalloc_ctl::Result<usize>| r.unwrap_or(0) as u64;
+    // Freed objects a thread's cache keeps for reuse count as allocated until the cache hands
+    // them back, which happens when that thread next allocates: a burst of frees on one thread
+    // (a flushed memtable, a compacted log tail) would show up as a drop of hundreds of kB at
+    // some later write. The bytes in thread caches (summed over all arenas) are not the
+    // program's, so they are left out.
+    // SAFETY: `stats.arenas.<MALLCTL_ARENAS_ALL>.tcache_bytes` is a `size_t` statistic of
+    // jemalloc 5.3, read with the type it has; the name is NUL-terminated.
+    let cached = read(unsafe { tikv_jemalloc_ctl::raw::read::<usize>(TCACHE_BYTES) });
     let u = Usage {
-        allocated: read(tikv_jemalloc_ctl::stats::allocated::read()),
+        allocated: read(tikv_jemalloc_ctl::stats::allocated::read()).saturating_sub(cached),
         active: read(tikv_jemalloc_ctl::stats::active::read()),
         resident: read(tikv_jemalloc_ctl::stats::resident::read()),
     };
@@ -45,6 +56,28 @@ pub fn usage() -> Usage {
 /// Redis's `used_memory`: the bytes allocated now.
 pub fn used_memory() -> u64 {
     usage().allocated
+}
+
+/// Bytes held by the raft log's in-memory tail (`RaftStorage`): Redis's AOF and replication
+/// buffers, which it leaves out of the memory it compares with `maxmemory`
+/// (`mem_not_counted_for_evict`). They come and go with the log, not with the data (a
+/// compaction after a burst of writes frees hundreds of kB at once), so counting them would
+/// make eviction start and stop on the log's schedule.
+static NOT_COUNTED: AtomicU64 = AtomicU64::new(0);
+
+/// The raft log tail now holds `bytes` (called by the raft thread as the tail changes).
+pub fn set_log_tail_bytes(bytes: u64) {
+    NOT_COUNTED.store(bytes, Relaxed);
+}
+
+/// INFO's `mem_not_counted_for_evict`.
+pub fn not_counted_for_evict() -> u64 {
+    NOT_COUNTED.load(Relaxed)
+}
+
+/// The memory compared with `maxmemory`: `used` less what is not counted for eviction.
+pub fn counted_for_evict(used: u64) -> u64 {
+    used.saturating_sub(not_counted_for_evict())
 }
 
 /// `maxmemory` in bytes (0: no limit). Process-wide, as the allocator it is measured by.
@@ -63,7 +96,7 @@ pub fn maxmemory() -> u64 {
 /// only when a limit is set, and then at most as often as `used_memory_for_limit` says).
 pub fn over_maxmemory() -> bool {
     let limit = maxmemory();
-    limit != 0 && used_memory_for_limit() > limit
+    limit != 0 && counted_for_evict(used_memory_for_limit()) > limit
 }
 
 /// Applied batches so far (`note_applied`): what makes most memory change, so a reading taken

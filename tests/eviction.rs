@@ -114,14 +114,69 @@ fn each_policy_evicts_only_what_it_may() {
     }
     c.check(&["CONFIG", "SET", "maxmemory", "0"], "+OK\r\n");
     c.check(&["SET", "a", "b"], "+OK\r\n");
-    assert_eq!(
-        info_field(&mut c, "memory", "mem_not_counted_for_evict"),
-        "0"
+    // The raft log's memory tail is set apart, as Redis sets apart its AOF buffer.
+    let not_counted: u64 = info_field(&mut c, "memory", "mem_not_counted_for_evict")
+        .parse()
+        .expect("a number");
+    let used: u64 = info_field(&mut c, "memory", "used_memory")
+        .parse()
+        .expect("a number");
+    assert!(
+        not_counted > 0 && not_counted < used,
+        "{not_counted} of {used}"
     );
     assert_eq!(
         info_field(&mut c, "memory", "lazyfree_pending_objects"),
         "0"
     );
+}
+
+/// Redis's own check (unit/tracking): the limit is set 100 kB above what is counted, then a
+/// 200 kB SETBIT must put the node over it, so the next command evicts the one volatile key.
+/// What is counted must not drop meanwhile by itself: thread caches handing back a flushed
+/// memtable's objects, or a compaction freeing the log tail, once did so by 50-230 kB at the
+/// first write after a burst, and the key stayed in about 4 rounds of 10.
+#[test]
+fn a_write_past_a_small_margin_evicts_after_a_burst_of_writes() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    let counted = |c: &mut RawConn| -> u64 {
+        let used: u64 = info_field(c, "memory", "used_memory")
+            .parse()
+            .expect("a number");
+        let apart: u64 = info_field(c, "memory", "mem_not_counted_for_evict")
+            .parse()
+            .expect("a number");
+        used - apart
+    };
+    for round in 0..8 {
+        for i in 0..2000 {
+            c.check(
+                &["SET", &format!("k{round}:{i}"), &"x".repeat(100)],
+                "+OK\r\n",
+            );
+        }
+        // Idle long enough for the memtable to be flushed, or not at all.
+        std::thread::sleep(Duration::from_millis(if round % 2 == 0 {
+            1000
+        } else {
+            20
+        }));
+        let limit = counted(&mut c) + 100 * 1024;
+        c.check(
+            &["CONFIG", "SET", "maxmemory", &limit.to_string()],
+            "+OK\r\n",
+        );
+        c.check(
+            &["CONFIG", "SET", "maxmemory-policy", "volatile-random"],
+            "+OK\r\n",
+        );
+        c.check(&["SETEX", "volatile-key", "10000", "x"], "+OK\r\n");
+        c.check(&["SETBIT", "big-key", "1600000", "0"], ":0\r\n");
+        c.check(&["EXISTS", "volatile-key"], ":0\r\n");
+        c.check(&["CONFIG", "SET", "maxmemory", "0"], "+OK\r\n");
+        c.check(&["DEL", "big-key"], ":1\r\n");
+    }
 }
 
 /// With one sample per round, each entry of volatile-ttl takes the key that expires first:

@@ -156,8 +156,11 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
             line!("maxmemory:{maxmemory}");
             line!("maxmemory_human:{}", human(maxmemory));
             line!("maxmemory_policy:{}", crate::evict::policy().name());
-            // The limit is compared with used_memory as it is: kvd sets nothing apart.
-            line!("mem_not_counted_for_evict:0");
+            // The raft log's memory tail, as Redis leaves out its AOF and replication buffers.
+            line!(
+                "mem_not_counted_for_evict:{}",
+                crate::memory::not_counted_for_evict()
+            );
             line!("mem_allocator:{}", crate::memory::allocator_name());
             line!("lazyfree_pending_objects:{}", crate::reclaim::pending());
         }

@@ -36,6 +36,9 @@ pub struct RaftStorage {
     last: u64,
     /// Entries `last - tail.len() + 1 ..= last`, in order.
     tail: VecDeque<Entry>,
+    /// Heap bytes of the tail's entries (`tail_heap_of`), published as memory not counted for
+    /// eviction (`memory::set_log_tail_bytes`).
+    tail_heap: u64,
     /// Highest index known to be durable in redb.
     durable: u64,
     snapshots: SnapshotRegistry,
@@ -108,6 +111,11 @@ impl LogBytes {
 }
 
 /// What an entry costs in the log, roughly (its row: term, protobuf framing, payload).
+/// Bytes an in-memory entry holds on the heap beside its place in the tail (its payloads).
+fn tail_heap_of(e: &Entry) -> u64 {
+    (e.data.len() + e.context.len()) as u64
+}
+
 fn entry_bytes(e: &Entry) -> u64 {
     (e.data.len() + e.context.len() + 24) as u64
 }
@@ -165,6 +173,7 @@ impl RaftStorage {
             truncated,
             last,
             tail: VecDeque::new(),
+            tail_heap: 0,
             durable: last,
             snapshots,
             bytes: LogBytes::new(truncated.0, last, stored),
@@ -209,8 +218,11 @@ impl RaftStorage {
                 self.tail.clear();
             }
             self.durable = self.durable.min(first - 1);
+            self.tail_heap = self.tail.iter().map(tail_heap_of).sum();
         }
         self.tail.extend(entries.iter().cloned());
+        self.tail_heap += entries.iter().map(tail_heap_of).sum::<u64>();
+        crate::memory::set_log_tail_bytes(self.tail_heap);
         self.last = entries[entries.len() - 1].index;
         self.bytes
             .append(cut, self.last, entries.iter().map(entry_bytes).sum());
@@ -237,7 +249,14 @@ impl RaftStorage {
         while self.tail.len() > TAIL_KEEP
             && self.tail.front().is_some_and(|e| e.index <= self.durable)
         {
-            self.tail.pop_front();
+            self.pop_tail();
+        }
+        crate::memory::set_log_tail_bytes(self.tail_heap);
+    }
+
+    fn pop_tail(&mut self) {
+        if let Some(e) = self.tail.pop_front() {
+            self.tail_heap = self.tail_heap.saturating_sub(tail_heap_of(&e));
         }
     }
 
@@ -258,8 +277,9 @@ impl RaftStorage {
             .term_of(index)
             .map_err(|e| StoreError::corrupt("raft log", e.to_string()))?;
         while self.tail.front().is_some_and(|e| e.index <= index) {
-            self.tail.pop_front();
+            self.pop_tail();
         }
+        crate::memory::set_log_tail_bytes(self.tail_heap);
         self.truncated = (index, term);
         self.bytes.compact(index);
         Ok(Some((index, term)))
@@ -333,6 +353,8 @@ impl RaftStorage {
         self.last = index;
         self.durable = index;
         self.tail.clear();
+        self.tail_heap = 0;
+        crate::memory::set_log_tail_bytes(0);
         self.bytes.reset(index);
         if self.hard_state.commit < index || self.hard_state.term < term {
             let mut hs = self.hard_state.clone();
