@@ -720,6 +720,13 @@ pub async fn execute(
     // before that look, so if the attempt then finds one gone, the key went after the client
     // was (as Redis sees it) blocked: the answer is Redis's error for a deleted stream.
     let saw_streams = stream && !read && keys.iter().all(|k| is_stream_key(shared, db, k));
+    // And did their group exist? If the attempt then finds it gone, the group was destroyed
+    // after the client blocked: Redis's error for that, not the one for a group never made.
+    let group = if saw_streams { group_of(&argv) } else { None };
+    let saw_groups = group.as_ref().is_some_and(|g| {
+        keys.iter()
+            .all(|k| has_group(shared, db, k, g) == Some(true))
+    });
     // Queued before the first attempt, so a client arriving meanwhile queues behind this one.
     // XREAD's attempts are reads, made above and on each change of its keys.
     let trying = !queue_only && !read;
@@ -736,6 +743,18 @@ pub async fn execute(
             {
                 blocking.finish(id);
                 return Reply::error(STREAM_GONE);
+            }
+            Ok(reply)
+                if saw_groups
+                    && nogroup(&reply)
+                    && watched.iter().any(|k| {
+                        group
+                            .as_ref()
+                            .is_some_and(|g| has_group(shared, db, k, g) == Some(false))
+                    }) =>
+            {
+                blocking.finish(id);
+                return Reply::error(GROUP_GONE);
             }
             Ok(reply) if popped(&reply) => {
                 blocking.finish(id);
@@ -911,6 +930,32 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 /// Redis's error for an XREADGROUP wait whose stream was deleted or replaced.
 const STREAM_GONE: &str = "UNBLOCKED the stream key no longer exists";
 
+/// Redis's error for an XREADGROUP wait whose consumer group was destroyed.
+const GROUP_GONE: &str = "NOGROUP the consumer group this client was blocked on no longer exists";
+
+/// The group an `XREADGROUP GROUP <group> <consumer> ...` reads as.
+fn group_of(argv: &[Bytes]) -> Option<Bytes> {
+    match argv {
+        [_, kw, group, ..] if kw.eq_ignore_ascii_case(b"group") => Some(group.clone()),
+        _ => None,
+    }
+}
+
+/// Whether the stream at `key` has consumer group `group` on this node's applied state
+/// (`None`: not a stream, or the read failed).
+fn has_group(shared: &Shared, db: u8, key: &Bytes, group: &[u8]) -> Option<bool> {
+    Reader::new(&shared.db, shared.raft.memtable())
+        .run(db, |v| match v.meta(key)? {
+            Some(m) if m.kind == KeyType::Stream => {
+                let s = crate::kv::stream::Stream::from_meta(key, m)?;
+                Ok(Some(s.group(v, group)?.is_some()))
+            }
+            _ => Ok(None),
+        })
+        .ok()
+        .flatten()
+}
+
 /// Whether `key` holds a stream on this node's applied state (a failed read counts as yes:
 /// the attempt's own error is then the answer).
 fn is_stream_key(shared: &Shared, db: u8, key: &Bytes) -> bool {
@@ -1015,12 +1060,9 @@ fn serve_key(shared: &Arc<Shared>, db: u8, key: &Bytes, kind: KeyType, len: u64)
                 Ok(reply) if stream && reply.is_error() && !is_stream_key(&shared, db, &key) => {
                     blocking.served(id, Reply::error(STREAM_GONE));
                 }
-                Ok(reply) if stream && nogroup(&reply) => blocking.served(
-                    id,
-                    Reply::error(
-                        "NOGROUP the consumer group this client was blocked on no longer exists",
-                    ),
-                ),
+                Ok(reply) if stream && nogroup(&reply) => {
+                    blocking.served(id, Reply::error(GROUP_GONE))
+                }
                 Ok(reply) if reply.is_error() && !moves => blocking.back(id, true),
                 Ok(reply) if reply.is_error() => {
                     blocking.recheck(db, &key);
