@@ -11,6 +11,7 @@
 //! rewritten since it was read stays).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,7 +19,7 @@ use slog::debug;
 use tokio::sync::watch;
 
 use crate::kv::encoding::{self, DATABASES};
-use crate::kv::{KeyRead, Reader, wall_clock_ms};
+use crate::kv::{KeyRead, Reader, lazy_expiry, wall_clock_ms};
 use crate::raft::status::Role;
 use crate::server::Shared;
 
@@ -26,6 +27,15 @@ use crate::server::Shared;
 const BATCH: usize = 1000;
 /// Pause between looks at the index when nothing more is due.
 const IDLE_PERIOD: Duration = Duration::from_millis(100);
+
+/// Whether this node's active expiry runs (`DEBUG SET-ACTIVE-EXPIRE 0|1`, as in Redis; node-local:
+/// only the leader's matters). Keys found expired by reads are reaped either way.
+static ACTIVE: AtomicBool = AtomicBool::new(true);
+
+/// `DEBUG SET-ACTIVE-EXPIRE`.
+pub fn set_active(on: bool) {
+    ACTIVE.store(on, Relaxed);
+}
 
 /// Runs until `stop` turns true.
 pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
@@ -37,7 +47,23 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut resume: Option<Vec<u8>> = None;
     loop {
         let mut more = false;
-        if shared.raft.status().role == Role::Leader {
+        // Keys readers of this node found expired (Redis's lazy expiry): the leader's look at
+        // the index below finds them (its readers share its clock); another node proposes
+        // their reap itself, so they go as soon as they are read anywhere, whether or not
+        // active expiry runs.
+        let lazy = lazy_expiry::take();
+        let active = shared.raft.status().role == Role::Leader && ACTIVE.load(Relaxed);
+        if !lazy.is_empty() && !active {
+            let timeout = shared.config.write_timeout;
+            let outcome = shared
+                .raft
+                .propose(0, crate::cmd::reap_argv(&lazy), timeout)
+                .await;
+            if !matches!(&outcome, Ok(r) if !r.is_error()) {
+                debug!(shared.logger, "lazy expiry entry not applied"; "outcome" => ?outcome);
+            }
+        }
+        if active {
             match due(&mut reader, wall_clock_ms(), resume.as_deref()) {
                 Ok(rows) if !rows.is_empty() => {
                     more = rows.len() >= BATCH;
@@ -69,6 +95,7 @@ pub async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(IDLE_PERIOD) => {}
+            _ = lazy_expiry::wake().notified() => {}
             _ = stop.changed() => return,
         }
     }

@@ -150,6 +150,51 @@ fn dbsize(node: &Node) -> Option<i64> {
         .ok()
 }
 
+/// Redis's lazy expiry: a key a command finds past its time is removed then, with `expired`.
+/// With the leader's active expiry off (`DEBUG SET-ACTIVE-EXPIRE 0`, as in Redis), nothing
+/// reaps a lapsed key until it is read; a read through a follower then gets it removed on every
+/// node, and a subscriber on the other follower hears `expired`.
+#[test]
+fn a_key_read_after_its_time_is_reaped_everywhere_even_with_active_expiry_off() {
+    let c = Cluster::start(3, &[]);
+    let leader = c.wait_for_leader(CONVERGE);
+    let fs: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let mut l = c.node(leader).raw();
+    l.check(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"], "+OK\r\n");
+    let mut sub = c.node(fs[1]).raw();
+    sub.check(
+        &["CONFIG", "SET", "notify-keyspace-events", "Ex"],
+        "+OK\r\n",
+    );
+    sub.send_cmd(&["SUBSCRIBE", "__keyevent@0__:expired"]);
+    sub.expect(b"*3\r\n$9\r\nsubscribe\r\n$22\r\n__keyevent@0__:expired\r\n:1\r\n");
+    l.check(&["SET", "lazy", "v", "PX", "100"], "+OK\r\n");
+    l.check(&["SET", "kept", "v"], "+OK\r\n");
+    for &i in &fs {
+        poll_until(CONVERGE, "both keys on every node", || {
+            (dbsize(c.node(i)) == Some(2)).then_some(())
+        });
+    }
+    // Let the TTL lapse (DBSIZE reads no key, so it notices nothing): nothing reaps it.
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..3 {
+        assert_eq!(
+            dbsize(c.node(i)),
+            Some(2),
+            "node {i}: reaped before any read"
+        );
+    }
+    c.node(fs[0]).raw().check(&["GET", "lazy"], "$-1\r\n");
+    sub.expect(b"*3\r\n$7\r\nmessage\r\n$22\r\n__keyevent@0__:expired\r\n$4\r\nlazy\r\n");
+    for i in 0..3 {
+        poll_until(CONVERGE, "the read key reaped on every node", || {
+            (dbsize(c.node(i)) == Some(1)).then_some(())
+        });
+        c.node(i).raw().check(&["GET", "kept"], "$1\r\nv\r\n");
+    }
+    l.check(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"], "+OK\r\n");
+}
+
 #[test]
 fn expired_keys_vanish_on_every_node_and_the_leader_reclaims_them_everywhere() {
     let mut c = Cluster::start(3, &[]);

@@ -882,9 +882,18 @@ pub const DEBUG: Spec = Spec {
         prepare: |argv| {
             if argv.len() >= 2 && is(&argv[1], "propose") {
                 Ok(argv[2..].to_vec())
+            } else if argv.len() == 3 && is(&argv[1], "set-active-expire") {
+                // This node's setting, answered here without a proposal. Redis reads the value
+                // with atoi: leading digits, anything else 0 (off).
+                let digits = argv[2].iter().skip_while(|c| **c == b'-' || **c == b'+');
+                let on = digits
+                    .take_while(|c| c.is_ascii_digit())
+                    .any(|c| *c != b'0');
+                crate::expiry::set_active(on);
+                Err(Reply::ok())
             } else {
                 Err(Reply::error(
-                    "ERR DEBUG subcommands in kvd: PROPOSE command [arg ...]",
+                    "ERR DEBUG subcommands in kvd: PROPOSE command [arg ...], SET-ACTIVE-EXPIRE 0|1",
                 ))
             }
         },

@@ -93,6 +93,10 @@ impl<'m> LongRead<'m> {
 }
 
 impl KeyRead for LongRead<'_> {
+    fn saw_expired(&self, db: u8, key: &[u8], at: i64) {
+        super::lazy_expiry::noticed(db, at, key);
+    }
+
     fn yield_to_writers(&self) {
         if !self.mem.writer_waiting() || self.started.elapsed() < HOLD_AT_MOST {
             return;

@@ -10,6 +10,7 @@ pub mod encoding;
 pub mod entry;
 pub mod geohash;
 pub mod hll;
+pub mod lazy_expiry;
 pub mod list;
 mod long_read;
 pub mod machine;

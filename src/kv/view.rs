@@ -159,8 +159,19 @@ pub trait KeyRead {
             return Ok(None);
         };
         let meta = decode_meta(&raw)?;
-        Ok((!meta.expired(self.now_ms())).then_some(meta))
+        if meta.expired(self.now_ms()) {
+            if let Some(at) = meta.expire_at {
+                self.saw_expired(db, key, at);
+            }
+            return Ok(None);
+        }
+        Ok(Some(meta))
     }
+
+    /// A key of physical database `db` was found expired at `at`: a connection's view asks
+    /// for it to be reaped (`lazy_expiry`), as Redis deletes a key a command finds expired.
+    /// Apply's view does nothing: what it finds expired is for the leader's reaping to remove.
+    fn saw_expired(&self, _db: u8, _key: &[u8], _at: i64) {}
 
     fn exists(&self, key: &[u8]) -> Result<bool, StoreError> {
         Ok(self.meta(key)?.is_some())
@@ -711,6 +722,10 @@ impl<'a> ReadView<'a> {
 impl KeyRead for ReadView<'_> {
     fn db(&self) -> u8 {
         self.db
+    }
+
+    fn saw_expired(&self, db: u8, key: &[u8], at: i64) {
+        super::lazy_expiry::noticed(db, at, key);
     }
 
     fn logical_db(&self) -> u8 {
