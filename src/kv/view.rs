@@ -203,7 +203,13 @@ pub trait KeyRead {
                 return true;
             };
             match decode_meta(&Bytes::copy_from_slice(v)) {
-                Ok(meta) if meta.expired(now) => true,
+                Ok(meta) if meta.expired(now) => {
+                    // KEYS passes over it as Redis's deletes it: reaped like a read one.
+                    if let Some(at) = meta.expire_at {
+                        self.saw_expired(db, key, at);
+                    }
+                    true
+                }
                 Ok(meta) => f(key, &meta),
                 Err(e) => {
                     failed = Some(e);
