@@ -212,6 +212,11 @@ pub async fn serve(
         if conn.session.quit {
             break Close::Quit;
         }
+        // Killed (by CLIENT KILL, its own included): closed once its replies are out, before
+        // any more input is read, as Redis closes such a client after the reply.
+        if registered.info.killed.load(Relaxed) {
+            break Close::Killed;
+        }
         if more_buffered {
             continue;
         }

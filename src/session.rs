@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -308,6 +308,9 @@ impl ClientInfo {
 #[derive(Default)]
 pub struct Clients {
     live: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+    /// Live connections killed (CLIENT KILL) that have not closed yet: Redis frees a killed
+    /// client at once, so INFO's connected_clients leaves them out. Changed under `live`'s lock.
+    killed: AtomicUsize,
     pause: Mutex<Option<Pause>>,
     /// True while a pause may be in force: the one check every command pays.
     pausing: AtomicBool,
@@ -334,7 +337,9 @@ impl Drop for Registered {
             .live
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        live.remove(&self.info.id);
+        if live.remove(&self.info.id).is_some() && self.info.killed.load(Relaxed) {
+            self.shared.clients.killed.fetch_sub(1, Relaxed);
+        }
     }
 }
 
@@ -352,6 +357,21 @@ impl Clients {
             shared: shared.clone(),
             info,
         }
+    }
+
+    /// CLIENT KILL of `c`: it closes once its replies are out (`ClientInfo::kill`) and stops
+    /// counting as connected now.
+    pub fn kill(&self, c: &ClientInfo) {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if live.contains_key(&c.id) && !c.killed.load(Relaxed) {
+            self.killed.fetch_add(1, Relaxed);
+        }
+        c.kill();
+    }
+
+    /// Live connections that are not killed (INFO's `connected_clients`).
+    pub fn connected(&self, counted: usize) -> usize {
+        counted.saturating_sub(self.killed.load(Relaxed))
     }
 
     /// Every live connection, by id.

@@ -1031,62 +1031,21 @@ fn a_blocked_xreadgroup_ends_as_redis_when_its_stream_or_group_goes() {
     }
 }
 
-/// The same when the deletion is sent right behind the XREADGROUP, on another connection,
-/// without waiting for the reader to block (unit/type/stream-cgroups "Blocking XREADGROUP: key
-/// deleted"): redis-server runs the XREADGROUP first, so it blocks and the deletion ends the
-/// wait. kvd's reader may reach raft after the deletion (another thread ran it first); it
-/// still answers as if it had blocked first (before the fix, NOGROUP or WRONGTYPE in 5 of 40).
-/// The same race with the group: XGROUP DESTROY right behind a blocking XREADGROUP ends the
-/// wait with Redis's error for a destroyed group (20 of 20 rounds on redis-server 7.0.15), not
-/// the one for a group that never existed (38 of 100 rounds got that before the fix).
-#[test]
-fn an_xreadgroup_whose_group_is_destroyed_right_behind_answers_as_redis() {
+/// Rounds of a blocking XREADGROUP on a fresh group followed at once, on another connection and
+/// without waiting for the reader to block, by `writes(round)`; the reader must get `gone`.
+/// Asserts that at most a scheduling race went wrong: the reader's task running more than a
+/// raft commit after its command arrived looks after the write behind it was applied, and
+/// cannot tell it from one made before (1 in 100 rounds under CI's load; 0 on a quiet machine).
+fn writes_right_behind_a_blocked_xreadgroup(
+    writes: &dyn Fn(usize) -> Vec<Vec<&'static str>>,
+    gone: &[u8],
+) {
     const ROUNDS: usize = 100;
     let node = Node::single(&[]);
     let mut c = node.raw();
-    let gone = b"-NOGROUP the consumer group this client was blocked on no longer exists\r\n";
     let mut wrong = Vec::new();
     for round in 0..ROUNDS {
-        fresh_group(&mut c);
-        let mut rd = node.raw();
-        rd.check(&["PING"], "+PONG\r\n");
-        send_blocking_read(&mut rd);
-        c.check(&["XGROUP", "DESTROY", "mystream", "mygroup"], ":1\r\n");
-        let got = rd.read_reply();
-        if got != gone {
-            wrong.push((round, show(&got)));
-        }
-    }
-    // At most a scheduling race: the reader's task running more than a raft commit after its
-    // command arrived looks after the write behind it was applied, and cannot tell it from one
-    // made before (1 in 100 rounds under CI's load; 0 on a quiet machine).
-    assert!(
-        wrong.len() <= ROUNDS / 25,
-        "{} of {ROUNDS} rounds: {wrong:?}",
-        wrong.len()
-    );
-}
-
-#[test]
-fn an_xreadgroup_deleted_right_behind_answers_as_redis() {
-    const ROUNDS: usize = 100;
-    let node = Node::single(&[]);
-    let mut c = node.raw();
-    let gone = b"-UNBLOCKED the stream key no longer exists\r\n";
-    let deletions: &[&[&[&str]]] = &[
-        &[&["DEL", "mystream"]],
-        &[&["SET", "mystream", "val1"]],
-        &[
-            &["MULTI"],
-            &["DEL", "mystream"],
-            &["SADD", "mystream", "e1"],
-            &["EXEC"],
-        ],
-        &[&["FLUSHDB"]],
-    ];
-    let mut wrong = Vec::new();
-    for round in 0..ROUNDS {
-        let writes = deletions[round % deletions.len()];
+        let writes = writes(round);
         fresh_group(&mut c);
         let mut rd = node.raw();
         rd.check(&["PING"], "+PONG\r\n");
@@ -1101,12 +1060,45 @@ fn an_xreadgroup_deleted_right_behind_answers_as_redis() {
             wrong.push((round, show(&got)));
         }
     }
-    // At most a scheduling race: the reader's task running more than a raft commit after its
-    // command arrived looks after the write behind it was applied, and cannot tell it from one
-    // made before (1 in 100 rounds under CI's load; 0 on a quiet machine).
     assert!(
         wrong.len() <= ROUNDS / 25,
         "{} of {ROUNDS} rounds: {wrong:?}",
         wrong.len()
+    );
+}
+
+/// As `a_blocked_xreadgroup_ends_as_redis_when_its_stream_or_group_goes`, with the deletion
+/// sent right behind the XREADGROUP (unit/type/stream-cgroups
+/// "Blocking XREADGROUP: key deleted"): redis-server runs the XREADGROUP first, so it blocks and
+/// the deletion ends the wait. kvd's reader may reach raft after the deletion (another thread
+/// ran it first); it still answers as if it had blocked first (before the fix, NOGROUP or
+/// WRONGTYPE in 5 of 40).
+#[test]
+fn an_xreadgroup_deleted_right_behind_answers_as_redis() {
+    let deletions: [Vec<Vec<&'static str>>; 4] = [
+        vec![vec!["DEL", "mystream"]],
+        vec![vec!["SET", "mystream", "val1"]],
+        vec![
+            vec!["MULTI"],
+            vec!["DEL", "mystream"],
+            vec!["SADD", "mystream", "e1"],
+            vec!["EXEC"],
+        ],
+        vec![vec!["FLUSHDB"]],
+    ];
+    writes_right_behind_a_blocked_xreadgroup(
+        &|round| deletions[round % deletions.len()].clone(),
+        b"-UNBLOCKED the stream key no longer exists\r\n",
+    );
+}
+
+/// The same race with the group: XGROUP DESTROY right behind a blocking XREADGROUP ends the
+/// wait with Redis's error for a destroyed group (20 of 20 rounds on redis-server 7.0.15), not
+/// the one for a group that never existed (38 of 100 rounds got that before the fix).
+#[test]
+fn an_xreadgroup_whose_group_is_destroyed_right_behind_answers_as_redis() {
+    writes_right_behind_a_blocked_xreadgroup(
+        &|_| vec![vec!["XGROUP", "DESTROY", "mystream", "mygroup"]],
+        b"-NOGROUP the consumer group this client was blocked on no longer exists\r\n",
     );
 }

@@ -330,7 +330,7 @@ fn kill(s: &Session, argv: &[Bytes]) -> Reply {
             .find(|c| c.addr.to_string().as_bytes() == &addr[..])
         {
             Some(c) => {
-                c.kill();
+                s.shared.clients.kill(c);
                 Reply::ok()
             }
             None => Reply::error("ERR No such client"),
@@ -388,7 +388,7 @@ fn kill(s: &Session, argv: &[Bytes]) -> Reply {
             // A connection already killed is on its way out (Redis frees it at once).
             && !c.killed.load(std::sync::atomic::Ordering::Relaxed);
         if hit {
-            c.kill();
+            s.shared.clients.kill(c);
             killed += 1;
         }
     }

@@ -123,7 +123,9 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
             line!("# Clients");
             line!(
                 "connected_clients:{}",
-                stats.connected_clients.load(Relaxed)
+                shared
+                    .clients
+                    .connected(stats.connected_clients.load(Relaxed))
             );
             line!("maxclients:{}", shared.settings.maxclients.load(Relaxed));
             line!(
