@@ -135,7 +135,10 @@ fn each_policy_evicts_only_what_it_may() {
 /// 200 kB SETBIT must put the node over it, so the next command evicts the one volatile key.
 /// What is counted must not drop meanwhile by itself: thread caches handing back a flushed
 /// memtable's objects, or a compaction freeing the log tail, once did so by 50-230 kB at the
-/// first write after a burst, and the key stayed in about 4 rounds of 10.
+/// first write after a burst, and the key stayed in about 4 rounds of 10. The one drop left is
+/// a memtable flush ending (every 500 ms while writes come; the written map is freed, up to
+/// ~130 kB after these bursts): a round in which a flush of more than a few keys ended (INFO's
+/// `kvd_memtable_flushed_keys`) proves nothing and is run again.
 #[test]
 fn a_write_past_a_small_margin_evicts_after_a_burst_of_writes() {
     let node = Node::single(&[]);
@@ -149,19 +152,31 @@ fn a_write_past_a_small_margin_evicts_after_a_burst_of_writes() {
             .expect("a number");
         used - apart
     };
-    for round in 0..8 {
+    let flushed = |c: &mut RawConn| -> u64 {
+        info_field(c, "persistence", "kvd_memtable_flushed_keys")
+            .parse()
+            .expect("a number")
+    };
+    let (mut rounds, mut attempts) = (0, 0);
+    while rounds < 8 {
+        attempts += 1;
+        assert!(
+            attempts <= 40,
+            "a burst was flushed in each of {attempts} rounds"
+        );
         for i in 0..2000 {
             c.check(
-                &["SET", &format!("k{round}:{i}"), &"x".repeat(100)],
+                &["SET", &format!("k{attempts}:{i}"), &"x".repeat(100)],
                 "+OK\r\n",
             );
         }
         // Idle long enough for the memtable to be flushed, or not at all.
-        std::thread::sleep(Duration::from_millis(if round % 2 == 0 {
+        std::thread::sleep(Duration::from_millis(if attempts % 2 == 0 {
             1000
         } else {
             20
         }));
+        let flushed_before = flushed(&mut c);
         let limit = counted(&mut c) + 100 * 1024;
         c.check(
             &["CONFIG", "SET", "maxmemory", &limit.to_string()],
@@ -173,9 +188,20 @@ fn a_write_past_a_small_margin_evicts_after_a_burst_of_writes() {
         );
         c.check(&["SETEX", "volatile-key", "10000", "x"], "+OK\r\n");
         c.check(&["SETBIT", "big-key", "1600000", "0"], ":0\r\n");
-        c.check(&["EXISTS", "volatile-key"], ":0\r\n");
+        let exists = c.call(&["EXISTS", "volatile-key"]);
         c.check(&["CONFIG", "SET", "maxmemory", "0"], "+OK\r\n");
         c.check(&["DEL", "big-key"], ":1\r\n");
+        // The round's own writes (a few keys) may be flushed, not a burst's.
+        if flushed(&mut c) - flushed_before > 10 {
+            c.call(&["DEL", "volatile-key"]);
+            continue;
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&exists),
+            ":0\r\n",
+            "the volatile key stayed in round {attempts}"
+        );
+        rounds += 1;
     }
 }
 

@@ -184,6 +184,10 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
             line!("aof_last_bgrewrite_status:ok");
             line!("aof_last_write_status:ok");
             line!("kvd_fsync:every_raft_ready");
+            line!(
+                "kvd_memtable_flushed_keys:{}",
+                shared.raft.memtable().read().flushed_keys()
+            );
         }
         "stats" => {
             line!("# Stats");
