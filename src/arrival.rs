@@ -13,6 +13,8 @@
 //! time of the read stands in (later than the true arrival, never earlier).
 
 use std::io;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicI32, AtomicU64};
 
 use bytes::BytesMut;
 use tokio::io::Interest;
@@ -61,6 +63,83 @@ pub async fn read(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<(usize, 
     Ok((n, stamp.unwrap_or_else(Arrival::now)))
 }
 
+/// A connection's input that has arrived and not yet run, as other connections see it: what
+/// waits in its socket (peeked) and what its loop has read and not run. A command whose
+/// answer depends on other connections' state (PUBLISH's count, INFO's connected_clients)
+/// waits, briefly, for those whose input arrived before its own, as Redis's one event loop
+/// would have run it first.
+pub struct Unrun {
+    /// The socket (-1 until set, and once the connection ends: the fd may then be reused).
+    fd: AtomicI32,
+    /// When the input read and not yet run arrived; 0 if none, `READING` while a read is
+    /// under way or after it found the end of the stream.
+    at: AtomicU64,
+}
+
+/// `Unrun::at` while a read is under way or has found the end of the stream: input that may
+/// have arrived at any time and has not run.
+const READING: u64 = 1;
+
+impl Default for Unrun {
+    fn default() -> Unrun {
+        Unrun {
+            fd: AtomicI32::new(-1),
+            at: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Unrun {
+    /// The connection reads from `fd` from now on.
+    pub fn open(&self, fd: std::os::fd::RawFd) {
+        self.fd.store(fd, SeqCst);
+    }
+
+    /// The connection ends: its socket is no longer looked at (call before it closes).
+    pub fn close(&self) {
+        self.fd.store(-1, SeqCst);
+    }
+
+    /// Everything read has run (or the connection is blocked and runs nothing more for now).
+    pub fn ran(&self) {
+        self.at.store(0, SeqCst);
+    }
+
+    /// True if input that arrived by `by` has not run: read and waiting, or in the socket
+    /// (the end of the stream included).
+    pub fn waiting_since(&self, by: Arrival) -> bool {
+        let at = self.at.load(SeqCst);
+        (at != 0 && at <= by.0) || peek_unread(self.fd.load(SeqCst)).is_some_and(|t| t <= by)
+    }
+}
+
+/// As `read`, for a connection loop that runs what it reads before reading again (and then
+/// calls `unrun.ran()`): `unrun` is marked from before the bytes leave the socket, so the
+/// input is always in one of the two places `Unrun::waiting_since` looks. At the end of the
+/// stream it stays marked (the connection is about to close).
+pub async fn read_marked(
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+    unrun: &Unrun,
+) -> io::Result<(usize, Arrival)> {
+    if buf.capacity() == buf.len() {
+        buf.reserve(4096);
+    }
+    stream
+        .async_io(Interest::READABLE, || {
+            unrun.at.store(READING, SeqCst);
+            let r =
+                recv_stamped(stream, buf).map(|(n, stamp)| (n, stamp.unwrap_or_else(Arrival::now)));
+            match &r {
+                Ok((0, _)) => {}
+                Ok((_, at)) => unrun.at.store(at.0.max(READING + 1), SeqCst),
+                Err(_) => unrun.ran(),
+            }
+            r
+        })
+        .await
+}
+
 /// As `read`, with the kernel's stamp if the read brought one. The kernel turns stamping on
 /// a moment after the first socket asks for it (a deferred static key), so the first reads of a
 /// process may come without one.
@@ -102,11 +181,61 @@ fn recv_stamped(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<(usize, Op
     let n = n as usize;
     // SAFETY: the kernel initialised the first `n` bytes of the spare capacity.
     unsafe { buf.set_len(buf.len() + n) };
+    // SAFETY: `msg` was just filled by recvmsg and its control buffer is `control`, alive.
+    let stamp = unsafe { stamp_of(&raw const msg) };
+    Ok((n, stamp))
+}
+
+/// The stamp of the first byte `fd` has received and not yet read, if it has one: a peek
+/// (`MSG_PEEK`) that leaves the byte where it is; `Arrival(0)` if the peer has closed (the end
+/// of the stream waits). `None` when nothing is waiting, the fd is no longer a socket, or the
+/// bytes came without a stamp.
+#[cfg(target_os = "linux")]
+pub fn peek_unread(fd: std::os::fd::RawFd) -> Option<Arrival> {
+    if fd < 0 {
+        return None;
+    }
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut control = [0u64; 8];
+    // SAFETY: msghdr is plain data; every pointer set below outlives the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: the iovec points at `byte`, writable for 1 byte; the control buffer at `control`.
+    // A peek consumes nothing; on an fd that is not a socket it fails (ENOTSOCK).
+    let n = unsafe { libc::recvmsg(fd, &raw mut msg, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return None;
+    }
+    if n == 0 {
+        return Some(Arrival(0));
+    }
+    // SAFETY: as in `recv_stamped`.
+    unsafe { stamp_of(&raw const msg) }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn peek_unread(_fd: i32) -> Option<Arrival> {
+    None
+}
+
+/// The `SCM_TIMESTAMPNS` stamp among a received message's control messages.
+///
+/// # Safety
+/// `msg` points at a msghdr that `recvmsg` filled, whose control buffer is still alive.
+#[cfg(target_os = "linux")]
+unsafe fn stamp_of(msg: *const libc::msghdr) -> Option<Arrival> {
     let mut stamp = None;
     // SAFETY: walking the control messages the kernel wrote into `msg`'s control buffer, with
     // the kernel's own macros; the timespec is read unaligned.
     unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&raw const msg);
+        let mut c = libc::CMSG_FIRSTHDR(msg);
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
                 let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
@@ -115,10 +244,10 @@ fn recv_stamped(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<(usize, Op
                     .saturating_add(ts.tv_nsec as u64);
                 stamp = (ns > 0).then_some(Arrival(ns));
             }
-            c = libc::CMSG_NXTHDR(&raw const msg, c);
+            c = libc::CMSG_NXTHDR(msg, c);
         }
     }
-    Ok((n, stamp))
+    stamp
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -172,6 +301,21 @@ mod tests {
             before <= ta && ta < tb && tb <= after,
             "{before:?} {ta:?} {tb:?} {after:?}"
         );
+        // A peek sees the stamp of what waits unread, and leaves it there.
+        assert_eq!(peek_unread(std::os::fd::AsRawFd::as_raw_fd(&sa)), None);
+        a.write_all(b"third").await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let peeked = loop {
+            if let Some(at) = peek_unread(std::os::fd::AsRawFd::as_raw_fd(&sa)) {
+                break at;
+            }
+            assert!(std::time::Instant::now() < deadline, "nothing to peek");
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        };
+        buf.clear();
+        let (n, tc) = read(&sa, &mut buf).await.unwrap();
+        assert_eq!((&buf[..n], tc), (&b"third"[..], peeked));
+        assert!(peeked > tb, "{peeked:?} {tb:?}");
         drop(a);
         buf.clear();
         assert_eq!(read(&sa, &mut buf).await.unwrap().0, 0, "end of stream");

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use slog::debug;
@@ -43,6 +43,9 @@ const FLUSH_AT: usize = 256 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 /// Longest a write to keys with blocked clients waits for them to be served before replying.
 const SETTLE_BOUND: Duration = Duration::from_secs(1);
+/// Longest a command waits for other connections to run input sent before it
+/// (`after_earlier_input`).
+const EARLIER_INPUT_WAIT: Duration = Duration::from_millis(100);
 
 /// A reply in its place in the pipeline.
 enum Slot {
@@ -152,10 +155,12 @@ pub async fn serve(
         stat: None,
         outcome: Outcome::Ran,
         arrived: Arrival::default(),
+        settled: None,
     };
     let mut inbuf = BytesMut::new();
     let stall = cfg.client_stall_timeout;
     let mailbox = conn.session.pubsub.mailbox.clone();
+    registered.info.unrun.open(fd);
     let reason = loop {
         let mut batch = Vec::new();
         let mut protocol_error = None;
@@ -220,6 +225,8 @@ pub async fn serve(
         if more_buffered {
             continue;
         }
+        // All that was read has run.
+        registered.info.unrun.ran();
         let want = decoder
             .bytes_needed()
             .unwrap_or(0)
@@ -229,7 +236,7 @@ pub async fn serve(
         }
         let idle = shared.settings.timeout_secs.load(Relaxed);
         tokio::select! {
-            r = crate::arrival::read(rd.as_ref(), &mut inbuf) => match r {
+            r = crate::arrival::read_marked(rd.as_ref(), &mut inbuf, &registered.info.unrun) => match r {
                 Ok((0, _)) | Err(_) => break Close::Peer,
                 Ok((_, at)) => conn.arrived = at,
             },
@@ -251,13 +258,53 @@ pub async fn serve(
             }
         }
     };
+    // Before the socket closes (its fd may then be reused).
+    registered.info.unrun.close();
     if let Close::Shutdown = reason {
         let _ = wr.shutdown().await;
     }
     if let Close::OutputLimit = reason {
         debug!(shared.logger, "client disconnected: output buffer limit"; "client" => %peer);
     }
+    // Out of the registry (and the killed count) before out of connected_clients, so INFO
+    // never counts a killed client as gone twice.
+    drop(registered);
     drop(slot);
+}
+
+/// INFO (connected_clients) and CLIENT LIST / KILL: what they show or do depends on which
+/// other connections are still open.
+fn looks_at_clients(spec: &Spec, argv: &[Bytes]) -> bool {
+    match spec.name {
+        "info" => true,
+        "client" => argv.get(1).is_some_and(|sub| {
+            sub.eq_ignore_ascii_case(b"list") || sub.eq_ignore_ascii_case(b"kill")
+        }),
+        _ => false,
+    }
+}
+
+/// Before a command that looks at other connections (PUBLISH counting its receivers, INFO
+/// counting clients, CLIENT LIST / KILL): while `waiting()` says that one it looks at has
+/// input that arrived before this command's and has not run (an UNSUBSCRIBE or a close sent
+/// just before it), lets that run first, as Redis's one event loop runs it first; kvd's
+/// threads may come to this connection first. Waits at most `EARLIER_INPUT_WAIT` (that
+/// connection may be busy with a write).
+async fn after_earlier_input(mut waiting: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while waiting() {
+        let waited = start.elapsed();
+        if waited >= EARLIER_INPUT_WAIT {
+            break;
+        }
+        // Yield at first (the other task is usually just behind); then, if its thread is not
+        // running (a loaded machine), sleep rather than spin.
+        if waited < Duration::from_millis(1) {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
 }
 
 /// Writes and clears the buffered replies; a client that stalls too long is dropped.
@@ -326,6 +373,10 @@ struct Conn {
     /// When the last bytes read from the client reached this node (the commands decoded from
     /// them arrived then): blocked clients are queued in this order.
     arrived: Arrival,
+    /// The last PUBLISH's channel (sharded or not) for which other connections' input that
+    /// arrived by `arrived` had all run: a pipeline of PUBLISHes to one channel (which share
+    /// the stamp) looks once.
+    settled: Option<(Arrival, bool, Bytes)>,
 }
 
 impl Conn {
@@ -435,6 +486,8 @@ impl Conn {
                 write_out(wr, &mut self.out, shared.config.client_stall_timeout)
                     .await
                     .map_err(|_| Close::Peer)?;
+                // Blocked, it runs nothing more for now: a PUBLISH need not wait for it.
+                self.session.info.unrun.ran();
                 let arrived = self.arrived;
                 let mut socket = crate::blocking::Socket {
                     stream: wr.as_ref(),
@@ -472,6 +525,7 @@ impl Conn {
                 // The count is of the writes answered before it: those queued first, and
                 // sent before it waits (as Redis sends what a client has before it blocks).
                 self.drain(wr).await?;
+                self.session.info.unrun.ran();
                 let stall = shared.config.client_stall_timeout;
                 write_out(wr, &mut self.out, stall)
                     .await
@@ -480,6 +534,10 @@ impl Conn {
                 self.ready(reply)?;
                 continue;
             }
+            if looks_at_clients(spec, &argv) {
+                let (me, at) = (self.session.id, self.arrived);
+                after_earlier_input(|| shared.clients.input_before(me, at)).await;
+            }
             match spec.kind {
                 Kind::Local(_) if cmd::pubsub::is_subscription(spec) => {
                     for frame in cmd::pubsub::subscription_frames(&mut self.session, &argv) {
@@ -487,10 +545,14 @@ impl Conn {
                     }
                 }
                 Kind::Local(_) if cmd::pubsub::is_publish(spec) => {
-                    // Let connections whose input arrived with ours run first: a subscriber's
-                    // UNSUBSCRIBE sent just before this PUBLISH is counted as Redis's one event
-                    // loop counts it (the I/O driver may wake this task before that one).
-                    tokio::task::yield_now().await;
+                    let hub = &shared.pubsub;
+                    let sharded = argv[0].eq_ignore_ascii_case(b"spublish");
+                    let (me, at) = (self.session.id, self.arrived);
+                    let key = (at, sharded, argv[1].clone());
+                    if self.settled.as_ref() != Some(&key) {
+                        after_earlier_input(|| hub.input_before(sharded, &argv[1], me, at)).await;
+                        self.settled = Some(key);
+                    }
                     match cmd::pubsub::publish(&self.session, &argv) {
                         Receivers::Now(n) => {
                             self.ready(Reply::integer(i64::try_from(n).unwrap_or(i64::MAX)))?

@@ -75,6 +75,7 @@ impl Session {
         let user = Arc::new(default_user(&shared));
         let authenticated = open_default(&shared, &user);
         let shared_hub = shared.pubsub.clone();
+        let unrun = info.unrun.clone();
         Session {
             shared,
             id,
@@ -93,7 +94,7 @@ impl Session {
             reply_off: false,
             skip_next_reply: false,
             skip_this_reply: false,
-            pubsub: crate::pubsub::Subscriptions::new(shared_hub, id),
+            pubsub: crate::pubsub::Subscriptions::new(shared_hub, id, unrun),
             last_write: Arc::default(),
         }
     }
@@ -227,6 +228,10 @@ pub fn is_container(name: &str) -> bool {
 /// What CLIENT LIST shows of a connection and how CLIENT KILL reaches it, readable without
 /// the connection's task: plain facts fixed at accept, atomics and small locks the connection
 /// updates as it runs commands.
+/// Most connections INFO or CLIENT looks at for input sent before its own (a peek syscall
+/// each): on a node with more, the rest are not waited for.
+const INPUT_CHECKS: usize = 256;
+
 pub struct ClientInfo {
     pub id: u64,
     pub addr: SocketAddr,
@@ -250,6 +255,8 @@ pub struct ClientInfo {
     /// Set while the connection is in WAIT: CLIENT UNBLOCK sends through it whether the wait
     /// ends with an error (ERROR) or as at its timeout (TIMEOUT).
     pub wait_unblock: Mutex<Option<tokio::sync::oneshot::Sender<bool>>>,
+    /// Its input not yet run (see `arrival::Unrun`), shared with its mailbox.
+    pub unrun: Arc<crate::arrival::Unrun>,
 }
 
 impl ClientInfo {
@@ -271,6 +278,7 @@ impl ClientInfo {
             killed: AtomicBool::new(false),
             kill: tokio::sync::Notify::new(),
             wait_unblock: Mutex::new(None),
+            unrun: Arc::default(),
         }
     }
 
@@ -372,6 +380,21 @@ impl Clients {
     /// Live connections that are not killed (INFO's `connected_clients`).
     pub fn connected(&self, counted: usize) -> usize {
         counted.saturating_sub(self.killed.load(Relaxed))
+    }
+
+    /// True if one of the live connections other than `me` (at most `INPUT_CHECKS` of them)
+    /// has input that arrived by `at` and has not run, a close included (see
+    /// `arrival::Unrun`): what INFO's connected_clients and CLIENT LIST / KILL see waits for it.
+    pub fn input_before(&self, me: u64, at: crate::arrival::Arrival) -> bool {
+        let others: Vec<Arc<crate::arrival::Unrun>> = {
+            let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            live.values()
+                .filter(|c| c.id != me)
+                .take(INPUT_CHECKS)
+                .map(|c| c.unrun.clone())
+                .collect()
+        };
+        others.iter().any(|u| u.waiting_since(at))
     }
 
     /// Every live connection, by id.

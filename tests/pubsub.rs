@@ -651,3 +651,66 @@ fn scripts_track_their_declared_keys_only_when_they_read() {
         }
     }
 }
+
+/// Redis runs what arrived first first, whichever connection it came on: an UNSUBSCRIBE (or a
+/// close) sent just before a PUBLISH on another connection has taken effect when the PUBLISH
+/// counts its receivers, so it counts 0. kvd's threads may come to the publisher first; it
+/// waits for the subscriber's earlier input. Without that, a few rounds in a hundred counted
+/// the subscriber (unit/pubsub's "PUBLISH/SUBSCRIBE after UNSUBSCRIBE without arguments").
+#[test]
+fn a_publish_right_behind_an_unsubscribe_or_a_close_counts_as_redis() {
+    const ROUNDS: usize = 300;
+    let node = Node::single(&[]);
+    let mut publisher = node.raw();
+    let mut counted = 0;
+    for round in 0..ROUNDS {
+        let channel = format!("ch{round}");
+        let mut sub = node.raw();
+        sub.check(
+            &["SUBSCRIBE", &channel],
+            &format!(
+                "*3\r\n$9\r\nsubscribe\r\n${}\r\n{channel}\r\n:1\r\n",
+                channel.len()
+            ),
+        );
+        if round % 2 == 0 {
+            sub.send_cmd(&["UNSUBSCRIBE"]);
+        } else {
+            drop(sub);
+        }
+        let n = publisher.call(&["PUBLISH", &channel, "m"]);
+        counted += usize::from(n != b":0\r\n");
+    }
+    assert_eq!(
+        counted, 0,
+        "{counted} of {ROUNDS} PUBLISHes counted a subscriber that left before"
+    );
+}
+
+/// As Redis counts them: a connection closed just before an INFO is not in its
+/// connected_clients, nor killed by a CLIENT KILL sent right behind the close.
+#[test]
+fn a_close_right_before_info_or_client_kill_is_seen() {
+    const ROUNDS: usize = 300;
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    let (mut wrong_info, mut wrong_kill) = (0, 0);
+    for round in 0..ROUNDS {
+        let mut other = node.raw();
+        other.check(&["PING"], "+PONG\r\n");
+        drop(other);
+        if round % 2 == 0 {
+            let info = String::from_utf8_lossy(&c.call(&["INFO", "clients"])).to_string();
+            wrong_info +=
+                usize::from(parse_info_field(&info, "connected_clients").as_deref() != Some("1"));
+        } else {
+            wrong_kill += usize::from(c.call(&["CLIENT", "KILL", "SKIPME", "YES"]) != b":0\r\n");
+        }
+    }
+    assert_eq!(
+        (wrong_info, wrong_kill),
+        (0, 0),
+        "rounds of {} each that saw a closed client",
+        ROUNDS / 2
+    );
+}

@@ -19,9 +19,14 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
+use crate::arrival::Arrival;
 use crate::cmd::glob;
 use crate::raft::transport::{PubSubSink, Published};
 use crate::resp::{Protocol, Reply};
+
+/// Most subscribers a PUBLISH looks at for input sent before its own (one peek syscall each,
+/// ~1 µs): beyond them, a big fan-out publishes without looking.
+const INPUT_CHECKS: usize = 16;
 
 /// What a message costs a subscriber's queue beyond its bytes (Redis counts reply objects too).
 const ITEM_OVERHEAD: usize = 48;
@@ -71,6 +76,8 @@ pub struct Mailbox {
     /// What CLIENT LIST shows of this connection's subscriptions and tracking, kept here so
     /// that any connection can read it (see [`Hub::client_fields`]).
     shown: Shown,
+    /// The connection's input not yet run, looked at by a PUBLISH (`Hub::input_before`).
+    pub unrun: Arc<crate::arrival::Unrun>,
 }
 
 /// A connection's subscription counts and tracking mode, as another connection sees them.
@@ -109,7 +116,7 @@ struct Queue {
 }
 
 impl Mailbox {
-    pub fn new(id: u64) -> Arc<Mailbox> {
+    pub fn new(id: u64, unrun: Arc<crate::arrival::Unrun>) -> Arc<Mailbox> {
         Arc::new(Mailbox {
             id,
             queue: Mutex::new(Queue::default()),
@@ -121,6 +128,7 @@ impl Mailbox {
                 redirect: std::sync::atomic::AtomicI64::new(-1),
                 ..Shown::default()
             },
+            unrun,
         })
     }
 
@@ -305,6 +313,32 @@ impl Hub {
         n
     }
 
+    /// True if one of this node's subscribers that a message on `channel` would reach (other
+    /// than `me`, at most `INPUT_CHECKS` of them) has input that arrived by `at` and has not
+    /// run: an UNSUBSCRIBE sent just before a PUBLISH on another connection, which Redis's one
+    /// event loop runs first. The publisher waits for it (`connection`), briefly.
+    pub fn input_before(&self, sharded: bool, channel: &[u8], me: u64, at: Arrival) -> bool {
+        let mut reached: Vec<Arc<Mailbox>> = Vec::new();
+        {
+            let r = lock(&self.registry);
+            let exact = if sharded {
+                r.shard_channels.get(channel)
+            } else {
+                r.channels.get(channel)
+            };
+            let patterns = r
+                .patterns
+                .iter()
+                .filter(|(p, _)| !sharded && glob::matches(p, channel, false))
+                .map(|(_, subs)| subs);
+            for subs in exact.into_iter().chain(patterns) {
+                let room = INPUT_CHECKS.saturating_sub(reached.len());
+                reached.extend(subs.values().filter(|m| m.id != me).take(room).cloned());
+            }
+        }
+        reached.iter().any(|m| m.unrun.waiting_since(at))
+    }
+
     /// PUBLISH / SPUBLISH: delivered here at once, and sent to every peer (see `links`).
     pub fn publish(&self, sharded: bool, channel: Bytes, message: Bytes) -> links::Receivers {
         let here = self.deliver_local(sharded, &channel, &message);
@@ -406,8 +440,8 @@ pub struct Subscriptions {
 }
 
 impl Subscriptions {
-    pub fn new(hub: Arc<Hub>, id: u64) -> Subscriptions {
-        let mailbox = Mailbox::new(id);
+    pub fn new(hub: Arc<Hub>, id: u64, unrun: Arc<crate::arrival::Unrun>) -> Subscriptions {
+        let mailbox = Mailbox::new(id, unrun);
         hub.tracking.register(&mailbox);
         Subscriptions {
             hub,
@@ -571,7 +605,7 @@ mod tests {
 
     #[test]
     fn a_mailbox_over_its_hard_limit_overflows_and_drops_its_queue() {
-        let mb = Mailbox::new(1);
+        let mb = Mailbox::new(1, Arc::default());
         let l = limits(1000, 0, 0);
         assert!(mb.offer(Reply::integer(1), 400, &l));
         assert!(mb.offer(Reply::integer(2), 400, &l));
@@ -586,7 +620,7 @@ mod tests {
 
     #[test]
     fn a_mailbox_drained_in_time_never_overflows() {
-        let mb = Mailbox::new(1);
+        let mb = Mailbox::new(1, Arc::default());
         let l = limits(1000, 0, 0);
         let mut out = BytesMut::new();
         for i in 0..100 {
@@ -598,18 +632,18 @@ mod tests {
 
     #[test]
     fn over_the_soft_limit_for_zero_seconds_overflows() {
-        let mb = Mailbox::new(1);
+        let mb = Mailbox::new(1, Arc::default());
         let l = limits(0, 100, 0);
         assert!(!mb.offer(Reply::integer(1), 200, &l));
         let l = limits(0, 100, 3600);
-        let mb = Mailbox::new(2);
+        let mb = Mailbox::new(2, Arc::default());
         assert!(mb.offer(Reply::integer(1), 200, &l));
     }
 
     #[test]
     fn subscriptions_count_as_redis_counts_them_and_leave_on_drop() {
         let hub = Hub::new(links::Links::disconnected());
-        let mut s = Subscriptions::new(hub.clone(), 7);
+        let mut s = Subscriptions::new(hub.clone(), 7, Arc::default());
         let a = Bytes::from_static(b"a");
         assert!(s.subscribe(Kind::Channel, &a));
         assert!(!s.subscribe(Kind::Channel, &a));

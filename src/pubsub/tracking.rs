@@ -327,7 +327,7 @@ mod tests {
     }
 
     fn tracker(hub: &Arc<Hub>, id: u64, bcast: bool) -> Subscriptions {
-        let mut s = Subscriptions::new(hub.clone(), id);
+        let mut s = Subscriptions::new(hub.clone(), id, Arc::default());
         s.note_protocol(Protocol::Resp3);
         s.tracking = Mode {
             on: true,
