@@ -777,6 +777,9 @@ impl Conn {
                     .map_err(|_| Close::Peer)?;
             }
         }
+        // Every command read has run or is proposed: what waits now is raft's commit, which a
+        // PUBLISH or an INFO on another connection need not wait for (Redis has none).
+        self.session.info.unrun.ran();
         self.drain(wr).await
     }
 
