@@ -92,8 +92,9 @@ pub fn raft_error_reply(e: RaftError) -> Reply {
 /// ask for linearizability): as Redis answers while it loads its data.
 const LOADING: &str = "LOADING kvd is catching up with its cluster after a restart";
 
-/// Counts a connection in `connected_clients` for as long as it lives, however it ends: closed,
-/// dropped unfinished at shutdown, or unwinding.
+/// Counts a connection against `maxclients` from its accept for as long as it lives, however
+/// it ends: closed, dropped unfinished at shutdown, or unwinding. (INFO's connected_clients
+/// counts the registry: `Clients::connected`.)
 pub struct ClientSlot {
     shared: Arc<Shared>,
 }
@@ -266,8 +267,6 @@ pub async fn serve(
     if let Close::OutputLimit = reason {
         debug!(shared.logger, "client disconnected: output buffer limit"; "client" => %peer);
     }
-    // Out of the registry (and the killed count) before out of connected_clients, so INFO
-    // never counts a killed client as gone twice.
     drop(registered);
     drop(slot);
 }
@@ -461,6 +460,8 @@ impl Conn {
             }
             let write = matches!(spec.kind, Kind::Write { .. });
             while let Some(wait) = shared.clients.paused_for(write) {
+                // Paused, it runs nothing more for now (as Redis): others need not wait for it.
+                self.session.info.unrun.ran();
                 tokio::time::sleep(wait.min(Duration::from_millis(20))).await;
             }
             self.feed_monitors(spec, &argv);

@@ -377,9 +377,12 @@ impl Clients {
         c.kill();
     }
 
-    /// Live connections that are not killed (INFO's `connected_clients`).
-    pub fn connected(&self, counted: usize) -> usize {
-        counted.saturating_sub(self.killed.load(Relaxed))
+    /// Live connections that are not killed (INFO's `connected_clients`), counted under the
+    /// registry's lock: a connection leaves the count as it leaves the registry, so a reader
+    /// that has seen it go (CLIENT LIST, the wait for earlier input) never finds it counted.
+    pub fn connected(&self) -> usize {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.len().saturating_sub(self.killed.load(Relaxed))
     }
 
     /// True if one of the live connections other than `me` (at most `INPUT_CHECKS` of them)

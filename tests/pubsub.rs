@@ -660,6 +660,7 @@ fn scripts_track_their_declared_keys_only_when_they_read() {
 #[test]
 fn a_publish_right_behind_an_unsubscribe_or_a_close_counts_as_redis() {
     const ROUNDS: usize = 300;
+    stay_on_this_cpu();
     let node = Node::single(&[]);
     let mut publisher = node.raw();
     let mut counted = 0;
@@ -692,6 +693,7 @@ fn a_publish_right_behind_an_unsubscribe_or_a_close_counts_as_redis() {
 #[test]
 fn a_close_right_before_info_or_client_kill_is_seen() {
     const ROUNDS: usize = 300;
+    stay_on_this_cpu();
     let node = Node::single(&[]);
     let mut c = node.raw();
     let (mut wrong_info, mut wrong_kill) = (0, 0);

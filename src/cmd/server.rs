@@ -121,12 +121,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) -> Result<(), Stor
         }
         "clients" => {
             line!("# Clients");
-            line!(
-                "connected_clients:{}",
-                shared
-                    .clients
-                    .connected(stats.connected_clients.load(Relaxed))
-            );
+            line!("connected_clients:{}", shared.clients.connected());
             line!("maxclients:{}", shared.settings.maxclients.load(Relaxed));
             line!(
                 "blocked_clients:{}",

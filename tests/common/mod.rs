@@ -174,6 +174,25 @@ pub fn raw_exchange(addr: &str, bytes: &[u8], timeout: Duration) -> (Vec<u8>, bo
     }
 }
 
+/// Keeps the calling thread on the CPU it is on now. What one thread sends on two loopback
+/// connections reaches the server in send order only while the thread stays on one CPU: each
+/// CPU queues its own packets, and a thread moved between two sends may have the second
+/// delivered first (seen: a close sent before a command arrived after it, about once in 150
+/// rounds beside other tests). Tests of the order in which connections' input runs pin first.
+pub fn stay_on_this_cpu() {
+    // SAFETY: sched_getcpu has no arguments; cpu_set_t is plain data, set through libc's own
+    // macros, and passed with its size for the calling thread (pid 0).
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        if cpu < 0 {
+            return;
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 /// A raw TCP client for byte-exact checks: send what you like, read exactly what you expect.
 pub struct RawConn {
     pub stream: TcpStream,
