@@ -249,8 +249,10 @@ impl StateMachine {
 
     /// Starts a thread that, every `every`, writes the state database file's dirty pages to
     /// disk (`fdatasync` through a file handle of its own) when unsynced commits were made
-    /// since: the next durable commit then has little left to write, so it does not hold up
-    /// the thread making it (which also writes the log). Changes nothing redb relies on.
+    /// since: what reached the file then need not be written at the next durable commit. redb
+    /// keeps a non-durable commit's pages in its write buffer and writes only what spills past
+    /// half its cache, so this helps after big flushes, not small ones (docs/benchmark.md,
+    /// "Tried on 2026-12-07"). Changes nothing redb relies on.
     pub fn spawn_presync(
         self: &Arc<Self>,
         path: PathBuf,
