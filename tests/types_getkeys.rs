@@ -559,3 +559,74 @@ fn command_getkeys_answers_as_redis() {
         c.check(argv, want);
     }
 }
+
+#[test]
+fn command_list_and_movablekeys_answer_as_redis() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    let text = |c: &mut RawConn, args: &[&str]| String::from_utf8_lossy(&c.call(args)).into_owned();
+    let bulk = |s: &str| format!("${}\r\n{s}\r\n", s.len());
+
+    // Every command, and the subcommands of containers as container|sub.
+    let all = text(&mut c, &["COMMAND", "LIST"]);
+    for name in ["set", "client", "client|list", "config|get", "xinfo|stream"] {
+        assert!(all.contains(&bulk(name)), "COMMAND LIST lacks {name}");
+    }
+    // ACL categories are Redis's, subcommands included.
+    let scripting = text(
+        &mut c,
+        &["COMMAND", "LIST", "FILTERBY", "ACLCAT", "scripting"],
+    );
+    assert!(scripting.contains(&bulk("eval")) && scripting.contains(&bulk("script|kill")));
+    assert!(!scripting.contains(&bulk("set")), "{scripting}");
+    c.check(
+        &[
+            "COMMAND",
+            "LIST",
+            "FILTERBY",
+            "ACLCAT",
+            "non_existing_category",
+        ],
+        "*0\r\n",
+    );
+    // Patterns match full names.
+    c.check(
+        &["COMMAND", "LIST", "FILTERBY", "PATTERN", "set"],
+        "*1\r\n$3\r\nset\r\n",
+    );
+    let re = text(
+        &mut c,
+        &["COMMAND", "LIST", "FILTERBY", "PATTERN", "config|*re*"],
+    );
+    assert!(re.contains(&bulk("config|resetstat")) && re.contains(&bulk("config|rewrite")));
+    assert!(!re.contains(&bulk("config|get")), "{re}");
+    let help = text(
+        &mut c,
+        &["COMMAND", "LIST", "FILTERBY", "PATTERN", "cl*help"],
+    );
+    assert!(help.contains(&bulk("client|help")) && help.contains(&bulk("cluster|help")));
+
+    // movablekeys: the last flag of the commands whose keys Redis finds by parsing.
+    for cmd in [
+        "zunionstore",
+        "eval",
+        "sort",
+        "sort_ro",
+        "georadius",
+        "xread",
+        "lmpop",
+    ] {
+        let info = text(&mut c, &["COMMAND", "INFO", cmd]);
+        assert!(info.contains("+movablekeys\r\n"), "{cmd}: {info}");
+    }
+    for cmd in ["set", "get", "mset", "lmove", "georadius_ro", "rename"] {
+        let info = text(&mut c, &["COMMAND", "INFO", cmd]);
+        assert!(!info.contains("movablekeys"), "{cmd}: {info}");
+    }
+    // As redis-server 7.0.15 answers (RESP2): flags write denyoom movablekeys.
+    let zunionstore = text(&mut c, &["COMMAND", "INFO", "zunionstore"]);
+    assert!(
+        zunionstore.contains("+movablekeys\r\n:1\r\n:1\r\n:1\r\n"),
+        "{zunionstore}"
+    );
+}

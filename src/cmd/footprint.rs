@@ -12,9 +12,9 @@ use bytes::Bytes;
 
 use super::Spec;
 
-/// Commands whose keys are not all at their fixed positions: Redis 7.0's `movablekeys`
-/// commands (COMMAND INFO), and those that reach a key in another database.
-const MOVABLE: &[&str] = &[
+/// Redis 7.0's `movablekeys` commands (COMMAND INFO shows the flag): their keys are not all at
+/// their fixed positions (counted by an argument, after an option, or found by parsing).
+pub(crate) const MOVABLE_KEYS: &[&str] = &[
     "blmpop",
     "bzmpop",
     "eval",
@@ -40,10 +40,10 @@ const MOVABLE: &[&str] = &[
     "zmpop",
     "zunion",
     "zunionstore",
-    // Their destination is in another database.
-    "copy",
-    "move",
 ];
+
+/// Commands that reach a key in another database (their destination).
+const OTHER_DATABASE: &[&str] = &["copy", "move"];
 
 /// What one command may touch.
 #[derive(Debug, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub enum Footprint {
 impl Footprint {
     /// The footprint of `argv` (as the client sent it) run on database `db`.
     pub fn of(spec: &Spec, argv: &[Bytes], db: u8) -> Footprint {
-        if MOVABLE.contains(&spec.name) {
+        if MOVABLE_KEYS.contains(&spec.name) || OTHER_DATABASE.contains(&spec.name) {
             return Footprint::All;
         }
         let keys: Vec<Bytes> = spec.key_args(argv).cloned().collect();

@@ -322,39 +322,47 @@ fn command(_: &mut Session, argv: &[Bytes]) -> Reply {
     ))
 }
 
-/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]: kvd has no modules,
-/// and its commands' ACL categories are the one COMMAND INFO shows (`@write`, `@read`,
-/// `@connection`, see `command_entry`).
+/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]: every command and,
+/// as `container|sub`, the subcommands of its containers, with their Redis ACL categories (the
+/// ACL table's, which names a container's subcommands as Redis 7.0 has them). kvd has no
+/// modules.
 fn command_list(args: &[Bytes]) -> Reply {
-    let keep: Box<dyn Fn(&Spec) -> bool> = match args {
+    let keep: Box<dyn Fn(&str) -> bool> = match args {
         [] => Box::new(|_| true),
         [f, by, value] if is(f, "filterby") => {
             if is(by, "module") {
                 Box::new(|_| false)
             } else if is(by, "aclcat") {
-                let cat = value.to_ascii_lowercase();
-                Box::new(move |s: &Spec| {
-                    let mine: &[u8] = match s.kind {
-                        Kind::Write { .. } => b"write",
-                        Kind::Read(_) => b"read",
-                        Kind::Local(_) => b"connection",
-                    };
-                    cat == mine
+                let Some(bit) = crate::acl::category::by_name(value) else {
+                    return Reply::Array(vec![]);
+                };
+                Box::new(move |name: &str| {
+                    crate::acl::command(name).is_some_and(|c| c.categories & bit != 0)
                 })
             } else if is(by, "pattern") {
                 let pattern = value.clone();
-                Box::new(move |s: &Spec| super::glob::matches(&pattern, s.name.as_bytes(), true))
+                Box::new(move |name: &str| super::glob::matches(&pattern, name.as_bytes(), true))
             } else {
                 return Reply::error("ERR syntax error");
             }
         }
         _ => return Reply::error("ERR syntax error"),
     };
+    let mut names = Vec::new();
+    for spec in TABLE.iter() {
+        names.push(spec.name);
+        if crate::acl::command(spec.name).is_some_and(|c| c.container) {
+            names.extend(crate::acl::commands().map(|c| c.name).filter(|n| {
+                n.strip_prefix(spec.name)
+                    .is_some_and(|rest| rest.starts_with('|'))
+            }));
+        }
+    }
     Reply::Array(
-        TABLE
-            .iter()
-            .filter(|s| keep(s))
-            .map(|s| Reply::bulk(s.name))
+        names
+            .into_iter()
+            .filter(|n| keep(n))
+            .map(Reply::bulk)
             .collect(),
     )
 }
@@ -553,6 +561,10 @@ fn command_entry(spec: &Spec) -> Reply {
         }
         Kind::Local(_) => "@connection",
     };
+    // Last, as Redis adds it after the table's own flags.
+    if super::footprint::MOVABLE_KEYS.contains(&spec.name) {
+        flags.push(Reply::status("movablekeys"));
+    }
     let (first, last, step) = spec.keys;
     Reply::Array(vec![
         Reply::bulk(spec.name),

@@ -744,7 +744,7 @@ pub const XREAD: Spec = Spec {
     name: "xread",
     arity: -4,
     kind: Kind::Read(xread),
-    flags: &["blocking", "movablekeys"],
+    flags: &["blocking"],
     keys: (0, 0, 0),
 };
 

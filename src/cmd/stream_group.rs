@@ -339,7 +339,7 @@ pub const XREADGROUP: Spec = Spec {
         prepare: Ok,
         apply: xreadgroup,
     },
-    flags: &["blocking", "movablekeys"],
+    flags: &["blocking"],
     keys: (0, 0, 0),
 };
 
