@@ -25,12 +25,7 @@ command -v strace >/dev/null || {
 }
 
 build_if_missing
-read -r -a P <<<"$(free_ports 6)"
-start node0 "${P[0]}" "${P[1]}" "${EXTRA[@]}"
-until_ok 30 "node0 leads" is_leader "${P[0]}"
-start node1 "${P[2]}" "${P[3]}" --join "127.0.0.1:${P[0]}" "${EXTRA[@]}"
-start node2 "${P[4]}" "${P[5]}" --join "127.0.0.1:${P[0]}" "${EXTRA[@]}"
-until_ok 60 "three voters" voters_are "${P[0]}" 3
+start_three "${EXTRA[@]}"
 LEADER=${PIDS[0]}
 
 redis-benchmark -h 127.0.0.1 -p "${P[0]}" -t set -n 20000 -c 50 -d 100 -r 100000 -q \

@@ -24,12 +24,7 @@ N=${CPU_N:-300000}
 PIPE=${CPU_PIPELINE:-16}
 
 build_if_missing
-read -r -a P <<<"$(free_ports 6)"
-start node0 "${P[0]}" "${P[1]}"
-until_ok 30 "node0 leads" is_leader "${P[0]}"
-start node1 "${P[2]}" "${P[3]}" --join "127.0.0.1:${P[0]}"
-start node2 "${P[4]}" "${P[5]}" --join "127.0.0.1:${P[0]}"
-until_ok 60 "three voters" voters_are "${P[0]}" 3
+start_three
 LEADER=${PIDS[0]}
 FOLLOWER=${PIDS[1]}
 

@@ -623,7 +623,7 @@ fn command_list_and_movablekeys_answer_as_redis() {
         let info = text(&mut c, &["COMMAND", "INFO", cmd]);
         assert!(!info.contains("movablekeys"), "{cmd}: {info}");
     }
-    // As redis-server 7.0.15 answers (RESP2): flags write denyoom movablekeys.
+    // Last of the flags, right before the key positions, as in redis-server 7.0.15's reply.
     let zunionstore = text(&mut c, &["COMMAND", "INFO", "zunionstore"]);
     assert!(
         zunionstore.contains("+movablekeys\r\n:1\r\n:1\r\n:1\r\n"),

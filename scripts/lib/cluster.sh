@@ -56,5 +56,17 @@ start() {
     PIDS+=($!)
 }
 
+# start_three [ARGS...]: a 3-node cluster on free ports (node0 bootstraps, node1 and node2 join
+# it), every node with ARGS; returns once all three are voters. Sets P (client and raft port
+# of node i at P[2i] and P[2i+1]); node i's PID is PIDS[i].
+start_three() {
+    read -r -a P <<<"$(free_ports 6)"
+    start node0 "${P[0]}" "${P[1]}" "$@"
+    until_ok 30 "node0 leads" is_leader "${P[0]}"
+    start node1 "${P[2]}" "${P[3]}" --join "127.0.0.1:${P[0]}" "$@"
+    start node2 "${P[4]}" "${P[5]}" --join "127.0.0.1:${P[0]}" "$@"
+    until_ok 60 "three voters" voters_are "${P[0]}" 3
+}
+
 # build_if_missing: the release binary, built once.
 build_if_missing() { [[ -x $KVD ]] || (cd "$ROOT" && cargo build --release); }
