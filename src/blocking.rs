@@ -510,7 +510,7 @@ impl Listener for Blocking {
         self.waiting.load(Relaxed) > 0
     }
 
-    fn applied(&self, events: &[Event]) {
+    fn applied(&self, events: &[Event], _index: u64) {
         let mut reg = self.lock();
         let mut any = false;
         for e in events {
@@ -1141,25 +1141,31 @@ mod tests {
         assert_eq!(reg.lock().by_key[&(0, b("k"))].first(), Some(&a));
         assert!(reg.has_waiters(0, &args(&["j"])) && !reg.has_waiters(1, &args(&["j"])));
         reg.lock().dirty.take();
-        reg.applied(&[
-            Event::Changed {
-                db: 0,
-                key: b("other"),
-            },
-            Event::Changed { db: 0, key: b("j") },
-        ]);
+        reg.applied(
+            &[
+                Event::Changed {
+                    db: 0,
+                    key: b("other"),
+                },
+                Event::Changed { db: 0, key: b("j") },
+            ],
+            1,
+        );
         assert_eq!(reg.lock().dirty.take(), vec![(0, b("j"))]);
-        reg.applied(&[
-            Event::Changed { db: 0, key: b("k") },
-            Event::Changed { db: 0, key: b("j") },
-            Event::Changed { db: 0, key: b("k") },
-        ]);
+        reg.applied(
+            &[
+                Event::Changed { db: 0, key: b("k") },
+                Event::Changed { db: 0, key: b("j") },
+                Event::Changed { db: 0, key: b("k") },
+            ],
+            2,
+        );
         assert_eq!(
             reg.lock().dirty.take(),
             vec![(0, b("k")), (0, b("j"))],
             "in the order they became ready, once"
         );
-        reg.applied(&[Event::Reset]);
+        reg.applied(&[Event::Reset], 3);
         assert_eq!(reg.lock().dirty.take().len(), 2);
         // CLIENT UNBLOCK finds the client; leaving without an attempt in flight removes it.
         assert!(reg.unblock(2, true));

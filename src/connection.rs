@@ -654,10 +654,12 @@ impl Conn {
                     } else {
                         run()
                     };
+                    let seen = reader.seen();
                     let reply = match ran {
                         Ok(r) => r,
                         Err(e) => cmd::storage_error(e),
                     };
+                    let mut tracked = None;
                     if self.session.pubsub.tracking.on {
                         let keys = read_keys.then(|| {
                             if script {
@@ -666,9 +668,11 @@ impl Conn {
                                 spec.key_args(&argv).cloned().collect()
                             }
                         });
-                        self.session.pubsub.after_command(keys);
+                        tracked = self.session.pubsub.after_command(keys, seen);
                     }
                     self.ready(reply)?;
+                    // What changed since the read follows its reply.
+                    self.session.pubsub.remember(tracked);
                 }
                 Kind::Write { prepare, .. } => match prepare(argv) {
                     Err(reply) => self.ready(reply)?,
@@ -709,16 +713,19 @@ impl Conn {
                                     (ran, cmd::scripting::take_read_called())
                                 })
                             });
+                            let seen = reader.seen();
                             match ran {
                                 Ok(Some(reply)) => {
                                     // A script that only read: its declared keys are tracked
                                     // if it called a read command (as Redis).
+                                    let mut tracked = None;
                                     if self.session.pubsub.tracking.on {
                                         let keys =
                                             read_keys.then(|| cmd::scripting::declared_keys(&argv));
-                                        self.session.pubsub.after_command(keys);
+                                        tracked = self.session.pubsub.after_command(keys, seen);
                                     }
                                     self.ready(reply)?;
+                                    self.session.pubsub.remember(tracked);
                                     continue;
                                 }
                                 Ok(None) => {}

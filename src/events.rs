@@ -61,8 +61,10 @@ pub trait Listener: Send + Sync {
     /// Whether the listener wants events now (e.g. some client is blocked or subscribed). When no
     /// listener does, apply does not collect them at all.
     fn wants_events(&self) -> bool;
-    /// One applied batch's events, in apply order. Runs on the raft thread: must not block.
-    fn applied(&self, events: &[Event]);
+    /// One applied batch's events, in apply order; `index` is the applied index after it (a
+    /// reader that saw a state at or past it saw all of the batch). Runs on the raft thread:
+    /// must not block.
+    fn applied(&self, events: &[Event], index: u64);
 }
 
 /// The node's listeners.
@@ -95,8 +97,8 @@ impl Hub {
             .any(|l| l.wants_events())
     }
 
-    /// Hands one applied batch to every listener.
-    pub fn deliver(&self, events: &[Event]) {
+    /// Hands one applied batch, ending at applied index `index`, to every listener.
+    pub fn deliver(&self, events: &[Event], index: u64) {
         if events.is_empty() {
             return;
         }
@@ -106,7 +108,7 @@ impl Hub {
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
         {
-            l.applied(events);
+            l.applied(events, index);
         }
     }
 }
@@ -128,7 +130,7 @@ mod tests {
         fn wants_events(&self) -> bool {
             self.on.load(Ordering::Relaxed)
         }
-        fn applied(&self, events: &[Event]) {
+        fn applied(&self, events: &[Event], _index: u64) {
             self.seen.lock().unwrap().extend_from_slice(events);
         }
     }
@@ -148,7 +150,7 @@ mod tests {
             db: 3,
             key: Bytes::from_static(b"k"),
         };
-        hub.deliver(std::slice::from_ref(&e));
+        hub.deliver(std::slice::from_ref(&e), 7);
         assert_eq!(*a.seen.lock().unwrap(), vec![e.clone()]);
         assert_eq!(*b.seen.lock().unwrap(), vec![e.clone()]);
         assert_eq!(e.key(), Some((3, &Bytes::from_static(b"k"))));

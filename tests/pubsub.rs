@@ -583,6 +583,60 @@ fn noloop_leaves_out_exactly_the_connections_own_writes() {
     d.expect(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\ndk\r\n");
 }
 
+/// A follower hands an applied write to its tracking table only after its readers can see
+/// it; a read that already saw the write is not told of it afterwards, and the next write is
+/// told. The tracker polls until it sees each new value, then a write of a key it also tracks
+/// (`sync`) comes through the same apply order: everything before that key's invalidation
+/// must not be `k`'s.
+#[test]
+fn a_read_that_saw_a_write_is_not_told_of_it_afterwards() {
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(30));
+    let follower = cluster.node((leader + 1) % 3);
+    let mut w = cluster.node(leader).raw();
+    let mut t = follower.raw();
+    let _ = t.call(&["HELLO", "3"]);
+    t.check(&["CLIENT", "TRACKING", "on"], "+OK\r\n");
+    let invalidation = |key: &str| {
+        format!(
+            ">2\r\n$10\r\ninvalidate\r\n*1\r\n${}\r\n{key}\r\n",
+            key.len()
+        )
+        .into_bytes()
+    };
+    // A command's reply, skipping the pushes before it.
+    let reply = |t: &mut RawConn, argv: &[&str]| {
+        t.send_cmd(argv);
+        loop {
+            let frame = t.read_reply();
+            if !frame.starts_with(b">") {
+                return frame;
+            }
+        }
+    };
+    for i in 1..=80 {
+        let value = i.to_string();
+        let _ = reply(&mut t, &["GET", "sync"]);
+        w.check(&["SET", "k", &value], "+OK\r\n");
+        let want = format!("${}\r\n{value}\r\n", value.len()).into_bytes();
+        poll_until(Duration::from_secs(10), "the follower to apply", || {
+            (reply(&mut t, &["GET", "k"]) == want).then_some(())
+        });
+        w.check(&["SET", "sync", &value], "+OK\r\n");
+        loop {
+            let frame = t.read_reply();
+            assert_ne!(
+                show(&frame),
+                show(&invalidation("k")),
+                "round {i}: told of a write its read had seen"
+            );
+            if frame == invalidation("sync") {
+                break;
+            }
+        }
+    }
+}
+
 /// As redis-server 7.0.15: a blocked BLMOVE's own invalidation (of the destination key the
 /// connection tracks) comes after its reply; keys read by a connection that then stopped
 /// tracking stay counted until a FLUSHALL clears the table, after which a new tracker of the

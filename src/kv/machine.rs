@@ -490,6 +490,7 @@ impl StateMachine {
         }
         store::swap_in_staged(txn)?;
         mem.flushed();
+        mem.replaced_at(index);
         let mut state = txn.open_table(RAFT_STATE)?;
         state.remove(meta::STAGED)?;
         state.insert(meta::APPLIED, store::encode_pair(index, term).as_slice())?;

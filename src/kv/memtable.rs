@@ -51,6 +51,9 @@ pub struct State {
     pub(super) cleared: u32,
     /// Index and term of the last entry applied here and not yet flushed.
     pub(super) applied: Option<(u64, u64)>,
+    /// Index of the last entry applied (or of the snapshot installed) since start: readers see
+    /// the state as of it (`Reader::seen`). 0 before the first apply: the state on disk.
+    pub(super) seen: u64,
     /// Bumped when a flush empties the map or a snapshot replaces the table.
     pub(super) generation: u64,
     /// A table read transaction of this generation, shared by readers; dropped with the
@@ -79,6 +82,7 @@ impl Memtable {
                 frozen: None,
                 cleared: 0,
                 applied: None,
+                seen: 0,
                 generation: 0,
                 base: Mutex::new(None),
                 db_map: AtomicU64::new(DB_MAP_UNKNOWN),
@@ -249,6 +253,7 @@ impl State {
             frozen: self.frozen.clone(),
             cleared: self.cleared,
             applied: self.applied,
+            seen: self.seen,
             generation: self.generation,
             base: Mutex::new(None),
             db_map: AtomicU64::new(self.db_map.load(Ordering::Relaxed)),
@@ -268,6 +273,12 @@ impl State {
 
     pub fn set_applied(&mut self, index: u64, term: u64) {
         self.applied = Some((index, term));
+        self.seen = index;
+    }
+
+    /// A snapshot at `index` replaced the state (after `flushed`).
+    pub fn replaced_at(&mut self, index: u64) {
+        self.seen = index;
     }
 
     /// The flush of everything held here has committed, or a snapshot replaced the table and

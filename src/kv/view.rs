@@ -615,6 +615,8 @@ pub struct Reader {
     db: Db,
     mem: Arc<Memtable>,
     base: Option<(u64, Arc<KvTable>)>,
+    /// The applied index of the state the last command ran on (`State::seen`).
+    seen: u64,
 }
 
 impl Reader {
@@ -623,7 +625,14 @@ impl Reader {
             db: db.clone(),
             mem: mem.clone(),
             base: None,
+            seen: 0,
         }
+    }
+
+    /// The applied index of the state the last `run` or `run_long` read: CLIENT TRACKING
+    /// tells which writes its reader saw by it.
+    pub fn seen(&self) -> u64 {
+        self.seen
     }
 
     /// Runs `f` on (logical) database `db` as it is now, with this node's clock.
@@ -633,6 +642,7 @@ impl Reader {
         f: impl FnOnce(&ReadView) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let mem = self.mem.read();
+        self.seen = mem.seen;
         let kv = match &self.base {
             Some((generation, kv)) if *generation == mem.generation => kv,
             _ => {
@@ -663,6 +673,7 @@ impl Reader {
         f: impl FnOnce(&dyn KeyRead) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let mem = self.mem.read();
+        self.seen = mem.seen;
         let kv = match &self.base {
             Some((generation, kv)) if *generation == mem.generation => kv.clone(),
             _ => {

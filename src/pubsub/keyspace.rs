@@ -58,8 +58,8 @@ impl Listener for Hub {
         self.tracking_wanted() || f & (KEYSPACE | KEYEVENT) != 0 && f & !(KEYSPACE | KEYEVENT) != 0
     }
 
-    fn applied(&self, events: &[Event]) {
-        self.tracking_applied(events);
+    fn applied(&self, events: &[Event], index: u64) {
+        self.tracking_applied(events, index);
         let flags = self.notify_flags.load(Relaxed);
         if flags & (KEYSPACE | KEYEVENT) == 0 {
             return;

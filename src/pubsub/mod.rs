@@ -200,6 +200,14 @@ impl Mailbox {
     }
 }
 
+/// A tracking connection's read whose keys are remembered once its reply is queued
+/// (`Subscriptions::after_command`, `Subscriptions::remember`).
+#[must_use]
+pub struct TrackedRead {
+    keys: Vec<Bytes>,
+    seen: u64,
+}
+
 /// Subscribers of one name: by connection id.
 type Subscribers = HashMap<u64, Arc<Mailbox>>;
 
@@ -546,18 +554,27 @@ impl Subscriptions {
         shown.bcast.store(self.tracking.bcast, Relaxed);
     }
 
-    /// After a read: remembers its keys if the tracking mode says so; CLIENT CACHING applies
-    /// to one command only.
-    pub fn after_command(&mut self, read_keys: Option<Vec<Bytes>>) {
+    /// After a read on the state at applied index `seen`, before its reply is queued: the
+    /// keys to remember if the tracking mode says so, for `remember` once the reply is queued
+    /// (see `tracking`). CLIENT CACHING applies to one command only.
+    pub fn after_command(
+        &mut self,
+        read_keys: Option<Vec<Bytes>>,
+        seen: u64,
+    ) -> Option<TrackedRead> {
         if !self.tracking.on {
-            return;
+            return None;
         }
-        if let Some(keys) = read_keys
-            && self.tracking.remembers()
-        {
-            self.hub
-                .tracking
-                .remember(self.mailbox.id, keys.into_iter());
+        let keys = read_keys.filter(|_| self.tracking.remembers())?;
+        self.hub.tracking_refresh(self.mailbox.id, &keys, seen);
+        Some(TrackedRead { keys, seen })
+    }
+
+    /// The reply to the read `after_command` saw is queued: its keys are remembered, and what
+    /// changed since the read is told now, after the reply.
+    pub fn remember(&self, read: Option<TrackedRead>) {
+        if let Some(TrackedRead { keys, seen }) = read {
+            self.hub.tracking_remember(self.mailbox.id, keys, seen);
             self.hub.enforce_tracking_limit();
         }
     }

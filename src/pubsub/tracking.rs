@@ -11,8 +11,17 @@
 //! NOLOOP: the entries of a NOLOOP connection's writes name it (`kv::entry::Proposal::conn`),
 //! and its node's apply attributes their events to it (`Event::Writer`): it is not told of the
 //! changes its own writes made, and is told of every other change, whoever made it and when.
+//!
+//! Which writes a read saw: the raft thread hands a batch's events over some time after readers
+//! can see the batch (after its log write), and a connection remembers the keys it read after its
+//! reply is out. Each read is remembered with the applied index of the state it ran on
+//! (`kv::Reader::seen`), each batch comes with the applied index after it, and the latest batches'
+//! changed keys are kept (`RECENT_KEYS`). A batch the read already saw does not invalidate it; a
+//! batch it did not see and that was handed over before the read was remembered is told when it
+//! is remembered. So, as in Redis, a reader is told of exactly the writes after its read, and
+//! after its reply.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
@@ -55,10 +64,102 @@ struct Tracker {
     mode: Mode,
 }
 
+/// Most changed keys of the latest batches kept for reads remembered after them; a read of a
+/// state older than the batches kept is told its keys changed (they may have).
+const RECENT_KEYS: usize = 4096;
+
+/// Keys read by connections (default mode) and the changes handed over lately.
+#[derive(Default)]
+struct Reads {
+    /// Key name to the connections that read it, each with the applied index of the state it
+    /// read.
+    keys: HashMap<Bytes, HashMap<u64, u64>>,
+    /// The latest batches handed over, oldest first.
+    recent: VecDeque<Batch>,
+    /// Changed keys in `recent`.
+    recent_keys: usize,
+    /// Applied index after the newest batch dropped from `recent`.
+    forgotten: u64,
+}
+
+/// One batch as `Reads::recent` keeps it.
+struct Batch {
+    /// The applied index after it.
+    index: u64,
+    /// It emptied a database or replaced the state: every key may have changed.
+    flushed: bool,
+    /// Each changed key with this node's connection whose write changed it (0: none).
+    changed: Vec<(Bytes, u64)>,
+}
+
+/// What a read remembered late is told at once (`Hub::tracking_remember`).
+enum Missed {
+    Nothing,
+    Keys(Vec<Bytes>),
+    Everything,
+}
+
+impl Reads {
+    fn keep(&mut self, batch: Batch) {
+        self.recent_keys += batch.changed.len().max(1);
+        self.recent.push_back(batch);
+        while self.recent_keys > RECENT_KEYS {
+            let Some(old) = self.recent.pop_front() else {
+                break;
+            };
+            self.recent_keys -= old.changed.len().max(1);
+            self.forgotten = old.index;
+        }
+    }
+
+    /// Connection `id`, which may already track `keys`, read them again on the state at
+    /// `seen`: the batches up to it no longer concern those reads.
+    fn refresh(&mut self, id: u64, seen: u64, keys: &[Bytes]) {
+        for key in keys {
+            if let Some(at) = self.keys.get_mut(key).and_then(|ids| ids.get_mut(&id)) {
+                *at = (*at).max(seen);
+            }
+        }
+    }
+
+    /// Remembers that connection `id` read `keys` on the state at applied index `seen`, except
+    /// the keys a batch handed over already changed after it: those are returned to be told.
+    fn remember(&mut self, id: u64, noloop: bool, seen: u64, keys: Vec<Bytes>) -> Missed {
+        if seen < self.forgotten {
+            return Missed::Keys(keys);
+        }
+        let newer = || self.recent.iter().rev().take_while(|b| b.index > seen);
+        if newer().any(|b| b.flushed) {
+            return Missed::Everything;
+        }
+        let mut told = Vec::new();
+        for key in keys {
+            // The first change after the read (newest batch first, each from its end).
+            let first = newer()
+                .flat_map(|b| b.changed.iter().rev().filter(|(k, _)| *k == key))
+                .last();
+            match first {
+                None => {
+                    let at = self.keys.entry(key).or_default().entry(id).or_insert(seen);
+                    *at = (*at).max(seen);
+                }
+                // Its own write came first: forgotten untold, as Redis does under NOLOOP.
+                Some(&(_, w)) if noloop && w == id => {}
+                Some(_) => told.push(key),
+            }
+        }
+        if told.is_empty() {
+            Missed::Nothing
+        } else {
+            Missed::Keys(told)
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Table {
-    /// Key name to the connections that read it.
-    keys: Mutex<HashMap<Bytes, HashSet<u64>>>,
+    /// Keys read, and the latest changes.
+    reads: Mutex<Reads>,
     /// Tracking connections.
     trackers: Mutex<HashMap<u64, Tracker>>,
     /// Every live connection's mailbox, for REDIRECT targets.
@@ -115,18 +216,11 @@ impl Table {
         }
     }
 
-    pub fn remember(&self, id: u64, keys: impl Iterator<Item = Bytes>) {
-        let mut k = lock(&self.keys);
-        for key in keys {
-            k.entry(key).or_default().insert(id);
-        }
-    }
-
     /// INFO: tracking connections, tracked keys, (key, connection) pairs, BCAST prefixes.
     pub fn info(&self) -> (usize, usize, usize, usize) {
         let (keys, items) = {
-            let k = lock(&self.keys);
-            (k.len(), k.values().map(HashSet::len).sum())
+            let r = lock(&self.reads);
+            (r.keys.len(), r.keys.values().map(HashMap::len).sum())
         };
         let t = lock(&self.trackers);
         let mut prefixes: HashSet<&[u8]> = HashSet::new();
@@ -142,7 +236,7 @@ impl Table {
     /// Applies matter while someone tracks, or while keys read by connections that stopped
     /// tracking are still in the table (as in Redis, a change or a flush clears them).
     fn any(&self) -> bool {
-        !lock(&self.trackers).is_empty() || !lock(&self.keys).is_empty()
+        !lock(&self.trackers).is_empty() || !lock(&self.reads).keys.is_empty()
     }
 }
 
@@ -153,8 +247,8 @@ impl Hub {
         if max == 0 {
             return;
         }
-        let evicted: Vec<(Bytes, HashSet<u64>)> = {
-            let mut keys = lock(&self.tracking.keys);
+        let evicted: Vec<(Bytes, HashMap<u64, u64>)> = {
+            let keys = &mut lock(&self.tracking.reads).keys;
             let over = keys.len().saturating_sub(max);
             let victims: Vec<Bytes> = keys.keys().take(over).cloned().collect();
             victims
@@ -167,7 +261,7 @@ impl Hub {
         }
         let trackers = lock(&self.tracking.trackers);
         for (key, ids) in evicted {
-            for id in ids {
+            for id in ids.into_keys() {
                 if let Some(t) = trackers.get(&id).filter(|t| !t.mode.bcast) {
                     self.invalidate(t, Some(vec![key.clone()]));
                 }
@@ -226,9 +320,39 @@ impl Hub {
         self.tracking.any()
     }
 
-    pub(super) fn tracking_applied(&self, events: &[Event]) {
+    /// Connection `id` read `keys` on the state at applied index `seen`; its reply is not
+    /// queued yet. Keys it tracks already are marked read at `seen`, so a batch the read saw,
+    /// handed over after this, is not told after the reply (see `tracking_remember`).
+    pub fn tracking_refresh(&self, id: u64, keys: &[Bytes], seen: u64) {
+        lock(&self.tracking.reads).refresh(id, seen, keys);
+    }
+
+    /// The reply to connection `id`'s read of `keys` on the state at applied index `seen` is
+    /// queued: remembers them, and tells at once (after the reply) what a batch handed over
+    /// since the read changed. A batch handed over from now on is told when it comes.
+    pub fn tracking_remember(&self, id: u64, keys: Vec<Bytes>, seen: u64) {
         let trackers = lock(&self.tracking.trackers);
-        if trackers.is_empty() && lock(&self.tracking.keys).is_empty() {
+        let Some(t) = trackers.get(&id) else {
+            return;
+        };
+        let missed = lock(&self.tracking.reads).remember(id, t.mode.noloop, seen, keys);
+        match missed {
+            Missed::Nothing => {}
+            Missed::Everything => self.invalidate(t, None),
+            Missed::Keys(keys) => {
+                for key in keys {
+                    self.invalidate(t, Some(vec![key]));
+                }
+            }
+        }
+    }
+
+    /// One applied batch, ending at applied index `index`: invalidations for the readers
+    /// that read before it.
+    pub(super) fn tracking_applied(&self, events: &[Event], index: u64) {
+        let trackers = lock(&self.tracking.trackers);
+        let mut reads = lock(&self.tracking.reads);
+        if trackers.is_empty() && reads.keys.is_empty() {
             return;
         }
         let mut flushed = false;
@@ -244,7 +368,18 @@ impl Hub {
             }
         }
         if flushed {
-            lock(&self.tracking.keys).clear();
+            // Reads of the state after it stay; every tracker is told (as Redis tells them all).
+            reads.keys.retain(|_, ids| {
+                ids.retain(|_, seen| *seen >= index);
+                !ids.is_empty()
+            });
+            reads.keep(Batch {
+                index,
+                flushed: true,
+                changed: Vec::new(),
+            });
+            // Told under the lock, so a reader refreshing its keys (`tracking_refresh`) finds
+            // them told already, or still tracked.
             for t in trackers.values() {
                 self.invalidate(t, None);
             }
@@ -253,26 +388,37 @@ impl Hub {
         if changed.is_empty() {
             return;
         }
-        // Default mode: each key's readers, once; a NOLOOP reader is not told of its own
-        // write (it forgets the key all the same, as Redis does).
+        // Default mode: each key's readers that read before the batch, once; a NOLOOP reader
+        // is not told of its own write (it forgets the key all the same, as Redis does).
         let mut per_client: HashMap<u64, Vec<Bytes>> = HashMap::new();
-        {
-            let mut keys = lock(&self.tracking.keys);
-            for &(key, writer) in &changed {
-                if let Some(ids) = keys.remove(key) {
-                    for id in ids {
-                        let noloop = trackers.get(&id).is_some_and(|t| t.mode.noloop);
-                        if noloop && id == writer {
-                            continue;
-                        }
-                        let v = per_client.entry(id).or_default();
-                        if !v.contains(key) {
-                            v.push(key.clone());
-                        }
+        for &(key, writer) in &changed {
+            let Some(ids) = reads.keys.get_mut(key) else {
+                continue;
+            };
+            ids.retain(|&id, seen| {
+                if *seen >= index {
+                    return true;
+                }
+                let noloop = trackers.get(&id).is_some_and(|t| t.mode.noloop);
+                if !(noloop && id == writer) {
+                    let v = per_client.entry(id).or_default();
+                    if !v.contains(key) {
+                        v.push(key.clone());
                     }
                 }
+                false
+            });
+            if ids.is_empty() {
+                reads.keys.remove(key);
             }
         }
+        reads.keep(Batch {
+            index,
+            flushed: false,
+            changed: changed.iter().map(|&(k, w)| (k.clone(), w)).collect(),
+        });
+        // Told under the lock (as above): a reader that no longer finds its key tracked has it
+        // queued already, before the reply it is about to queue.
         for (id, keys) in per_client {
             if let Some(t) = trackers.get(&id).filter(|t| !t.mode.bcast) {
                 for key in keys {
@@ -280,6 +426,7 @@ impl Hub {
                 }
             }
         }
+        drop(reads);
         // BCAST: one message per prefix (no prefix: every key), its keys in order, once each.
         let everything = [Bytes::new()];
         for t in trackers.values().filter(|t| t.mode.bcast) {
@@ -343,24 +490,32 @@ mod tests {
     fn noloop_skips_exactly_the_changes_of_the_connections_own_entries() {
         let hub = Hub::new(links::Links::disconnected());
         let mut a = tracker(&hub, 5, false);
-        a.after_command(Some(vec![b("k")]));
+        let r = a.after_command(Some(vec![b("k")]), 0);
+        a.remember(r);
         // Its own write: not told, and the key is forgotten (as Redis).
-        hub.tracking_applied(&[
-            Event::Writer { conn: 5 },
-            changed("k"),
-            Event::Writer { conn: 0 },
-        ]);
+        hub.tracking_applied(
+            &[
+                Event::Writer { conn: 5 },
+                changed("k"),
+                Event::Writer { conn: 0 },
+            ],
+            1,
+        );
         assert_eq!(pushed(&a), "");
-        hub.tracking_applied(&[changed("k")]);
+        hub.tracking_applied(&[changed("k")], 2);
         assert_eq!(pushed(&a), "", "no longer tracked");
         // Read again; another connection's write in the same batch as its own is told.
-        a.after_command(Some(vec![b("k")]));
-        hub.tracking_applied(&[
-            Event::Writer { conn: 5 },
-            changed("j"),
-            Event::Writer { conn: 9 },
-            changed("k"),
-        ]);
+        let r = a.after_command(Some(vec![b("k")]), 2);
+        a.remember(r);
+        hub.tracking_applied(
+            &[
+                Event::Writer { conn: 5 },
+                changed("j"),
+                Event::Writer { conn: 9 },
+                changed("k"),
+            ],
+            3,
+        );
         assert_eq!(pushed(&a), ">2 $10 invalidate *1 $1 k ");
     }
 
@@ -368,14 +523,88 @@ mod tests {
     fn noloop_bcast_leaves_out_only_the_keys_the_connection_wrote() {
         let hub = Hub::new(links::Links::disconnected());
         let a = tracker(&hub, 5, true);
-        hub.tracking_applied(&[
-            Event::Writer { conn: 5 },
-            changed("mine"),
-            Event::Writer { conn: 0 },
-            changed("theirs"),
-        ]);
+        hub.tracking_applied(
+            &[
+                Event::Writer { conn: 5 },
+                changed("mine"),
+                Event::Writer { conn: 0 },
+                changed("theirs"),
+            ],
+            1,
+        );
         assert_eq!(pushed(&a), ">2 $10 invalidate *1 $6 theirs ");
-        hub.tracking_applied(&[Event::Writer { conn: 5 }, changed("mine")]);
+        hub.tracking_applied(&[Event::Writer { conn: 5 }, changed("mine")], 2);
         assert_eq!(pushed(&a), "");
+    }
+
+    /// A batch is handed over after readers can see it, and a read is remembered after its
+    /// reply: a read is told of exactly the batches it did not see, whichever comes first.
+    #[test]
+    fn a_read_is_told_of_exactly_the_writes_it_did_not_see() {
+        let hub = Hub::new(links::Links::disconnected());
+        let mut a = tracker(&hub, 5, false);
+        let other = || Event::Writer { conn: 9 };
+        // Read on the state after batch 10, remembered before batch 10 is handed over: the
+        // read saw it, so it stays tracked, and batch 11 is told.
+        let r = a.after_command(Some(vec![b("k")]), 10);
+        a.remember(r);
+        hub.tracking_applied(&[other(), changed("k")], 10);
+        assert_eq!(pushed(&a), "", "a write the read saw");
+        hub.tracking_applied(&[other(), changed("k")], 11);
+        assert_eq!(pushed(&a), ">2 $10 invalidate *1 $1 k ");
+        // Read on the state at 11, remembered after batch 12 (which changed it) was handed
+        // over: told at once, and no longer tracked.
+        hub.tracking_applied(&[other(), changed("k"), changed("j")], 12);
+        let r = a.after_command(Some(vec![b("k"), b("x")]), 11);
+        a.remember(r);
+        assert_eq!(pushed(&a), ">2 $10 invalidate *1 $1 k ");
+        hub.tracking_applied(&[other(), changed("k"), changed("x")], 13);
+        assert_eq!(
+            pushed(&a),
+            ">2 $10 invalidate *1 $1 x ",
+            "x stayed tracked, k did not"
+        );
+        // NOLOOP: its own write first, handed over before the read is remembered: forgotten
+        // untold, as when it comes after.
+        hub.tracking_applied(&[Event::Writer { conn: 5 }, changed("m")], 14);
+        let r = a.after_command(Some(vec![b("m")]), 13);
+        a.remember(r);
+        hub.tracking_applied(&[other(), changed("m")], 15);
+        assert_eq!(pushed(&a), "");
+        // A flush the read did not see: everything is told; one it saw keeps the read.
+        hub.tracking_applied(&[Event::Flushed { db: 0 }], 16);
+        assert_eq!(pushed(&a), ">2 $10 invalidate _ ");
+        let r = a.after_command(Some(vec![b("f")]), 15);
+        a.remember(r);
+        assert_eq!(pushed(&a), ">2 $10 invalidate _ ");
+        let r = a.after_command(Some(vec![b("g")]), 17);
+        a.remember(r);
+        hub.tracking_applied(&[Event::Flushed { db: 0 }], 17);
+        assert_eq!(pushed(&a), ">2 $10 invalidate _ ");
+        hub.tracking_applied(&[other(), changed("g")], 18);
+        assert_eq!(
+            pushed(&a),
+            ">2 $10 invalidate *1 $1 g ",
+            "g was read after the flush"
+        );
+        // Tracked from a read at 20 and read again at 22: batch 21, handed over while the
+        // second reply is being queued, is not told after it (the second read saw it).
+        let r = a.after_command(Some(vec![b("r")]), 20);
+        a.remember(r);
+        let r = a.after_command(Some(vec![b("r")]), 22);
+        hub.tracking_applied(&[other(), changed("r")], 21);
+        a.remember(r);
+        assert_eq!(pushed(&a), "");
+        hub.tracking_applied(&[other(), changed("r")], 23);
+        assert_eq!(pushed(&a), ">2 $10 invalidate *1 $1 r ");
+        // A read older than the batches kept is told its keys changed.
+        for i in 0..RECENT_KEYS as u64 + 1 {
+            let key = format!("w{i}");
+            hub.tracking_applied(&[other(), changed(&key)], 100 + i);
+        }
+        let r = a.after_command(Some(vec![b("old")]), 99);
+        a.remember(r);
+        assert_eq!(pushed(&a), ">2 $10 invalidate *1 $3 old ");
+        assert_eq!(hub.tracking.info().2, 0, "nothing tracked");
     }
 }

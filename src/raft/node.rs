@@ -834,7 +834,7 @@ impl Node {
         self.applied_tx.send_replace(self.applied_index);
         // Users an entry changed: this node's connections reload theirs (`crate::acl`).
         crate::acl::published();
-        self.machine.events().deliver(&events);
+        self.machine.events().deliver(&events, self.applied_index);
         self.counters.proposals_fenced += self.pending.finish(outcomes);
     }
 
