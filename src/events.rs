@@ -6,7 +6,9 @@
 //! it applies (`kv::WriteView` records a [`Event::Changed`] for every metadata row an entry writes
 //! or removes, commands add [`Event::Notify`] with `WriteView::notify`), and the raft thread hands
 //! each batch to the [`Hub`] once the writes are visible to readers (and durable where the reply
-//! waits for that), before the proposers' replies go out.
+//! waits for that), before the proposers' replies go out. Readers may see a batch before it is
+//! handed over: a listener that must know which writes a read saw compares the batch's applied
+//! index with the read's (`kv::Reader::seen`, CLIENT TRACKING).
 //!
 //! Listeners (blocking pops, pub/sub keyspace notifications, client-side caching) register once at
 //! start. They run on the raft thread: they must only record or signal (a channel send, a
