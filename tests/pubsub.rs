@@ -359,18 +359,25 @@ fn keyspace_notifications_on_a_follower() {
     assert!(sub.pending().is_empty(), "{}", show(sub.pending()));
 }
 
+/// A writer on the leader, and a RESP3 connection tracking (default mode) on a follower, whose
+/// node is returned too.
+fn tracking_on_a_follower(cluster: &Cluster) -> (RawConn, RawConn, &Node) {
+    let leader = cluster.wait_for_leader(Duration::from_secs(30));
+    let follower = cluster.node((leader + 1) % 3);
+    let w = cluster.node(leader).raw();
+    let mut t = follower.raw();
+    let _ = t.call(&["HELLO", "3"]);
+    t.check(&["CLIENT", "TRACKING", "on"], "+OK\r\n");
+    (w, t, follower)
+}
+
 /// Client-side caching on a follower: keys read there are invalidated when a write made through
 /// the leader is applied there (RESP3 push), once; RESP2 through REDIRECT to a connection
 /// subscribed to `__redis__:invalidate`; BCAST with prefixes; a flush invalidates everything.
 #[test]
 fn tracking_invalidates_on_every_node() {
     let cluster = Cluster::start(3, &[]);
-    let leader = cluster.wait_for_leader(Duration::from_secs(30));
-    let follower = cluster.node((leader + 1) % 3);
-    let mut w = cluster.node(leader).raw();
-    let mut t = follower.raw();
-    let _ = t.call(&["HELLO", "3"]);
-    t.check(&["CLIENT", "TRACKING", "on"], "+OK\r\n");
+    let (mut w, mut t, follower) = tracking_on_a_follower(&cluster);
     t.check(&["GET", "k1"], "_\r\n");
     w.check(&["SET", "k1", "v"], "+OK\r\n");
     t.expect(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\nk1\r\n");
@@ -591,12 +598,7 @@ fn noloop_leaves_out_exactly_the_connections_own_writes() {
 #[test]
 fn a_read_that_saw_a_write_is_not_told_of_it_afterwards() {
     let cluster = Cluster::start(3, &[]);
-    let leader = cluster.wait_for_leader(Duration::from_secs(30));
-    let follower = cluster.node((leader + 1) % 3);
-    let mut w = cluster.node(leader).raw();
-    let mut t = follower.raw();
-    let _ = t.call(&["HELLO", "3"]);
-    t.check(&["CLIENT", "TRACKING", "on"], "+OK\r\n");
+    let (mut w, mut t, _) = tracking_on_a_follower(&cluster);
     let invalidation = |key: &str| {
         format!(
             ">2\r\n$10\r\ninvalidate\r\n*1\r\n${}\r\n{key}\r\n",

@@ -473,6 +473,12 @@ mod tests {
         String::from_utf8_lossy(&out).replace("\r\n", " ")
     }
 
+    /// A read of `keys` on the state at `seen`, its reply queued.
+    fn read(a: &mut Subscriptions, keys: Vec<Bytes>, seen: u64) {
+        let r = a.after_command(Some(keys), seen);
+        a.remember(r);
+    }
+
     fn tracker(hub: &Arc<Hub>, id: u64, bcast: bool) -> Subscriptions {
         let mut s = Subscriptions::new(hub.clone(), id, Arc::default());
         s.note_protocol(Protocol::Resp3);
@@ -490,8 +496,7 @@ mod tests {
     fn noloop_skips_exactly_the_changes_of_the_connections_own_entries() {
         let hub = Hub::new(links::Links::disconnected());
         let mut a = tracker(&hub, 5, false);
-        let r = a.after_command(Some(vec![b("k")]), 0);
-        a.remember(r);
+        read(&mut a, vec![b("k")], 0);
         // Its own write: not told, and the key is forgotten (as Redis).
         hub.tracking_applied(
             &[
@@ -505,8 +510,7 @@ mod tests {
         hub.tracking_applied(&[changed("k")], 2);
         assert_eq!(pushed(&a), "", "no longer tracked");
         // Read again; another connection's write in the same batch as its own is told.
-        let r = a.after_command(Some(vec![b("k")]), 2);
-        a.remember(r);
+        read(&mut a, vec![b("k")], 2);
         hub.tracking_applied(
             &[
                 Event::Writer { conn: 5 },
@@ -546,8 +550,7 @@ mod tests {
         let other = || Event::Writer { conn: 9 };
         // Read on the state after batch 10, remembered before batch 10 is handed over: the
         // read saw it, so it stays tracked, and batch 11 is told.
-        let r = a.after_command(Some(vec![b("k")]), 10);
-        a.remember(r);
+        read(&mut a, vec![b("k")], 10);
         hub.tracking_applied(&[other(), changed("k")], 10);
         assert_eq!(pushed(&a), "", "a write the read saw");
         hub.tracking_applied(&[other(), changed("k")], 11);
@@ -555,8 +558,7 @@ mod tests {
         // Read on the state at 11, remembered after batch 12 (which changed it) was handed
         // over: told at once, and no longer tracked.
         hub.tracking_applied(&[other(), changed("k"), changed("j")], 12);
-        let r = a.after_command(Some(vec![b("k"), b("x")]), 11);
-        a.remember(r);
+        read(&mut a, vec![b("k"), b("x")], 11);
         assert_eq!(pushed(&a), ">2 $10 invalidate *1 $1 k ");
         hub.tracking_applied(&[other(), changed("k"), changed("x")], 13);
         assert_eq!(
@@ -567,18 +569,15 @@ mod tests {
         // NOLOOP: its own write first, handed over before the read is remembered: forgotten
         // untold, as when it comes after.
         hub.tracking_applied(&[Event::Writer { conn: 5 }, changed("m")], 14);
-        let r = a.after_command(Some(vec![b("m")]), 13);
-        a.remember(r);
+        read(&mut a, vec![b("m")], 13);
         hub.tracking_applied(&[other(), changed("m")], 15);
         assert_eq!(pushed(&a), "");
         // A flush the read did not see: everything is told; one it saw keeps the read.
         hub.tracking_applied(&[Event::Flushed { db: 0 }], 16);
         assert_eq!(pushed(&a), ">2 $10 invalidate _ ");
-        let r = a.after_command(Some(vec![b("f")]), 15);
-        a.remember(r);
+        read(&mut a, vec![b("f")], 15);
         assert_eq!(pushed(&a), ">2 $10 invalidate _ ");
-        let r = a.after_command(Some(vec![b("g")]), 17);
-        a.remember(r);
+        read(&mut a, vec![b("g")], 17);
         hub.tracking_applied(&[Event::Flushed { db: 0 }], 17);
         assert_eq!(pushed(&a), ">2 $10 invalidate _ ");
         hub.tracking_applied(&[other(), changed("g")], 18);
@@ -589,8 +588,7 @@ mod tests {
         );
         // Tracked from a read at 20 and read again at 22: batch 21, handed over while the
         // second reply is being queued, is not told after it (the second read saw it).
-        let r = a.after_command(Some(vec![b("r")]), 20);
-        a.remember(r);
+        read(&mut a, vec![b("r")], 20);
         let r = a.after_command(Some(vec![b("r")]), 22);
         hub.tracking_applied(&[other(), changed("r")], 21);
         a.remember(r);
@@ -602,8 +600,7 @@ mod tests {
             let key = format!("w{i}");
             hub.tracking_applied(&[other(), changed(&key)], 100 + i);
         }
-        let r = a.after_command(Some(vec![b("old")]), 99);
-        a.remember(r);
+        read(&mut a, vec![b("old")], 99);
         assert_eq!(pushed(&a), ">2 $10 invalidate *1 $3 old ");
         assert_eq!(hub.tracking.info().2, 0, "nothing tracked");
     }
