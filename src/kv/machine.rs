@@ -229,14 +229,21 @@ impl StateMachine {
         flushed: Option<u64>,
         force: bool,
     ) -> Result<Option<u64>, StoreError> {
-        let mut d = self.durability();
-        let upto = flushed.unwrap_or(d.flushed).max(d.flushed);
-        let due = force
-            || (upto > d.durable
-                && (upto - d.durable >= d.every
-                    || d.durable_at.elapsed() >= DURABLE_INTERVAL
-                    || self.want_durable.swap(false, Ordering::Relaxed)));
+        // Not under the lock: a durable commit can take 100 ms and more, and the raft thread
+        // reads `flushed` for every status it publishes. The open write transaction already
+        // keeps any other commit of this database out until this one is in.
+        let (upto, due) = {
+            let d = self.durability();
+            let upto = flushed.unwrap_or(d.flushed).max(d.flushed);
+            let due = force
+                || (upto > d.durable
+                    && (upto - d.durable >= d.every
+                        || d.durable_at.elapsed() >= DURABLE_INTERVAL
+                        || self.want_durable.swap(false, Ordering::Relaxed)));
+            (upto, due)
+        };
         store::commit(txn, due)?;
+        let mut d = self.durability();
         d.flushed = upto;
         if !due {
             self.dirty.store(true, Ordering::Relaxed);
