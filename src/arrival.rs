@@ -76,9 +76,21 @@ pub struct Unrun {
     at: AtomicU64,
 }
 
-/// `Unrun::at` while a read is under way or has found the end of the stream: input that may
-/// have arrived at any time and has not run.
+/// `Unrun::at` while a read is under way: input that may have arrived at any time and has not
+/// run.
 const READING: u64 = 1;
+/// `Unrun::at` once a read has found the end of the stream: the connection is closing.
+const ENDED: u64 = 2;
+
+/// What of a connection's input that arrived by some time has not run yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Pending {
+    Nothing,
+    /// Commands (the connection may be busy with an earlier one, a write waiting for raft).
+    Input,
+    /// The end of the stream: the connection closes once it runs, with nothing to wait for.
+    Close,
+}
 
 impl Default for Unrun {
     fn default() -> Unrun {
@@ -105,17 +117,27 @@ impl Unrun {
         self.at.store(0, SeqCst);
     }
 
-    /// True if input that arrived by `by` has not run: read and waiting, or in the socket
-    /// (the end of the stream included).
-    pub fn waiting_since(&self, by: Arrival) -> bool {
+    /// What input that arrived by `by` has not run: read and waiting, or in the socket (the
+    /// end of the stream included).
+    pub fn pending_since(&self, by: Arrival) -> Pending {
         let at = self.at.load(SeqCst);
-        (at != 0 && at <= by.0) || peek_unread(self.fd.load(SeqCst)).is_some_and(|t| t <= by)
+        if at == ENDED {
+            return Pending::Close;
+        }
+        if at != 0 && at <= by.0 {
+            return Pending::Input;
+        }
+        match peek_unread(self.fd.load(SeqCst)) {
+            Some(Arrival(0)) => Pending::Close,
+            Some(t) if t <= by => Pending::Input,
+            _ => Pending::Nothing,
+        }
     }
 }
 
 /// As `read`, for a connection loop that runs what it reads before reading again (and then
 /// calls `unrun.ran()`): `unrun` is marked from before the bytes leave the socket, so the
-/// input is always in one of the two places `Unrun::waiting_since` looks. At the end of the
+/// input is always in one of the two places `Unrun::pending_since` looks. At the end of the
 /// stream it stays marked (the connection is about to close).
 pub async fn read_marked(
     stream: &TcpStream,
@@ -131,8 +153,8 @@ pub async fn read_marked(
             let r =
                 recv_stamped(stream, buf).map(|(n, stamp)| (n, stamp.unwrap_or_else(Arrival::now)));
             match &r {
-                Ok((0, _)) => {}
-                Ok((_, at)) => unrun.at.store(at.0.max(READING + 1), SeqCst),
+                Ok((0, _)) => unrun.at.store(ENDED, SeqCst),
+                Ok((_, at)) => unrun.at.store(at.0.max(ENDED + 1), SeqCst),
                 Err(_) => unrun.ran(),
             }
             r
@@ -319,5 +341,42 @@ mod tests {
         drop(a);
         buf.clear();
         assert_eq!(read(&sa, &mut buf).await.unwrap().0, 0, "end of stream");
+    }
+
+    /// Polls `unrun` until it says `want` (the kernel moves loopback bytes at once, but a
+    /// deadline keeps a slow machine from failing the test).
+    async fn until_pending(unrun: &Unrun, by: Arrival, want: Pending) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while unrun.pending_since(by) != want {
+            assert!(std::time::Instant::now() < deadline, "never {want:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn unrun_input_and_a_close_are_told_apart() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut a = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (sa, _) = listener.accept().await.unwrap();
+        let unrun = Unrun::default();
+        unrun.open(std::os::fd::AsRawFd::as_raw_fd(&sa));
+        assert_eq!(unrun.pending_since(Arrival::now()), Pending::Nothing);
+        a.write_all(b"PING\r\n").await.unwrap();
+        // (In the socket it is pending too, once the kernel stamps: see the test above.)
+        let mut buf = BytesMut::new();
+        read_marked(&sa, &mut buf, &unrun).await.unwrap();
+        // Read and not yet run: pending for a command that arrived after it.
+        assert_eq!(unrun.pending_since(Arrival(u64::MAX)), Pending::Input);
+        unrun.ran();
+        assert_eq!(unrun.pending_since(Arrival(u64::MAX)), Pending::Nothing);
+        drop(a);
+        // In the socket, then read: a close either way, and still once the fd is let go.
+        until_pending(&unrun, Arrival(u64::MAX), Pending::Close).await;
+        buf.clear();
+        assert_eq!(read_marked(&sa, &mut buf, &unrun).await.unwrap().0, 0);
+        unrun.close();
+        assert_eq!(unrun.pending_since(Arrival(u64::MAX)), Pending::Close);
     }
 }

@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{oneshot, watch};
 
-use crate::arrival::Arrival;
+use crate::arrival::{Arrival, Pending};
 use crate::cmd::command_stats::{Outcome, StatKey};
 use crate::cmd::footprint::{Deferred, Footprint};
 use crate::cmd::transactions::{self, Multi, Plan};
@@ -46,6 +46,9 @@ const SETTLE_BOUND: Duration = Duration::from_secs(1);
 /// Longest a command waits for other connections to run input sent before it
 /// (`after_earlier_input`).
 const EARLIER_INPUT_WAIT: Duration = Duration::from_millis(100);
+/// As `EARLIER_INPUT_WAIT`, when what has not run is a close: such a connection has nothing
+/// left to do but end, so only a loaded machine keeps it, and it is waited for longer.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// A reply in its place in the pipeline.
 enum Slot {
@@ -288,12 +291,17 @@ fn looks_at_clients(spec: &Spec, argv: &[Bytes]) -> bool {
 /// input that arrived before this command's and has not run (an UNSUBSCRIBE or a close sent
 /// just before it), lets that run first, as Redis's one event loop runs it first; kvd's
 /// threads may come to this connection first. Waits at most `EARLIER_INPUT_WAIT` (that
-/// connection may be busy with a write).
-async fn after_earlier_input(mut waiting: impl FnMut() -> bool) {
+/// connection may be busy with a write), or `CLOSE_WAIT` while one left to run is a close.
+async fn after_earlier_input(mut waiting: impl FnMut() -> Pending) {
     let start = Instant::now();
-    while waiting() {
+    loop {
+        let bound = match waiting() {
+            Pending::Nothing => break,
+            Pending::Input => EARLIER_INPUT_WAIT,
+            Pending::Close => CLOSE_WAIT,
+        };
         let waited = start.elapsed();
-        if waited >= EARLIER_INPUT_WAIT {
+        if waited >= bound {
             break;
         }
         // Yield at first (the other task is usually just behind); then, if its thread is not

@@ -385,10 +385,11 @@ impl Clients {
         live.len().saturating_sub(self.killed.load(Relaxed))
     }
 
-    /// True if one of the live connections other than `me` (at most `INPUT_CHECKS` of them)
-    /// has input that arrived by `at` and has not run, a close included (see
-    /// `arrival::Unrun`): what INFO's connected_clients and CLIENT LIST / KILL see waits for it.
-    pub fn input_before(&self, me: u64, at: crate::arrival::Arrival) -> bool {
+    /// What input that arrived by `at` and has not run waits at the live connections other
+    /// than `me` (at most `INPUT_CHECKS` of them), a close included (see `arrival::Unrun`),
+    /// the most telling first (`Pending`'s order): what INFO's connected_clients and CLIENT
+    /// LIST / KILL see waits for it.
+    pub fn input_before(&self, me: u64, at: crate::arrival::Arrival) -> crate::arrival::Pending {
         let others: Vec<Arc<crate::arrival::Unrun>> = {
             let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
             live.values()
@@ -397,7 +398,11 @@ impl Clients {
                 .map(|c| c.unrun.clone())
                 .collect()
         };
-        others.iter().any(|u| u.waiting_since(at))
+        others
+            .iter()
+            .map(|u| u.pending_since(at))
+            .max()
+            .unwrap_or(crate::arrival::Pending::Nothing)
     }
 
     /// Every live connection, by id.

@@ -19,7 +19,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
-use crate::arrival::Arrival;
+use crate::arrival::{Arrival, Pending};
 use crate::cmd::glob;
 use crate::raft::transport::{PubSubSink, Published};
 use crate::resp::{Protocol, Reply};
@@ -321,11 +321,12 @@ impl Hub {
         n
     }
 
-    /// True if one of this node's subscribers that a message on `channel` would reach (other
-    /// than `me`, at most `INPUT_CHECKS` of them) has input that arrived by `at` and has not
-    /// run: an UNSUBSCRIBE sent just before a PUBLISH on another connection, which Redis's one
-    /// event loop runs first. The publisher waits for it (`connection`), briefly.
-    pub fn input_before(&self, sharded: bool, channel: &[u8], me: u64, at: Arrival) -> bool {
+    /// What input that arrived by `at` and has not run waits at this node's subscribers that a
+    /// message on `channel` would reach (other than `me`, at most `INPUT_CHECKS` of them), the
+    /// most telling first (`Pending`'s order): an UNSUBSCRIBE sent just before a PUBLISH on
+    /// another connection, which Redis's one event loop runs first. The publisher waits for
+    /// it (`connection`), briefly.
+    pub fn input_before(&self, sharded: bool, channel: &[u8], me: u64, at: Arrival) -> Pending {
         let mut reached: Vec<Arc<Mailbox>> = Vec::new();
         {
             let r = lock(&self.registry);
@@ -344,7 +345,11 @@ impl Hub {
                 reached.extend(subs.values().filter(|m| m.id != me).take(room).cloned());
             }
         }
-        reached.iter().any(|m| m.unrun.waiting_since(at))
+        reached
+            .iter()
+            .map(|m| m.unrun.pending_since(at))
+            .max()
+            .unwrap_or(Pending::Nothing)
     }
 
     /// PUBLISH / SPUBLISH: delivered here at once, and sent to every peer (see `links`).
