@@ -160,6 +160,7 @@ pub async fn serve(
         outcome: Outcome::Ran,
         arrived: Arrival::default(),
         settled: None,
+        slow: None,
     };
     let mut inbuf = BytesMut::new();
     let stall = cfg.client_stall_timeout;
@@ -384,6 +385,16 @@ struct Conn {
     /// arrived by `arrived` had all run: a pipeline of PUBLISHes to one channel (which share
     /// the stamp) looks once.
     settled: Option<(Arrival, bool, Bytes)>,
+    /// The command running, for the slow log (`crate::slowlog`): logged once it is done.
+    slow: Option<SlowCall>,
+}
+
+/// A command being timed for the slow log.
+struct SlowCall {
+    name: &'static str,
+    argv: Vec<Bytes>,
+    /// When its run started, or went on after a wait that is not its own work.
+    started: Instant,
 }
 
 impl Conn {
@@ -397,6 +408,7 @@ impl Conn {
         let mut barrier_done = false;
         self.session.touch();
         for d in batch {
+            self.log_if_slow();
             let argv = match d {
                 Decoded::Command(argv) => argv,
                 Decoded::TooLarge { len, .. } => {
@@ -473,6 +485,13 @@ impl Conn {
                 tokio::time::sleep(wait.min(Duration::from_millis(20))).await;
             }
             self.feed_monitors(spec, &argv);
+            if !queued && shared.slowlog.enabled() && !spec.flags.contains(&"skip_slowlog") {
+                self.slow = Some(SlowCall {
+                    name: spec.name,
+                    argv: argv.to_vec(),
+                    started: Instant::now(),
+                });
+            }
             // A write waits for the reads queued before it that it may change.
             let waits_for_reads = write
                 && !self.deferred.is_empty()
@@ -519,6 +538,8 @@ impl Conn {
                     // Gone while blocked: what it sent meanwhile is not run (as in Redis).
                     return Err(Close::Peer);
                 }
+                // Timed from its wake-up, as Redis times a blocked command's last run.
+                self.slow_clock_restart();
                 // What the pop's own apply raised (an invalidation of the destination key)
                 // follows the reply, as Redis sends it.
                 self.count_reply(&reply);
@@ -546,6 +567,7 @@ impl Conn {
             if looks_at_clients(spec, &argv) {
                 let (me, at) = (self.session.id, self.arrived);
                 after_earlier_input(|| shared.clients.input_before(me, at)).await;
+                self.slow_clock_restart();
             }
             match spec.kind {
                 Kind::Local(_) if cmd::pubsub::is_subscription(spec) => {
@@ -614,6 +636,8 @@ impl Conn {
                         if plain && !self.silent && !self.session.pubsub.tracking.on {
                             let db = self.session.db;
                             self.deferred.add(Footprint::of(spec, &argv, db));
+                            // Timed when it runs (`drain`).
+                            self.slow = None;
                             let slot = Slot::Read(db, f, argv);
                             self.queue
                                 .push_back((slot, self.session.protocol, self.stat.clone()));
@@ -638,6 +662,7 @@ impl Conn {
                         }
                         shared.raft.caught_up();
                         barrier_done = true;
+                        self.slow_clock_restart();
                     }
                     let reader =
                         view.get_or_insert_with(|| Reader::new(&shared.db, shared.raft.memtable()));
@@ -783,6 +808,7 @@ impl Conn {
                     }
                 },
             }
+            self.log_if_slow();
             if self.queue.len() >= MAX_BATCH {
                 self.drain(wr).await?;
             }
@@ -793,6 +819,7 @@ impl Conn {
                     .map_err(|_| Close::Peer)?;
             }
         }
+        self.log_if_slow();
         // Every command read has run or is proposed: what waits now is raft's commit, which a
         // PUBLISH or an INFO on another connection need not wait for (Redis has none).
         self.session.info.unrun.ran();
@@ -1097,6 +1124,32 @@ impl Conn {
         !self.queue.is_empty()
     }
 
+    /// Logs the command that just ran if it was slow (`crate::slowlog`).
+    fn log_if_slow(&mut self) {
+        if let Some(call) = self.slow.take() {
+            self.offer_slow(call.name, &call.argv, call.started.elapsed());
+        }
+    }
+
+    fn offer_slow(&self, name: &str, argv: &[Bytes], took: Duration) {
+        let s = &self.session;
+        if !s.shared.slowlog.wants(took) {
+            return;
+        }
+        let client = s.name.clone().unwrap_or_default();
+        s.shared
+            .slowlog
+            .offer(name, argv, took, &s.peer.to_string(), &client);
+    }
+
+    /// The command running waited for something not its own work (earlier replies, a read
+    /// barrier, other connections, a wake-up): its time counts from now.
+    fn slow_clock_restart(&mut self) {
+        if let Some(call) = &mut self.slow {
+            call.started = Instant::now();
+        }
+    }
+
     /// Takes a reply that is known now: encoded at once unless it must wait behind a write.
     fn ready(&mut self, reply: Reply) -> Result<(), Close> {
         self.count_reply(&reply);
@@ -1168,10 +1221,12 @@ impl Conn {
             let reply = match slot {
                 Slot::Ready(r) => r,
                 Slot::Read(db, f, argv) => {
+                    let started = Instant::now();
                     let reply = reader
                         .get_or_insert_with(|| Reader::new(&shared.db, shared.raft.memtable()))
                         .run(db, |v| cmd::run_read(f, v, &argv))
                         .unwrap_or_else(cmd::storage_error);
+                    self.offer_slow("", &argv, started.elapsed());
                     stats.outcome(stat.as_ref(), Outcome::Ran, &reply);
                     reply
                 }
@@ -1223,6 +1278,8 @@ impl Conn {
             }
         }
         self.deferred.clear();
+        // The command that asked for this waited for earlier replies: not its own work.
+        self.slow_clock_restart();
         Ok(())
     }
 }

@@ -57,6 +57,7 @@ pub mod resp;
 pub mod script;
 pub mod server;
 pub mod session;
+pub mod slowlog;
 pub mod store;
 
 thread_local! {

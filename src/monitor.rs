@@ -120,12 +120,47 @@ fn now_micros() -> u128 {
         .unwrap_or(0)
 }
 
-/// The arguments as a monitor shows them: AUTH's and HELLO ... AUTH's secrets replaced.
-fn redacted(name: &str, argv: &[Bytes]) -> Vec<Bytes> {
+/// The arguments as a monitor or the slow log shows them, with Redis's secrets replaced:
+/// AUTH's, HELLO ... AUTH's, ACL SETUSER's rules, CONFIG SET's values of `requirepass` and
+/// `masterauth`, and MIGRATE ... AUTH / AUTH2's.
+pub(crate) fn redacted(name: &str, argv: &[Bytes]) -> Vec<Bytes> {
     let hidden = Bytes::from_static(b"(redacted)");
     let mut out = argv.to_vec();
+    let sub = |word: &str| {
+        out.get(1)
+            .is_some_and(|a| a.eq_ignore_ascii_case(word.as_bytes()))
+    };
     match name {
         "auth" => out.iter_mut().skip(1).for_each(|a| *a = hidden.clone()),
+        "acl" if sub("setuser") => out.iter_mut().skip(2).for_each(|a| *a = hidden.clone()),
+        "config" if sub("set") => {
+            for pair in out[2..].chunks_mut(2) {
+                let secret = ["requirepass", "masterauth"]
+                    .iter()
+                    .any(|n| pair[0].eq_ignore_ascii_case(n.as_bytes()));
+                if let (true, Some(value)) = (secret, pair.get_mut(1)) {
+                    *value = hidden.clone();
+                }
+            }
+        }
+        "migrate" => {
+            let mut i = 6;
+            // The options, up to KEYS (what follows it are keys).
+            while i < out.len() && !out[i].eq_ignore_ascii_case(b"keys") {
+                let secrets = if out[i].eq_ignore_ascii_case(b"auth") {
+                    1
+                } else if out[i].eq_ignore_ascii_case(b"auth2") {
+                    2
+                } else {
+                    0
+                };
+                out.iter_mut()
+                    .skip(i + 1)
+                    .take(secrets)
+                    .for_each(|a| *a = hidden.clone());
+                i += 1 + secrets;
+            }
+        }
         "hello" => {
             if let Some(at) = out
                 .iter()
@@ -215,5 +250,49 @@ mod tests {
         );
         let plain = argv(&[b"GET", b"auth"]);
         assert_eq!(redacted("get", &plain), plain);
+        let acl = redacted("acl", &argv(&[b"ACL", b"SETUSER", b"u", b">pw"]));
+        assert_eq!(
+            acl,
+            argv(&[b"ACL", b"SETUSER", b"(redacted)", b"(redacted)"])
+        );
+        let config = redacted(
+            "config",
+            &argv(&[b"CONFIG", b"SET", b"maxmemory", b"1", b"requirepass", b"pw"]),
+        );
+        assert_eq!(
+            config,
+            argv(&[
+                b"CONFIG",
+                b"SET",
+                b"maxmemory",
+                b"1",
+                b"requirepass",
+                b"(redacted)"
+            ])
+        );
+        let migrate = redacted(
+            "migrate",
+            &argv(&[
+                b"MIGRATE", b"h", b"1", b"", b"0", b"5", b"AUTH2", b"u", b"p", b"KEYS", b"auth",
+                b"k",
+            ]),
+        );
+        assert_eq!(
+            migrate,
+            argv(&[
+                b"MIGRATE",
+                b"h",
+                b"1",
+                b"",
+                b"0",
+                b"5",
+                b"AUTH2",
+                b"(redacted)",
+                b"(redacted)",
+                b"KEYS",
+                b"auth",
+                b"k"
+            ])
+        );
     }
 }

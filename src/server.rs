@@ -121,6 +121,8 @@ pub struct Shared {
     pub pubsub: Arc<crate::pubsub::Hub>,
     /// SHUTDOWN asked the node to stop (as SIGTERM does).
     pub shutdown: tokio::sync::Notify,
+    /// SLOWLOG's entries and settings.
+    pub slowlog: crate::slowlog::SlowLog,
 }
 
 /// Runs the node until SIGTERM/SIGINT. Startup errors come back as one line.
@@ -198,6 +200,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         logger: logger.clone(),
         requirepass,
         shutdown: tokio::sync::Notify::new(),
+        slowlog: crate::slowlog::SlowLog::default(),
     });
     crate::cmd::scripting::set_server(Arc::downgrade(&shared));
     let settings = Arc::downgrade(&shared);

@@ -26,7 +26,7 @@ use crate::resp::Reply;
 /// Containers whose subcommands Redis counts apart (`cmdstat_config|set`).
 const CONTAINERS: &[&str] = &[
     "acl", "client", "cluster", "command", "config", "function", "memory", "object", "pubsub",
-    "script", "xgroup", "xinfo",
+    "script", "slowlog", "xgroup", "xinfo",
 ];
 
 /// Distinct `name|sub` rows kept; past it a container's calls count under its own name (a

@@ -1540,6 +1540,16 @@ fn take_effect(s: &Session, name: &str, value: &str) {
                 settings.timeout_secs.store(n, Relaxed);
             }
         }
+        "slowlog-log-slower-than" => {
+            if let Ok(n) = value.parse() {
+                s.shared.slowlog.set_slower_than(n);
+            }
+        }
+        "slowlog-max-len" => {
+            if let Ok(n) = value.parse() {
+                s.shared.slowlog.set_max_len(n);
+            }
+        }
         "proto-max-bulk-len" => {
             if let Ok(n) = value.parse() {
                 settings.proto_max_bulk_len.store(n, Relaxed);

@@ -35,6 +35,7 @@ pub mod pubsub;
 pub mod scripting;
 mod server;
 mod set;
+mod slowlog;
 mod sort;
 mod stream;
 mod stream_group;
@@ -247,6 +248,7 @@ pub static TABLE: &[Spec] = &[
     server::SAVE,
     server::BGSAVE,
     server::LASTSAVE,
+    slowlog::SLOWLOG,
     server::SHUTDOWN,
     wait::WAIT,
     server::MONITOR,
