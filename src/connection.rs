@@ -582,6 +582,7 @@ impl Conn {
                     let key = (at, sharded, argv[1].clone());
                     if self.settled.as_ref() != Some(&key) {
                         after_earlier_input(|| hub.input_before(sharded, &argv[1], me, at)).await;
+                        self.slow_clock_restart();
                         self.settled = Some(key);
                     }
                     match cmd::pubsub::publish(&self.session, &argv) {
