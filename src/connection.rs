@@ -160,7 +160,11 @@ pub async fn serve(
         outcome: Outcome::Ran,
         arrived: Arrival::default(),
         settled: None,
-        slow: None,
+        slow: SlowCall {
+            name: None,
+            argv: Vec::new(),
+            started: Instant::now(),
+        },
     };
     let mut inbuf = BytesMut::new();
     let stall = cfg.client_stall_timeout;
@@ -386,16 +390,21 @@ struct Conn {
     /// the stamp) looks once.
     settled: Option<(Arrival, bool, Bytes)>,
     /// The command running, for the slow log (`crate::slowlog`): logged once it is done.
-    slow: Option<SlowCall>,
+    slow: SlowCall,
 }
 
-/// A command being timed for the slow log.
+/// A command being timed for the slow log. Kept across commands, so its argument list
+/// reuses one allocation.
 struct SlowCall {
-    name: &'static str,
+    /// None: no command is being timed.
+    name: Option<&'static str>,
     argv: Vec<Bytes>,
     /// When its run started, or went on after a wait that is not its own work.
     started: Instant,
 }
+
+/// Longest argument list a connection's `SlowCall` keeps its allocation for.
+const SLOW_ARGV_KEPT: usize = 64;
 
 impl Conn {
     /// Runs a batch of decoded commands in order, leaving their replies in `out` (flushing
@@ -486,11 +495,9 @@ impl Conn {
             }
             self.feed_monitors(spec, &argv);
             if !queued && shared.slowlog.enabled() && !spec.flags.contains(&"skip_slowlog") {
-                self.slow = Some(SlowCall {
-                    name: spec.name,
-                    argv: argv.to_vec(),
-                    started: Instant::now(),
-                });
+                self.slow.name = Some(spec.name);
+                self.slow.argv.extend(argv.iter().cloned());
+                self.slow.started = Instant::now();
             }
             // A write waits for the reads queued before it that it may change.
             let waits_for_reads = write
@@ -638,7 +645,7 @@ impl Conn {
                             let db = self.session.db;
                             self.deferred.add(Footprint::of(spec, &argv, db));
                             // Timed when it runs (`drain`).
-                            self.slow = None;
+                            self.slow_forget();
                             let slot = Slot::Read(db, f, argv);
                             self.queue
                                 .push_back((slot, self.session.protocol, self.stat.clone()));
@@ -1127,8 +1134,18 @@ impl Conn {
 
     /// Logs the command that just ran if it was slow (`crate::slowlog`).
     fn log_if_slow(&mut self) {
-        if let Some(call) = self.slow.take() {
-            self.offer_slow(call.name, &call.argv, call.started.elapsed());
+        if let Some(name) = self.slow.name {
+            self.offer_slow(name, &self.slow.argv, self.slow.started.elapsed());
+        }
+        self.slow_forget();
+    }
+
+    /// No command is being timed any more (its arguments are let go).
+    fn slow_forget(&mut self) {
+        self.slow.name = None;
+        self.slow.argv.clear();
+        if self.slow.argv.capacity() > SLOW_ARGV_KEPT {
+            self.slow.argv = Vec::new();
         }
     }
 
@@ -1146,8 +1163,8 @@ impl Conn {
     /// The command running waited for something not its own work (earlier replies, a read
     /// barrier, other connections, a wake-up): its time counts from now.
     fn slow_clock_restart(&mut self) {
-        if let Some(call) = &mut self.slow {
-            call.started = Instant::now();
+        if self.slow.name.is_some() {
+            self.slow.started = Instant::now();
         }
     }
 

@@ -17,12 +17,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn wait_blocked(node: &Node, n: u64) {
-    poll_until(Duration::from_secs(10), "clients to block", || {
-        (node.info_u64("clients", "blocked_clients") == Some(n)).then_some(())
-    });
-}
-
 #[test]
 fn blocking_pops_reply_as_redis() {
     let node = Node::single(&[]);

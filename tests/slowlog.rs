@@ -54,13 +54,6 @@ fn slowlog(con: &mut redis::Connection, count: &str) -> Vec<Entry> {
         .collect()
 }
 
-fn until_one_blocked(con: &mut redis::Connection) {
-    poll_until(Duration::from_secs(10), "the pop blocks", || {
-        let info: String = q(con, &["INFO", "clients"]);
-        (parse_info_field(&info, "blocked_clients").as_deref() == Some("1")).then_some(())
-    });
-}
-
 fn args_of(entries: &[Entry]) -> Vec<String> {
     entries.iter().map(|e| e.args.join(" ")).collect()
 }
@@ -199,7 +192,7 @@ fn slowlog_times_a_command_by_its_own_work() {
     let _: () = q(&mut con, &["SLOWLOG", "RESET"]);
     let mut blocked = node.raw();
     blocked.send_cmd(&["BLPOP", "list", "0"]);
-    until_one_blocked(&mut con);
+    wait_blocked(&node, 1);
     std::thread::sleep(Duration::from_millis(300));
     let _: i64 = q(&mut con, &["LPUSH", "list", "x"]);
     blocked.expect(b"*2\r\n$4\r\nlist\r\n$1\r\nx\r\n");
@@ -209,7 +202,7 @@ fn slowlog_times_a_command_by_its_own_work() {
     // With no threshold it is logged once woken.
     let _: () = q(&mut con, &["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
     blocked.send_cmd(&["BLPOP", "list", "0"]);
-    until_one_blocked(&mut con);
+    wait_blocked(&node, 1);
     let _: i64 = q(&mut con, &["LPUSH", "list", "y"]);
     blocked.expect(b"*2\r\n$4\r\nlist\r\n$1\r\ny\r\n");
     blocked.check(&["PING"], "+PONG\r\n");

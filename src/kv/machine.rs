@@ -243,13 +243,14 @@ impl StateMachine {
             (upto, due)
         };
         store::commit(txn, due)?;
+        // A commit that began once this one was in may have recorded itself first.
         let mut d = self.durability();
-        d.flushed = upto;
+        d.flushed = d.flushed.max(upto);
         if !due {
             self.dirty.store(true, Ordering::Relaxed);
             return Ok(None);
         }
-        d.durable = upto;
+        d.durable = d.durable.max(upto);
         d.durable_at = Instant::now();
         Ok(Some(upto))
     }

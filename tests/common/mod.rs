@@ -661,6 +661,13 @@ impl Node {
     }
 }
 
+/// Waits (10 s at most) until `n` clients are blocked on `node` (INFO's `blocked_clients`).
+pub fn wait_blocked(node: &Node, n: u64) {
+    poll_until(Duration::from_secs(10), "clients to block", || {
+        (node.info_u64("clients", "blocked_clients") == Some(n)).then_some(())
+    });
+}
+
 /// Finds `key:value` in INFO text.
 pub fn parse_info_field(info: &str, key: &str) -> Option<String> {
     info.lines().find_map(|l| {
