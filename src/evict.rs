@@ -15,10 +15,10 @@
 //!
 //! Sampling follows Redis's (`maxmemory-samples` keys per database): random SCAN positions
 //! for `allkeys-*`, the same filtered to keys with a TTL for `volatile-*` (falling back to the
-//! expiry index when a sample finds none). kvd keeps no per-read access clock: LRU and LFU
-//! rank by the index of the entry that last wrote the key (`Meta::modified`, replicated
-//! state), least recently written first. `volatile-ttl` reads the soonest expiries from the
-//! expiry index, exactly.
+//! expiry index when a sample finds none). LRU ranks by this node's access clock (the longest
+//! idle first) and LFU by its access counters (the lowest first), both from `crate::access`;
+//! ties go to the key least recently written (`Meta::modified`, replicated state).
+//! `volatile-ttl` reads the soonest expiries from the expiry index, exactly.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
@@ -72,6 +72,11 @@ impl Policy {
     }
 
     /// Only keys with a TTL may go.
+    /// An LFU policy: access counters rank keys (and OBJECT FREQ answers).
+    pub fn lfu(self) -> bool {
+        matches!(self, Policy::AllkeysLfu | Policy::VolatileLfu)
+    }
+
     fn volatile(self) -> bool {
         matches!(
             self,
@@ -296,7 +301,8 @@ fn sample_db(
         let rank = match policy {
             Policy::VolatileTtl => (meta.expire_at.unwrap_or(i64::MAX), 0),
             Policy::AllkeysRandom | Policy::VolatileRandom => (0, 0),
-            _ => (0, meta.modified),
+            p if p.lfu() => (crate::access::frequency(db, &key).into(), meta.modified),
+            _ => (-(crate::access::idle_secs(db, &key) as i64), meta.modified),
         };
         pool.push(Candidate {
             rank,
@@ -444,15 +450,17 @@ mod tests {
     }
 
     #[test]
-    fn lru_and_lfu_take_the_least_recently_written_first() {
+    fn lru_and_lfu_take_the_least_used_then_the_least_recently_written_first() {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = crate::store::open(&dir.path().join("d"), 1 << 20).expect("open");
         let mem = Arc::new(Memtable::new());
         let txn = db.begin_write().expect("txn");
+        // Names no other test uses: the access table is the process's.
+        let [new, old, mid] = ["evict-lru-new", "evict-lru-old", "evict-lru-mid"];
         {
             let mut state = mem.write();
             let mut w = WriteView::open(&txn, &mut state).expect("view");
-            for (index, key) in [(7, "new"), (3, "old"), (5, "mid")] {
+            for (index, key) in [(7, new), (3, old), (5, mid)] {
                 w.begin_entry(0, wall_clock_ms(), index);
                 w.set_string(key.as_bytes(), Bytes::from_static(b"v"), Some(i64::MAX))
                     .unwrap();
@@ -460,15 +468,26 @@ mod tests {
         }
         txn.commit().expect("commit");
         let mut reader = Reader::new(&db, &mem);
-        for policy in [
+        let policies = [
             Policy::AllkeysLru,
             Policy::AllkeysLfu,
             Policy::VolatileLru,
             Policy::VolatileLfu,
-        ] {
+        ];
+        // Never accessed: equally idle and counted, so the least recently written goes.
+        for policy in policies {
             let one = pick(&mut reader, policy, 5, 1).unwrap();
-            assert_eq!(names(&one), ["old"], "{policy:?}");
+            assert_eq!(names(&one), [old], "{policy:?}");
             assert_eq!(one[0].modified, 3);
+        }
+        // Once it was used, it is neither the longest idle nor the least counted. (A slot's
+        // first touch counts as the key's creation, at the counter's initial value, as a write
+        // applied here would; the second is a use.)
+        crate::access::touch(0, old.as_bytes());
+        crate::access::touch(0, old.as_bytes());
+        for policy in policies {
+            let one = pick(&mut reader, policy, 5, 1).unwrap();
+            assert_eq!(names(&one), [mid], "{policy:?}");
         }
     }
 

@@ -33,6 +33,7 @@
 //! Adding a data type: its row layout in `kv/encoding.rs` (a `KeyType`, the metadata body, its
 //! member rows), its commands in `cmd/<type>.rs`, their registry lines in `cmd::TABLE`.
 
+pub mod access;
 pub mod acl;
 pub mod arrival;
 pub mod blocking;

@@ -303,3 +303,132 @@ fn a_followers_eviction_reaches_every_node() {
         Some(0)
     );
 }
+
+/// The eviction order of the LRU and LFU policies follows this node's reads, not only the
+/// writes: ten keys written in order, two of them read once they have been idle a second, all
+/// evicted in one round (a sample as large as the database, so the order is exact), heard in
+/// that order on `evicted`. Ranked by the writes alone, the two read keys would go third and
+/// eighth.
+#[test]
+fn lru_and_lfu_evict_the_keys_not_read_first() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    let mut sub = node.raw();
+    c.check(
+        &["CONFIG", "SET", "notify-keyspace-events", "Ee"],
+        "+OK\r\n",
+    );
+    c.check(&["CONFIG", "SET", "maxmemory-samples", "10"], "+OK\r\n");
+    sub.check(
+        &["SUBSCRIBE", "__keyevent@0__:evicted"],
+        "*3\r\n$9\r\nsubscribe\r\n$22\r\n__keyevent@0__:evicted\r\n:1\r\n",
+    );
+    for policy in ["allkeys-lru", "allkeys-lfu"] {
+        // Names new to this node: a deleted key's access data stays with its name.
+        let k = |i: usize| format!("{policy}-{i}");
+        c.check(&["FLUSHALL"], "+OK\r\n");
+        for i in 0..10 {
+            c.check(&["SET", &k(i), "x"], "+OK\r\n");
+        }
+        poll_until(
+            Duration::from_secs(10),
+            "the last key to be idle 1 s",
+            || (int(&c.call(&["OBJECT", "IDLETIME", &k(9)])) >= 1).then_some(()),
+        );
+        c.check(&["GET", &k(2)], "$1\r\nx\r\n");
+        c.check(&["GET", &k(7)], "$1\r\nx\r\n");
+        c.check(&["CONFIG", "SET", "maxmemory-policy", policy], "+OK\r\n");
+        c.check(&["CONFIG", "SET", "maxmemory", "1"], "+OK\r\n");
+        c.check(&["PING"], "+PONG\r\n");
+        c.check(&["CONFIG", "SET", "maxmemory", "0"], "+OK\r\n");
+        c.check(
+            &["CONFIG", "SET", "maxmemory-policy", "noeviction"],
+            "+OK\r\n",
+        );
+        let order: Vec<String> = (0..10)
+            .map(|_| {
+                let msg = String::from_utf8_lossy(&sub.read_reply()).into_owned();
+                msg.rsplit("\r\n").nth(1).unwrap_or_default().to_string()
+            })
+            .collect();
+        let expected: Vec<String> = [0, 1, 3, 4, 5, 6, 8, 9, 2, 7].into_iter().map(k).collect();
+        assert_eq!(order, expected, "{policy}");
+    }
+}
+
+/// OBJECT IDLETIME and FREQ answer from this node's access data, with Redis's rules: TYPE,
+/// EXISTS, TTL and OBJECT leave it alone, a read or TOUCH resets the idle time and counts, a
+/// new key starts at 5, and RESTORE's IDLETIME (under an LRU policy) and FREQ (under LFU)
+/// set it, each node applying the entry.
+#[test]
+fn object_idletime_and_freq_follow_the_accesses() {
+    let node = Node::single(&[]);
+    let mut c = node.raw();
+    c.check(&["SET", "foo", "bar"], "+OK\r\n");
+    c.check(&["SET", "bar", "foo"], "+OK\r\n");
+    poll_until(Duration::from_secs(10), "foo to be idle 2 s", || {
+        (int(&c.call(&["OBJECT", "IDLETIME", "foo"])) >= 2).then_some(())
+    });
+    for cmd in ["TYPE", "EXISTS", "TTL", "PTTL", "OBJECT"] {
+        let argv: &[&str] = if cmd == "OBJECT" {
+            &["OBJECT", "ENCODING", "foo"]
+        } else {
+            &[cmd, "foo"]
+        };
+        c.call(argv);
+        assert!(int(&c.call(&["OBJECT", "IDLETIME", "foo"])) >= 2, "{cmd}");
+    }
+    c.check(&["TOUCH", "foo"], ":1\r\n");
+    assert!(int(&c.call(&["OBJECT", "IDLETIME", "foo"])) < 2);
+    c.check(&["STRLEN", "bar"], ":3\r\n");
+    assert!(int(&c.call(&["OBJECT", "IDLETIME", "bar"])) < 2);
+    c.check(&["OBJECT", "IDLETIME", "nokey"], "$-1\r\n");
+
+    c.check(
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"],
+        "+OK\r\n",
+    );
+    c.check(
+        &["OBJECT", "IDLETIME", "foo"],
+        "-ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when \
+         switching between policies at runtime LRU and LFU data will take some time to \
+         adjust.\r\n",
+    );
+    c.check(&["SET", "fresh", "v"], "+OK\r\n");
+    c.check(&["OBJECT", "FREQ", "fresh"], ":5\r\n");
+    c.check(&["GET", "fresh"], "$1\r\nv\r\n");
+    c.check(&["OBJECT", "FREQ", "fresh"], ":6\r\n");
+    c.check(&["EXISTS", "fresh"], ":1\r\n");
+    c.check(&["OBJECT", "FREQ", "fresh"], ":6\r\n");
+
+    // RESTORE: the payload of `bar`, restored under new names with IDLETIME or FREQ.
+    let dump = c.call(&["DUMP", "bar"]);
+    let header = dump.iter().position(|&b| b == b'\n').expect("a bulk reply") + 1;
+    let payload = &dump[header..dump.len() - 2];
+    let restore = |c: &mut RawConn, key: &str, opt: &str, n: &str| {
+        let argv: Vec<&[u8]> = vec![
+            b"RESTORE",
+            key.as_bytes(),
+            b"0",
+            payload,
+            opt.as_bytes(),
+            n.as_bytes(),
+        ];
+        c.check(&argv, "+OK\r\n");
+    };
+    restore(&mut c, "r-freq", "FREQ", "100");
+    c.check(&["OBJECT", "FREQ", "r-freq"], ":100\r\n");
+    c.check(
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
+        "+OK\r\n",
+    );
+    restore(&mut c, "r-idle", "IDLETIME", "1000");
+    let idle = int(&c.call(&["OBJECT", "IDLETIME", "r-idle"]));
+    assert!((1000..=1010).contains(&idle), "{idle}");
+    c.check(&["GET", "r-idle"], "$3\r\nfoo\r\n");
+    assert!(int(&c.call(&["OBJECT", "IDLETIME", "r-idle"])) < 2);
+    c.check(
+        &["CONFIG", "SET", "maxmemory-policy", "noeviction"],
+        "+OK\r\n",
+    );
+}

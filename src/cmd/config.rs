@@ -1567,6 +1567,16 @@ fn take_effect(s: &Session, name: &str, value: &str) {
             }
         }
         "maxmemory-policy" => crate::evict::set_policy(value),
+        "lfu-log-factor" => {
+            if let Ok(n) = value.parse() {
+                crate::access::set_log_factor(n);
+            }
+        }
+        "lfu-decay-time" => {
+            if let Ok(n) = value.parse() {
+                crate::access::set_decay_minutes(n);
+            }
+        }
         "maxmemory-samples" => {
             if let Ok(n) = value.parse() {
                 crate::evict::set_samples(n);

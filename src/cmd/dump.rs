@@ -215,11 +215,14 @@ fn write_stream(w: &mut WriteView, key: &[u8], v: StreamValue) -> Result<(), Cmd
 struct Options {
     replace: bool,
     absttl: bool,
+    /// IDLETIME and FREQ: node-local access data (`crate::access`), set on each node as it
+    /// applies the entry.
+    idle: Option<u64>,
+    freq: Option<u8>,
 }
 
 fn parse_options(args: &[Bytes]) -> Result<Options, Reply> {
     let mut o = Options::default();
-    let (mut idle, mut freq) = (false, false);
     let mut i = 0;
     while i < args.len() {
         let more = i + 1 < args.len();
@@ -227,21 +230,21 @@ fn parse_options(args: &[Bytes]) -> Result<Options, Reply> {
             o.replace = true;
         } else if is(&args[i], "absttl") {
             o.absttl = true;
-        } else if is(&args[i], "idletime") && more && !freq {
+        } else if is(&args[i], "idletime") && more && o.freq.is_none() {
             let n = parse_i64(&args[i + 1]).ok_or_else(not_an_integer)?;
             if n < 0 {
                 return Err(Reply::error("ERR Invalid IDLETIME value, must be >= 0"));
             }
-            idle = true;
+            o.idle = Some(n as u64);
             i += 1;
-        } else if is(&args[i], "freq") && more && !idle {
+        } else if is(&args[i], "freq") && more && o.idle.is_none() {
             let n = parse_i64(&args[i + 1]).ok_or_else(not_an_integer)?;
-            if !(0..=255).contains(&n) {
+            let Ok(n) = u8::try_from(n) else {
                 return Err(Reply::error(
                     "ERR Invalid FREQ value, must be >= 0 and <= 255",
                 ));
-            }
-            freq = true;
+            };
+            o.freq = Some(n);
             i += 1;
         } else {
             return Err(syntax_error());
@@ -252,7 +255,7 @@ fn parse_options(args: &[Bytes]) -> Result<Options, Reply> {
 }
 
 /// Checks the options; a relative TTL becomes absolute (`ABSTTL`) on this node's clock.
-/// IDLETIME and FREQ are checked and dropped (kvd keeps no access times or counters). With
+/// IDLETIME and FREQ go into the entry, for each node's access data (`crate::access`). With
 /// REPLACE the TTL and the payload are checked here too (footer, then a full parse), so a bad
 /// one never reaches the log; without it they are left for apply, whose BUSYKEY check comes
 /// first in Redis's order.
@@ -274,6 +277,14 @@ fn prepare_restore(argv: Vec<Bytes>) -> Result<Vec<Bytes>, Reply> {
         out.push(Bytes::from_static(b"REPLACE"));
     }
     out.push(Bytes::from_static(b"ABSTTL"));
+    if let Some(idle) = o.idle {
+        out.push(Bytes::from_static(b"IDLETIME"));
+        out.push(Bytes::from(idle.to_string()));
+    }
+    if let Some(freq) = o.freq {
+        out.push(Bytes::from_static(b"FREQ"));
+        out.push(Bytes::from(freq.to_string()));
+    }
     Ok(out)
 }
 
@@ -322,6 +333,9 @@ fn restore(w: &mut WriteView, _: &ApplyCtx, argv: &[Bytes]) -> CmdResult {
         meta.expire_at = Some(at);
         w.put_meta(key, &meta, None)?;
     }
+    // As Redis's `objectSetLRUOrLFU`: FREQ under an LFU policy, IDLETIME under any other.
+    let lfu = crate::evict::policy().lfu();
+    crate::access::restore(w.db(), key, o.idle.filter(|_| !lfu), o.freq.filter(|_| lfu));
     w.notify('g', "restore", key);
     Ok(Reply::ok())
 }

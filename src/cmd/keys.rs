@@ -390,9 +390,9 @@ const OBJECT_HELP: &[&str] = &[
 ];
 
 /// OBJECT ENCODING answers with the encoding redis-server would use for the value (kvd stores
-/// every type as rows; tools and tests branch on these names). IDLETIME is 0 (kvd does not
-/// track access times), FREQ as Redis without an LFU policy, REFCOUNT as Redis's shared
-/// integers.
+/// every type as rows; tools and tests branch on these names). IDLETIME and FREQ are this
+/// node's (`crate::access`), each refused under the other kind of policy, as in Redis;
+/// REFCOUNT as Redis's shared integers.
 fn object(r: &dyn KeyRead, argv: &[Bytes]) -> CmdResult {
     let sub = &argv[1];
     if is(sub, "help") && argv.len() == 2 {
@@ -410,16 +410,25 @@ fn object(r: &dyn KeyRead, argv: &[Bytes]) -> CmdResult {
     let Some(meta) = r.meta(&argv[2])? else {
         return Ok(Reply::Nil);
     };
+    let lfu = crate::evict::policy().lfu();
     Ok(if is(sub, "encoding") {
         Reply::bulk(encoding_name(&meta))
-    } else if is(sub, "freq") {
+    } else if is(sub, "freq") && !lfu {
         Reply::error(
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please \
              note that when switching between policies at runtime LRU and LFU data will take \
              some time to adjust.",
         )
+    } else if is(sub, "freq") {
+        Reply::Integer(crate::access::frequency(r.db(), &argv[2]).into())
+    } else if is(sub, "idletime") && lfu {
+        Reply::error(
+            "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that \
+             when switching between policies at runtime LRU and LFU data will take some time to \
+             adjust.",
+        )
     } else if is(sub, "idletime") {
-        Reply::Integer(0)
+        Reply::Integer(crate::access::idle_secs(r.db(), &argv[2]) as i64)
     } else {
         let shared = meta.kind == KeyType::String
             && parse_i64(&meta.body).is_some_and(|n| (0..10_000).contains(&n));

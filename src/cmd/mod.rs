@@ -103,7 +103,36 @@ pub fn run_read(
     view: &dyn KeyRead,
     argv: &[Bytes],
 ) -> Result<Reply, StoreError> {
+    touch_keys(view.db(), argv);
     settle(f(view, argv))
+}
+
+/// Commands whose lookups leave a key's access time and counter alone, as Redis's
+/// `LOOKUP_NOTOUCH` ones do.
+const NO_TOUCH: &[&str] = &[
+    "type",
+    "ttl",
+    "pttl",
+    "expiretime",
+    "pexpiretime",
+    "exists",
+    "object",
+    "memory",
+    "debug",
+];
+
+/// Records the access of a command to its keys on this node (`crate::access`): every read
+/// this node serves and every write it applies, as Redis's key lookups do.
+fn touch_keys(db: u8, argv: &[Bytes]) {
+    let Some(spec) = argv.first().and_then(|n| lookup(n)) else {
+        return;
+    };
+    if spec.keys.0 == 0 || NO_TOUCH.contains(&spec.name) {
+        return;
+    }
+    for key in spec.key_args(argv) {
+        crate::access::touch(db, key);
+    }
 }
 
 /// Applies one write command (an entry's, or one of a transaction's or a script's), counting
@@ -114,6 +143,7 @@ fn apply_counted(
     ctx: &ApplyCtx,
     argv: &[Bytes],
 ) -> Result<Reply, StoreError> {
+    touch_keys(view.db(), argv);
     view.begin_command();
     let reply = settle(apply(view, ctx, argv));
     view.end_command();
