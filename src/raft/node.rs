@@ -510,7 +510,13 @@ impl Node {
             && (!sync || self.raw.raft.state != StateRole::Leader || self.alone());
         self.outstanding.push(number, messages, has_job, cut, sync);
         if inline {
-            let done = persist::write_batch(&self.machine, &self.log, vec![job])?;
+            // What this Ready committed is answered before its new entries are fsynced.
+            let mut batch = vec![job];
+            let (early, carry) = persist::apply_batch(&self.machine, &mut batch)?;
+            if let Some(applied) = early {
+                self.on_persisted(applied);
+            }
+            let done = persist::finish_batch(&self.log, batch, carry)?;
             self.on_persisted(done);
         } else if has_job && self.jobs.send(job).is_err() {
             return Err(StoreError::WorkerStopped);

@@ -102,21 +102,13 @@ pub fn spawn(
                     }
                 }
                 let result = (|| {
-                    // Apply and answer first, then the log: safe to reorder, since raft-rs hands
-                    // out only committed entries that are already durable here.
-                    let applied = apply_part(&machine, &mut batch)?;
-                    let log_work = batch.iter().any(Job::writes_log);
-                    let mut done = if log_work {
-                        if (applied.applied.last.is_some() || applied.state_durable.is_some())
-                            && raft.send(Input::Persisted(Box::new(applied))).is_err()
-                        {
-                            return Ok(false);
-                        }
-                        Done::default()
-                    } else {
-                        applied
-                    };
-                    done.merge(log_part(&log, batch)?);
+                    let (early, carry) = apply_batch(&machine, &mut batch)?;
+                    if let Some(applied) = early
+                        && raft.send(Input::Persisted(Box::new(applied))).is_err()
+                    {
+                        return Ok(false);
+                    }
+                    let done = finish_batch(&log, batch, carry)?;
                     Ok::<bool, StoreError>(raft.send(Input::Persisted(Box::new(done))).is_ok())
                 })();
                 match result {
@@ -164,15 +156,28 @@ pub fn spawn_flusher(
     Ok(handle)
 }
 
-/// Writes a batch of jobs: applies their committed entries, then writes their log part.
-pub(super) fn write_batch(
+/// The first half of writing a batch of jobs: applies their committed entries (taking them out
+/// of the jobs). Apply and answer first, then the log: safe to reorder, since raft-rs hands
+/// out only committed entries that are already durable here. Returns what to report at once
+/// (when the batch still has log work, so that replies and wake-ups never wait for the log's
+/// fsync) and what to carry into `finish_batch`.
+pub(super) fn apply_batch(
     machine: &StateMachine,
-    log: &Db,
-    mut batch: Vec<Job>,
-) -> Result<Done, StoreError> {
-    let mut done = apply_part(machine, &mut batch)?;
-    done.merge(log_part(log, batch)?);
-    Ok(done)
+    batch: &mut [Job],
+) -> Result<(Option<Done>, Done), StoreError> {
+    let applied = apply_part(machine, batch)?;
+    let reported = applied.applied.last.is_some() || applied.state_durable.is_some();
+    if reported && batch.iter().any(Job::writes_log) {
+        Ok((Some(applied), Done::default()))
+    } else {
+        Ok((None, applied))
+    }
+}
+
+/// The second half: writes the log part of the batch, fsynced if a job needs it.
+pub(super) fn finish_batch(log: &Db, batch: Vec<Job>, mut carry: Done) -> Result<Done, StoreError> {
+    carry.merge(log_part(log, batch)?);
+    Ok(carry)
 }
 
 /// Applies the committed entries of a batch (taking them out of the jobs) to the memtable and,
