@@ -59,7 +59,7 @@ pub fn check_history(history: &History, log_key: &str, final_log: &[u8]) -> Chec
         failing_key = Some(log_key.as_bytes().to_vec());
     }
     let log_verdict = match &log.verdict {
-        Verdict::Inconclusive { .. } => "search out of budget".to_string(),
+        Verdict::Inconclusive { .. } => "out of budget".to_string(),
         v => v.to_string(),
     };
     let summary = format!(
