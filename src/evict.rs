@@ -71,12 +71,12 @@ impl Policy {
             .map_or("noeviction", |(_, n)| n)
     }
 
-    /// Only keys with a TTL may go.
     /// An LFU policy: access counters rank keys (and OBJECT FREQ answers).
     pub fn lfu(self) -> bool {
         matches!(self, Policy::AllkeysLfu | Policy::VolatileLfu)
     }
 
+    /// Only keys with a TTL may go.
     fn volatile(self) -> bool {
         matches!(
             self,
