@@ -15,7 +15,7 @@
 //! (default 25 s of faults per run); `KVD_NEMESIS_FAULTS=membership,kill` narrows the fault kinds
 //! (kill, pause, partition, combo, membership). A soak, in more seeds rather than longer runs:
 //! `KVD_NEMESIS_SECS=300 KVD_NEMESIS_SEEDS=7,8,9 cargo test --release --test nemesis --
-//! --nocapture`. The history keeps every value read: a 300 s run of the 3-node test peaks at
+//! --nocapture`. The history keeps every value read: a 300 s run of the 3-node test reached
 //! 8.5 GB in this process (APPEND clients read their ever-growing key less often as it grows,
 //! `workload::LOG_READ_BYTES`, so this grows linearly with the length). Each run prints a summary
 //! (faults by kind, ops by outcome, checker verdicts and times); a failure also prints its seed,
