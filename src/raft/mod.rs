@@ -10,6 +10,7 @@ pub mod identity;
 mod inflight;
 pub mod membership;
 mod node;
+mod outbox;
 mod pending;
 mod persist;
 mod publisher;

@@ -1,8 +1,9 @@
 //! Peer transport: raft messages between nodes over long-lived TCP connections.
 //!
-//! Each peer has one outbound connection, fed by a bounded queue (by count and bytes): when a
-//! peer is slow or down, messages are dropped and raft-rs is told the peer is unreachable, so
-//! memory never grows with a dead peer. A writer sends everything queued in one write. Connections
+//! Each peer has one outbound connection, fed by a bounded outbox of encoded frames
+//! (`outbox.rs`): when a peer is slow or down, messages are dropped and raft-rs is told the peer
+//! is unreachable, so memory never grows with a dead peer. The raft thread writes small batches
+//! to the socket itself; a writer task connects and sends what the socket did not take. Connections
 //! start with a handshake naming the cluster (name and id), the sender and the intended receiver;
 //! the receiver refuses strangers. Snapshots travel on their own connection (`snapshot.rs`).
 //!
@@ -11,7 +12,6 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -21,10 +21,11 @@ use raft::eraftpb::{Message, MessageType};
 use slog::{Logger, debug, info, warn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc as amsc, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 
 use super::Input;
 use super::identity::Identity;
+use super::outbox::{Drained, Outbox};
 use super::snapshot::{self, SnapshotRegistry};
 pub use super::wire::{
     ClusterKey, Handshake, MAX_FRAME, PeerAuth, Published, Purpose, challenge, encode_frame,
@@ -37,19 +38,22 @@ pub trait PubSubSink: Send + Sync {
     fn deliver_from_peer(&self, m: Published) -> u64;
 }
 
-/// Messages queued for one peer at most (count).
-const QUEUE_MESSAGES: usize = 4096;
 /// Bytes queued for one peer at most.
 const QUEUE_BYTES: usize = 64 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// One peer's outbound side.
+/// One peer's outbound side. Dropping it (the peer left the member list) stops its writer.
 struct Peer {
     addr: SocketAddr,
-    tx: amsc::Sender<Message>,
-    queued_bytes: Arc<AtomicUsize>,
+    out: Arc<Outbox>,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.out.close();
+    }
 }
 
 struct Inner {
@@ -145,25 +149,22 @@ impl Transport {
     }
 
     fn spawn_peer(&self, id: u64, addr: SocketAddr) -> Peer {
-        let (tx, rx) = amsc::channel(QUEUE_MESSAGES);
-        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let out = Outbox::new();
         let t = self.clone();
-        let q = queued_bytes.clone();
+        let o = out.clone();
         self.inner
             .runtime
-            .spawn(async move { t.peer_writer(id, addr, rx, q).await });
-        Peer {
-            addr,
-            tx,
-            queued_bytes,
-        }
+            .spawn(async move { t.peer_writer(id, addr, o).await });
+        Peer { addr, out }
     }
 
-    /// Queues messages for their peers without blocking. Returns the peers that could not take
-    /// them (unknown, queue full): the caller reports them unreachable to raft-rs.
+    /// Queues messages for their peers without blocking (and writes small batches to connected
+    /// peers at once). Returns the peers that could not take them (unknown, too much waiting):
+    /// the caller reports them unreachable to raft-rs.
     pub fn send(&self, msgs: Vec<Message>) -> Vec<u64> {
         let mut unreachable = Vec::new();
         let mut map = lock(&self.inner.peers);
+        let mut by_peer: Vec<(u64, Vec<Message>)> = Vec::new();
         for m in msgs {
             let to = m.to;
             if m.get_msg_type() == MessageType::MsgSnapshot {
@@ -179,24 +180,20 @@ impl Transport {
                 }
                 continue;
             }
+            match by_peer.iter_mut().find(|(id, _)| *id == to) {
+                Some((_, batch)) => batch.push(m),
+                None => by_peer.push((to, vec![m])),
+            }
+        }
+        for (to, batch) in by_peer {
             if !map.contains_key(&to)
                 && let Some(addr) = self.learned(to)
             {
                 map.insert(to, self.spawn_peer(to, addr));
             }
-            let Some(peer) = map.get(&to) else {
-                unreachable.push(to);
-                continue;
-            };
-            let size = m.compute_size() as usize;
-            if peer.queued_bytes.load(Ordering::Relaxed) + size > QUEUE_BYTES {
-                unreachable.push(to);
-                continue;
-            }
-            peer.queued_bytes.fetch_add(size, Ordering::Relaxed);
-            if peer.tx.try_send(m).is_err() {
-                peer.queued_bytes.fetch_sub(size, Ordering::Relaxed);
-                unreachable.push(to);
+            match map.get(&to) {
+                Some(peer) if peer.out.push(&batch, QUEUE_BYTES) => {}
+                _ => unreachable.push(to),
             }
         }
         unreachable.sort_unstable();
@@ -223,27 +220,21 @@ impl Transport {
         }
     }
 
-    /// Owns the connection to one peer: connect (with backoff), handshake, then write batches of
-    /// queued messages until the connection breaks or the peer is dropped from the member list.
-    async fn peer_writer(
-        self,
-        id: u64,
-        addr: SocketAddr,
-        mut rx: amsc::Receiver<Message>,
-        queued: Arc<AtomicUsize>,
-    ) {
+    /// Owns the connection to one peer: connect (with backoff), handshake, then write what the
+    /// raft thread left in the outbox until the connection breaks or the peer is dropped from
+    /// the member list.
+    async fn peer_writer(self, id: u64, addr: SocketAddr, out: Arc<Outbox>) {
         let mut backoff = BACKOFF_MIN;
         let mut logged_down = false;
-        loop {
-            let conn = self.connect(id, addr, Purpose::Raft).await;
-            let mut stream = match conn {
+        while !out.is_closed() {
+            let stream = match self.connect(id, addr, Purpose::Raft).await {
                 Ok(s) => {
                     if logged_down {
                         info!(self.inner.logger, "peer reachable again"; "peer" => id, "addr" => %addr);
                     }
                     logged_down = false;
                     backoff = BACKOFF_MIN;
-                    s
+                    Arc::new(s)
                 }
                 Err(e) => {
                     if !logged_down {
@@ -251,45 +242,37 @@ impl Transport {
                         logged_down = true;
                     }
                     // Drop what queued up meanwhile: raft resends what still matters.
-                    let mut dropped = false;
-                    while let Ok(m) = rx.try_recv() {
-                        queued.fetch_sub(m.compute_size() as usize, Ordering::Relaxed);
-                        dropped = true;
-                    }
-                    if dropped {
+                    if out.lost() {
                         let _ = self.inner.raft_tx.send(Input::Unreachable(id));
-                    }
-                    if rx.is_closed() {
-                        return;
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     continue;
                 }
             };
-            let mut buf = BytesMut::with_capacity(64 * 1024);
-            loop {
-                let Some(first) = rx.recv().await else {
-                    return; // peer removed
-                };
-                buf.clear();
-                let mut batch_bytes = encode_frame(&mut buf, &first);
-                queued.fetch_sub(first.compute_size() as usize, Ordering::Relaxed);
-                while buf.len() < 4 * 1024 * 1024 {
-                    match rx.try_recv() {
-                        Ok(m) => {
-                            batch_bytes += encode_frame(&mut buf, &m);
-                            queued.fetch_sub(m.compute_size() as usize, Ordering::Relaxed);
-                        }
-                        Err(_) => break,
+            if out.connected(stream.clone()) {
+                let _ = self.inner.raft_tx.send(Input::Unreachable(id));
+            }
+            while !out.is_closed() {
+                let lost = match out.drain() {
+                    Drained::Empty => {
+                        out.appended().await;
+                        continue;
                     }
-                }
-                let _ = batch_bytes;
-                if let Err(e) = stream.write_all(&buf).await {
-                    debug!(self.inner.logger, "peer connection lost"; "peer" => id, "error" => %e);
-                    let _ = self.inner.raft_tx.send(Input::Unreachable(id));
-                    break;
-                }
+                    Drained::More => {
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    Drained::Full => match stream.writable().await {
+                        Ok(()) => continue,
+                        Err(e) => e,
+                    },
+                    Drained::Lost(e) => e,
+                };
+                debug!(self.inner.logger, "peer connection lost"; "peer" => id, "error" => %lost);
+                out.lost();
+                let _ = self.inner.raft_tx.send(Input::Unreachable(id));
+                break;
             }
         }
     }
