@@ -27,6 +27,9 @@ const DIRECT_BYTES: usize = 256 * 1024;
 /// The writer writes at most this much per hold of the lock, so the raft thread never waits
 /// long to append.
 const WRITE_CHUNK: usize = 256 * 1024;
+/// An emptied buffer bigger than this is let go (a peer that was down may have left up to the
+/// queue's limit behind), rather than kept for good.
+const KEEP_CAPACITY: usize = 4 * 1024 * 1024;
 
 /// The outcome of one attempt to write what is waiting.
 pub enum Drained {
@@ -45,6 +48,23 @@ struct State {
     pending: BytesMut,
     stream: Option<Arc<TcpStream>>,
     closed: bool,
+}
+
+impl State {
+    /// Drops what is waiting; returns whether anything was.
+    fn discard(&mut self) -> bool {
+        let dropped = !self.pending.is_empty();
+        self.pending.clear();
+        self.release();
+        dropped
+    }
+
+    /// Lets an empty, oversized buffer go.
+    fn release(&mut self) {
+        if self.pending.is_empty() && self.pending.capacity() > KEEP_CAPACITY {
+            self.pending = BytesMut::new();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -89,10 +109,8 @@ impl Outbox {
     /// (it may end inside a frame the old connection took part of): returns whether anything was.
     pub fn connected(&self, stream: Arc<TcpStream>) -> bool {
         let mut st = self.lock();
-        let dropped = !st.pending.is_empty();
-        st.pending.clear();
         st.stream = Some(stream);
-        dropped
+        st.discard()
     }
 
     /// The connection is gone (or never came): drops it and what was waiting; returns whether
@@ -100,9 +118,7 @@ impl Outbox {
     pub fn lost(&self) -> bool {
         let mut st = self.lock();
         st.stream = None;
-        let dropped = !st.pending.is_empty();
-        st.pending.clear();
-        dropped
+        st.discard()
     }
 
     /// The writer's step: writes up to one chunk of what is waiting.
@@ -111,7 +127,8 @@ impl Outbox {
         write_some(&mut st, WRITE_CHUNK)
     }
 
-    /// Waits until something is appended (or the outbox is closed).
+    /// Waits until something is appended (or the outbox is closed): also what a writer waiting
+    /// for a full socket listens to, so a peer that left stops its writer even then.
     pub async fn appended(&self) {
         self.wake.notified().await
     }
@@ -124,7 +141,7 @@ impl Outbox {
     pub fn close(&self) {
         let mut st = self.lock();
         st.closed = true;
-        st.pending.clear();
+        st.discard();
         drop(st);
         self.wake.notify_one();
     }
@@ -155,6 +172,7 @@ fn write_some(st: &mut State, chunk: usize) -> Drained {
             Err(e) => return Drained::Lost(e),
         }
     }
+    st.release();
     Drained::Empty
 }
 
@@ -257,6 +275,25 @@ mod tests {
             }
         }
         assert_eq!(reader.await.expect("reader"), (0..n).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_big_backlog_is_let_go_once_dropped() {
+        let out = Outbox::new();
+        let mut big = msg(2, 0);
+        big.set_msg_type(MessageType::MsgAppend);
+        big.entries = vec![
+            raft::eraftpb::Entry {
+                data: vec![1u8; 1024 * 1024].into(),
+                ..Default::default()
+            };
+            8
+        ]
+        .into();
+        assert!(out.push(&[big], usize::MAX));
+        assert!(out.lock().pending.capacity() > KEEP_CAPACITY);
+        assert!(out.lost());
+        assert!(out.lock().pending.capacity() <= KEEP_CAPACITY);
     }
 
     const QUEUE_TEST_LIMIT: usize = 1 << 20;

@@ -263,9 +263,12 @@ impl Transport {
                         tokio::task::yield_now().await;
                         continue;
                     }
-                    Drained::Full => match stream.writable().await {
-                        Ok(()) => continue,
-                        Err(e) => e,
+                    Drained::Full => tokio::select! {
+                        r = stream.writable() => match r {
+                            Ok(()) => continue,
+                            Err(e) => e,
+                        },
+                        _ = out.appended() => continue,
                     },
                     Drained::Lost(e) => e,
                 };
