@@ -13,6 +13,7 @@
 #   CPU_TESTS    redis-benchmark -t tests, one run each   (default "set zadd")
 #   CPU_N        requests per run                         (default 300000)
 #   CPU_PIPELINE redis-benchmark -P                       (default 16)
+#   KVD_BIN      the kvd binary to run      (default target/release/kvd, built if missing)
 set -euo pipefail
 
 SCRIPT=write-cpu
@@ -23,7 +24,8 @@ TESTS=${CPU_TESTS:-set zadd}
 N=${CPU_N:-300000}
 PIPE=${CPU_PIPELINE:-16}
 
-build_if_missing
+KVD=${KVD_BIN:-$KVD}
+[[ -n ${KVD_BIN:-} ]] || build_if_missing
 start_three
 LEADER=${PIDS[0]}
 FOLLOWER=${PIDS[1]}

@@ -60,6 +60,8 @@ pub enum StartError {
     },
     #[error("cannot start runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error("cannot create the raft thread's poller: {0}")]
+    Poller(#[source] std::io::Error),
     #[error(transparent)]
     Raft(#[from] raft::StartError),
     #[error("{0}")]
@@ -146,7 +148,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         .thread_name("kvd-io")
         .build()
         .map_err(StartError::Runtime)?;
-    let (tx, rx) = std::sync::mpsc::channel::<Input>();
+    let (tx, inbox) = raft::inbox::channel(logger.clone()).map_err(StartError::Poller)?;
     let snapshots = SnapshotRegistry::default();
     let key = config
         .cluster_secret
@@ -175,7 +177,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         &config,
         (db.clone(), log),
         (crate::cmd::apply_write, events.clone()),
-        (tx, rx),
+        (tx, inbox),
         transport.clone(),
         snapshots,
         &logger,

@@ -7,6 +7,7 @@
 mod error;
 pub mod heard;
 pub mod identity;
+pub mod inbox;
 mod inflight;
 pub mod membership;
 mod node;
@@ -61,6 +62,13 @@ pub enum Input {
     },
     /// A message from a peer.
     Message(Box<Message>),
+    /// A peer's connection that passed its handshake, for the raft thread to read (`inbox`):
+    /// its messages must come from `from` and be addressed to `me`.
+    PeerLink {
+        from: u64,
+        me: u64,
+        stream: std::net::TcpStream,
+    },
     /// A snapshot message whose data is staged (see `snapshot::receive`); `done` fires once the
     /// raft thread has handled it, so the next transfer cannot overwrite the staging tables early.
     InstallSnapshot {
@@ -85,7 +93,7 @@ pub enum Input {
 /// The way into the raft thread, cheap to clone for every connection.
 #[derive(Clone)]
 pub struct RaftHandle {
-    tx: mpsc::Sender<Input>,
+    tx: inbox::InputTx,
     status: Arc<Mutex<Arc<RaftStatus>>>,
     applied: watch::Receiver<u64>,
     /// Set from start until one read barrier succeeds (see `catching_up`).

@@ -1,5 +1,6 @@
 //! The raft loop: one thread owns the `RawNode` and does every step of the protocol in the order
-//! raft-rs requires (see `handle_ready`). Clients and peers reach it only through `Input`s.
+//! raft-rs requires (see `handle_ready`). Clients and peers reach it only through `Input`s: sent
+//! by other threads, or read by this one from the peers' connections (`inbox.rs`).
 //!
 //! A write's life here: `propose` gathers it into the current batch, `flush_proposals` hands the
 //! batch to raft-rs as one proposal (each entry carrying a request id and the current term),
@@ -13,7 +14,7 @@
 //! (`handle_ready_sync`): the worker is drained first, then the Ready is handled here, in order.
 
 use std::collections::VecDeque;
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,7 @@ use slog::{Logger, info, warn};
 use tokio::sync::{oneshot, watch};
 
 use super::identity::{Identity, random_u64};
+use super::inbox::{Disconnected, Inbox};
 use super::inflight::InFlightReadies;
 use super::membership::{self, Member, MemberState};
 use super::membership::{load_members, peer_addrs};
@@ -49,6 +51,8 @@ use crate::store::{self, Db, MEMBERS, StoreError};
 const MAX_INPUTS_PER_STEP: usize = 4096;
 /// Writes proposed at once even while an fsync is in flight.
 const MAX_BATCH: usize = 4096;
+/// How long `drain_worker` sleeps between looks at whether its senders are gone.
+const DRAIN_WAIT: Duration = Duration::from_secs(1);
 
 pub struct Node {
     pub(super) raw: RawNode<RaftStorage>,
@@ -60,7 +64,7 @@ pub struct Node {
     pub(super) compact_entries: u64,
     pub(super) compact_keep: u64,
     pub(super) compact_log_bytes: u64,
-    pub(super) rx: mpsc::Receiver<Input>,
+    pub(super) inbox: Inbox,
     pub(super) transport: Transport,
     pub(super) logger: Logger,
     pub(super) tick: Duration,
@@ -83,7 +87,8 @@ pub struct Node {
     pub(super) jobs: mpsc::Sender<Job>,
     /// Readies handed on and not yet reported durable (see `inflight`).
     pub(super) outstanding: InFlightReadies,
-    /// Inputs that arrived while the raft thread waited for the worker (`drain_worker`).
+    /// Inputs taken but not yet handled: peers' messages read from their links (`inbox`), and
+    /// inputs that arrived while the raft thread waited for the worker (`drain_worker`).
     pub(super) deferred: VecDeque<Input>,
     /// A compaction decided after an apply, to ride with the next job.
     pub(super) pending_compaction: Option<(u64, u64)>,
@@ -104,7 +109,7 @@ pub(super) struct NodeParts {
     pub(super) members: Vec<Member>,
     /// Index and term of the last applied entry, as the table holds them.
     pub(super) applied: (u64, u64),
-    pub(super) rx: mpsc::Receiver<Input>,
+    pub(super) inbox: Inbox,
     pub(super) jobs: mpsc::Sender<Job>,
     pub(super) transport: Transport,
     /// The replicated state (see `kv::machine`).
@@ -127,7 +132,7 @@ impl Node {
             identity,
             members,
             applied: (applied_index, applied_term),
-            rx,
+            inbox,
             jobs,
             transport,
             machine,
@@ -147,7 +152,7 @@ impl Node {
             compact_entries: cfg.compact_entries,
             compact_keep: cfg.compact_keep,
             compact_log_bytes: cfg.compact_log_bytes,
-            rx,
+            inbox,
             transport,
             logger,
             tick: cfg.tick,
@@ -180,12 +185,17 @@ impl Node {
         let mut next_tick = Instant::now() + self.tick;
         'outer: loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
+            // What the peers sent while this thread was busy, then (or else) what is queued.
+            // Peers are not read while a step's worth of input waits: TCP holds them back.
+            if self.deferred.len() < MAX_INPUTS_PER_STEP {
+                self.inbox.read_peers(&mut self.deferred);
+            }
             let first = match self.deferred.pop_front() {
                 Some(input) => Some(input),
-                None => match self.rx.recv_timeout(wait) {
-                    Ok(input) => Some(input),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => break,
+                None => match self.inbox.wait(wait, &mut self.deferred) {
+                    Ok(Some(input)) => Some(input),
+                    Ok(None) => self.deferred.pop_front(),
+                    Err(Disconnected) => break,
                 },
             };
             if let Some(input) = first {
@@ -196,7 +206,7 @@ impl Node {
                 for _ in 0..MAX_INPUTS_PER_STEP {
                     let next = match self.deferred.pop_front() {
                         Some(input) => input,
-                        None => match self.rx.try_recv() {
+                        None => match self.inbox.try_recv() {
                             Ok(input) => input,
                             Err(_) => break,
                         },
@@ -271,6 +281,7 @@ impl Node {
             ),
             Input::ReadIndex { deadline, reply } => self.reads.add(deadline, reply),
             Input::Message(m) => self.step(*m),
+            Input::PeerLink { from, me, stream } => self.inbox.add_link(from, me, stream),
             Input::InstallSnapshot { msg, done } => {
                 self.step(*msg);
                 self.snapshot_acks.push(done);
@@ -593,10 +604,11 @@ impl Node {
     /// writes itself, or stops). Other inputs arriving meanwhile are kept for later, in order.
     pub(super) fn drain_worker(&mut self) {
         while self.outstanding.has_jobs() {
-            match self.rx.recv() {
-                Ok(Input::Persisted(done)) => self.on_persisted(*done),
-                Ok(other) => self.deferred.push_back(other),
-                Err(_) => return,
+            match self.inbox.wait(DRAIN_WAIT, &mut self.deferred) {
+                Ok(Some(Input::Persisted(done))) => self.on_persisted(*done),
+                Ok(Some(other)) => self.deferred.push_back(other),
+                Ok(None) => {}
+                Err(Disconnected) => return,
             }
         }
         // Readies without disk work that queued behind the last job.

@@ -17,6 +17,7 @@ use raft::eraftpb::{ConfState, Entry, HardState};
 use slog::Logger;
 
 use super::Input;
+use super::inbox::InputTx;
 use super::storage::{write_compaction, write_entries, write_hard_state};
 use crate::kv::machine::{Fixed, StateMachine, Summary, needs_members};
 use crate::store::{self, Db, StoreError};
@@ -85,7 +86,7 @@ pub fn spawn(
     machine: Arc<StateMachine>,
     log: Db,
     jobs: mpsc::Receiver<Job>,
-    raft: mpsc::Sender<Input>,
+    raft: InputTx,
     logger: Logger,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -125,7 +126,7 @@ pub fn spawn(
 /// compaction). Ends when the state machine is gone.
 pub fn spawn_flusher(
     machine: &Arc<StateMachine>,
-    raft: mpsc::Sender<Input>,
+    raft: InputTx,
     logger: Logger,
 ) -> std::io::Result<JoinHandle<()>> {
     let (tx, rx) = mpsc::channel::<Arc<crate::kv::Frozen>>();

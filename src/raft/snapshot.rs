@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use protobuf::Message as _;
@@ -27,6 +27,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc as amsc, oneshot};
 
 use super::Input;
+use super::inbox::InputTx;
 use super::wire::{MAX_FRAME, invalid};
 use crate::store::{self, Db, KV, MEMBERS, RAFT_STATE, STAGED_KV, STAGED_MEMBERS, meta};
 
@@ -203,12 +204,7 @@ fn snapshot_id(m: &Message) -> io::Result<u64> {
 }
 
 /// Receives a snapshot into the staging tables, then has the raft thread install it.
-pub async fn receive(
-    stream: TcpStream,
-    db: &Db,
-    me: u64,
-    raft_tx: &mpsc::Sender<Input>,
-) -> io::Result<Stats> {
+pub async fn receive(stream: TcpStream, db: &Db, me: u64, raft_tx: &InputTx) -> io::Result<Stats> {
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::with_capacity(256 * 1024, rd);
     let mut buf = Vec::new();

@@ -14,7 +14,9 @@ use redb::ReadableDatabase;
 use slog::{Logger, info, o};
 use tokio::sync::watch;
 
+use super::RaftHandle;
 use super::identity::{Identity, random_u64};
+use super::inbox::{Inbox, InputTx};
 use super::membership::node_id;
 use super::membership::{load_members, peer_addrs};
 use super::node::{Node, NodeParts, campaign_if_alone, raft_config};
@@ -22,7 +24,6 @@ use super::snapshot::SnapshotRegistry;
 use super::status::RaftStatus;
 use super::storage::{RaftStorage, encode_pb};
 use super::transport::Transport;
-use super::{Input, RaftHandle};
 use crate::config::Config;
 use crate::events::Hub;
 use crate::kv::Memtable;
@@ -92,7 +93,7 @@ pub fn start(
     cfg: &Config,
     (db, log): (Db, Db),
     (command, events): (ApplyCommand, Arc<Hub>),
-    (tx, rx): (mpsc::Sender<Input>, mpsc::Receiver<Input>),
+    (tx, inbox): (InputTx, Inbox),
     transport: Transport,
     snapshots: SnapshotRegistry,
     logger: &Logger,
@@ -236,7 +237,7 @@ pub fn start(
             identity,
             members,
             applied: (applied_index, applied_term),
-            rx,
+            inbox,
             jobs,
             transport,
             machine,

@@ -5,26 +5,26 @@
 //! is unreachable, so memory never grows with a dead peer. The raft thread writes small batches
 //! to the socket itself; a writer task connects and sends what the socket did not take. Connections
 //! start with a handshake naming the cluster (name and id), the sender and the intended receiver;
-//! the receiver refuses strangers. Snapshots travel on their own connection (`snapshot.rs`).
+//! the receiver refuses strangers. An admitted connection is handed to the raft thread, which
+//! reads its frames itself (`inbox.rs`). Snapshots travel on their own connection (`snapshot.rs`).
 //!
 //! Frames: `u32 length (BE) ++ protobuf Message`.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
-use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use slog::{Logger, debug, info, warn};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, oneshot};
 
 use super::Input;
 use super::identity::Identity;
+use super::inbox::InputTx;
 use super::outbox::{Drained, Outbox};
 use super::snapshot::{self, SnapshotRegistry};
 pub use super::wire::{
@@ -65,7 +65,7 @@ struct Inner {
     /// Addresses learnt from handshakes, for peers not (yet) in our member list: a node that
     /// is joining hears from the leader before it knows any member.
     learned: Mutex<HashMap<u64, SocketAddr>>,
-    raft_tx: mpsc::Sender<Input>,
+    raft_tx: InputTx,
     snapshots: SnapshotRegistry,
     db: crate::store::Db,
     /// Senders refused since they were last admitted (to log each refusal once).
@@ -87,7 +87,7 @@ impl Transport {
     pub fn new(
         auth: PeerAuth,
         raft_addr: SocketAddr,
-        raft_tx: mpsc::Sender<Input>,
+        raft_tx: InputTx,
         snapshots: SnapshotRegistry,
         db: crate::store::Db,
         runtime: tokio::runtime::Handle,
@@ -407,7 +407,7 @@ impl Transport {
         if hs.purpose == Purpose::PubSub {
             return self.serve_pubsub(stream).await;
         }
-        self.read_messages(stream, hs.from_id).await
+        self.hand_over(stream, hs.from_id)
     }
 
     /// A peer's pub/sub link: delivers each message to this node's subscribers, in the order
@@ -472,33 +472,17 @@ impl Transport {
         }
     }
 
-    async fn read_messages(&self, stream: TcpStream, from: u64) -> io::Result<()> {
-        let mut stream = tokio::io::BufReader::with_capacity(256 * 1024, stream);
-        let mut buf = BytesMut::with_capacity(64 * 1024);
+    /// Hands a peer's admitted raft connection to the raft thread, which reads it itself
+    /// (`inbox`): its messages must come from `from` and be addressed to this node.
+    fn hand_over(&self, stream: TcpStream, from: u64) -> io::Result<()> {
         let me = self.identity().id;
-        loop {
-            let len = stream.read_u32().await? as usize;
-            if len > MAX_FRAME {
-                return Err(invalid("frame too large"));
-            }
-            buf.clear();
-            buf.resize(len, 0);
-            stream.read_exact(&mut buf).await?;
-            let m = Message::parse_from_bytes(&buf).map_err(|e| invalid(&e.to_string()))?;
-            if m.from != from || m.to != me {
-                return Err(invalid(
-                    "message addressed inconsistently with the handshake",
-                ));
-            }
-            if self
-                .inner
-                .raft_tx
-                .send(Input::Message(Box::new(m)))
-                .is_err()
-            {
-                return Ok(());
-            }
-        }
+        let stream = stream.into_std()?;
+        // Refused only when the raft thread is gone: the connection closes with it.
+        let _ = self
+            .inner
+            .raft_tx
+            .send(Input::PeerLink { from, me, stream });
+        Ok(())
     }
 }
 
@@ -512,6 +496,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
+    use protobuf::Message as _;
+    use tokio::io::AsyncReadExt;
 
     #[tokio::test]
     async fn handshake_roundtrip() {
