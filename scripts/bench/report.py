@@ -212,13 +212,15 @@ def plot(medians, path):
     except Exception as e:  # noqa: BLE001 - any import problem means "no plot"
         return f"no plot: matplotlib not available ({e})"
     groups = [(t, p) for t in TESTS for p in PIPELINES]
-    colors = ["#1f77b4", "#6baed6", "#d62728", "#ff9896"]
-    width = 0.8 / len(SYSTEMS)
+    colors = dict(zip(SYSTEMS, ["#1f77b4", "#6baed6", "#d62728", "#ff9896", "#2ca02c", "#98df8a"]))
+    # Only the systems this run measured (RedisRaft is optional).
+    systems = [s for s in SYSTEMS if any(medians.get((s, t, p)) for t, p in groups)]
+    width = 0.8 / max(len(systems), 1)
     fig, ax = plt.subplots(figsize=(10, 5.5))
-    for i, s in enumerate(SYSTEMS):
-        xs = [g + (i - (len(SYSTEMS) - 1) / 2) * width for g in range(len(groups))]
+    for i, s in enumerate(systems):
+        xs = [g + (i - (len(systems) - 1) / 2) * width for g in range(len(groups))]
         ys = [medians.get((s, t, p), 0) for t, p in groups]
-        bars = ax.bar(xs, ys, width, label=s, color=colors[i])
+        bars = ax.bar(xs, ys, width, label=s, color=colors[s])
         for b, y in zip(bars, ys):
             if y > 0:
                 ax.annotate(
