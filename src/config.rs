@@ -89,7 +89,7 @@ pub struct Args {
     #[arg(long, env = "KVD_COMPACT_LOG_MB", default_value_t = 64)]
     pub compact_log_mb: u64,
 
-    /// Database page cache in MiB.
+    /// The state database's page cache in MiB (the log database's takes at most 8).
     #[arg(long, env = "KVD_CACHE_MB", default_value_t = 64)]
     pub cache_mb: usize,
 

@@ -193,6 +193,9 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The log database's page cache at most.
+const LOG_CACHE_BYTES: usize = 8 * 1024 * 1024;
+
 /// The keys of a state database's `RAFT_STATE` that belong to the log database (kvd before
 /// the split kept both in one file).
 const LOG_KEYS: [&str; 3] = [meta::HARD_STATE, meta::TRUNCATED, meta::IDENTITY];
@@ -202,6 +205,9 @@ const LOG_KEYS: [&str; 3] = [meta::HARD_STATE, meta::TRUNCATED, meta::IDENTITY];
 /// into a new file that is renamed into place once durable, then removed from the state
 /// database. A state database that had its log split off refuses to start without it.
 pub fn open_log(data_dir: &Path, cache_bytes: usize, state: &Db) -> Result<Db, String> {
+    // The log is written once and read back rarely (raft-rs reads the tail from memory), so
+    // a cache as big as the state's would only hold pages written long ago.
+    let cache_bytes = cache_bytes.min(LOG_CACHE_BYTES);
     let path = log_path(data_dir);
     let fail = |e: StoreError| format!("database '{}': {e}", path.display());
     let existed = path.exists();
