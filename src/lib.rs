@@ -46,6 +46,7 @@ pub mod expiry;
 pub mod fatal;
 pub mod fnv;
 pub mod kv;
+pub mod log_db;
 pub mod logging;
 pub mod memory;
 pub mod monitor;

@@ -136,9 +136,12 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let db = crate::quiet_panics(|| store::open(&config.data_dir, config.cache_bytes))
         .map_err(|_| StartError::DatabasePanicked(config.data_dir.clone()))?
         .map_err(StartError::Database)?;
-    let log = crate::quiet_panics(|| store::open_log(&config.data_dir, config.cache_bytes, &db))
-        .map_err(|_| StartError::DatabasePanicked(config.data_dir.clone()))?
-        .map_err(StartError::Database)?;
+    let log = crate::quiet_panics(|| {
+        store::open_log(&config.data_dir, config.cache_bytes, &db)
+            .and_then(|log| crate::log_db::LogDb::open(log, &config.data_dir))
+    })
+    .map_err(|_| StartError::DatabasePanicked(config.data_dir.clone()))?
+    .map_err(StartError::Database)?;
     // Bind before anything starts, so a port in use is reported plainly.
     let client_listener = bind(config.addr, "client")?;
     let raft_listener = bind(config.raft_addr, "raft")?;

@@ -52,6 +52,9 @@ pub mod meta {
     /// Present in a state database whose raft log lives in its own file (`LOG_FILE`): that
     /// file missing then means the log is lost, not that it was never split off.
     pub const LOG_SPLIT: &str = "log_split";
+    /// The number of the log database's last durable commit (u64 BE), mirrored in its seal
+    /// file (`log_db`). Log database.
+    pub const COMMIT_SEQ: &str = "commit_seq";
 }
 
 /// Errors of the storage layer. Anything here means the disk or the file is in trouble: the raft
@@ -425,11 +428,12 @@ pub fn set_one_phase(on: bool) {
     ONE_PHASE.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Commits `txn`, fsynced (`durable`) or not: the one place the durability raft needs is
-/// decided. A durable commit uses redb's two-phase commit: with one phase, redb takes a damaged
-/// header slot for a torn commit and silently falls back to the previous one, losing
-/// acknowledged entries (or a vote); with two, it refuses the file instead. Costs a second
-/// fsync per durable commit (unless the operator chose otherwise, `set_one_phase`).
+/// Commits a state database transaction (or a log one without fsync), fsynced (`durable`) or
+/// not. A durable commit uses redb's two-phase commit: with one phase, redb takes a damaged
+/// header slot for a torn commit and silently falls back to the previous one; with two, it
+/// refuses the file instead. Costs a second fsync per durable commit (unless the operator chose
+/// otherwise, `set_one_phase`). The log's durable commits go through `log_db::LogDb::commit`:
+/// one phase, sealed.
 pub fn commit(mut txn: redb::WriteTransaction, durable: bool) -> Result<(), StoreError> {
     txn.set_durability(if durable {
         redb::Durability::Immediate
@@ -437,6 +441,15 @@ pub fn commit(mut txn: redb::WriteTransaction, durable: bool) -> Result<(), Stor
         redb::Durability::None
     })?;
     txn.set_two_phase_commit(durable && !ONE_PHASE.load(std::sync::atomic::Ordering::Relaxed));
+    txn.commit()?;
+    Ok(())
+}
+
+/// Commits `txn` durably with one fsync (redb's one-phase commit): for the log database,
+/// whose commits are sealed (`log_db`) so that a damaged last commit is still refused.
+pub fn commit_one_phase(mut txn: redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.set_durability(redb::Durability::Immediate)?;
+    txn.set_two_phase_commit(false);
     txn.commit()?;
     Ok(())
 }

@@ -45,7 +45,8 @@ use crate::events::Event;
 use crate::fatal;
 use crate::kv::machine::{Configuration, Outcome, StateMachine, Summary};
 use crate::kv::{MemState, WriteView};
-use crate::store::{self, Db, MEMBERS, StoreError};
+use crate::log_db::LogDb;
+use crate::store::{Db, MEMBERS, StoreError};
 
 /// Inputs handled between two Readies: bounds latency while still batching proposals.
 const MAX_INPUTS_PER_STEP: usize = 4096;
@@ -59,7 +60,7 @@ pub struct Node {
     /// The state database (see `store`).
     pub(super) db: Db,
     /// The log database.
-    pub(super) log: Db,
+    pub(super) log: LogDb,
     pub(super) identity: Identity,
     pub(super) compact_entries: u64,
     pub(super) compact_keep: u64,
@@ -104,7 +105,7 @@ pub struct Node {
 pub(super) struct NodeParts {
     pub(super) raw: RawNode<RaftStorage>,
     pub(super) db: Db,
-    pub(super) log: Db,
+    pub(super) log: LogDb,
     pub(super) identity: Identity,
     pub(super) members: Vec<Member>,
     /// Index and term of the last applied entry, as the table holds them.
@@ -746,7 +747,7 @@ impl Node {
         } else {
             self.counters.apply_commits += 1;
         }
-        store::commit(txn, durable)
+        self.log.commit(txn, durable)
     }
 
     /// Applies committed entries (conf changes among them, through `Configuration` below)

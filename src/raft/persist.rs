@@ -20,7 +20,8 @@ use super::Input;
 use super::inbox::InputTx;
 use super::storage::{write_compaction, write_entries, write_hard_state};
 use crate::kv::machine::{Fixed, StateMachine, Summary, needs_members};
-use crate::store::{self, Db, StoreError};
+use crate::log_db::LogDb;
+use crate::store::StoreError;
 
 /// Jobs folded into one transaction at most.
 const MAX_JOBS_PER_COMMIT: usize = 256;
@@ -84,7 +85,7 @@ impl Done {
 
 pub fn spawn(
     machine: Arc<StateMachine>,
-    log: Db,
+    log: LogDb,
     jobs: mpsc::Receiver<Job>,
     raft: InputTx,
     logger: Logger,
@@ -176,7 +177,11 @@ pub(super) fn apply_batch(
 }
 
 /// The second half: writes the log part of the batch, fsynced if a job needs it.
-pub(super) fn finish_batch(log: &Db, batch: Vec<Job>, mut carry: Done) -> Result<Done, StoreError> {
+pub(super) fn finish_batch(
+    log: &LogDb,
+    batch: Vec<Job>,
+    mut carry: Done,
+) -> Result<Done, StoreError> {
     carry.merge(log_part(log, batch)?);
     Ok(carry)
 }
@@ -248,7 +253,7 @@ fn apply_in_txn(machine: &StateMachine, batch: &mut [Job]) -> Result<Done, Store
 
 /// Writes the log part of a batch of jobs (entries, hard state, compaction) in one log
 /// transaction, in order, fsynced if any of them needs it.
-fn log_part(log: &Db, batch: Vec<Job>) -> Result<Done, StoreError> {
+fn log_part(log: &LogDb, batch: Vec<Job>) -> Result<Done, StoreError> {
     let sync = batch.iter().any(|j| j.sync);
     let mut done = Done {
         sync,
@@ -274,6 +279,6 @@ fn log_part(log: &Db, batch: Vec<Job>) -> Result<Done, StoreError> {
             write_compaction(&txn, point)?;
         }
     }
-    store::commit(txn, sync)?;
+    log.commit(txn, sync)?;
     Ok(done)
 }

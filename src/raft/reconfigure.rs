@@ -178,13 +178,13 @@ impl Node {
             state.retain(|_, _| false)?;
             state.insert(meta::IDENTITY, self.identity.encode().as_bytes())?;
         }
-        store::commit(txn, true)?;
+        self.log.commit(txn, true)?;
         self.machine.flushed(&mut self.machine.memtable().write());
         self.machine.reset_durability(0);
         self.flushed_applied = 0;
         let storage = RaftStorage::load(
             self.db.clone(),
-            self.log.clone(),
+            self.log.db().clone(),
             self.raw.store().snapshots(),
         )?;
         let raw = RawNode::new(

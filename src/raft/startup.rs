@@ -29,6 +29,7 @@ use crate::events::Hub;
 use crate::kv::Memtable;
 use crate::kv::entry::Proposal;
 use crate::kv::machine::{ApplyCommand, StateMachine};
+use crate::log_db::LogDb;
 use crate::store::{self, Db, LOG, RAFT_STATE, StoreError, meta};
 
 /// How often the state database's unsynced writes are pushed to disk ahead of its next durable
@@ -91,7 +92,7 @@ pub enum StartMode {
 /// Decides how to start, prepares the storage for it, and spawns the raft thread.
 pub fn start(
     cfg: &Config,
-    (db, log): (Db, Db),
+    (db, log): (Db, LogDb),
     (command, events): (ApplyCommand, Arc<Hub>),
     (tx, inbox): (InputTx, Inbox),
     transport: Transport,
@@ -101,7 +102,7 @@ pub fn start(
     let id = node_id(&cfg.name);
     clear_staged(&db)?;
     let existing = load_identity(&log)?;
-    let storage = RaftStorage::load(db.clone(), log.clone(), snapshots.clone())?;
+    let storage = RaftStorage::load(db.clone(), log.db().clone(), snapshots.clone())?;
     let empty = existing.is_none()
         && storage.last_index_now() == 0
         && storage.conf_state().voters.is_empty();
@@ -154,7 +155,7 @@ pub fn start(
         }),
     };
     // Reload: bootstrap wrote the first entry and the initial configuration.
-    let mut storage = RaftStorage::load(db.clone(), log.clone(), snapshots)?;
+    let mut storage = RaftStorage::load(db.clone(), log.db().clone(), snapshots)?;
     let (applied_index, applied_term) = load_applied(&db)?;
     reconcile(cfg, &log, &mut storage, (applied_index, applied_term))?;
     let hs = storage.hard_state();
@@ -266,7 +267,7 @@ pub fn start(
 /// entries are applied. A log compacted past the applied index cannot be recovered from.
 fn reconcile(
     cfg: &Config,
-    log: &Db,
+    log: &LogDb,
     storage: &mut RaftStorage,
     (applied, applied_term): (u64, u64),
 ) -> Result<(), StartError> {
@@ -283,13 +284,13 @@ fn reconcile(
     if applied > storage.last_index_now() {
         let txn = log.begin_write().map_err(StoreError::from)?;
         storage.reset_log_to(&txn, applied, applied_term)?;
-        store::commit(txn, true)?;
+        log.commit(txn, true)?;
     } else if applied > storage.hard_state().commit {
         let mut hs = storage.hard_state().clone();
         hs.commit = applied;
         let txn = log.begin_write().map_err(StoreError::from)?;
         storage.set_hard_state_in(&txn, &hs)?;
-        store::commit(txn, true)?;
+        log.commit(txn, true)?;
     }
     Ok(())
 }
@@ -299,7 +300,7 @@ fn reconcile(
 /// in the member list. Being in the log (not only in local state), both reach every node that
 /// joins later, so all nodes agree on the configuration from index 1 on.
 fn bootstrap(
-    db: &Db,
+    db: &LogDb,
     ident: &Identity,
     raft_addr: SocketAddr,
     client_addr: SocketAddr,
@@ -356,11 +357,11 @@ fn bootstrap(
         state.insert(meta::HARD_STATE, encode_pb(&hs)?.as_slice())?;
         state.insert(meta::IDENTITY, ident.encode().as_bytes())?;
     }
-    txn.commit()?;
+    db.commit(txn, true)?;
     Ok(())
 }
 
-fn load_identity(db: &Db) -> Result<Option<Identity>, StoreError> {
+fn load_identity(db: &LogDb) -> Result<Option<Identity>, StoreError> {
     let txn = db.begin_read()?;
     let t = txn.open_table(RAFT_STATE)?;
     match t.get(meta::IDENTITY)? {
@@ -369,11 +370,11 @@ fn load_identity(db: &Db) -> Result<Option<Identity>, StoreError> {
     }
 }
 
-fn save_identity(db: &Db, ident: &Identity) -> Result<(), StoreError> {
+fn save_identity(db: &LogDb, ident: &Identity) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
     txn.open_table(RAFT_STATE)?
         .insert(meta::IDENTITY, ident.encode().as_bytes())?;
-    txn.commit()?;
+    db.commit(txn, true)?;
     Ok(())
 }
 
