@@ -17,7 +17,7 @@
 #   BENCH_NO_BUILD=1 skip `cargo build --release`
 #   BENCH_NO_INSTALL=1 never call apt-get
 #   BENCH_KEEP_DATA=1 keep the temporary data dirs
-#   KVD_ONE_PHASE_COMMIT=1 run kvd with --one-phase-commit (one fsync per commit instead of two)
+#   KVD_ONE_PHASE_COMMIT=1 run kvd with --one-phase-commit (the state database too commits with one fsync; the log always does)
 #   REDISRAFT_MODULE, REDIS_SERVER  also benchmark RedisRaft: a 3-node cluster of REDIS_SERVER
 #                    (Redis 7.2 or newer built from source; Debian's 7.0 refuses the module) with
 #                    REDISRAFT_MODULE (redisraft.so), raft log fsynced, followers proxying writes
