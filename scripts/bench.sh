@@ -493,7 +493,10 @@ memory() {
     metric mem_dbsize_follower "$(rcli "${PORT_OF[$FOLLOWER]}" DBSIZE)"
     metric mem_rss_leader_kb "$(rss_kb "${PID_OF[$LEADER]}")"
     metric mem_rss_follower_kb "$(rss_kb "${PID_OF[$FOLLOWER]}")"
-    metric mem_du_leader_bytes "$(du -sb "${DIR_OF[$LEADER]}" | awk '{ print $1 }')"
+    # On disk: the blocks the files use (redb grows its files sparsely, so their apparent size,
+    # `du -b`, is larger).
+    metric mem_du_leader_bytes "$(du -s --block-size=1 "${DIR_OF[$LEADER]}" | awk '{ print $1 }')"
+    metric mem_apparent_leader_bytes "$(du -sb "${DIR_OF[$LEADER]}" | awk '{ print $1 }')"
     log "memory: leader RSS $(rss_kb "${PID_OF[$LEADER]}") kB, follower RSS $(rss_kb "${PID_OF[$FOLLOWER]}") kB, data dir $(du -sh "${DIR_OF[$LEADER]}" | awk '{ print $1 }')"
     stop_names mem0 mem1 mem2
     # Reference: the same keys in redis-server without persistence.

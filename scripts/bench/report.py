@@ -192,6 +192,11 @@ def build_summary(rows, m):
         if du is not None:
             out.append(
                 f"  kvd data dir (leader) {du / 1e6:.1f} MB on disk ({du / raw:.2f}x raw)"
+                + (
+                    f", apparent size {fnum(m, 'mem_apparent_leader_bytes') / 1e6:.1f} MB"
+                    if fnum(m, "mem_apparent_leader_bytes") is not None
+                    else ""
+                )
                 + (f", load took {m['mem_load_s']} s" if "mem_load_s" in m else "")
             )
     if "kvd_log_warn" in m:
