@@ -20,7 +20,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -48,8 +48,10 @@ pub struct LogDb {
 struct Seal {
     file: File,
     path: PathBuf,
-    /// The number of the last durable commit (the log database's `COMMIT_SEQ`).
-    seq: AtomicU64,
+    /// The number of the last durable commit (the log database's `COMMIT_SEQ`), locked from
+    /// before a durable commit takes its number until that commit is in: otherwise a commit
+    /// begun the moment the one before was in could take the same number.
+    seq: Mutex<u64>,
     /// The highest number written to the file (commits may finish their writes out of order).
     written: Mutex<u64>,
     /// Written since the file was last made durable.
@@ -92,7 +94,7 @@ impl LogDb {
         let seal = Arc::new(Seal {
             file,
             path,
-            seq: AtomicU64::new(seq),
+            seq: Mutex::new(seq),
             written: Mutex::new(seq),
             dirty: AtomicBool::new(false),
         });
@@ -120,20 +122,22 @@ impl LogDb {
         if !durable {
             return store::commit(txn, false);
         }
-        // Write transactions of one database run one at a time, so the number cannot move
-        // between here and the commit.
-        let next = self.seal.seq.load(Ordering::Acquire) + 1;
-        txn.open_table(RAFT_STATE)?
-            .insert(meta::COMMIT_SEQ, &next.to_be_bytes()[..])?;
-        store::commit_one_phase(txn)?;
-        self.seal.seq.store(next, Ordering::Release);
+        let next = {
+            let mut seq = self.seal.seq.lock().unwrap_or_else(PoisonError::into_inner);
+            let next = *seq + 1;
+            txn.open_table(RAFT_STATE)?
+                .insert(meta::COMMIT_SEQ, &next.to_be_bytes()[..])?;
+            store::commit_one_phase(txn)?;
+            *seq = next;
+            next
+        };
         self.seal.record(next)
     }
 
     /// The number of the last durable commit.
     #[cfg(test)]
     fn seq(&self) -> u64 {
-        self.seal.seq.load(Ordering::Acquire)
+        *self.seal.seq.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -281,6 +285,28 @@ mod tests {
         assert_eq!(read_seq(log.db()).expect("seq"), 2);
         drop(log);
         open_dir(dir.path()).expect("reopen");
+    }
+
+    #[test]
+    fn commits_from_two_threads_never_share_a_number() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = open_dir(dir.path()).expect("open");
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        let txn = log.begin_write().expect("txn");
+                        log.commit(txn, true).expect("commit");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        assert_eq!(log.seq(), 100);
+        assert_eq!(read_seq(log.db()).expect("seq"), 100);
     }
 
     #[test]
