@@ -48,12 +48,11 @@ pub struct LogDb {
 struct Seal {
     file: File,
     path: PathBuf,
-    /// The number of the last durable commit (the log database's `COMMIT_SEQ`), locked from
-    /// before a durable commit takes its number until that commit is in: otherwise a commit
-    /// begun the moment the one before was in could take the same number.
+    /// The number of the last durable commit (the log database's `COMMIT_SEQ`, and the file's),
+    /// locked from before a durable commit takes its number until the file holds it: otherwise
+    /// a commit begun the moment the one before was in could take the same number, or the
+    /// file could be written out of order.
     seq: Mutex<u64>,
-    /// The highest number written to the file (commits may finish their writes out of order).
-    written: Mutex<u64>,
     /// Written since the file was last made durable.
     dirty: AtomicBool,
 }
@@ -95,7 +94,6 @@ impl LogDb {
             file,
             path,
             seq: Mutex::new(seq),
-            written: Mutex::new(seq),
             dirty: AtomicBool::new(false),
         });
         spawn_sync(Arc::downgrade(&seal))
@@ -122,36 +120,21 @@ impl LogDb {
         if !durable {
             return store::commit(txn, false);
         }
-        let next = {
-            let mut seq = self.seal.seq.lock().unwrap_or_else(PoisonError::into_inner);
-            let next = *seq + 1;
-            txn.open_table(RAFT_STATE)?
-                .insert(meta::COMMIT_SEQ, &next.to_be_bytes()[..])?;
-            store::commit_one_phase(txn)?;
-            *seq = next;
-            next
-        };
-        self.seal.record(next)
+        let mut seq = self.seal.seq.lock().unwrap_or_else(PoisonError::into_inner);
+        let next = *seq + 1;
+        txn.open_table(RAFT_STATE)?
+            .insert(meta::COMMIT_SEQ, &next.to_be_bytes()[..])?;
+        store::commit_one_phase(txn)?;
+        *seq = next;
+        write_seal(&self.seal.file, next)?;
+        self.seal.dirty.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// The number of the last durable commit.
     #[cfg(test)]
     fn seq(&self) -> u64 {
         *self.seal.seq.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Seal {
-    /// Writes `seq` to the file unless a higher number is there already.
-    fn record(&self, seq: u64) -> Result<(), StoreError> {
-        let mut written = self.written.lock().unwrap_or_else(PoisonError::into_inner);
-        if seq <= *written {
-            return Ok(());
-        }
-        write_seal(&self.file, seq)?;
-        *written = seq;
-        self.dirty.store(true, Ordering::Release);
-        Ok(())
     }
 }
 
